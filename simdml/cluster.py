@@ -1,0 +1,362 @@
+"""The virtual cluster: nodes that compute, a network that carries messages.
+
+Time model
+----------
+* compute: a job of ``flops`` has the nominal duration ``t0 = flops / speed``; the node's
+  compute-time distribution turns ``t0`` into a sampled duration, multiplied by the
+  node's ``slowdown`` (a permanent straggler has ``slowdown > 1``).
+* network: a message of ``b`` bytes from ``a`` to ``c`` takes
+  ``latency(a, c) + b / bandwidth(a, c)``. Each NIC sends one message at a time and
+  receives one at a time, first come first served: the sender's NIC is busy for
+  ``b / bandwidth`` from when it is free, the first bit arrives ``latency`` later, and
+  the receiver's NIC then needs ``b / bandwidth`` of its own, after the messages that
+  arrived before. So n workers pushing to one server serialize on the server's NIC:
+  the last of n simultaneous messages arrives at ``latency + n * b / bandwidth``.
+* failures: a crashed node stops computing, sending and receiving. Its processes are
+  interrupted with ``Interrupt(Crash(...))``, its mailbox is emptied, messages it was
+  sending or receiving are lost. A recovered node restarts the programs started on it.
+
+Everything a node does is recorded as a span ``[node, kind, start, end, nbytes]`` in
+``cluster.spans``; observing costs no simulated time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Number
+
+import numpy as np
+
+from .engine import NORMAL, Event, Interrupt, Process, Simulator, Store, Timeout
+
+__all__ = ["COMPUTE_TIMES", "Crash", "Node", "Network", "Cluster", "payload_nbytes"]
+
+_INF = math.inf
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The cause of the ``Interrupt`` a process receives when its node crashes."""
+
+    node: str
+    at: float  # simulated time of the crash (s)
+
+
+# -- compute-time distributions ------------------------------------------------
+# Each maps the nominal duration t0 (s) and a dispersion parameter to one sample.
+
+def _deterministic(t0, jitter, rng):
+    return t0
+
+
+def _exponential(t0, jitter, rng):
+    return rng.exponential(t0)
+
+
+def _shifted_exponential(t0, jitter, rng):
+    return t0 + rng.exponential(jitter * t0) if jitter > 0 else t0
+
+
+def _lognormal(t0, jitter, rng):
+    # mean t0 and coefficient of variation `jitter`: sigma^2 = log(1 + cv^2),
+    # mu = log(t0) - sigma^2 / 2 (moments of the lognormal distribution).
+    if jitter <= 0 or t0 <= 0:
+        return t0
+    s2 = math.log1p(jitter * jitter)
+    return rng.lognormal(math.log(t0) - s2 / 2, math.sqrt(s2))
+
+
+def _pareto(t0, jitter, rng):
+    # Pareto type I with mean t0 and coefficient of variation `jitter`:
+    # cv^2 = 1 / (a (a - 2))  =>  a = 1 + sqrt(1 + 1/cv^2);  mean = a x_m / (a - 1).
+    if jitter <= 0 or t0 <= 0:
+        return t0
+    a = 1.0 + math.sqrt(1.0 + 1.0 / (jitter * jitter))
+    x_m = t0 * (a - 1.0) / a
+    return x_m * (1.0 + rng.pareto(a))
+
+
+COMPUTE_TIMES = {
+    "deterministic": _deterministic,
+    "exponential": _exponential,
+    "shifted_exponential": _shifted_exponential,
+    "lognormal": _lognormal,
+    "pareto": _pareto,
+}
+
+
+def payload_nbytes(payload) -> int:
+    """Bytes on the wire for a payload: arrays by ``.nbytes``, numbers 8 bytes each,
+    containers the sum of their items, ``None`` nothing."""
+    if payload is None:
+        return 0
+    if isinstance(payload, np.ndarray):
+        return payload.nbytes
+    if isinstance(payload, (bytes, bytearray, str)):
+        return len(payload)
+    if isinstance(payload, (Number, np.generic)):
+        return 8
+    if isinstance(payload, (tuple, list)):
+        return sum(payload_nbytes(p) for p in payload)
+    if isinstance(payload, dict):
+        return sum(payload_nbytes(v) for v in payload.values())
+    raise TypeError(f"cannot tell the size of a {type(payload).__name__} payload; "
+                    f"pass nbytes= to send()")
+
+
+class _Transfer(Event):
+    """One message on its way; the same event object is queued for arrival, then delivery."""
+
+    __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch")
+
+
+class Node:
+    """A machine of the cluster: computes at ``speed`` flop/s, sends and receives messages.
+
+    Processes running on a node use its events: ``yield node.compute(flops)``,
+    ``yield node.send(dst, payload)``, ``payload = yield node.recv()``.
+    """
+
+    def __init__(self, cluster: Cluster, name: str, index: int, *, speed: float = 1e9,
+                 compute_time: str = "deterministic", jitter: float = 0.0,
+                 slowdown: float = 1.0, rng: np.random.Generator | None = None):
+        if compute_time not in COMPUTE_TIMES:
+            raise ValueError(f"unknown compute_time {compute_time!r}; known: "
+                             f"{', '.join(COMPUTE_TIMES)}")
+        if not speed > 0:
+            raise ValueError(f"speed of node {name} must be > 0 (flop/s); got {speed!r}")
+        if not (0 <= jitter < _INF):
+            raise ValueError(f"jitter of node {name} must be finite and >= 0; got {jitter!r}")
+        if not (0 < slowdown < _INF):
+            raise ValueError(f"slowdown of node {name} must be finite and > 0; got {slowdown!r}")
+        if compute_time != "deterministic" and rng is None:
+            raise ValueError(f"node {name}: a random compute_time needs an rng")
+        self.cluster = cluster
+        self.sim: Simulator = cluster.sim
+        self.name = name
+        self.index = index
+        self.speed = float(speed)
+        self.compute_time = compute_time
+        self._sample = COMPUTE_TIMES[compute_time]
+        self.jitter = float(jitter)
+        self.slowdown = float(slowdown)
+        self.rng = rng
+        self.mailbox = Store(self.sim, name=f"{name}.mailbox")
+        self.is_up = True
+        self.epoch = 0  # incremented at each crash
+        self._crash_times: list[float] = []
+        self._tx_free = 0.0  # when the NIC can start sending the next message
+        self._rx_free = 0.0  # when the NIC can start receiving the next message
+        self._programs: list[tuple] = []
+        self.processes: list[Process] = []
+        self._open: list[list] = []  # spans that may still be running (cut short by a crash)
+        self.bytes_sent = 0
+        self.messages_sent = 0
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} speed={self.speed:g} flop/s>"
+
+    # -- what processes yield -------------------------------------------------
+    def compute(self, flops: float) -> Timeout:
+        """An event that fires when ``flops`` operations are done on this node."""
+        if not self.is_up:
+            raise RuntimeError(f"node {self.name} is down and cannot compute")
+        t0 = flops / self.speed
+        duration = self._sample(t0, self.jitter, self.rng) * self.slowdown
+        now = self.sim.now
+        self._span("compute", now, now + duration, 0)
+        return Timeout(self.sim, duration)
+
+    def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
+        """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
+        if not self.is_up:
+            raise RuntimeError(f"node {self.name} is down and cannot send")
+        if nbytes is None:
+            nbytes = payload_nbytes(payload)
+        sim = self.sim
+        now = sim.now
+        latency, bandwidth = self.cluster.network.link(self.index, dst.index)
+        duration = nbytes / bandwidth
+        start = self._tx_free if self._tx_free > now else now
+        end = start + duration
+        self._tx_free = end
+        self.bytes_sent += nbytes
+        self.messages_sent += 1
+        self._span("send", start, end, nbytes)
+        if not self.cluster.network.drops():
+            t = _Transfer(sim)
+            t.src, t.dst, t.payload, t.nbytes = self, dst, payload, nbytes
+            t.duration, t.tx_end, t.src_epoch = duration, end, self.epoch
+            t.callbacks.append(dst._arrive)
+            t._value = None
+            sim.schedule_at(t, start + latency)
+        else:
+            self.cluster.messages_lost += 1
+        return Timeout(sim, end - now)
+
+    def recv(self):
+        """An event that fires with the next payload delivered to this node."""
+        return self.mailbox.get()
+
+    # -- message path (callbacks; they run inside the event loop) ----------------
+    def _arrive(self, t: _Transfer) -> None:
+        src = t.src
+        if src.epoch != t.src_epoch and src._crash_times[t.src_epoch] < t.tx_end:
+            self.cluster.messages_lost += 1  # the sender crashed before the message left
+            return
+        if not self.is_up:
+            self.cluster.messages_lost += 1
+            return
+        now = self.sim.now
+        start = self._rx_free if self._rx_free > now else now
+        end = start + t.duration
+        self._rx_free = end
+        self._span("recv", start, end, t.nbytes)
+        t.dst_epoch = self.epoch
+        t.callbacks = [self._deliver]
+        self.sim.schedule_at(t, end)
+
+    def _deliver(self, t: _Transfer) -> None:
+        if self.epoch != t.dst_epoch or not self.is_up:
+            self.cluster.messages_lost += 1  # crashed while receiving
+            return
+        self.cluster.messages_delivered += 1
+        mailbox = self.mailbox
+        if mailbox._getters:
+            since = mailbox._getters[0].since
+            if since < self.sim.now:
+                self.cluster.spans.append([self.name, "wait", since, self.sim.now, 0])
+        mailbox.put(t.payload)
+
+    def _span(self, kind: str, start: float, end: float, nbytes: int) -> None:
+        span = [self.name, kind, start, end, nbytes]
+        self.cluster.spans.append(span)
+        if end > self.sim.now:
+            open_ = self._open
+            if len(open_) > 8:
+                now = self.sim.now
+                open_[:] = [s for s in open_ if s[3] > now]
+            open_.append(span)
+
+    # -- programs, crashes and recovery ------------------------------------------
+    def start(self, program, *args, name: str | None = None) -> Process:
+        """Run ``program(*args)`` (a generator function) on this node as a process.
+
+        The program is remembered: after a crash and recovery it is started again
+        (it resumes from whatever state it keeps, e.g. the server's last checkpoint).
+        """
+        self._programs.append((program, args, name))
+        return self._launch(program, args, name)
+
+    def _launch(self, program, args, name) -> Process:
+        proc = self.sim.process(program(*args), name=name or f"{program.__name__}@{self.name}")
+        self.processes.append(proc)
+        return proc
+
+    def crash(self) -> None:
+        """Stop this node now: processes interrupted, mailbox emptied, work lost."""
+        if not self.is_up:
+            return
+        now = self.sim.now
+        self.is_up = False
+        self.epoch += 1
+        self._crash_times.append(now)
+        for span in self._open:
+            if span[3] > now:
+                span[3] = max(span[2], now)
+                span[1] += "_lost"
+        self._open.clear()
+        for getter in self.mailbox._getters:
+            if getter.since < now:
+                self.cluster.spans.append([self.name, "wait", getter.since, now, 0])
+        self.mailbox.items.clear()
+        cause = Crash(self.name, now)
+        for proc in self.processes:
+            if proc.is_alive:
+                proc.interrupt(cause)
+        self.processes = []
+        self.cluster.instants.append((now, self.name, "crash"))
+
+    def recover(self) -> None:
+        """Bring a crashed node back and restart its programs."""
+        if self.is_up:
+            return
+        now = self.sim.now
+        self.is_up = True
+        self._tx_free = self._rx_free = now
+        self.cluster.spans.append([self.name, "down", self._crash_times[-1], now, 0])
+        self.cluster.instants.append((now, self.name, "recover"))
+        for program, args, name in self._programs:
+            self._launch(program, args, name)
+
+
+class Network:
+    """Latency (s), bandwidth (bytes/s, ``inf`` allowed) and loss probability, with
+    per-link overrides ``links[(src_index, dst_index)] = (latency, bandwidth)``."""
+
+    def __init__(self, *, latency: float = 1e-4, bandwidth: float = 1.25e9, loss: float = 0.0,
+                 links: dict | None = None, rng: np.random.Generator | None = None):
+        if not 0 <= latency < _INF:
+            raise ValueError(f"latency must be finite and >= 0 (s); got {latency!r}")
+        if not bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0 (bytes/s); got {bandwidth!r}")
+        if not 0 <= loss < 1:
+            raise ValueError(f"loss must be a probability in [0, 1); got {loss!r}")
+        if loss > 0 and rng is None:
+            raise ValueError("a network with message loss needs an rng")
+        self.latency = float(latency)
+        self.bandwidth = float(bandwidth)
+        self.loss = float(loss)
+        self.links = dict(links or {})
+        self.rng = rng
+        self._default = (self.latency, self.bandwidth)
+
+    def link(self, src: int, dst: int) -> tuple[float, float]:
+        """``(latency, bandwidth)`` of the link from node index ``src`` to ``dst``."""
+        if self.links:
+            return self.links.get((src, dst), self._default)
+        return self._default
+
+    def transfer_time(self, nbytes: int, src: int = 0, dst: int = 1) -> float:
+        """The alpha-beta cost ``latency + nbytes / bandwidth`` of one message alone."""
+        latency, bandwidth = self.link(src, dst)
+        return latency + nbytes / bandwidth
+
+    def drops(self) -> bool:
+        """Whether the next message is lost (drawn from the network stream)."""
+        return self.loss > 0 and self.rng.random() < self.loss
+
+
+class Cluster:
+    """Nodes and a network on one simulator, with the trace of what they did."""
+
+    def __init__(self, sim: Simulator, network: Network | None = None):
+        self.sim = sim
+        self.network = network or Network()
+        self.nodes: list[Node] = []
+        self.spans: list[list] = []       # [node, kind, start, end, nbytes]
+        self.instants: list[tuple] = []   # (time, node, kind)
+        self.messages_lost = 0
+        self.messages_delivered = 0
+
+    def add_node(self, name: str, **kwargs) -> Node:
+        """Add a node; its index is its position in ``nodes`` (used by ``Network.links``)."""
+        if any(n.name == name for n in self.nodes):
+            raise ValueError(f"a node named {name!r} already exists")
+        node = Node(self, name, len(self.nodes), **kwargs)
+        self.nodes.append(node)
+        return node
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node named {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(n.bytes_sent for n in self.nodes)
+
+    @property
+    def messages_sent(self) -> int:
+        return sum(n.messages_sent for n in self.nodes)

@@ -1,0 +1,539 @@
+"""The simulation kernel: a virtual clock, an event queue and generator processes.
+
+Pure standard library. A *process* is a plain generator function that ``yield``\\ s
+events; the simulator resumes it when the event fires, sending the event's value back in.
+Simultaneous events are ordered by (time, priority, insertion order), so a run is
+deterministic: below, both processes wake at t=2, and "slow" goes first because its
+timeout was created first (at t=0). The kernel draws no random numbers.
+
+>>> sim = Simulator()
+>>> def clock(sim, name, tick):
+...     while sim.now < 3:
+...         print(name, sim.now)
+...         yield sim.timeout(tick)
+>>> _ = sim.process(clock(sim, "fast", 1.0))
+>>> _ = sim.process(clock(sim, "slow", 2.0))
+>>> sim.run()
+fast 0.0
+slow 0.0
+fast 1.0
+slow 2.0
+fast 2.0
+
+References
+----------
+The event/process design follows SimPy (https://simpy.readthedocs.io): processes are
+generators, a process is itself an event, and the queue key is
+``(time, priority, sequence number)``.
+"""
+from __future__ import annotations
+
+from collections import deque
+from heapq import heappop, heappush
+from itertools import count
+from types import GeneratorType
+
+__all__ = [
+    "Simulator", "Event", "Timeout", "Process", "Condition", "Store",
+    "Interrupt", "Deadlock", "URGENT", "NORMAL",
+]
+
+URGENT = 0  # process starts and interrupts go before ordinary events at the same time
+NORMAL = 1
+_INF = float("inf")
+
+
+class _Pending:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING = _Pending()  # the value of an event that has not been triggered yet
+
+
+class Interrupt(Exception):
+    """Raised inside a process by :meth:`Process.interrupt`; ``cause`` says why."""
+
+    @property
+    def cause(self):
+        return self.args[0]
+
+
+class Deadlock(RuntimeError):
+    """The event queue ran empty while processes were still waiting.
+
+    ``waiting`` lists ``(process name, what it waits on, since when)``.
+    """
+
+    def __init__(self, message: str, waiting: list[tuple[str, str, float]]):
+        super().__init__(message)
+        self.waiting = waiting
+
+
+class _StopSimulation(Exception):
+    pass
+
+
+class Event:
+    """Something that happens at a point of simulated time.
+
+    An event is *pending* until it is triggered with :meth:`succeed` or :meth:`fail`;
+    it is then scheduled, and when the simulator processes it, it calls its callbacks
+    (for example the processes waiting on it). A failed event throws its exception into
+    every process waiting on it; a failed event nobody waits on is raised by
+    :meth:`Simulator.run`, so errors are never lost.
+    """
+
+    __slots__ = ("sim", "callbacks", "_value", "_ok")
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.callbacks: list | None = []  # None once processed
+        self._value = PENDING
+        self._ok = True
+
+    @property
+    def triggered(self) -> bool:
+        return self._value is not PENDING
+
+    @property
+    def processed(self) -> bool:
+        return self.callbacks is None
+
+    @property
+    def ok(self) -> bool:
+        return self._ok
+
+    @property
+    def value(self):
+        if self._value is PENDING:
+            raise AttributeError(f"the value of {self!r} is not yet available")
+        return self._value
+
+    def succeed(self, value=None, priority: int = NORMAL) -> Event:
+        """Trigger the event now with ``value``; returns the event."""
+        if self._value is not PENDING:
+            raise RuntimeError(f"{self!r} has already been triggered")
+        self._value = value
+        self.sim._schedule(self, 0.0, priority)
+        return self
+
+    def fail(self, exception: BaseException) -> Event:
+        """Trigger the event now as failed: waiting processes get ``exception`` raised."""
+        if self._value is not PENDING:
+            raise RuntimeError(f"{self!r} has already been triggered")
+        if not isinstance(exception, BaseException):
+            raise TypeError(f"fail() needs an exception instance; got {exception!r}")
+        self._ok = False
+        self._value = exception
+        self.sim._schedule(self, 0.0, NORMAL)
+        return self
+
+    def _abandon(self, callback) -> None:
+        """``callback`` no longer waits for this event (its waiter was interrupted)."""
+        if self.callbacks is not None and callback in self.callbacks:
+            self.callbacks.remove(callback)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} at {id(self):#x}>"
+
+
+class Timeout(Event):
+    """An event that fires ``delay`` seconds of simulated time after its creation."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self, sim: Simulator, delay: float, value=None):
+        if not 0.0 <= delay < _INF:
+            raise ValueError(f"timeout delay must be finite and >= 0 (s); got {delay!r}")
+        # perf: Event.__init__ and Simulator._schedule inlined; timeouts are the hot path.
+        self.sim = sim
+        self.callbacks = []
+        self._value = value
+        self._ok = True
+        self.delay = delay
+        heappush(sim._queue, (sim.now + delay, NORMAL, next(sim._eid), self))
+
+    def __repr__(self) -> str:
+        return f"<Timeout delay={self.delay!r} at {id(self):#x}>"
+
+
+class Process(Event):
+    """A running generator. As an event it fires with the generator's return value
+    (or fails with the exception that escaped from it)."""
+
+    __slots__ = ("_generator", "_target", "_since", "name")
+
+    def __init__(self, sim: Simulator, generator, name: str | None = None):
+        if not isinstance(generator, GeneratorType):
+            raise TypeError(
+                f"process() needs a generator, i.e. the result of calling a function that "
+                f"contains 'yield'; got {generator!r}")
+        super().__init__(sim)
+        self._generator = generator
+        self.name = name or generator.__name__
+        self._since = sim.now
+        start = Event(sim)
+        start._value = None
+        start.callbacks.append(self._resume)
+        self._target = start
+        sim._schedule(start, 0.0, URGENT)
+        sim._alive[self] = None
+
+    @property
+    def is_alive(self) -> bool:
+        return self._value is PENDING
+
+    @property
+    def target(self) -> Event:
+        """The event this process waits on."""
+        return self._target
+
+    def interrupt(self, cause=None) -> None:
+        """Raise ``Interrupt(cause)`` inside this process, now (before other events)."""
+        if self._value is not PENDING:
+            raise RuntimeError(f"process '{self.name}' has terminated and cannot be interrupted")
+        if self is self.sim.active_process:
+            raise RuntimeError(f"process '{self.name}' cannot interrupt itself")
+        event = Event(self.sim)
+        event._ok = False
+        event._value = Interrupt(cause)
+        event.callbacks.append(self._interrupted)
+        self.sim._schedule(event, 0.0, URGENT)
+
+    def _interrupted(self, event: Event) -> None:
+        if self._value is not PENDING:
+            return  # ended in the meantime
+        self._target._abandon(self._resume)
+        self._resume(event)
+
+    def _resume(self, event: Event) -> None:
+        sim = self.sim
+        sim.active_process = self
+        gen = self._generator
+        while True:
+            try:
+                if event._ok:
+                    event = gen.send(event._value)
+                else:
+                    event = gen.throw(event._value)
+            except StopIteration as stop:
+                self._end(True, stop.value)
+                break
+            except Exception as exc:
+                self._end(False, exc)
+                break
+            try:
+                callbacks = event.callbacks
+            except AttributeError:
+                event = _not_an_event(self, event)
+                continue
+            if callbacks is not None:
+                callbacks.append(self._resume)
+                self._target = event
+                self._since = sim.now
+                break
+            # the event was already processed: resume at once with its value
+        sim.active_process = None
+
+    def _end(self, ok: bool, value) -> None:
+        del self.sim._alive[self]
+        self._target = None
+        self._ok = ok
+        self._value = value
+        self.sim._schedule(self, 0.0, NORMAL)
+
+    def __repr__(self) -> str:
+        return f"<Process {self.name!r}>"
+
+
+def _not_an_event(process: Process, value) -> Event:
+    """A failed event carrying the error for a process that yielded a non-event."""
+    err = TypeError(
+        f"process '{process.name}' yielded {value!r}, which is not an event. Yield an "
+        f"event such as sim.timeout(1.0) or node.recv(); a plain value or None usually "
+        f"means a missing 'yield' inside a helper function.")
+    event = Event(process.sim)
+    event._ok = False
+    event._value = err
+    event.callbacks = None
+    return event
+
+
+class Condition(Event):
+    """Fires when ``k`` of ``events`` have fired.
+
+    Its value is the list of the first ``k`` events in firing order (:meth:`Simulator.first_of`);
+    it fails as soon as one of them fails.
+    """
+
+    __slots__ = ("_events", "_k", "_fired")
+
+    def __init__(self, sim: Simulator, k: int, events):
+        super().__init__(sim)
+        self._events = list(events)
+        for ev in self._events:
+            if not isinstance(ev, Event):
+                raise TypeError(f"conditions take events; got {ev!r}")
+            if ev.sim is not sim:
+                raise ValueError(f"{ev!r} belongs to another simulator")
+        if not 0 <= k <= len(self._events):
+            raise ValueError(f"k must be between 0 and the number of events "
+                             f"({len(self._events)}); got {k}")
+        self._k = k
+        self._fired: list[Event] = []
+        if k == 0:
+            self.succeed([])
+            return
+        for ev in self._events:
+            if ev.callbacks is None:
+                self._check(ev)
+            else:
+                ev.callbacks.append(self._check)
+
+    def _check(self, event: Event) -> None:
+        if self._value is not PENDING:
+            return
+        if not event._ok:
+            self._release()
+            self.fail(event._value)
+            return
+        self._fired.append(event)
+        if len(self._fired) == self._k:
+            self._release()
+            self.succeed(self._fired)
+
+    def _abandon(self, callback) -> None:
+        super()._abandon(callback)
+        if not self.callbacks and self._value is PENDING:
+            self._release()  # nobody waits for this condition any more
+
+    def _release(self) -> None:
+        # The events that have not fired no longer matter to this condition; a mailbox
+        # get among them is withdrawn so that it does not swallow a later message.
+        for ev in self._events:
+            if ev.callbacks is not None:
+                ev._abandon(self._check)
+
+
+class Store:
+    """An unbounded FIFO mailbox: ``put(item)`` now, ``get()`` as an event.
+
+    Getters are served in the order they asked. A get that its waiter abandons (an
+    interrupt, or an ``any_of`` that fired on another event) is withdrawn, so no item
+    is ever handed to nobody.
+    """
+
+    __slots__ = ("sim", "items", "_getters", "name")
+
+    def __init__(self, sim: Simulator, name: str = "store"):
+        self.sim = sim
+        self.name = name
+        self.items: deque = deque()
+        self._getters: deque[StoreGet] = deque()
+
+    def put(self, item) -> None:
+        """Add ``item``; the oldest waiting getter (if any) receives it now."""
+        if self._getters:
+            self._getters.popleft().succeed(item)
+        else:
+            self.items.append(item)
+
+    def get(self) -> StoreGet:
+        """An event that fires with the oldest item."""
+        return StoreGet(self)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"<Store {self.name!r} items={len(self.items)} getters={len(self._getters)}>"
+
+
+class StoreGet(Event):
+    """The event returned by :meth:`Store.get`; ``since`` is when it was asked for."""
+
+    __slots__ = ("store", "since")
+
+    def __init__(self, store: Store):
+        super().__init__(store.sim)
+        self.store = store
+        self.since = store.sim.now
+        if store.items:
+            self.succeed(store.items.popleft())
+        else:
+            store._getters.append(self)
+
+    def _abandon(self, callback) -> None:
+        super()._abandon(callback)
+        if self.callbacks:
+            return  # someone else still waits
+        if self._value is PENDING:
+            self.store._getters.remove(self)
+        elif self.callbacks is not None:
+            # triggered but not yet processed: give the item back, first in line (the
+            # event stays queued and is processed later with nobody waiting)
+            item, self._value = self._value, PENDING
+            self.store.items.appendleft(item)
+            if self.store._getters:
+                self.store._getters.popleft().succeed(self.store.items.popleft())
+
+    def __repr__(self) -> str:
+        return f"<get from {self.store.name!r}>"
+
+
+class Simulator:
+    """Virtual clock and event queue.
+
+    Parameters
+    ----------
+    seed : int or None
+        Kept for the models built on top (the kernel itself draws nothing).
+
+    Examples
+    --------
+    >>> sim = Simulator()
+    >>> def hello(sim):
+    ...     yield sim.timeout(2.5)
+    ...     return "done at %.1f" % sim.now
+    >>> p = sim.process(hello(sim))
+    >>> sim.run(until=p)
+    'done at 2.5'
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self.now = 0.0
+        self.active_process: Process | None = None
+        self._queue: list = []
+        self._eid = count()
+        self._alive: dict[Process, None] = {}  # ordered set of running processes
+
+    # -- making events -------------------------------------------------------
+    def event(self) -> Event:
+        """A pending event, triggered by hand with ``succeed(value)`` or ``fail(exc)``."""
+        return Event(self)
+
+    def timeout(self, delay: float, value=None) -> Timeout:
+        """An event that fires after ``delay`` seconds with ``value``."""
+        return Timeout(self, delay, value)
+
+    def process(self, generator, name: str | None = None) -> Process:
+        """Start ``generator`` as a process now; returns the process (an event)."""
+        return Process(self, generator, name)
+
+    def all_of(self, events) -> Event:
+        """Fires when every event has fired; its value is their values, in order."""
+        events = list(events)
+        done = Event(self)
+        cond = Condition(self, len(events), events)
+
+        def values(_):
+            if cond._ok:
+                done.succeed([ev._value for ev in events])
+            else:
+                done.fail(cond._value)
+        if cond.callbacks is None:
+            values(cond)
+        else:
+            cond.callbacks.append(values)
+        return done
+
+    def any_of(self, events) -> Condition:
+        """Fires with ``[first event]`` as soon as one of ``events`` fires."""
+        return Condition(self, 1, events)
+
+    def first_of(self, k: int, events) -> Condition:
+        """Fires with the first ``k`` events to fire, in firing order (k of n)."""
+        return Condition(self, k, events)
+
+    def store(self, name: str = "store") -> Store:
+        """A new FIFO mailbox."""
+        return Store(self, name)
+
+    def _schedule(self, event: Event, delay: float, priority: int = NORMAL) -> None:
+        heappush(self._queue, (self.now + delay, priority, next(self._eid), event))
+
+    def schedule_at(self, event: Event, at: float, priority: int = NORMAL) -> None:
+        """Put an already triggered ``event`` on the queue for simulated time ``at``."""
+        if not at >= self.now:
+            raise ValueError(f"cannot schedule at t={at!r}, before now={self.now!r}")
+        heappush(self._queue, (at, priority, next(self._eid), event))
+
+    def peek(self) -> float:
+        """The time of the next event, or ``inf`` when there is none."""
+        return self._queue[0][0] if self._queue else _INF
+
+    # -- running -------------------------------------------------------------
+    def run(self, until: float | Event | None = None):
+        """Process events until ``until`` (a time or an event) or until none are left.
+
+        Events scheduled exactly at time ``until`` are not processed. With an event,
+        returns its value (or raises its exception).
+
+        Raises
+        ------
+        Deadlock
+            When the queue runs empty while ``until`` is an event that has not fired, or
+            (``until=None``) while processes still wait: the message says who waits on
+            what since when.
+        """
+        stop = None
+        if until is not None:
+            if isinstance(until, Event):
+                stop = until
+                if until.callbacks is None:
+                    return self._outcome(until)
+            else:
+                at = float(until)
+                if not at >= self.now:
+                    raise ValueError(f"until={until!r} lies before now={self.now!r}")
+                stop = Event(self)
+                stop._value = None
+                self.schedule_at(stop, at, URGENT)
+            stop.callbacks.append(_stop)
+
+        queue = self._queue
+        try:
+            # perf: the event loop is inlined; it is the kernel's hot path.
+            while queue:
+                self.now, _, _, event = heappop(queue)
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not callbacks:
+                    if not isinstance(event._value, Interrupt):
+                        raise event._value
+        except _StopSimulation:
+            if isinstance(until, Event):
+                return self._outcome(until)
+            self.now = float(until)
+            return None
+        if isinstance(until, Event) or self._alive:
+            raise self._deadlock(until)
+        return None
+
+    @staticmethod
+    def _outcome(event: Event):
+        if event._ok:
+            return event._value
+        raise event._value
+
+    def _deadlock(self, until) -> Deadlock:
+        waiting = [(p.name, repr(p._target), p._since) for p in self._alive]
+        lines = [f"  - process '{n}' waits on {what} since t={since:g} s"
+                 for n, what, since in waiting]
+        goal = f"before {until!r} fired" if isinstance(until, Event) else ""
+        msg = (f"deadlock at t={self.now:g} s: no events left {goal}, "
+               f"{len(waiting)} process(es) still waiting:\n" + "\n".join(lines))
+        return Deadlock(msg, waiting)
+
+    def waiting(self) -> list[tuple[str, str, float]]:
+        """``(process name, what it waits on, since when)`` for every live process."""
+        return [(p.name, repr(p._target), p._since) for p in self._alive]
+
+
+def _stop(event: Event) -> None:
+    raise _StopSimulation

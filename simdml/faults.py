@@ -1,0 +1,44 @@
+"""Failure models: crashes at given times, random failures (MTBF/MTTR).
+
+Message loss lives in :class:`simdml.cluster.Network` (``loss``), since it is a property
+of the links. A crash is carried out by :meth:`simdml.cluster.Node.crash`; these
+functions only decide *when*.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .cluster import Node
+
+__all__ = ["crash_at", "random_failures"]
+
+
+def crash_at(node: Node, at: float, recover_after: float | None = None):
+    """Process: crash ``node`` at time ``at`` (s); recover it ``recover_after`` s later.
+
+    ``recover_after=None`` means the node never comes back.
+    """
+    sim = node.sim
+    if not at >= sim.now:
+        raise ValueError(f"crash time must be >= now ({sim.now}); got {at!r}")
+    yield sim.timeout(at - sim.now)
+    node.crash()
+    if recover_after is not None and math.isfinite(recover_after):
+        yield sim.timeout(recover_after)
+        node.recover()
+
+
+def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generator):
+    """Process: ``node`` fails after Exp(mean ``mtbf``) s of up time and is repaired after
+    Exp(mean ``mttr``) s, for ever (an alternating renewal process).
+
+    Long-run availability is ``mtbf / (mtbf + mttr)``.
+    """
+    sim = node.sim
+    while True:
+        yield sim.timeout(rng.exponential(mtbf))
+        node.crash()
+        yield sim.timeout(rng.exponential(mttr) if mttr > 0 else 0.0)
+        node.recover()

@@ -1,0 +1,228 @@
+"""Shared pieces of the learners: parameter checks, input checks, a gradient-descent base.
+
+Every learner validates its hyper-parameters in ``fit`` (never in ``__init__``, which
+only stores its arguments) with the same messages, so that the common tests can assert
+them. The strategy-facing methods (``loss_grad``, ``grad_flops``) skip these checks:
+they are on the hot path and receive arrays the strategy already validated.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a learner is asked to predict before it has parameters.
+
+    Inherits from both ``ValueError`` and ``AttributeError``, like scikit-learn's.
+    """
+
+
+def _owner_name(owner) -> str:
+    return owner if isinstance(owner, str) else type(owner).__name__
+
+
+def _show(value) -> str:
+    # str() of a number reads like the user typed it (-1, nan); repr() quotes strings.
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return str(value) if is_number else repr(value)
+
+
+def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
+    rule = f"> {low}" if strict else f">= {low}"
+    prefix = f"The {name!r} parameter of {_owner_name(owner)}"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{prefix} must be a real number {rule}. Got {_show(value)} instead.")
+    if not np.isfinite(value):
+        raise ValueError(f"{prefix} must be finite. Got {_show(value)} instead.")
+    if value < low or (strict and value == low):
+        raise ValueError(f"{prefix} must be {rule}. Got {_show(value)} instead.")
+
+
+def _check_positive(owner, name: str, value) -> None:
+    """Raise unless ``value`` is a finite real number > 0.
+
+    ``owner`` is the learner (or its class name), used in the message:
+    ``The 'lr' parameter of LogisticRegression must be > 0. Got -1 instead.``
+    """
+    _check_real(owner, name, value, low=0, strict=True)
+
+
+def _check_non_negative(owner, name: str, value) -> None:
+    """Raise unless ``value`` is a finite real number >= 0."""
+    _check_real(owner, name, value, low=0, strict=False)
+
+
+def _check_int(owner, name: str, value, *, low: int) -> None:
+    """Raise unless ``value`` is an int >= ``low`` (``bool`` is not an int here)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(
+            f"The {name!r} parameter of {_owner_name(owner)} must be an int >= {low}. "
+            f"Got {_show(value)} instead."
+        )
+
+
+def _check_X(X) -> np.ndarray:
+    """Return ``X`` as a 2-D finite float64 array (no copy when it already is one).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not numeric, not 2-D, has no rows, or holds NaN/inf; the message
+        names the first offending column and row.
+    """
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X must hold numbers; {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D of shape (n_samples, n_features); got an array of shape {X.shape}."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"X has 0 rows; need at least 1. Got shape {X.shape}.")
+    is_finite = np.isfinite(X)
+    if not is_finite.all():
+        row, col = np.argwhere(~is_finite)[0]
+        raise ValueError(
+            f"X contains NaN or infinity in column {col} (first at row {row}: {X[row, col]})."
+        )
+    return X
+
+
+def _check_X_y(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a training set and return ``(X, y)`` as float64 and int64 arrays.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite numbers.
+    y : array-like of shape (n_samples,)
+        Integer class labels. Floats are accepted when every value is a whole
+        number (``numpy.loadtxt`` reads a CSV target column as floats).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), int64
+
+    Raises
+    ------
+    ValueError
+        With a message naming what is wrong, e.g. ``X has 3 rows but y has 4 entries``.
+    """
+    X = _check_X(X)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D of shape (n_samples,); got an array of shape {y.shape}.")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries.")
+    if y.dtype.kind == "f":
+        is_whole = np.isfinite(y) & (y == np.round(y))
+        if not is_whole.all():
+            i = int(np.argmin(is_whole))
+            raise ValueError(
+                f"y must hold integer class labels; got {y[i]} at index {i}."
+            )
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}.")
+    return X, y.astype(np.int64)
+
+
+def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
+    """Return weights as a 1-D float64 array of length ``n_samples``, >= 0, summing > 0."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}.")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight must be finite and >= 0, with a positive sum.")
+    return w
+
+
+class GradientClassifier:
+    """Base for classifiers trained by full-batch gradient descent on ``loss_grad``.
+
+    A subclass provides the strategy face -- ``init_params``, ``loss_grad``,
+    ``grad_flops`` -- and ``decision_function(X, params)``; this class supplies the
+    centralized face: ``fit``, ``predict`` and ``score``. Subclasses extend
+    ``_validate_params`` for their own hyper-parameters. Requires attributes ``lr``
+    (step size) and ``n_iter`` (number of steps).
+    """
+
+    def _validate_params(self) -> None:
+        _check_positive(self, "lr", self.lr)
+        _check_int(self, "n_iter", self.n_iter, low=1)
+
+    def fit(self, X, y, sample_weight=None):
+        """Run ``n_iter`` steps of full-batch gradient descent from zero parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Integer class labels, at least two distinct values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights; the loss is their weighted mean.
+
+        Returns
+        -------
+        self
+            Fitted, with ``params_``, ``classes_``, ``n_features_in_``, ``n_classes_``,
+            ``n_iter_`` and ``loss_curve_`` (the loss *before* each step, length ``n_iter``).
+        """
+        self._validate_params()
+        X, y = _check_X_y(X, y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+        classes, y_index = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}.")
+        params = self.init_params(X.shape[1], classes.size)
+        self.classes_ = classes
+        losses = []
+        for _ in range(self.n_iter):
+            loss, grad = self.loss_grad(params, X, y_index, sample_weight)
+            losses.append(loss)
+            params = params - self.lr * grad
+        self.params_ = params
+        self.loss_curve_ = losses
+        self.n_iter_ = self.n_iter
+        return self
+
+    def _resolve_params(self, params) -> np.ndarray:
+        if params is not None:
+            return np.asarray(params, dtype=np.float64)
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted yet; call fit(X, y) or pass params."
+            )
+        return self.params_
+
+    def predict(self, X, params=None) -> np.ndarray:
+        """Class labels: ``classes_[argmax]`` of the decision function.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        params : ndarray of shape (n_params,), optional
+            Defaults to the fitted ``params_``. When ``classes_`` is unset or does not
+            match the number of classes in ``params``, class indices are returned.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        params = self._resolve_params(params)
+        scores = self.decision_function(X, params)
+        index = np.argmax(scores, axis=1)
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.size != scores.shape[1]:
+            return index
+        return classes[index]
+
+    def score(self, X, y, params=None) -> float:
+        """Accuracy: the fraction of rows whose predicted label equals ``y``."""
+        X, y = _check_X_y(X, y)
+        return float(np.mean(self.predict(X, params) == y))

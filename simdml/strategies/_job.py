@@ -1,0 +1,108 @@
+"""What every strategy is handed: the cluster, the shards, the learner, the monitor."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cluster import Cluster, Node
+from ..engine import Simulator
+
+__all__ = ["Job", "Monitor", "Shard"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The rows a worker holds: views into the training arrays, never copies."""
+
+    X: np.ndarray  # (n_rows, n_features)
+    y: np.ndarray  # (n_rows,) class indices
+
+    @property
+    def n_rows(self) -> int:
+        return self.y.shape[0]
+
+
+class Monitor:
+    """Evaluates the global model as training goes, and says when to stop.
+
+    Evaluation uses the whole training set (loss) and the test set (accuracy); it is
+    observation, so it costs no simulated time.
+    """
+
+    def __init__(self, sim: Simulator, model, X_train, y_train, X_test, y_test, *,
+                 eval_every: int = 1, max_updates: int = 100,
+                 target_accuracy: float | None = None):
+        self.sim = sim
+        self.model = model
+        self.X_train, self.y_train = X_train, y_train
+        self.X_test, self.y_test = X_test, y_test
+        self.eval_every = eval_every
+        self.max_updates = max_updates
+        self.target_accuracy = target_accuracy
+        self.history: list[dict] = []
+        self.params = None        # the latest global model
+        self.updates = 0
+        self.stop_reason: str | None = None
+        self.time_to_target: float | None = None
+
+    def evaluate(self, params, updates: int) -> dict:
+        """Record ``(time, update, loss, accuracy)`` for ``params`` now."""
+        loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
+        accuracy = float(np.mean(self.model.predict(self.X_test, params) == self.y_test))
+        row = {"time": self.sim.now, "update": updates, "loss": float(loss), "accuracy": accuracy}
+        self.history.append(row)
+        if (self.target_accuracy is not None and self.time_to_target is None
+                and accuracy >= self.target_accuracy):
+            self.time_to_target = self.sim.now
+        return row
+
+    def update(self, params, updates: int) -> bool:
+        """The global model is now ``params`` after ``updates`` updates; True means stop."""
+        self.params, self.updates = params, updates
+        is_last = updates >= self.max_updates
+        if updates % self.eval_every == 0 or is_last:
+            row = self.evaluate(params, updates)
+            if not math.isfinite(row["loss"]):
+                self.stop_reason = (f"diverged: loss became {row['loss']} at update {updates}, "
+                                    f"simulated time {self.sim.now:.4g} s; try a smaller strategy.lr")
+                return True
+            if self.time_to_target is not None:
+                self.stop_reason = (f"target accuracy {self.target_accuracy} reached at "
+                                    f"update {updates}")
+                return True
+        if is_last:
+            self.stop_reason = f"{self.max_updates} updates done (stop.rounds)"
+            return True
+        return False
+
+    def finish(self) -> None:
+        """Make sure the last state is evaluated (e.g. when a time limit stopped the run)."""
+        if self.params is not None and (not self.history or self.history[-1]["update"] != self.updates
+                                        or self.history[-1]["time"] != self.sim.now):
+            self.evaluate(self.params, self.updates)
+
+
+@dataclass
+class Job:
+    """Everything a strategy needs to train on a cluster."""
+
+    sim: Simulator
+    cluster: Cluster
+    server: Node
+    workers: list[Node]
+    shards: list[Shard]
+    model: object          # a learner with the strategy face (init_params, loss_grad, ...)
+    params: np.ndarray     # the initial global model
+    lr: float              # step size (> 0)
+    monitor: Monitor
+    options: object        # the strategy's own options dataclass
+    counters: dict = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return sum(s.n_rows for s in self.shards)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount

@@ -1,0 +1,130 @@
+"""What happened, when: spans per node, instants, counters, and their exports.
+
+A *span* is a period a node spent on one kind of activity:
+
+========  ==================================================================
+compute   running a job (``node.compute``)
+send      its NIC putting a message on the wire
+recv      its NIC taking a message off the wire
+wait      a process blocked on ``node.recv()`` with nothing in the mailbox
+down      crashed, until recovery (or the end of the run)
+========  ==================================================================
+
+Work a crash cut short keeps its kind with ``_lost`` appended (``compute_lost``).
+Exports: a JSON-able dict, CSV of spans, and the Chrome trace format that Perfetto
+(https://ui.perfetto.dev) and chrome://tracing open, one row per node.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Span", "Trace", "KINDS"]
+
+KINDS = ("compute", "send", "recv", "wait", "down")
+
+
+@dataclass(frozen=True)
+class Span:
+    node: str
+    kind: str
+    start: float  # s
+    end: float    # s
+    nbytes: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Trace:
+    """The record of one run. ``end`` is the simulated time the run stopped at."""
+
+    nodes: list[str]
+    spans: list[Span] = field(default_factory=list)
+    instants: list[tuple[float, str, str]] = field(default_factory=list)  # (time, node, kind)
+    counters: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    end: float = 0.0
+
+    @classmethod
+    def from_cluster(cls, cluster, end: float, counters=None) -> Trace:
+        """Collect a cluster's spans; nodes still down at ``end`` get a ``down`` span."""
+        spans = [Span(n, k, s, min(e, end), b) for n, k, s, e, b in cluster.spans if s <= end]
+        for node in cluster.nodes:
+            if not node.is_up:
+                spans.append(Span(node.name, "down", node._crash_times[-1], end))
+        spans.sort(key=lambda s: (s.start, s.end))
+        return cls(nodes=[n.name for n in cluster.nodes], spans=spans,
+                   instants=list(cluster.instants), counters=dict(counters or {}), end=end)
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """Per node, seconds spent in each kind of span, and ``idle`` (= end - compute - down).
+
+        Communication overlaps computation, so the kinds do not add up to ``end``.
+        """
+        out = {n: {k: 0.0 for k in KINDS} for n in self.nodes}
+        for s in self.spans:
+            kind = s.kind.removesuffix("_lost")
+            out[s.node][kind] += s.duration
+        for n, t in out.items():
+            t["idle"] = max(0.0, self.end - t["compute"] - t["down"])
+            t["utilization"] = t["compute"] / self.end if self.end > 0 else 0.0
+        return out
+
+    # -- exports ----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "end": self.end,
+            "nodes": self.nodes,
+            "spans": [[s.node, s.kind, s.start, s.end, s.nbytes] for s in self.spans],
+            "instants": [list(i) for i in self.instants],
+            "counters": {k: [list(p) for p in v] for k, v in self.counters.items()},
+        }
+
+    def spans_csv(self) -> str:
+        """The spans as CSV text with a header row."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["node", "kind", "start_s", "end_s", "duration_s", "nbytes"])
+        for s in self.spans:
+            writer.writerow([s.node, s.kind, repr(s.start), repr(s.end), repr(s.duration), s.nbytes])
+        return buf.getvalue()
+
+    def chrome(self) -> dict:
+        """The Chrome trace-event format: one thread (row) per node, times in µs."""
+        tid = {n: i for i, n in enumerate(self.nodes)}
+        events = [{"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "simdml cluster"}}]
+        for n, i in tid.items():
+            events.append({"ph": "M", "name": "thread_name", "pid": 0, "tid": i, "args": {"name": n}})
+            events.append({"ph": "M", "name": "thread_sort_index", "pid": 0, "tid": i,
+                           "args": {"sort_index": i}})
+        for s in self.spans:
+            events.append({"ph": "X", "name": s.kind, "cat": s.kind.removesuffix("_lost"),
+                           "pid": 0, "tid": tid[s.node], "ts": s.start * 1e6,
+                           "dur": s.duration * 1e6, "args": {"nbytes": s.nbytes}})
+        for t, n, kind in self.instants:
+            events.append({"ph": "i", "name": kind, "pid": 0, "tid": tid[n], "ts": t * 1e6, "s": "t"})
+        for name, points in self.counters.items():
+            for t, v in points:
+                events.append({"ph": "C", "name": name, "pid": 0, "ts": t * 1e6, "args": {name: v}})
+        return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trace: ``.csv`` spans, ``.json`` Chrome trace (opens in Perfetto)."""
+        path = Path(path)
+        if path.suffix == ".csv":
+            text = self.spans_csv()
+        elif path.suffix == ".json":
+            text = json.dumps(self.chrome())
+        else:
+            raise ValueError(f"trace path must end in .json (Chrome trace) or .csv (spans); "
+                             f"got {str(path)!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return path

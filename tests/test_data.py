@@ -1,0 +1,342 @@
+"""Tests for simdml.data: bundled datasets, synthetic data, split, scaling, partitioners."""
+import json
+import math
+import re
+import warnings
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from simdml.data import (DATASETS, PARTITIONERS, Dataset, iid, load, make_classification,
+                         partition, proportional, sizes, standardize, train_test_split)
+
+METADATA = json.loads(resources.files("simdml.datasets").joinpath("datasets.json").read_text())
+SEEDS = (0, 1, 2)
+
+
+def rng_of(seed):
+    return np.random.default_rng(seed)
+
+
+def nearest_centroid_accuracy(X, y):
+    centroids = np.stack([X[y == k].mean(axis=0) for k in np.unique(y)])
+    distances = ((X[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return np.mean(distances.argmin(axis=1) == y)
+
+
+# --------------------------------------------------------------------- loading
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_load_matches_metadata(name):
+    """Each bundled dataset has the size, class names and class counts of datasets.json."""
+    meta = METADATA[name]
+    ds = load(name)
+    assert ds.name == name
+    assert (ds.n_samples, ds.n_features, ds.n_classes) == (meta["n_samples"], meta["n_features"],
+                                                           len(meta["classes"]))
+    assert ds.class_names == tuple(meta["classes"])
+    assert len(ds.feature_names) == ds.n_features
+    assert np.bincount(ds.y, minlength=ds.n_classes).tolist() == meta["class_counts"]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_load_dtypes_and_finite(name):
+    """Loaded X is finite float64 of shape (n_samples, n_features) and y is int64."""
+    ds = load(name)
+    assert ds.X.dtype == np.float64 and ds.y.dtype == np.int64
+    assert ds.X.shape == (ds.n_samples, ds.n_features) and ds.y.shape == (ds.n_samples,)
+    assert np.all(np.isfinite(ds.X))
+
+
+def test_loaded_arrays_are_read_only():
+    """Callers cannot write into the cached arrays, not even by flipping the WRITEABLE flag."""
+    ds = load("iris")
+    for array in (ds.X, ds.y):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 99
+        with pytest.raises(ValueError):
+            array.flags.writeable = True
+    assert load("iris").X[0, 0] == 5.1
+
+
+def test_load_unknown_name_lists_known_datasets():
+    """An unknown dataset name raises ValueError naming it and listing the known ones."""
+    expected = ("unknown dataset 'foo'; known datasets: iris, wine, breast_cancer, digits, "
+                "synthetic (made with make_classification)")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        load("foo")
+
+
+def test_load_synthetic_points_to_make_classification():
+    """Loading 'synthetic' raises ValueError that says to call make_classification."""
+    with pytest.raises(ValueError, match=r"dataset 'synthetic' is generated.*make_classification"):
+        load("synthetic")
+
+
+def test_dataset_rejects_labels_out_of_range():
+    """A Dataset whose labels exceed its class names raises ValueError at construction."""
+    with pytest.raises(ValueError, match=r"Dataset.y must be int64 of shape \(2,\) with values in \[0, 1\)"):
+        Dataset(name="x", X=np.zeros((2, 1)), y=np.array([0, 1]),
+                feature_names=("a",), class_names=("only",))
+
+
+# ------------------------------------------------------------------ synthetic
+
+def test_make_classification_shapes_and_names():
+    """make_classification returns a 'synthetic' Dataset of the requested shape and dtypes."""
+    ds = make_classification(50, 3, 4, rng=rng_of(0))
+    assert (ds.name, ds.n_samples, ds.n_features, ds.n_classes) == ("synthetic", 50, 3, 4)
+    assert ds.X.dtype == np.float64 and ds.y.dtype == np.int64
+    assert ds.feature_names == ("x0", "x1", "x2") and ds.class_names[0] == "class_0"
+
+
+@pytest.mark.parametrize("n_samples, n_classes, weights, expected", [
+    (100, 3, [0.5, 0.3, 0.2], [50, 30, 20]),
+    (10, 3, None, [4, 3, 3]),           # remainders tie: the lower class index wins
+    (7, 2, [1, 1], [4, 3]),
+    (11, 3, [1, 2, 3], [2, 4, 5]),      # shares 1.83, 3.67, 5.5 -> floors 1, 3, 5 + 1, 1, 0
+    (10, 3, [0.96, 0.02, 0.02], [8, 1, 1]),  # tiny classes still get one sample
+])
+def test_make_classification_class_counts_follow_weights(n_samples, n_classes, weights, expected):
+    """Class counts are the largest-remainder apportionment of n_samples by weights."""
+    ds = make_classification(n_samples, 2, n_classes, weights=weights, rng=rng_of(0))
+    assert np.bincount(ds.y, minlength=n_classes).tolist() == expected
+
+
+def test_make_classification_same_seed_same_data_different_seed_differs():
+    """The same seed gives identical arrays and another seed gives different ones."""
+    a, b, c = (make_classification(rng=rng_of(s)) for s in (7, 7, 8))
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert not np.array_equal(a.X, c.X)
+
+
+def test_make_classification_class_sep_separates_classes():
+    """With the same seed, a larger class_sep gives a higher nearest-centroid accuracy."""
+    accuracies = [nearest_centroid_accuracy(*_xy(make_classification(
+        400, 2, 3, class_sep=sep, rng=rng_of(3)))) for sep in (0.0, 0.5, 3.0)]
+    assert accuracies[0] < accuracies[1] < accuracies[2]
+    assert accuracies[2] > 0.95
+
+
+def _xy(ds):
+    return ds.X, ds.y
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be an integer >= 2; got 0"),
+    ({"n_samples": 2.5}, "n_samples must be an integer >= 2; got 2.5"),
+    ({"n_features": 0}, "n_features must be an integer >= 1; got 0"),
+    ({"n_classes": 1}, "n_classes must be an integer >= 2; got 1"),
+    ({"n_classes": True}, "n_classes must be an integer >= 2; got True"),
+    ({"n_samples": 3, "n_classes": 4, "n_features": 3}, "n_classes must be <= n_samples=3; got 4"),
+    ({"n_features": 1, "n_classes": 3}, "n_classes must be <= 2**n_features=2"),
+    ({"n_classes": 3, "weights": [1, 2]}, "weights must have n_classes=3 entries; got 2"),
+    ({"weights": [1.0, -1.0]}, "weights must be finite and > 0; got [1.0, -1.0]"),
+    ({"weights": [1.0, math.inf]}, "weights must be finite and > 0; got [1.0, inf]"),
+    ({"class_sep": math.nan}, "class_sep must be finite and >= 0; got nan"),
+    ({"class_sep": -1.0}, "class_sep must be finite and >= 0; got -1.0"),
+])
+def test_make_classification_validation_messages(kwargs, message):
+    """Each invalid argument raises ValueError naming the argument, the rule and the value."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_classification(**kwargs, rng=rng_of(0))
+
+
+def test_make_classification_rejects_seed_as_rng():
+    """Passing a seed instead of a Generator raises ValueError that says how to make one."""
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator.*got int"):
+        make_classification(rng=0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sizes_sum_and_stay_within_one_of_exact_shares(seed):
+    """Largest-remainder sizes sum to n and each is within 1 of its exact share."""
+    rng = rng_of(seed)
+    weights = rng.uniform(0.1, 5.0, size=7)
+    n = int(rng.integers(7, 1000))
+    counts = sizes(n, weights)
+    assert counts.sum() == n and counts.dtype == np.int64
+    assert np.all(np.abs(counts - n * weights / weights.sum()) < 1)
+
+
+def test_sizes_min_size_pins_small_parts():
+    """Parts whose share is below min_size get exactly min_size; the rest share the remainder."""
+    assert sizes(100, [1, 1, 98], min_size=5).tolist() == [5, 5, 90]
+    with pytest.raises(ValueError, match=re.escape("n_samples must be >= min_size * n_parts = 6; got 5")):
+        sizes(5, [1, 1, 1], min_size=2)
+    with pytest.raises(ValueError, match="weights must be a non-empty 1-D sequence"):
+        sizes(5, [])
+
+
+# ------------------------------------------------------------ split and scale
+
+def _split_ids(y, seed, test_size=0.25):
+    ids = np.arange(len(y), dtype=float)[:, None]   # X holds each row's own index
+    X_tr, X_te, y_tr, y_te = train_test_split(ids, y, test_size=test_size, rng=rng_of(seed))
+    return X_tr[:, 0].astype(int), X_te[:, 0].astype(int), y_tr, y_te
+
+
+@pytest.mark.parametrize("test_size", [0.2, 0.25, 0.5])
+def test_train_test_split_is_stratified(test_size):
+    """Each class's test count is within one sample of test_size times its size."""
+    y = load("wine").y
+    _, _, _, y_te = _split_ids(y, 0, test_size)
+    n_c = np.bincount(y)
+    assert np.all(np.abs(np.bincount(y_te, minlength=3) - test_size * n_c) <= 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_test_split_is_disjoint_and_complete(seed):
+    """Train and test rows are disjoint, together are every row once, and keep their labels."""
+    y = load("iris").y
+    tr, te, y_tr, y_te = _split_ids(y, seed)
+    assert np.array_equal(np.sort(np.concatenate([tr, te])), np.arange(len(y)))
+    assert np.array_equal(y_tr, y[tr]) and np.array_equal(y_te, y[te])
+
+
+def test_train_test_split_deterministic_per_seed():
+    """The same seed gives the same split and another seed a different one."""
+    y = load("iris").y
+    assert np.array_equal(_split_ids(y, 5)[1], _split_ids(y, 5)[1])
+    assert not np.array_equal(_split_ids(y, 5)[1], _split_ids(y, 6)[1])
+
+
+def test_train_test_split_small_classes():
+    """A class of two samples puts one on each side; a singleton class stays in training."""
+    y = np.array([0] * 10 + [1, 1] + [2])
+    tr, te, _, y_te = _split_ids(y, 0, test_size=0.1)
+    assert np.bincount(y_te, minlength=3).tolist() == [1, 1, 0]
+    assert 12 in tr
+
+
+@pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1, math.nan, True])
+def test_train_test_split_rejects_bad_test_size(test_size):
+    """test_size outside (0, 1) raises ValueError naming the value."""
+    with pytest.raises(ValueError, match=re.escape(f"0 < test_size < 1; got {test_size!r}")):
+        train_test_split(np.zeros((4, 1)), [0, 0, 1, 1], test_size=test_size, rng=rng_of(0))
+
+
+def test_train_test_split_rejects_mismatched_lengths():
+    """y of another length than X raises ValueError with both shapes."""
+    with pytest.raises(ValueError, match=re.escape("y must be 1-D with len(X)=4 entries; got shape (3,)")):
+        train_test_split(np.zeros((4, 1)), [0, 1, 1], rng=rng_of(0))
+
+
+def test_standardize_train_has_zero_mean_unit_std():
+    """Standardized training columns have mean 0 and standard deviation 1."""
+    X = load("wine").X
+    Z_train, _ = standardize(X[:100], X[100:])
+    np.testing.assert_allclose(Z_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(Z_train.std(axis=0), 1, rtol=1e-12)
+
+
+def test_standardize_uses_train_statistics_only():
+    """The test set is scaled with the training mean and std (hand-computed example)."""
+    X_train = [[1.0, 2.0], [3.0, 6.0]]          # mean (2, 4), std (1, 2)
+    Z_train, Z_test = standardize(X_train, [[5.0, 0.0], [2.0, 4.0]])
+    assert Z_train.tolist() == [[-1.0, -1.0], [1.0, 1.0]]
+    assert Z_test.tolist() == [[3.0, -2.0], [0.0, 0.0]]
+
+
+def test_standardize_constant_column_is_zero_without_warnings():
+    """A constant training column gets scale 1 and maps to exactly 0, with no division warning."""
+    X_train = np.array([[0.1, 1.0], [0.1, 2.0], [0.1, 3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z_train, Z_test = standardize(X_train, [[1.1, 2.0]])
+    assert np.all(Z_train[:, 0] == 0) and Z_test[0, 0] == pytest.approx(1.0)
+
+
+def test_standardize_rejects_mismatched_columns():
+    """X_test with another column count raises ValueError naming the expected count."""
+    with pytest.raises(ValueError, match=re.escape("X_test must be 2-D with n_features=2 columns; got shape (1, 3)")):
+        standardize(np.zeros((2, 2)), np.zeros((1, 3)))
+
+
+# ---------------------------------------------------------------- partitioners
+
+def _options(name, n_parts):
+    return {"weights": np.arange(1, n_parts + 1)} if name == "proportional" else {}
+
+
+@pytest.mark.parametrize("name", list(PARTITIONERS))
+@pytest.mark.parametrize("n_parts", [1, 3, 7, 150])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_partition_covers_every_index_once(name, n_parts, seed):
+    """Shards are n_parts int64 index arrays that together hold every index exactly once."""
+    y = load("iris").y
+    shards = partition(name, y, n_parts, rng=rng_of(seed), **_options(name, n_parts))
+    assert len(shards) == n_parts and all(s.dtype == np.int64 for s in shards)
+    assert np.array_equal(np.sort(np.concatenate(shards)), np.arange(len(y)))
+
+
+@pytest.mark.parametrize("n_samples, n_parts", [(10, 3), (150, 7), (11, 11)])
+def test_iid_sizes_differ_by_at_most_one(n_samples, n_parts):
+    """iid shard sizes differ by at most one sample."""
+    lengths = [len(s) for s in iid(np.zeros(n_samples), n_parts, rng=rng_of(0))]
+    assert max(lengths) - min(lengths) <= 1 and sum(lengths) == n_samples
+
+
+@pytest.mark.parametrize("weights", [[1, 2, 3, 4], [3.5, 1.0], [1.0, 1.0, 1.0], [0.3, 7.1, 2.2]])
+def test_proportional_sizes_within_one_of_weights(weights):
+    """proportional shard sizes are within one sample of n_samples * w_i / sum(w)."""
+    y = np.zeros(101)
+    lengths = np.array([len(s) for s in proportional(y, len(weights), rng=rng_of(0), weights=weights)])
+    exact = len(y) * np.asarray(weights) / np.sum(weights)
+    assert np.all(np.abs(lengths - exact) < 1)
+
+
+def test_proportional_never_leaves_a_shard_empty():
+    """With n_samples >= n_parts every shard is non-empty, even with tiny weights."""
+    shards = proportional(np.zeros(5), 3, rng=rng_of(0), weights=[1000, 1, 1])
+    assert [len(s) for s in shards] == [3, 1, 1]
+
+
+@pytest.mark.parametrize("name", list(PARTITIONERS))
+def test_partition_deterministic_per_seed(name):
+    """The same seed gives identical shards and another seed different ones."""
+    y, opts = np.zeros(60), _options(name, 4)
+    a, b, c = (partition(name, y, 4, rng=rng_of(s), **opts) for s in (1, 1, 2))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def test_partition_by_name_equals_direct_call():
+    """partition(name, ...) returns exactly what the registered function returns."""
+    y = np.zeros(20)
+    by_name = partition("proportional", y, 3, rng=rng_of(4), weights=[1, 2, 3])
+    direct = proportional(y, 3, rng=rng_of(4), weights=[1, 2, 3])
+    assert all(np.array_equal(u, v) for u, v in zip(by_name, direct))
+
+
+@pytest.mark.parametrize("name", list(PARTITIONERS))
+@pytest.mark.parametrize("n_parts, shown", [(0, "0"), (11, "11"), (2.5, "2.5"), (True, "True")])
+def test_partition_rejects_bad_n_parts(name, n_parts, shown):
+    """n_parts outside 1..len(y) raises ValueError with the bound and the value."""
+    message = f"n_parts must be an integer with 1 <= n_parts <= len(y)=10; got {shown}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        partition(name, np.zeros(10), n_parts, rng=rng_of(0), **_options(name, 3))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: partition("dirichlet", np.zeros(4), 2, rng=rng_of(0)),
+     "unknown partitioner 'dirichlet'; known partitioners: iid, proportional"),
+    (lambda: partition("iid", np.zeros(4), 2, rng=rng_of(0), weights=[1, 1]),
+     "partitioner 'iid' has no option 'weights'; its options: none"),
+    (lambda: partition("proportional", np.zeros(4), 2, rng=rng_of(0)),
+     "partitioner 'proportional' needs the option 'weights'"),
+    (lambda: proportional(np.zeros(4), 2, rng=rng_of(0), weights=[1, 2, 3]),
+     "weights must have n_parts=2 entries; got 3"),
+    (lambda: proportional(np.zeros(4), 2, rng=rng_of(0), weights=[1, 0]),
+     "weights must be finite and > 0; got [1.0, 0.0]"),
+    (lambda: iid(np.zeros(4), 2, rng=42),
+     "rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got int"),
+    (lambda: iid(np.zeros((4, 2)), 2, rng=rng_of(0)),
+     "y must be 1-D; got shape (4, 2)"),
+])
+def test_partition_error_messages(call, message):
+    """Bad partitioner names, options, weights, rng or labels raise ValueError saying what is wrong."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
