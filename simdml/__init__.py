@@ -1,0 +1,20 @@
+"""simdml: an educational discrete-event simulator of distributed machine learning.
+
+The math is real, the time is simulated: a virtual cluster runs real numpy training on
+in-process data shards while a simulated clock says how long it would have taken.
+
+>>> import simdml
+>>> result = simdml.run("iris_sync")                     # doctest: +SKIP
+>>> result.summary["final_accuracy"]                     # doctest: +SKIP
+"""
+from .cluster import Cluster, Crash, Network, Node
+from .engine import Deadlock, Interrupt, Simulator
+from .experiment import Result, run
+from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
+from .trace import Trace
+
+__version__ = "0.1.0"
+
+__all__ = ["Simulator", "Interrupt", "Deadlock", "Cluster", "Node", "Network", "Crash",
+           "Scenario", "ScenarioError", "load_scenario", "bundled_scenarios", "run", "Result",
+           "Trace", "__version__"]

@@ -1,0 +1,193 @@
+"""``run(scenario) -> Result``: build the cluster, the data and the learner, train, report.
+
+A run is a pure function of its scenario (and so of its seed): the random streams are
+derived from ``scenario.seed`` only (see ``simdml._rng``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import data as _data
+from ._rng import Streams
+from .cluster import Cluster, Network
+from .engine import Deadlock, Interrupt, Simulator
+from .faults import crash_at, random_failures
+from .metrics import summarize
+from .scenario import Scenario, build_model, load_scenario
+from .strategies import STRATEGIES, Job, Monitor, Shard
+from .trace import Trace
+
+__all__ = ["run", "Result"]
+
+
+@dataclass
+class Result:
+    """What a run produced.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    history : list of dict
+        One row per evaluation: simulated ``time`` (s), ``update`` count, training
+        ``loss``, test ``accuracy``.
+    trace : Trace
+        Spans, instants and counters of every node.
+    summary : dict
+        ``sim_time``, ``updates``, ``final_loss``, ``final_accuracy``, ``time_to_target``,
+        ``bytes_sent``, ``messages_sent``, ``stop_reason``, ...
+    model : learner
+        The trained learner (``predict``, ``score``; ``params`` for gradient strategies).
+    """
+
+    scenario: Scenario
+    history: list[dict]
+    trace: Trace
+    summary: dict
+    model: object
+
+    @property
+    def nodes(self) -> dict[str, dict[str, float]]:
+        """Per node, seconds of compute / send / recv / wait / down / idle, and utilization."""
+        return self.trace.totals()
+
+    def to_dict(self) -> dict:
+        """The summary's fields at top level, plus ``scenario``, ``history`` and ``nodes``."""
+        return {**self.summary, "scenario": self.scenario.name, "seed": self.scenario.seed,
+                "history": self.history, "nodes": self.nodes}
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(self.to_dict()), indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON, atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+
+def _jsonable(x):
+    """JSON has no inf/nan: write them as strings, not as invalid tokens."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    return x
+
+
+def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
+    """Run a scenario (an object, a TOML path or a bundled name) and return its Result.
+
+    ``seed`` overrides ``scenario.seed``.
+
+    Examples
+    --------
+    >>> r = run(Scenario(stop=StopConfig(rounds=5)))        # doctest: +SKIP
+    >>> r.summary["updates"]                                # doctest: +SKIP
+    5
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if seed is not None:
+        scenario = scenario.replace(seed=seed)
+    s = scenario
+    streams = Streams(s.seed)
+    X_train, X_test, y_train, y_test, parts = _prepare_data(s, streams)
+
+    sim = Simulator(seed=s.seed)
+    network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
+                      loss=s.network.loss, rng=streams.rng("network"))
+    cluster = Cluster(sim, network)
+    server = cluster.add_node("server", speed=s.cluster.server_speed)
+    workers = [cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
+                                compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
+                                slowdown=s.cluster.slowdown[i], rng=streams.node_rng("compute", i))
+               for i in range(s.cluster.workers)]
+    _start_faults(s, sim, server, workers, streams)
+
+    # The training rows are reordered once so that every shard is a view (no copies).
+    order = np.concatenate(parts)
+    X_train, y_train = X_train[order], y_train[order]
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    model = build_model(s.model)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    params = model.init_params(X_train.shape[1], n_classes)
+    monitor = Monitor(sim, model, X_train, y_train, X_test, y_test, eval_every=s.eval_every,
+                      max_updates=s.stop.rounds, target_accuracy=s.stop.target_accuracy)
+    spec = STRATEGIES[s.strategy.kind]
+    job = Job(sim=sim, cluster=cluster, server=server, workers=workers, shards=shards,
+              model=model, params=params, lr=s.strategy.lr, monitor=monitor,
+              options=s.strategy.build_options())
+    stop_reason = _simulate(sim, spec.start(job), s.stop.time)
+    monitor.finish()
+
+    model.params_ = monitor.params
+    trace = Trace.from_cluster(cluster, sim.now, counters={
+        "loss": [(h["time"], h["loss"]) for h in monitor.history],
+        "accuracy": [(h["time"], h["accuracy"]) for h in monitor.history]})
+    summary = summarize(monitor.history, trace, updates=monitor.updates,
+                        stop_reason=monitor.stop_reason or stop_reason,
+                        target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
+                        messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
+                        counters=job.counters)
+    return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model)
+
+
+def _prepare_data(s: Scenario, streams: Streams):
+    rng = streams.rng("data")
+    d = s.data
+    if d.dataset == "synthetic":
+        ds = _data.make_classification(d.n_samples, d.n_features, d.n_classes,
+                                       weights=d.weights, class_sep=d.class_sep, rng=rng)
+    else:
+        ds = _data.load(d.dataset)
+    X_train, X_test, y_train, y_test = _data.train_test_split(ds.X, ds.y, test_size=d.test_size,
+                                                              rng=rng)
+    if d.standardize:
+        X_train, X_test = _data.standardize(X_train, X_test)
+    if s.cluster.workers > len(y_train):
+        from .scenario import ScenarioError
+        raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
+                            f"{len(y_train)} training samples of data.dataset={d.dataset!r}")
+    options = {"weights": np.asarray(s.cluster.speed)} if d.partition == "proportional" else {}
+    parts = _data.partition(d.partition, y_train, s.cluster.workers, rng=rng, **options)
+    return X_train, X_test, y_train, y_test, parts
+
+
+def _start_faults(s: Scenario, sim, server, workers, streams) -> None:
+    for c in s.faults.crash:
+        node = server if c.node == "server" else workers[c.node]
+        sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}")
+    if math.isfinite(s.faults.mtbf):
+        for i, node in enumerate(workers):
+            sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
+                                        streams.node_rng("faults", i)), name=f"failures@{node.name}")
+
+
+def _simulate(sim: Simulator, training, time_limit: float) -> str | None:
+    """Run until training ends, the time limit passes, or nothing can happen any more."""
+    until = training if math.isinf(time_limit) else sim.any_of([training, sim.timeout(time_limit)])
+    try:
+        sim.run(until=until)
+    except Interrupt as exc:
+        return f"server crashed at t={exc.cause.at:.4g} s and has no recovery"
+    except Deadlock as exc:
+        who = ", ".join(sorted({name for name, _, _ in exc.waiting}))
+        return (f"stalled at t={sim.now:.4g} s: every process waits and nothing is scheduled "
+                f"({who}); a crashed worker with no strategy.round_timeout?")
+    if training.triggered:
+        return None
+    return f"time limit stop.time={time_limit:g} s reached"

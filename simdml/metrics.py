@@ -1,0 +1,44 @@
+"""Metrics of a run: accuracy, time to target, throughput, per-node time budgets."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["accuracy", "time_to_target", "summarize"]
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of equal labels."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}")
+    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+
+
+def time_to_target(history: list[dict], target: float) -> float | None:
+    """Simulated time of the first evaluation with accuracy >= ``target`` (None if never)."""
+    for row in history:
+        if row["accuracy"] >= target:
+            return row["time"]
+    return None
+
+
+def summarize(history, trace, *, updates, stop_reason, target_accuracy, bytes_sent,
+              messages_sent, messages_lost, counters) -> dict:
+    """The summary of a run: what it reached, in how much simulated time, at what cost."""
+    last = history[-1] if history else {"loss": float("nan"), "accuracy": float("nan")}
+    sim_time = trace.end
+    return {
+        "sim_time": sim_time,
+        "updates": updates,
+        "updates_per_s": updates / sim_time if sim_time > 0 else float("nan"),
+        "final_loss": last["loss"],
+        "final_accuracy": last["accuracy"],
+        "target_accuracy": target_accuracy,
+        "time_to_target": (time_to_target(history, target_accuracy)
+                           if target_accuracy is not None else None),
+        "bytes_sent": bytes_sent,
+        "messages_sent": messages_sent,
+        "messages_lost": messages_lost,
+        "stop_reason": stop_reason,
+        **{k: v for k, v in sorted(counters.items())},
+    }

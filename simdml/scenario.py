@@ -1,0 +1,426 @@
+"""Scenarios: everything a run depends on, as nested frozen dataclasses, in TOML.
+
+A scenario is data. It is validated when built, and every error names the dotted key,
+the rule and the value received::
+
+    ScenarioError: cluster.speed[2] must be > 0 (flop/s); got -1.0
+
+>>> s = Scenario()
+>>> s.replace(**{"cluster.workers": 8}).cluster.workers
+8
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from . import data as _data
+from ._toml import dumps as _dumps_toml
+from .cluster import COMPUTE_TIMES
+from .models import MODELS
+from .strategies import STRATEGIES
+
+__all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
+           "FaultsConfig", "DataConfig", "ModelConfig", "StrategyConfig", "StopConfig",
+           "load_scenario", "bundled_scenarios"]
+
+_INF = math.inf
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the key, the rule and the value."""
+
+
+# -- checks: each raises ScenarioError naming the key --------------------------------
+def _number(key, value, *, low=None, high=None, strict_low=False, finite=True, unit=""):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{key} must be a number{_u(unit)}; got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ScenarioError(f"{key} must be a finite number{_u(unit)}; got {value!r}")
+    if low is not None and (value <= low if strict_low else value < low):
+        raise ScenarioError(f"{key} must be {'>' if strict_low else '>='} {low:g}{_u(unit)}; "
+                            f"got {value!r}")
+    if high is not None and value > high:
+        raise ScenarioError(f"{key} must be <= {high:g}{_u(unit)}; got {value!r}")
+    return value
+
+
+def _u(unit):
+    return f" ({unit})" if unit else ""
+
+
+def _integer(key, value, *, low):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
+    if value < low:
+        raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
+    return value
+
+
+def _choice(key, value, allowed):
+    if value not in allowed:
+        raise ScenarioError(f"{key} must be one of {', '.join(map(repr, allowed))}; "
+                            f"got {value!r}{_did_you_mean(value, allowed)}")
+    return value
+
+
+def _did_you_mean(value, allowed):
+    close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _per_item(key, value, n, n_key, **rule):
+    """A number, or a list of ``n`` numbers (``n_key`` names n); returns a tuple of floats."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ScenarioError(f"{key} must be one number or a list of {n_key}={n} numbers; "
+                                f"got a list of {len(value)}")
+        return tuple(_number(f"{key}[{i}]", v, **rule) for i, v in enumerate(value))
+    return (_number(key, value, **rule),) * n
+
+
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)  # normalizing a frozen dataclass in __post_init__
+
+
+# -- the sections -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    workers: int = 4                       # number of worker nodes (the server is extra)
+    speed: float | tuple = 1e9             # flop/s of each worker; a number or one per worker
+    server_speed: float = 1e10             # flop/s; a server is typically a bigger machine
+    compute_time: str = "deterministic"    # distribution of a job's duration around flops/speed
+    jitter: float = 0.0                    # dispersion of compute_time (see README), >= 0
+    slowdown: float | tuple = 1.0          # duration multiplier per worker; > 1 is a straggler
+
+    def __post_init__(self):
+        _integer("cluster.workers", self.workers, low=1)
+        _set(self, "speed", _per_item("cluster.speed", self.speed, self.workers, "cluster.workers",
+                                        low=0, strict_low=True, finite=False, unit="flop/s"))
+        _number("cluster.server_speed", self.server_speed, low=0, strict_low=True,
+                finite=False, unit="flop/s")
+        _choice("cluster.compute_time", self.compute_time, tuple(COMPUTE_TIMES))
+        _number("cluster.jitter", self.jitter, low=0)
+        _set(self, "slowdown", _per_item("cluster.slowdown", self.slowdown, self.workers, "cluster.workers",
+                                           low=0, strict_low=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    latency: float = 1e-4       # s per message (alpha); 100 µs is a datacenter LAN
+    bandwidth: float = 1.25e9   # bytes/s (1/beta); 1.25e9 is 10 Gbit/s; inf allowed
+    loss: float = 0.0           # probability that a message is lost, in [0, 1)
+
+    def __post_init__(self):
+        _number("network.latency", self.latency, low=0, unit="s")
+        _number("network.bandwidth", self.bandwidth, low=0, strict_low=True, finite=False,
+                unit="bytes/s")
+        _number("network.loss", self.loss, low=0)
+        if self.loss >= 1:
+            raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrashConfig:
+    node: int | str             # a worker index, or "server"
+    at: float                   # s of simulated time
+    recover_after: float | None = None  # s; None: the node never comes back
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultsConfig:
+    crash: tuple = ()           # CrashConfig entries
+    mtbf: float = _INF          # s, mean time between failures of each worker; inf: none
+    mttr: float = 0.0           # s, mean time to repair
+
+    def __post_init__(self):
+        crashes = []
+        for i, c in enumerate(self.crash):
+            key = f"faults.crash[{i}]"
+            if isinstance(c, dict):
+                _known_keys(key, c, CrashConfig)
+                if "node" not in c or "at" not in c:
+                    raise ScenarioError(f"{key} needs 'node' and 'at'; got {c!r}")
+                c = CrashConfig(**c)
+            if not isinstance(c, CrashConfig):
+                raise ScenarioError(f"{key} must be a table with node and at; got {c!r}")
+            if c.node != "server" and (isinstance(c.node, bool) or not isinstance(c.node, int)
+                                       or c.node < 0):
+                raise ScenarioError(f"{key}.node must be 'server' or a worker index >= 0; "
+                                    f"got {c.node!r}")
+            _number(f"{key}.at", c.at, low=0, unit="s")
+            if c.recover_after is not None:
+                _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
+            crashes.append(c)
+        _set(self, "crash", tuple(crashes))
+        _number("faults.mtbf", self.mtbf, low=0, strict_low=True, finite=False, unit="s")
+        _number("faults.mttr", self.mttr, low=0, unit="s")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    dataset: str = "iris"       # a bundled dataset, or "synthetic"
+    test_size: float = 0.25     # fraction held out (stratified) for accuracy
+    partition: str = "iid"      # how training rows are spread over workers
+    standardize: bool = True    # z-score features with training statistics
+    # synthetic data only (data.make_classification):
+    n_samples: int = 300
+    n_features: int = 4
+    n_classes: int = 2
+    weights: tuple | None = None  # class proportions; None: balanced
+    class_sep: float = 1.0
+
+    def __post_init__(self):
+        _choice("data.dataset", self.dataset, _data.DATASETS + ("synthetic",))
+        _number("data.test_size", self.test_size, low=0, strict_low=True)
+        if self.test_size >= 1:
+            raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
+        _choice("data.partition", self.partition, tuple(_data.PARTITIONERS))
+        if not isinstance(self.standardize, bool):
+            raise ScenarioError(f"data.standardize must be true or false; got {self.standardize!r}")
+        _integer("data.n_samples", self.n_samples, low=4)
+        _integer("data.n_features", self.n_features, low=1)
+        _integer("data.n_classes", self.n_classes, low=2)
+        if self.weights is not None:
+            _set(self, "weights", _per_item("data.weights", self.weights, self.n_classes, "data.n_classes",
+                                              low=0, strict_low=True))
+        _number("data.class_sep", self.class_sep, low=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    kind: str = "logistic"      # a registered learner (simdml.models.MODELS)
+    options: dict = field(default_factory=dict)  # the learner's own parameters
+
+    def __post_init__(self):
+        _choice("model.kind", self.kind, tuple(MODELS))
+        build_model(self)
+
+    def to_dict(self):
+        return {"kind": self.kind, **self.options}
+
+
+def build_model(config: ModelConfig):
+    """The learner a model section describes, its parameters checked."""
+    cls = MODELS[config.kind]
+    allowed = [p for p in _init_params(cls)]
+    for key in config.options:
+        if key not in allowed:
+            raise ScenarioError(f"unknown key model.{key} for model.kind={config.kind!r}; "
+                                f"allowed: kind, {', '.join(allowed)}{_did_you_mean(key, allowed)}")
+    model = cls(**config.options)
+    try:
+        model._validate_params()
+    except ValueError as exc:
+        name = re.search(r"'(\w+)' parameter", str(exc))
+        raise ScenarioError(f"model.{name.group(1) if name else config.kind}: {exc}") from None
+    return model
+
+
+def _init_params(cls):
+    import inspect
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyConfig:
+    kind: str = "sync"          # a registered strategy (simdml.strategies.STRATEGIES)
+    lr: float = 0.5             # step size of the global model's updates
+    options: dict = field(default_factory=dict)  # the strategy's own settings
+
+    def __post_init__(self):
+        _choice("strategy.kind", self.kind, tuple(STRATEGIES))
+        _number("strategy.lr", self.lr, low=0, strict_low=True)
+        self.build_options()
+
+    def build_options(self):
+        cls = STRATEGIES[self.kind].options
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in self.options:
+            if key not in allowed:
+                raise ScenarioError(
+                    f"unknown key strategy.{key} for strategy.kind={self.kind!r}; allowed: "
+                    f"kind, lr{''.join(', ' + a for a in allowed)}{_did_you_mean(key, allowed)}")
+        for f in dataclasses.fields(cls):
+            if f.name in self.options and f.type in ("float", float):
+                _number(f"strategy.{f.name}", self.options[f.name], low=0, strict_low=True,
+                        finite=False)
+        return cls(**self.options)
+
+    def to_dict(self):
+        return {"kind": self.kind, "lr": self.lr, **self.options}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopConfig:
+    rounds: int = 100           # global model updates (rounds for synchronous strategies)
+    time: float = _INF          # s of simulated time
+    target_accuracy: float | None = None  # stop once test accuracy reaches it
+
+    def __post_init__(self):
+        _integer("stop.rounds", self.rounds, low=1)
+        _number("stop.time", self.time, low=0, strict_low=True, finite=False, unit="s")
+        if self.target_accuracy is not None:
+            _number("stop.target_accuracy", self.target_accuracy, low=0, high=1)
+
+
+_SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
+             "data": DataConfig, "model": ModelConfig, "strategy": StrategyConfig,
+             "stop": StopConfig}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A complete, validated description of one run."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 0               # the one root of every random stream of the run
+    eval_every: int = 1         # evaluate the global model every this many updates
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ScenarioError(f"name must be a non-empty string; got {self.name!r}")
+        if not isinstance(self.description, str):
+            raise ScenarioError(f"description must be a string; got {self.description!r}")
+        _integer("seed", self.seed, low=0)
+        _integer("eval_every", self.eval_every, low=1)
+        for section, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, section), cls):
+                raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
+        for i, c in enumerate(self.faults.crash):
+            if c.node != "server" and c.node >= self.cluster.workers:
+                raise ScenarioError(f"faults.crash[{i}].node must be 'server' or a worker index "
+                                    f"below cluster.workers={self.cluster.workers}; got {c.node!r}")
+
+    # -- dict / TOML ----------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> Scenario:
+        """Build from nested dicts (as TOML parses); unknown keys are errors."""
+        if not isinstance(d, dict):
+            raise ScenarioError(f"a scenario must be a table; got {d!r}")
+        _known_keys("", d, cls)
+        kwargs = {k: v for k, v in d.items() if k not in _SECTIONS}
+        for section, sub in _SECTIONS.items():
+            if section not in d:
+                continue
+            table = d[section]
+            if not isinstance(table, dict):
+                raise ScenarioError(f"[{section}] must be a table; got {table!r}")
+            if sub in (ModelConfig, StrategyConfig):
+                fixed = {"kind", "lr"} if sub is StrategyConfig else {"kind"}
+                kwargs[section] = sub(**{k: v for k, v in table.items() if k in fixed},
+                                      options={k: v for k, v in table.items() if k not in fixed})
+            else:
+                _known_keys(section, table, sub)
+                kwargs[section] = sub(**table)
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # a wrong type that slipped past the checks
+            raise ScenarioError(f"invalid scenario: {exc}") from None
+
+    def to_dict(self) -> dict:
+        """Nested plain dicts; ``None`` values are left out (TOML has no null)."""
+        out = {"name": self.name, "description": self.description, "seed": self.seed,
+               "eval_every": self.eval_every}
+        for section in _SECTIONS:
+            cfg = getattr(self, section)
+            if hasattr(cfg, "to_dict"):
+                out[section] = cfg.to_dict()
+            else:
+                out[section] = {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+                                if getattr(cfg, f.name) is not None}
+        return out
+
+    def to_toml(self) -> str:
+        return _dumps_toml(self.to_dict())
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_toml())
+        return path
+
+    def replace(self, **changes) -> Scenario:
+        """A copy with dotted keys changed: ``s.replace(**{"cluster.workers": 16})``."""
+        d = self.to_dict()
+        for dotted, value in changes.items():
+            *sections, key = dotted.split(".")
+            table = d
+            for s in sections:
+                if s not in table or not isinstance(table[s], dict):
+                    raise ScenarioError(f"unknown section {s!r} in key {dotted!r}; sections: "
+                                        f"{', '.join(_SECTIONS)}")
+                table = table[s]
+            table[key] = value
+        return Scenario.from_dict(d)
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        if value and all(v == value[0] for v in value) and not dataclasses.is_dataclass(value[0]):
+            return value[0]  # a per-worker list of equal values reads back as one number
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None}
+    return value
+
+
+def _known_keys(section: str, table: dict, cls) -> None:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in allowed:
+            where = f"[{section}]" if section else "the top level"
+            dotted = f"{section}.{key}" if section else key
+            raise ScenarioError(f"unknown key {dotted!r}; allowed in {where}: "
+                                f"{', '.join(allowed)}{_did_you_mean(key, allowed)}")
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Read a scenario from a TOML file, or a bundled one by name (see ``simdml list``)."""
+    path = Path(source)
+    if path.suffix != ".toml" and not path.exists():
+        bundled = bundled_scenarios()
+        if str(source) not in bundled:
+            raise ScenarioError(f"no scenario file or bundled scenario named {str(source)!r}; "
+                                f"bundled: {', '.join(bundled)}{_did_you_mean(source, bundled)}")
+        return parse_scenario(bundled[str(source)].read_text(encoding="utf-8"), str(source))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    return parse_scenario(text, str(path))
+
+
+def parse_scenario(text: str, where: str = "<string>") -> Scenario:
+    """A scenario from TOML text."""
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}: invalid TOML: {exc}") from None
+    return Scenario.from_dict(d)
+
+
+def bundled_scenarios() -> dict[str, object]:
+    """Name -> resource of each scenario shipped with simdml."""
+    root = resources.files("simdml.scenarios")
+    return {p.name.removesuffix(".toml"): p for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".toml")}
