@@ -22,7 +22,7 @@ from .scenario import Scenario, build_model, load_scenario
 from .strategies import STRATEGIES, Job, Monitor, Shard
 from .trace import Trace
 
-__all__ = ["run", "Result"]
+__all__ = ["run", "Result", "prepare_data", "DataSplit"]
 
 
 @dataclass
@@ -144,6 +144,23 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         counters=job.counters)
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model)
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """A scenario's data as the run sees it: standardized train/test arrays, and the
+    training-row indices each worker holds (``parts[i]`` for worker i)."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    parts: list
+
+
+def prepare_data(scenario: Scenario) -> DataSplit:
+    """Load, split, standardize and partition a scenario's data, as ``run`` does."""
+    return DataSplit(*_prepare_data(scenario, Streams(scenario.seed)))
 
 
 def _prepare_data(s: Scenario, streams: Streams):

@@ -72,7 +72,7 @@ def _choice(key, value, allowed):
 
 
 def _did_you_mean(value, allowed):
-    close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1)
+    close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -1,0 +1,123 @@
+"""Scenarios: defaults, TOML round trips, dotted replace, and errors that name the key."""
+import math
+
+import pytest
+
+from simdml import Scenario, ScenarioError, bundled_scenarios, load_scenario
+from simdml.scenario import parse_scenario
+
+
+def test_defaults_are_valid_and_per_worker_values_expand():
+    """A default scenario is valid; one number for speed means that number for every worker."""
+    s = Scenario()
+    assert s.cluster.speed == (1e9,) * s.cluster.workers
+    assert s.cluster.slowdown == (1.0,) * s.cluster.workers
+
+
+def test_toml_round_trip(tmp_path):
+    """Saving a scenario to TOML and loading it back gives an equal scenario."""
+    s = parse_scenario("""
+        name = "rt"
+        seed = 7
+        [cluster]
+        workers = 3
+        speed = [1e6, 2e6, 3e6]
+        compute_time = "pareto"
+        jitter = 0.5
+        [network]
+        bandwidth = inf
+        [faults]
+        crash = [{node = 1, at = 0.5, recover_after = 0.25}, {node = "server", at = 9.0}]
+        [model]
+        kind = "logistic"
+        l2 = 0.01
+        [strategy]
+        lr = 0.1
+        round_timeout = 2.5
+        [stop]
+        rounds = 7
+        target_accuracy = 0.9
+    """)
+    back = load_scenario(s.save(tmp_path / "rt.toml"))
+    assert back == s
+    assert back.network.bandwidth == math.inf
+    assert back.faults.crash[1].node == "server" and back.faults.crash[1].recover_after is None
+
+
+def test_replace_changes_only_the_dotted_key():
+    """replace(**{"a.b": v}) returns a changed copy and leaves the original alone."""
+    s = Scenario()
+    t = s.replace(**{"cluster.workers": 8, "strategy.lr": 0.25, "seed": 3})
+    assert (t.cluster.workers, t.strategy.lr, t.seed) == (8, 0.25, 3)
+    assert t.cluster.speed == (1e9,) * 8
+    assert s.cluster.workers == 4
+    assert t.network == s.network
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[cluster]\nworkers = 0", r"cluster.workers must be an integer >= 1; got 0"),
+    ("[cluster]\nworkers = 2.5", r"cluster.workers must be an integer >= 1; got 2.5"),
+    ("[cluster]\nworkers = 3\nspeed = [1e6, 1e6, -1.0]", r"cluster.speed\[2\] must be > 0 \(flop/s\); got -1.0"),
+    ("[cluster]\nworkers = 3\nspeed = [1e6, 1e6]", r"cluster.speed must be one number or a list of cluster.workers=3 numbers; got a list of 2"),
+    ("[cluster]\nspeed = nan", r"cluster.speed must be a finite number \(flop/s\); got nan"),
+    ("[cluster]\nspeed = 'fast'", r"cluster.speed must be a number \(flop/s\); got 'fast'"),
+    ("[cluster]\ncompute_time = 'lognorml'", r"cluster.compute_time must be one of .*'lognormal'.*got 'lognorml' \(did you mean 'lognormal'\?\)"),
+    ("[cluster]\nwrokers = 3", r"unknown key 'cluster.wrokers'; allowed in \[cluster\]: workers, .* \(did you mean 'workers'\?\)"),
+    ("[cluster]\njitter = -0.1", r"cluster.jitter must be >= 0; got -0.1"),
+    ("[network]\nlatency = -1", r"network.latency must be >= 0 \(s\); got -1.0"),
+    ("[network]\nbandwidth = 0", r"network.bandwidth must be > 0 \(bytes/s\); got 0.0"),
+    ("[network]\nloss = 1.0", r"network.loss must be < 1 \(a probability\); got 1.0"),
+    ("[faults]\ncrash = [{node = 9, at = 1.0}]", r"faults.crash\[0\].node must be 'server' or a worker index below cluster.workers=4; got 9"),
+    ("[faults]\ncrash = [{node = 'w1', at = 1.0}]", r"faults.crash\[0\].node must be 'server' or a worker index >= 0; got 'w1'"),
+    ("[faults]\ncrash = [{node = 1}]", r"faults.crash\[0\] needs 'node' and 'at'"),
+    ("[faults]\ncrash = [{node = 1, at = 1.0, when = 2}]", r"unknown key 'faults.crash\[0\].when'"),
+    ("[faults]\nmtbf = 0", r"faults.mtbf must be > 0 \(s\); got 0.0"),
+    ("[data]\ndataset = 'irs'", r"data.dataset must be one of .*got 'irs' \(did you mean 'iris'\?\)"),
+    ("[data]\ntest_size = 1.5", r"data.test_size must be < 1; got 1.5"),
+    ("[data]\npartition = 'random'", r"data.partition must be one of 'iid', 'proportional'; got 'random'"),
+    ("[model]\nkind = 'svm'", r"model.kind must be one of 'logistic'; got 'svm'"),
+    ("[model]\nl22 = 0.1", r"unknown key model.l22 for model.kind='logistic'; allowed: kind, lr, n_iter, l2 \(did you mean 'l2'\?\)"),
+    ("[model]\nl2 = -1.0", r"model.l2: The 'l2' parameter of LogisticRegression must be >= 0"),
+    ("[strategy]\nkind = 'asink'", r"strategy.kind must be one of 'sync'; got 'asink'"),
+    ("[strategy]\nlr = -1", r"strategy.lr must be > 0; got -1.0"),
+    ("[strategy]\nround_timout = 1.0", r"unknown key strategy.round_timout for strategy.kind='sync'; allowed: kind, lr, round_timeout"),
+    ("[strategy]\nround_timeout = -2.0", r"strategy.round_timeout must be > 0; got -2.0"),
+    ("[stop]\nrounds = 0", r"stop.rounds must be an integer >= 1; got 0"),
+    ("[stop]\ntarget_accuracy = 1.5", r"stop.target_accuracy must be <= 1; got 1.5"),
+    ("seed = -1", r"seed must be an integer >= 0; got -1"),
+    ("colour = 'red'", r"unknown key 'colour'; allowed in the top level: name, description, seed"),
+    ("cluster = 3", r"\[cluster\] must be a table; got 3"),
+    ("[cluster\nworkers = 3", r"<string>: invalid TOML"),
+])
+def test_bad_scenarios_name_the_key(toml, message):
+    """Every invalid scenario raises a ScenarioError naming the key, the rule and the value."""
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(toml)
+
+
+def test_bad_files(tmp_path):
+    """Missing files, non-UTF-8 bytes and unknown bundled names get clear ScenarioErrors."""
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_scenario(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"name = '\xff\xfe'\n")
+    with pytest.raises(ScenarioError, match="not UTF-8 text"):
+        load_scenario(bad)
+    with pytest.raises(ScenarioError, match="no scenario file or bundled scenario named 'iris_snyc'.*did you mean 'iris_sync'"):
+        load_scenario("iris_snyc")
+
+
+def test_replace_rejects_unknown_sections_and_keys():
+    """replace() validates like the loader: unknown sections and keys are errors."""
+    with pytest.raises(ScenarioError, match="unknown section 'clster'"):
+        Scenario().replace(**{"clster.workers": 2})
+    with pytest.raises(ScenarioError, match="unknown key 'cluster.nodes'"):
+        Scenario().replace(**{"cluster.nodes": 2})
+
+
+def test_bundled_scenarios_load():
+    """Every bundled scenario loads, and its name matches its file name."""
+    names = bundled_scenarios()
+    assert "iris_sync" in names
+    for name in names:
+        assert load_scenario(name).name == name

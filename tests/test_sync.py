@@ -1,0 +1,122 @@
+"""The synchronous parameter server: exact full-batch GD, alpha-beta round times, faults."""
+import numpy as np
+import pytest
+
+from simdml import Scenario, run
+from simdml.experiment import prepare_data
+from simdml.models import LogisticRegression
+
+ROUNDS = 12
+
+
+def _scenario(**changes) -> Scenario:
+    base = {"stop.rounds": ROUNDS, "strategy.lr": 0.3, "model.l2": 1e-3}
+    return Scenario().replace(**{**base, **changes})
+
+
+@pytest.mark.parametrize("changes", [
+    {},                                                                   # equal shards
+    {"cluster.workers": 3, "cluster.speed": [1e9, 3e9, 7e9], "data.partition": "proportional"},
+    {"cluster.workers": 5, "cluster.compute_time": "lognormal", "cluster.jitter": 0.8},
+    {"cluster.workers": 7, "data.dataset": "wine", "seed": 3},
+    {"cluster.workers": 1},
+])
+def test_sync_equals_full_batch_gradient_descent(changes):
+    """After T rounds, sync PS parameters equal T steps of full-batch GD to 1e-12,
+    for equal and unequal shards and any timing."""
+    s = _scenario(**changes)
+    result = run(s)
+    split = prepare_data(s)
+    sizes = [len(p) for p in split.parts]
+    if "proportional" in changes.values():
+        assert len(set(sizes)) > 1, "the unequal-shard case must really be unequal"
+    reference = LogisticRegression(lr=s.strategy.lr, n_iter=ROUNDS, l2=1e-3)
+    reference.fit(split.X_train, split.y_train)
+    assert result.summary["updates"] == ROUNDS
+    np.testing.assert_allclose(result.model.params_, reference.params_, rtol=0, atol=1e-12)
+
+
+def _round_time(computes, p_bytes, g_bytes, latency, bandwidth, server_compute):
+    """Reference alpha-beta model of one sync round: the broadcast leaves the server's NIC
+    one copy after another (worker k gets it at latency + k p / bandwidth); the gradients
+    then queue at the server's NIC in the order their first bits arrive."""
+    first_bits = sorted(latency + k * p_bytes / bandwidth + c + latency
+                        for k, c in enumerate(computes, start=1))
+    rx_free = 0.0
+    for first_bit in first_bits:
+        rx_free = max(first_bit, rx_free) + g_bytes / bandwidth
+    return rx_free + server_compute
+
+
+def test_round_time_equals_the_alpha_beta_model():
+    """With deterministic compute, each round lasts exactly the alpha-beta prediction."""
+    n, latency, bandwidth, speed = 4, 1e-3, 1e6, 2e5
+    s = _scenario(**{"cluster.workers": n, "cluster.speed": speed, "cluster.server_speed": 1e9,
+                     "network.latency": latency, "network.bandwidth": bandwidth})
+    result = run(s)
+    model = LogisticRegression()
+    n_params = model.init_params(4, 3).size
+    computes = [model.grad_flops(len(p)) / speed for p in prepare_data(s).parts]
+    expected = _round_time(computes, 8 + 8 * n_params, 16 + 8 * n_params, latency, bandwidth,
+                           (n + 2) * n_params / 1e9)
+    times = [h["time"] for h in result.history]
+    np.testing.assert_allclose(np.diff(times), expected, rtol=1e-12)
+    assert result.summary["bytes_sent"] == ROUNDS * n * (8 + 8 * n_params + 16 + 8 * n_params)
+
+
+def test_same_seed_same_everything_different_seed_different_timing():
+    """Same seed: identical history and trace; another seed: other compute times, same math."""
+    s = _scenario(**{"cluster.compute_time": "exponential"})
+    a, b, c = run(s), run(s), run(s.replace(seed=1))
+    assert a.history == b.history and a.trace.spans == b.trace.spans
+    assert a.trace.spans != c.trace.spans
+    assert a.summary["sim_time"] != c.summary["sim_time"]
+
+
+def test_a_crashed_worker_stalls_training_without_round_timeout():
+    """A worker that never recovers stalls sync training; the run ends and says why."""
+    result = run(_scenario(**{"faults.crash": [{"node": 2, "at": 0.0}]}))
+    assert result.summary["updates"] < ROUNDS
+    assert result.summary["stop_reason"].startswith("stalled at t=")
+    assert "round_timeout" in result.summary["stop_reason"]
+
+
+def test_round_timeout_survives_a_crash_and_recovery():
+    """With round_timeout, rounds close without the crashed worker; after its recovery it
+    rejoins, and training completes every round."""
+    s = _scenario(**{"strategy.round_timeout": 1e-3, "stop.rounds": 40,
+                     "faults.crash": [{"node": 1, "at": 2e-4, "recover_after": 5e-3}]})
+    result = run(s)
+    assert result.summary["updates"] == 40
+    assert result.summary["incomplete_rounds"] >= 1
+    spans = [x for x in result.trace.spans if x.node == "worker1"]
+    assert any(x.kind == "down" for x in spans)
+    down = next(x for x in spans if x.kind == "down")
+    assert down.end - down.start == pytest.approx(5e-3)
+    assert any(x.kind == "compute" and x.start >= down.end for x in spans), "it rejoined"
+
+
+def test_server_crash_ends_the_run_with_a_reason():
+    """A server crash (no checkpointing yet) ends the run; the stop reason says so."""
+    result = run(_scenario(**{"faults.crash": [{"node": "server", "at": 1e-4}]}))
+    assert "server crashed at t=0.0001 s" in result.summary["stop_reason"]
+
+
+def test_stop_on_time_and_on_target_accuracy():
+    """stop.time bounds simulated time; stop.target_accuracy stops once it is reached."""
+    timed = run(_scenario(**{"stop.rounds": 10_000, "stop.time": 2e-3}))
+    assert timed.summary["sim_time"] == 2e-3
+    assert timed.summary["stop_reason"].startswith("time limit")
+    target = run(_scenario(**{"stop.rounds": 10_000, "stop.target_accuracy": 0.9}))
+    assert target.summary["final_accuracy"] >= 0.9
+    assert target.summary["time_to_target"] == target.summary["sim_time"]
+    assert "target accuracy 0.9 reached" in target.summary["stop_reason"]
+
+
+def test_divergence_stops_with_a_clear_reason():
+    """A step size that makes the loss overflow stops the run and names strategy.lr."""
+    with np.errstate(all="ignore"):
+        result = run(_scenario(**{"strategy.lr": 1e6, "stop.rounds": 2000,
+                                  "model.l2": 1.0, "eval_every": 1}))
+    reason = result.summary["stop_reason"]
+    assert reason.startswith("diverged: loss became") and "strategy.lr" in reason
