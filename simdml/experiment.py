@@ -107,7 +107,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
 
     sim = Simulator(seed=s.seed)
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
-                      loss=s.network.loss, rng=streams.rng("network"))
+                      loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
     cluster = Cluster(sim, network)
     server = cluster.add_node("server", speed=s.cluster.server_speed)
     workers = [cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
@@ -182,6 +182,17 @@ def _prepare_data(s: Scenario, streams: Streams):
     options = {"weights": np.asarray(s.cluster.speed)} if d.partition == "proportional" else {}
     parts = _data.partition(d.partition, y_train, s.cluster.workers, rng=rng, **options)
     return X_train, X_test, y_train, y_test, parts
+
+
+def _links(net) -> dict:
+    """Per-link overrides by node index (the server is node 0, worker i is node i + 1)."""
+    out = {}
+    for link in net.links:
+        a, b = (0 if end == "server" else end + 1 for end in (link.a, link.b))
+        cost = (net.latency if link.latency is None else link.latency,
+                net.bandwidth if link.bandwidth is None else link.bandwidth)
+        out[(a, b)] = out[(b, a)] = cost
+    return out
 
 
 def _start_faults(s: Scenario, sim, server, workers, streams) -> None:

@@ -27,7 +27,7 @@ from .models import MODELS
 from .strategies import STRATEGIES
 
 __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
-           "FaultsConfig", "DataConfig", "ModelConfig", "StrategyConfig", "StopConfig",
+           "FaultsConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig", "StopConfig",
            "load_scenario", "bundled_scenarios"]
 
 _INF = math.inf
@@ -86,6 +86,24 @@ def _per_item(key, value, n, n_key, **rule):
     return (_number(key, value, **rule),) * n
 
 
+def _table(key, value, cls, required):
+    """An entry of a list of tables (``faults.crash``, ``network.links``) as ``cls``."""
+    if isinstance(value, dict):
+        _known_keys(key, value, cls)
+        missing = [r for r in required if r not in value]
+        if missing:
+            raise ScenarioError(f"{key} needs {' and '.join(map(repr, required))}; got {value!r}")
+        value = cls(**value)
+    if not isinstance(value, cls):
+        raise ScenarioError(f"{key} must be a table with {', '.join(required)}; got {value!r}")
+    return value
+
+
+def _node_ref(key, node):
+    if node != "server" and (isinstance(node, bool) or not isinstance(node, int) or node < 0):
+        raise ScenarioError(f"{key} must be 'server' or a worker index >= 0; got {node!r}")
+
+
 def _set(obj, name, value):
     object.__setattr__(obj, name, value)  # normalizing a frozen dataclass in __post_init__
 
@@ -113,10 +131,19 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LinkConfig:
+    a: int | str                # a worker index, or "server"
+    b: int | str                # the other end; the link works both ways
+    latency: float | None = None    # s; None: network.latency
+    bandwidth: float | None = None  # bytes/s; None: network.bandwidth
+
+
+@dataclass(frozen=True, kw_only=True)
 class NetworkConfig:
     latency: float = 1e-4       # s per message (alpha); 100 µs is a datacenter LAN
     bandwidth: float = 1.25e9   # bytes/s (1/beta); 1.25e9 is 10 Gbit/s; inf allowed
     loss: float = 0.0           # probability that a message is lost, in [0, 1)
+    links: tuple = ()           # LinkConfig entries: a slow or fast cable between two nodes
 
     def __post_init__(self):
         _number("network.latency", self.latency, low=0, unit="s")
@@ -125,6 +152,19 @@ class NetworkConfig:
         _number("network.loss", self.loss, low=0)
         if self.loss >= 1:
             raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
+        links = []
+        for i, link in enumerate(self.links):
+            key = f"network.links[{i}]"
+            link = _table(key, link, LinkConfig, required=("a", "b"))
+            for end in ("a", "b"):
+                _node_ref(f"{key}.{end}", getattr(link, end))
+            if link.latency is not None:
+                _number(f"{key}.latency", link.latency, low=0, unit="s")
+            if link.bandwidth is not None:
+                _number(f"{key}.bandwidth", link.bandwidth, low=0, strict_low=True,
+                        finite=False, unit="bytes/s")
+            links.append(link)
+        _set(self, "links", tuple(links))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,17 +184,8 @@ class FaultsConfig:
         crashes = []
         for i, c in enumerate(self.crash):
             key = f"faults.crash[{i}]"
-            if isinstance(c, dict):
-                _known_keys(key, c, CrashConfig)
-                if "node" not in c or "at" not in c:
-                    raise ScenarioError(f"{key} needs 'node' and 'at'; got {c!r}")
-                c = CrashConfig(**c)
-            if not isinstance(c, CrashConfig):
-                raise ScenarioError(f"{key} must be a table with node and at; got {c!r}")
-            if c.node != "server" and (isinstance(c.node, bool) or not isinstance(c.node, int)
-                                       or c.node < 0):
-                raise ScenarioError(f"{key}.node must be 'server' or a worker index >= 0; "
-                                    f"got {c.node!r}")
+            c = _table(key, c, CrashConfig, required=("node", "at"))
+            _node_ref(f"{key}.node", c.node)
             _number(f"{key}.at", c.at, low=0, unit="s")
             if c.recover_after is not None:
                 _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
@@ -302,10 +333,13 @@ class Scenario:
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
-        for i, c in enumerate(self.faults.crash):
-            if c.node != "server" and c.node >= self.cluster.workers:
-                raise ScenarioError(f"faults.crash[{i}].node must be 'server' or a worker index "
-                                    f"below cluster.workers={self.cluster.workers}; got {c.node!r}")
+        refs = [(f"faults.crash[{i}].node", c.node) for i, c in enumerate(self.faults.crash)]
+        refs += [(f"network.links[{i}].{end}", getattr(link, end))
+                 for i, link in enumerate(self.network.links) for end in ("a", "b")]
+        for key, node in refs:
+            if node != "server" and node >= self.cluster.workers:
+                raise ScenarioError(f"{key} must be 'server' or a worker index below "
+                                    f"cluster.workers={self.cluster.workers}; got {node!r}")
 
     # -- dict / TOML ----------------------------------------------------------------
     @classmethod

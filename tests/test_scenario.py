@@ -26,6 +26,7 @@ def test_toml_round_trip(tmp_path):
         jitter = 0.5
         [network]
         bandwidth = inf
+        links = [{a = "server", b = 2, latency = 0.01, bandwidth = 1e6}, {a = 0, b = 1, latency = 0.5}]
         [faults]
         crash = [{node = 1, at = 0.5, recover_after = 0.25}, {node = "server", at = 9.0}]
         [model]
@@ -71,6 +72,9 @@ def test_replace_changes_only_the_dotted_key():
     ("[faults]\ncrash = [{node = 'w1', at = 1.0}]", r"faults.crash\[0\].node must be 'server' or a worker index >= 0; got 'w1'"),
     ("[faults]\ncrash = [{node = 1}]", r"faults.crash\[0\] needs 'node' and 'at'"),
     ("[faults]\ncrash = [{node = 1, at = 1.0, when = 2}]", r"unknown key 'faults.crash\[0\].when'"),
+    ("[network]\nlinks = [{a = 'server', b = 4}]", r"network.links\[0\].b must be 'server' or a worker index below cluster.workers=4; got 4"),
+    ("[network]\nlinks = [{a = 'server'}]", r"network.links\[0\] needs 'a' and 'b'"),
+    ("[network]\nlinks = [{a = 0, b = 1, bandwidth = -1}]", r"network.links\[0\].bandwidth must be > 0 \(bytes/s\); got -1.0"),
     ("[faults]\nmtbf = 0", r"faults.mtbf must be > 0 \(s\); got 0.0"),
     ("[data]\ndataset = 'irs'", r"data.dataset must be one of .*got 'irs' \(did you mean 'iris'\?\)"),
     ("[data]\ntest_size = 1.5", r"data.test_size must be < 1; got 1.5"),

@@ -120,3 +120,14 @@ def test_divergence_stops_with_a_clear_reason():
                                   "model.l2": 1.0, "eval_every": 1}))
     reason = result.summary["stop_reason"]
     assert reason.startswith("diverged: loss became") and "strategy.lr" in reason
+
+
+def test_a_slow_link_delays_exactly_its_worker():
+    """A per-link override (both directions) adds its extra latency to that worker's
+    round trip, and so to every round (no serialization: infinite bandwidth)."""
+    base = _scenario(**{"cluster.workers": 3, "network.latency": 1e-4,
+                        "network.bandwidth": float("inf")})
+    slow = base.replace(**{"network.links": [{"a": "server", "b": 1, "latency": 0.0101}]})
+    fast_rounds = np.diff([h["time"] for h in run(base).history])
+    slow_rounds = np.diff([h["time"] for h in run(slow).history])
+    np.testing.assert_allclose(slow_rounds - fast_rounds, 2 * (0.0101 - 1e-4), rtol=1e-9)

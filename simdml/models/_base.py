@@ -191,6 +191,11 @@ class GradientClassifier:
         self.n_iter_ = self.n_iter
         return self
 
+    @property
+    def params(self) -> np.ndarray:
+        """The fitted flat parameter vector ``params_`` (the name strategies use)."""
+        return self._resolve_params(None)
+
     def _resolve_params(self, params) -> np.ndarray:
         if params is not None:
             return np.asarray(params, dtype=np.float64)
