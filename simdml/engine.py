@@ -303,7 +303,10 @@ class Condition(Event):
         self._fired.append(event)
         if len(self._fired) == self._k:
             self._release()
-            self.succeed(self._fired)
+            self.succeed(self._result())
+
+    def _result(self) -> list:
+        return self._fired
 
     def _abandon(self, callback) -> None:
         super()._abandon(callback)
@@ -316,6 +319,15 @@ class Condition(Event):
         for ev in self._events:
             if ev.callbacks is not None:
                 ev._abandon(self._check)
+
+
+class _AllOf(Condition):
+    """:meth:`Simulator.all_of`: every event; its value is their values in the given order."""
+
+    __slots__ = ()
+
+    def _result(self) -> list:
+        return [ev._value for ev in self._events]
 
 
 class Store:
@@ -424,22 +436,10 @@ class Simulator:
         """Start ``generator`` as a process now; returns the process (an event)."""
         return Process(self, generator, name)
 
-    def all_of(self, events) -> Event:
+    def all_of(self, events) -> Condition:
         """Fires when every event has fired; its value is their values, in order."""
         events = list(events)
-        done = Event(self)
-        cond = Condition(self, len(events), events)
-
-        def values(_):
-            if cond._ok:
-                done.succeed([ev._value for ev in events])
-            else:
-                done.fail(cond._value)
-        if cond.callbacks is None:
-            values(cond)
-        else:
-            cond.callbacks.append(values)
-        return done
+        return _AllOf(self, len(events), events)
 
     def any_of(self, events) -> Condition:
         """Fires with ``[first event]`` as soon as one of ``events`` fires."""
@@ -493,7 +493,6 @@ class Simulator:
                 stop = Event(self)
                 stop._value = None
                 self.schedule_at(stop, at, URGENT)
-            stop.callbacks.append(_stop)
 
         queue = self._queue
         try:
@@ -503,6 +502,10 @@ class Simulator:
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
                     callback(event)
+                if event is stop:
+                    # after all its callbacks, so no waiter of `until` is left behind; and
+                    # a stop left in the queue by an aborted run() stops no later run
+                    raise _StopSimulation
                 if not event._ok and not callbacks:
                     if not isinstance(event._value, Interrupt):
                         raise event._value
@@ -525,15 +528,11 @@ class Simulator:
         waiting = [(p.name, repr(p._target), p._since) for p in self._alive]
         lines = [f"  - process '{n}' waits on {what} since t={since:g} s"
                  for n, what, since in waiting]
-        goal = f"before {until!r} fired" if isinstance(until, Event) else ""
-        msg = (f"deadlock at t={self.now:g} s: no events left {goal}, "
+        goal = f" before {until!r} fired" if isinstance(until, Event) else ""
+        msg = (f"deadlock at t={self.now:g} s: no events left{goal}, "
                f"{len(waiting)} process(es) still waiting:\n" + "\n".join(lines))
         return Deadlock(msg, waiting)
 
     def waiting(self) -> list[tuple[str, str, float]]:
         """``(process name, what it waits on, since when)`` for every live process."""
         return [(p.name, repr(p._target), p._since) for p in self._alive]
-
-
-def _stop(event: Event) -> None:
-    raise _StopSimulation
