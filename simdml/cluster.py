@@ -109,6 +109,11 @@ class _Transfer(Event):
 
     __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch")
 
+    def is_cut_by_sender(self) -> bool:
+        """Whether the sender crashed before the last byte left its NIC (at ``tx_end``)."""
+        src = self.src
+        return src.epoch != self.src_epoch and src._crash_times[self.src_epoch] < self.tx_end
+
 
 class Node:
     """A machine of the cluster: computes at ``speed`` flop/s, sends and receives messages.
@@ -150,6 +155,7 @@ class Node:
         self._programs: list[tuple] = []
         self.processes: list[Process] = []
         self._open: list[list] = []  # spans that may still be running (cut short by a crash)
+        self._open_limit = 16
         self.bytes_sent = 0
         self.messages_sent = 0
 
@@ -200,8 +206,7 @@ class Node:
 
     # -- message path (callbacks; they run inside the event loop) ----------------
     def _arrive(self, t: _Transfer) -> None:
-        src = t.src
-        if src.epoch != t.src_epoch and src._crash_times[t.src_epoch] < t.tx_end:
+        if t.is_cut_by_sender():
             self.cluster.messages_lost += 1  # the sender crashed before the message left
             return
         if not self.is_up:
@@ -220,6 +225,11 @@ class Node:
         if self.epoch != t.dst_epoch or not self.is_up:
             self.cluster.messages_lost += 1  # crashed while receiving
             return
+        if t.is_cut_by_sender():
+            # when latency < b / bandwidth the first bit arrives before the last one
+            # leaves: a sender crash in between must still lose the message
+            self.cluster.messages_lost += 1
+            return
         self.cluster.messages_delivered += 1
         mailbox = self.mailbox
         if mailbox._getters:
@@ -233,9 +243,12 @@ class Node:
         self.cluster.spans.append(span)
         if end > self.sim.now:
             open_ = self._open
-            if len(open_) > 8:
+            if len(open_) >= self._open_limit:
+                # prune only when the list has doubled: amortized O(1) per span, even for
+                # a server with thousands of queued sends
                 now = self.sim.now
                 open_[:] = [s for s in open_ if s[3] > now]
+                self._open_limit = max(16, 2 * len(open_))
             open_.append(span)
 
     # -- programs, crashes and recovery ------------------------------------------
@@ -262,8 +275,9 @@ class Node:
         self.epoch += 1
         self._crash_times.append(now)
         for span in self._open:
-            if span[3] > now:
-                span[3] = max(span[2], now)
+            if span[3] > now:  # running, or queued behind others: cut at the crash
+                span[2] = min(span[2], now)
+                span[3] = now
                 span[1] += "_lost"
         self._open.clear()
         for getter in self.mailbox._getters:
@@ -352,6 +366,10 @@ class Cluster:
             if n.name == name:
                 return n
         raise KeyError(f"no node named {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+
+    def open_waits(self) -> list[tuple[str, float]]:
+        """``(node, since)`` for every process now blocked on an empty mailbox."""
+        return [(n.name, g.since) for n in self.nodes for g in n.mailbox._getters]
 
     @property
     def bytes_sent(self) -> int:

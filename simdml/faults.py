@@ -20,9 +20,15 @@ def crash_at(node: Node, at: float, recover_after: float | None = None):
 
     ``recover_after=None`` means the node never comes back.
     """
+    if not at >= node.sim.now:  # checked here, at the call, not when the process starts
+        raise ValueError(f"crash time must be >= now ({node.sim.now}); got {at!r}")
+    if recover_after is not None and not recover_after >= 0:
+        raise ValueError(f"recover_after must be >= 0 (s) or None; got {recover_after!r}")
+    return _crash_at(node, at, recover_after)
+
+
+def _crash_at(node: Node, at: float, recover_after: float | None):
     sim = node.sim
-    if not at >= sim.now:
-        raise ValueError(f"crash time must be >= now ({sim.now}); got {at!r}")
     yield sim.timeout(at - sim.now)
     node.crash()
     if recover_after is not None and math.isfinite(recover_after):
@@ -36,6 +42,14 @@ def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generat
 
     Long-run availability is ``mtbf / (mtbf + mttr)``.
     """
+    if not 0 < mtbf < math.inf:
+        raise ValueError(f"mtbf must be finite and > 0 (s); got {mtbf!r}")
+    if not 0 <= mttr < math.inf:
+        raise ValueError(f"mttr must be finite and >= 0 (s); got {mttr!r}")
+    return _random_failures(node, mtbf, mttr, rng)
+
+
+def _random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generator):
     sim = node.sim
     while True:
         yield sim.timeout(rng.exponential(mtbf))

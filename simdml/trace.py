@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,11 +53,14 @@ class Trace:
 
     @classmethod
     def from_cluster(cls, cluster, end: float, counters=None) -> Trace:
-        """Collect a cluster's spans; nodes still down at ``end`` get a ``down`` span."""
+        """Collect a cluster's spans; nodes still down at ``end`` get a ``down`` span, and
+        processes still blocked on ``recv`` a ``wait`` span, up to ``end``."""
         spans = [Span(n, k, s, min(e, end), b) for n, k, s, e, b in cluster.spans if s <= end]
         for node in cluster.nodes:
             if not node.is_up:
                 spans.append(Span(node.name, "down", node._crash_times[-1], end))
+        spans += [Span(name, "wait", since, end) for name, since in cluster.open_waits()
+                  if since < end]
         spans.sort(key=lambda s: (s.start, s.end))
         return cls(nodes=[n.name for n in cluster.nodes], spans=spans,
                    instants=list(cluster.instants), counters=dict(counters or {}), end=end)
@@ -110,6 +114,8 @@ class Trace:
             events.append({"ph": "i", "name": kind, "pid": 0, "tid": tid[n], "ts": t * 1e6, "s": "t"})
         for name, points in self.counters.items():
             for t, v in points:
+                if not math.isfinite(v):
+                    continue  # a diverged loss: JSON has no inf/nan, and Perfetto cannot plot them
                 events.append({"ph": "C", "name": name, "pid": 0, "ts": t * 1e6, "args": {name: v}})
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
