@@ -131,3 +131,12 @@ def test_a_slow_link_delays_exactly_its_worker():
     fast_rounds = np.diff([h["time"] for h in run(base).history])
     slow_rounds = np.diff([h["time"] for h in run(slow).history])
     np.testing.assert_allclose(slow_rounds - fast_rounds, 2 * (0.0101 - 1e-4), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["iris_sync", "crash_recovery", "synthetic_16"])
+def test_bundled_scenarios_run_to_the_end_and_learn(name):
+    """Every bundled scenario runs all its rounds and beats chance by far."""
+    result = run(name)
+    assert result.summary["stop_reason"].endswith("updates done (stop.rounds)")
+    assert result.summary["final_accuracy"] > 0.75
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
