@@ -104,6 +104,12 @@ def payload_nbytes(payload) -> int:
                     f"pass nbytes= to send()")
 
 
+class _Work(Timeout):
+    """A computation on a node: a timeout that knows its trace span."""
+
+    __slots__ = ("span",)
+
+
 class _Transfer(Event):
     """One message on its way; the same event object is queued for arrival, then delivery."""
 
@@ -169,9 +175,19 @@ class Node:
             raise RuntimeError(f"node {self.name} is down and cannot compute")
         t0 = flops / self.speed
         duration = self._sample(t0, self.jitter, self.rng) * self.slowdown
-        now = self.sim.now
-        self._span("compute", now, now + duration, 0)
-        return Timeout(self.sim, duration)
+        work = _Work(self.sim, duration)
+        work.span = self._span("compute", self.sim.now, work.delay + self.sim.now, 0)
+        return work
+
+    def abandon(self, work: _Work) -> None:
+        """Stop a computation before it ends (its result is no longer wanted).
+
+        The node is free at once; the trace shows the work as ``compute_dropped``.
+        """
+        span = work.span
+        if span[3] > self.sim.now and span[1] == "compute":
+            span[3] = self.sim.now
+            span[1] = "compute_dropped"
 
     def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
         """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
@@ -238,7 +254,7 @@ class Node:
                 self.cluster.spans.append([self.name, "wait", since, self.sim.now, 0])
         mailbox.put(t.payload)
 
-    def _span(self, kind: str, start: float, end: float, nbytes: int) -> None:
+    def _span(self, kind: str, start: float, end: float, nbytes: int) -> list:
         span = [self.name, kind, start, end, nbytes]
         self.cluster.spans.append(span)
         if end > self.sim.now:
@@ -250,6 +266,7 @@ class Node:
                 open_[:] = [s for s in open_ if s[3] > now]
                 self._open_limit = max(16, 2 * len(open_))
             open_.append(span)
+        return span
 
     # -- programs, crashes and recovery ------------------------------------------
     def start(self, program, *args, name: str | None = None) -> Process:

@@ -130,7 +130,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     spec = STRATEGIES[s.strategy.kind]
     job = Job(sim=sim, cluster=cluster, server=server, workers=workers, shards=shards,
               model=model, params=params, lr=s.strategy.lr, monitor=monitor,
-              options=s.strategy.build_options())
+              options=s.strategy.build_options(), batch_size=s.strategy.batch_size,
+              batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)])
     stop_reason = _simulate(sim, spec.start(job), s.stop.time)
     monitor.finish()
 
@@ -142,7 +143,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                         stop_reason=monitor.stop_reason or stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
-                        counters=job.counters)
+                        counters=job.counters, staleness=job.staleness)
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model)
 
 

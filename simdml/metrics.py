@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "time_to_target", "summarize"]
+__all__ = ["accuracy", "time_to_target", "staleness_stats", "summarize"]
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -22,8 +22,18 @@ def time_to_target(history: list[dict], target: float) -> float | None:
     return None
 
 
+def staleness_stats(histogram: list[int]) -> dict:
+    """Mean and max staleness from ``histogram[s]`` = number of gradients with staleness s."""
+    n = sum(histogram)
+    if n == 0:
+        return {}
+    mean = sum(s * c for s, c in enumerate(histogram)) / n
+    return {"staleness_mean": mean, "staleness_max": len(histogram) - 1,
+            "staleness_histogram": list(histogram)}
+
+
 def summarize(history, trace, *, updates, stop_reason, target_accuracy, bytes_sent,
-              messages_sent, messages_lost, counters) -> dict:
+              messages_sent, messages_lost, counters, staleness=()) -> dict:
     """The summary of a run: what it reached, in how much simulated time, at what cost."""
     last = history[-1] if history else {"loss": float("nan"), "accuracy": float("nan")}
     sim_time = trace.end
@@ -41,4 +51,5 @@ def summarize(history, trace, *, updates, stop_reason, target_accuracy, bytes_se
         "messages_lost": messages_lost,
         "stop_reason": stop_reason,
         **{k: v for k, v in sorted(counters.items())},
+        **staleness_stats(list(staleness)),
     }

@@ -15,6 +15,7 @@ __all__ = ["history", "timeline", "run_overview", "save", "KIND_COLORS"]
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
     "down": "#e63946", "compute_lost": "#9d0208", "send_lost": "#9d0208", "recv_lost": "#9d0208",
+    "compute_dropped": "#a8dadc",
 }
 
 
@@ -62,11 +63,12 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top
     order = {"wait": 0, "down": 1, "recv": 2, "send": 3, "compute": 4}
-    for span in sorted(trace.spans, key=lambda s: order.get(s.kind, 5)):
+    for span in sorted(trace.spans, key=lambda s: order.get(s.kind.partition("_")[0], 5)):
         if span.node not in row or span.start > end:
             continue
-        lane = {"send": 0.25, "recv": -0.25}.get(span.kind, 0.0)
-        height = 0.3 if span.kind in ("send", "recv") else 0.6
+        base = span.kind.partition("_")[0]
+        lane = {"send": 0.25, "recv": -0.25}.get(base, 0.0)
+        height = 0.3 if base in ("send", "recv") else 0.6
         ax.broken_barh([(span.start, min(span.end, end) - span.start)],
                        (row[span.node] + lane - height / 2, height),
                        facecolors=KIND_COLORS.get(span.kind, "gray"))
@@ -85,6 +87,8 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     handles = [Patch(color=KIND_COLORS[k], label=k) for k in kinds]
     if any(s.kind.endswith("_lost") for s in trace.spans):
         handles.append(Patch(color=KIND_COLORS["compute_lost"], label="lost to a crash"))
+    if any(s.kind == "compute_dropped" for s in trace.spans):
+        handles.append(Patch(color=KIND_COLORS["compute_dropped"], label="dropped (stale)"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18 if fig else -0.25),
               ncol=len(handles), fontsize="small", frameon=False)
     return fig or ax.figure

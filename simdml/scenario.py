@@ -264,29 +264,41 @@ def _init_params(cls):
 class StrategyConfig:
     kind: str = "sync"          # a registered strategy (simdml.strategies.STRATEGIES)
     lr: float = 0.5             # step size of the global model's updates
+    batch_size: int | None = None  # rows per gradient, drawn per worker; None: whole shard
     options: dict = field(default_factory=dict)  # the strategy's own settings
+
+    COMMON = ("kind", "lr", "batch_size")  # keys every strategy has
 
     def __post_init__(self):
         _choice("strategy.kind", self.kind, tuple(STRATEGIES))
         _number("strategy.lr", self.lr, low=0, strict_low=True)
+        if self.batch_size is not None:
+            _integer("strategy.batch_size", self.batch_size, low=1)
         self.build_options()
 
     def build_options(self):
+        """The strategy's options dataclass, checked."""
         cls = STRATEGIES[self.kind].options
         allowed = [f.name for f in dataclasses.fields(cls)]
         for key in self.options:
             if key not in allowed:
                 raise ScenarioError(
                     f"unknown key strategy.{key} for strategy.kind={self.kind!r}; allowed: "
-                    f"kind, lr{''.join(', ' + a for a in allowed)}{_did_you_mean(key, allowed)}")
+                    f"{', '.join(self.COMMON + tuple(allowed))}{_did_you_mean(key, allowed)}")
         for f in dataclasses.fields(cls):
             if f.name in self.options and f.type in ("float", float):
                 _number(f"strategy.{f.name}", self.options[f.name], low=0, strict_low=True,
                         finite=False)
-        return cls(**self.options)
+        try:
+            return cls(**self.options)
+        except (ValueError, TypeError) as exc:  # the options' own checks name the field
+            raise ScenarioError(f"strategy.{exc}") from None
 
     def to_dict(self):
-        return {"kind": self.kind, "lr": self.lr, **self.options}
+        common = {"kind": self.kind, "lr": self.lr}
+        if self.batch_size is not None:
+            common["batch_size"] = self.batch_size
+        return {**common, **self.options}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,6 +348,10 @@ class Scenario:
         refs = [(f"faults.crash[{i}].node", c.node) for i, c in enumerate(self.faults.crash)]
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
+        wait_for = self.strategy.options.get("wait_for")
+        if isinstance(wait_for, int) and wait_for > self.cluster.workers:
+            raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="
+                                f"{self.cluster.workers}; got {wait_for}")
         for key, node in refs:
             if node != "server" and node >= self.cluster.workers:
                 raise ScenarioError(f"{key} must be 'server' or a worker index below "
@@ -356,7 +372,7 @@ class Scenario:
             if not isinstance(table, dict):
                 raise ScenarioError(f"[{section}] must be a table; got {table!r}")
             if sub in (ModelConfig, StrategyConfig):
-                fixed = {"kind", "lr"} if sub is StrategyConfig else {"kind"}
+                fixed = StrategyConfig.COMMON if sub is StrategyConfig else ("kind",)
                 kwargs[section] = sub(**{k: v for k, v in table.items() if k in fixed},
                                       options={k: v for k, v in table.items() if k not in fixed})
             else:

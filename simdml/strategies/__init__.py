@@ -1,13 +1,13 @@
 """How a cluster trains: each strategy is a few generator processes.
 
-``STRATEGIES`` maps a scenario's ``strategy.kind`` to its module-level pieces: the
-options dataclass and ``start(job) -> Process`` (the process whose end ends training).
+``STRATEGIES`` maps a scenario's ``strategy.kind`` to its options dataclass and its
+``start(job) -> Process`` (the process whose end ends training).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import sync
+from . import allreduce, asynchronous, local_sgd, sync
 from ._job import Job, Monitor, Shard
 
 __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
@@ -22,5 +22,14 @@ class StrategySpec:
 
 STRATEGIES: dict[str, StrategySpec] = {
     "sync": StrategySpec(sync.SyncOptions, sync.start,
-                         "synchronous parameter server (exact full-batch gradient descent)"),
+                         "synchronous parameter server (exact full-batch gradient descent); "
+                         "wait_for = k uses the first k of n gradients"),
+    "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
+                          "asynchronous parameter server: every push updates at once"),
+    "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
+                        "stale-synchronous parallel: at most `staleness` pushes ahead"),
+    "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
+                              "ring all-reduce of gradients, no server"),
+    "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
+                              "local SGD / federated averaging: local_steps, then an average"),
 }

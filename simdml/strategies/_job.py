@@ -98,11 +98,32 @@ class Job:
     lr: float              # step size (> 0)
     monitor: Monitor
     options: object        # the strategy's own options dataclass
+    batch_size: int | None = None  # rows per gradient; None: the whole shard
+    batch_rngs: list = field(default_factory=list)  # one per worker, for mini-batches
     counters: dict = field(default_factory=dict)
+    staleness: list[int] = field(default_factory=list)  # counts: staleness[s] gradients had s
 
-    @property
-    def n_train(self) -> int:
-        return sum(s.n_rows for s in self.shards)
+    def __post_init__(self):
+        n = sum(s.n_rows for s in self.shards)
+        self.n_train = n
+        self.weights = [s.n_rows / n for s in self.shards]  # n_i / n: each shard's share
+
+    def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
+        """Worker ``i``'s gradient at ``params`` (its shard, or a mini-batch of it drawn
+        from its own stream), and the flops it costs."""
+        shard = self.shards[i]
+        X, y = shard.X, shard.y
+        if self.batch_size is not None and self.batch_size < shard.n_rows:
+            rows = self.batch_rngs[i].choice(shard.n_rows, self.batch_size, replace=False)
+            X, y = X[rows], y[rows]
+        _, grad = self.model.loss_grad(params, X, y)
+        return grad, self.model.grad_flops(y.shape[0])
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
+
+    def record_staleness(self, s: int) -> None:
+        """One gradient was applied ``s`` versions after the one it was computed on."""
+        if s >= len(self.staleness):
+            self.staleness.extend([0] * (s + 1 - len(self.staleness)))
+        self.staleness[s] += 1

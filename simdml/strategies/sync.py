@@ -1,4 +1,4 @@
-"""Synchronous parameter server: every round waits for every worker's gradient.
+"""Synchronous parameter server: every round waits for the workers' gradients.
 
 Round ``t``: the server broadcasts the model ``w_t``; each worker computes the gradient
 of the loss on its shard; the server averages the gradients weighted by shard size and
@@ -6,14 +6,18 @@ steps, ``w_{t+1} = w_t - lr * sum_i (n_i / n) g_i``. Because the loss is a mean 
 rows, that weighted average *is* the full-batch gradient, so this strategy computes
 exactly full-batch gradient descent -- only the clock tells it ran on a cluster.
 
-``round_timeout`` (s) closes a round early with the gradients that arrived (weighted
-by their shards' sizes), so that a crashed worker does not hang training; late
-gradients of past rounds are dropped and counted.
+``wait_for = k`` closes a round as soon as the first k gradients are in (backup
+workers): the round time becomes the k-th order statistic of the workers' times
+instead of the maximum. Workers still computing drop their stale work when the next
+model reaches them (counted as ``dropped_gradients``); their late pushes are dropped
+by the server (``stale_gradients_dropped``). ``round_timeout`` (s) closes a round with
+whatever arrived, so that a crashed worker does not hang training.
 
 References
 ----------
 Dean et al. (2012), "Large Scale Distributed Deep Networks", NeurIPS; Li et al. (2014),
-"Scaling Distributed Machine Learning with the Parameter Server", OSDI.
+"Scaling Distributed Machine Learning with the Parameter Server", OSDI; Chen et al.
+(2016), "Revisiting Distributed Synchronous SGD", arXiv:1604.00981 (backup workers).
 """
 from __future__ import annotations
 
@@ -22,23 +26,37 @@ from dataclasses import dataclass
 
 from ._job import Job
 
-__all__ = ["SyncOptions", "start"]
+__all__ = ["SyncOptions", "start", "server", "worker"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SyncOptions:
-    round_timeout: float = math.inf  # s; inf waits for every worker, however long
+    wait_for: int | None = None      # k of n: close a round after k gradients; None: all n
+    round_timeout: float = math.inf  # s; inf waits for the k gradients however long
+
+    def __post_init__(self):
+        if self.wait_for is not None and (isinstance(self.wait_for, bool)
+                                          or not isinstance(self.wait_for, int)
+                                          or self.wait_for < 1):
+            raise ValueError(f"wait_for must be an integer >= 1; got {self.wait_for!r}")
+        if not self.round_timeout > 0:
+            raise ValueError(f"round_timeout must be > 0 (s); got {self.round_timeout!r}")
 
 
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
-    for worker_node, shard in zip(job.workers, job.shards):
-        worker_node.start(worker, job, worker_node, shard)
+    k = job.options.wait_for or len(job.workers)
+    if k > len(job.workers):
+        raise ValueError(f"wait_for must be at most the number of workers "
+                         f"({len(job.workers)}); got {k}")
+    for i, node in enumerate(job.workers):
+        node.start(worker, job, i, k < len(job.workers))
     return job.server.start(server, job)
 
 
 def server(job: Job):
-    node, n_workers = job.server, len(job.workers)
+    node = job.server
+    k = job.options.wait_for or len(job.workers)
     params, version = job.params, 0
     if job.monitor.update(params, version):
         return
@@ -47,22 +65,21 @@ def server(job: Job):
             node.send(w, (version, params))
         grads = {}                                          # 2. gather this round's gradients
         deadline = node.sim.now + job.options.round_timeout
-        while len(grads) < n_workers:
-            msg = yield from _recv_before(node, deadline)
+        while len(grads) < k:
+            msg = yield from recv_before(node, deadline)
             if msg is None:
-                break                                       #    round timed out
+                job.count("incomplete_rounds")              #    round timed out
+                break
             i, v, grad = msg
             if v == version:
                 grads[i] = grad
             else:
                 job.count("stale_gradients_dropped")
-        if len(grads) < n_workers:
-            job.count("incomplete_rounds")
         if not grads:
             continue                                        #    nobody answered: try again
-        rows = {i: job.shards[i].n_rows for i in grads}     # 3. average, weighted by samples,
-        total = sum(rows.values())                          #    in worker order (deterministic)
-        g = sum((rows[i] / total) * grads[i] for i in sorted(grads))
+        share = sum(job.weights[i] for i in grads)          # 3. average, weighted by samples,
+        g = sum((job.weights[i] / share) * grads[i]         #    in worker order (so arrival
+                for i in sorted(grads))                     #    order cannot change the sum)
         yield node.compute((len(grads) + 2) * params.size)  # 4. step, on the server's CPU
         params = params - job.lr * g
         version += 1
@@ -70,16 +87,30 @@ def server(job: Job):
             return
 
 
-def worker(job: Job, node, shard):
-    model, server_node = job.model, job.server
+def worker(job: Job, i: int, preemptible: bool = False):
+    """A parameter-server worker: pull, compute, push. With ``preemptible``, a newer model
+    arriving while it computes makes the current work stale: it is dropped."""
+    node, server_node = job.workers[i], job.server
+    msg = yield node.recv()                                 # 1. get the current model
     while True:
-        version, params = yield node.recv()                 # 1. get the current model
-        _, grad = model.loss_grad(params, shard.X, shard.y) # 2. real gradient on my shard
-        yield node.compute(model.grad_flops(shard.n_rows))  #    ... which takes simulated time
-        yield node.send(server_node, (node.index - 1, version, grad))  # 3. push it
+        version, params = msg
+        grad, flops = job.gradient(i, params)               # 2. real gradient on my shard
+        work = node.compute(flops)                          #    ... which takes simulated time
+        if preemptible:
+            newer = node.recv()
+            first, = yield node.sim.any_of([work, newer])
+            if first is newer:                              #    the round closed without me
+                node.abandon(work)
+                job.count("dropped_gradients")
+                msg = newer.value
+                continue
+        else:
+            yield work
+        yield node.send(server_node, (i, version, grad))    # 3. push it to the server
+        msg = yield node.recv()
 
 
-def _recv_before(node, deadline: float):
+def recv_before(node, deadline: float):
     """Wait for the next message until ``deadline``; returns it, or None on timeout."""
     if deadline == math.inf:
         return (yield node.recv())
@@ -87,5 +118,5 @@ def _recv_before(node, deadline: float):
     if remaining <= 0:
         return None
     get = node.recv()
-    fired = yield node.sim.any_of([get, node.sim.timeout(remaining)])
-    return get.value if fired[0] is get else None
+    first, = yield node.sim.any_of([get, node.sim.timeout(remaining)])
+    return get.value if first is get else None

@@ -1,0 +1,75 @@
+"""Decentralized synchronous training with a ring all-reduce: no parameter server.
+
+Each round every worker computes its gradient, scaled by its shard's share ``n_i / n``;
+the ring all-reduce sums the scaled gradients so that every worker ends with the
+full-batch gradient, and every worker takes the same step on its own copy of the model.
+
+The ring (worker i sends to worker i+1 mod n) runs in two phases over ``n`` chunks of
+the gradient: ``n - 1`` reduce-scatter steps (each worker passes on a partial sum of one
+chunk and adds the one it receives) and ``n - 1`` all-gather steps (the finished chunks
+travel round). Each step moves ``1/n`` of the vector over every link at once, so a round
+costs ``2 (n - 1) (alpha + (b / n) beta)``: the bandwidth term does not grow with n.
+
+References
+----------
+Patarasuk & Yuan (2009), "Bandwidth optimal all-reduce algorithms for clusters of
+workstations", JPDC 69(2); Sergeev & Del Balso (2018), "Horovod", arXiv:1802.05799.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._job import Job
+
+__all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllReduceOptions:
+    pass
+
+
+def start(job: Job):
+    """Start one process per worker; worker 0's process (which records) ends training."""
+    procs = [node.start(worker, job, i) for i, node in enumerate(job.workers)]
+    return procs[0]
+
+
+def worker(job: Job, i: int):
+    node = job.workers[i]
+    params, version = job.params.copy(), 0
+    if i == 0 and job.monitor.update(params, version):
+        return
+    while True:
+        grad, flops = job.gradient(i, params)                 # 1. real gradient on my shard
+        yield node.compute(flops)                             #    ... in simulated time
+        total = yield from ring_allreduce(job, i, job.weights[i] * grad)  # 2. sum over the ring
+        yield node.compute(2 * params.size)                   # 3. the same step everywhere
+        params = params - job.lr * total
+        version += 1
+        if i == 0 and job.monitor.update(params, version):    # 4. worker 0 records
+            return
+
+
+def ring_allreduce(job: Job, i: int, vector: np.ndarray):
+    """Process: sum ``vector`` over all workers along the ring; returns the sum.
+
+    Messages between neighbours arrive in the order they were sent, so each step's
+    chunk is simply the next message from the left neighbour.
+    """
+    n = len(job.workers)
+    if n == 1:
+        return vector
+    node, right = job.workers[i], job.workers[(i + 1) % n]
+    chunks = [c.copy() for c in np.array_split(vector, n)]
+    for step in range(n - 1):                                 # reduce-scatter
+        send, recv = (i - step) % n, (i - step - 1) % n
+        node.send(right, chunks[send])
+        chunks[recv] += yield node.recv()
+    for step in range(n - 1):                                 # all-gather
+        send, recv = (i + 1 - step) % n, (i - step) % n
+        node.send(right, chunks[send])
+        chunks[recv] = yield node.recv()
+    return np.concatenate(chunks)

@@ -1,0 +1,70 @@
+"""Local SGD / federated averaging: H local steps, then a weighted model average.
+
+Round ``t``: the server broadcasts ``w_t``; each worker takes ``local_steps = H``
+gradient steps on its own shard (or mini-batches of it) starting from ``w_t`` and sends
+back its model ``w_t^i``; the server averages them weighted by shard size,
+``w_{t+1} = sum_i (n_i / n) w_t^i``. With ``H = 1`` and full-shard gradients this is
+exactly synchronous gradient descent (``w_t - lr sum_i (n_i/n) g_i``); a larger H
+trades fewer messages for models that drift apart on non-iid shards.
+
+References
+----------
+McMahan et al. (2017), "Communication-Efficient Learning of Deep Networks from
+Decentralized Data" (FedAvg), AISTATS; Stich (2019), "Local SGD Converges Fast and
+Communicates Little", ICLR.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._job import Job
+
+__all__ = ["LocalSGDOptions", "start", "server", "worker"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalSGDOptions:
+    local_steps: int = 4  # H: gradient steps each worker takes between averages
+
+    def __post_init__(self):
+        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) \
+                or self.local_steps < 1:
+            raise ValueError(f"local_steps must be an integer >= 1; got {self.local_steps!r}")
+
+
+def start(job: Job):
+    """Start the server and the workers; returns the server process (ends training)."""
+    for i, node in enumerate(job.workers):
+        node.start(worker, job, i)
+    return job.server.start(server, job)
+
+
+def server(job: Job):
+    node, n = job.server, len(job.workers)
+    params, version = job.params, 0
+    if job.monitor.update(params, version):
+        return
+    while True:
+        for w in job.workers:                               # 1. broadcast the model
+            node.send(w, (version, params))
+        models = {}                                         # 2. gather the local models
+        while len(models) < n:
+            i, v, local = yield node.recv()
+            if v == version:
+                models[i] = local
+        yield node.compute((n + 1) * params.size)           # 3. average, weighted by samples
+        params = sum(job.weights[i] * models[i] for i in sorted(models))
+        version += 1
+        if job.monitor.update(params, version):             # 4. record; stop?
+            return
+
+
+def worker(job: Job, i: int):
+    node = job.workers[i]
+    while True:
+        version, params = yield node.recv()                 # 1. start from the global model
+        for _ in range(job.options.local_steps):            # 2. H steps on my own shard
+            grad, flops = job.gradient(i, params)
+            yield node.compute(flops + 2 * params.size)
+            params = params - job.lr * grad
+        yield node.send(job.server, (i, version, params))   # 3. send my model back

@@ -1,0 +1,173 @@
+"""Contracts between the gradient strategies: where they must agree, they agree exactly;
+where they differ, they differ as the theory says."""
+import math
+
+import numpy as np
+import pytest
+
+from simdml import Scenario, ScenarioError, run
+from simdml.experiment import prepare_data
+from simdml.models import LogisticRegression
+
+ROUNDS = 10
+
+
+def _scenario(**changes) -> Scenario:
+    base = {"stop.rounds": ROUNDS, "strategy.lr": 0.3, "model.l2": 1e-3,
+            "cluster.workers": 3, "cluster.speed": [1e9, 2e9, 5e8],
+            "data.partition": "proportional"}
+    return Scenario().replace(**{**base, **changes})
+
+
+def _params_after(kind, rounds=ROUNDS, **changes):
+    s = _scenario(**{"strategy.kind": kind, "stop.rounds": rounds, **changes})
+    return run(s).model.params_
+
+
+@pytest.mark.parametrize("timing", [{}, {"cluster.compute_time": "lognormal", "cluster.jitter": 0.7}])
+def test_ssp_with_zero_staleness_equals_sync(timing):
+    """ssp with staleness 0 computes the same parameters as sync (to 1e-12): each round's
+    pushes are all computed on the same model."""
+    sync = _params_after("sync", **timing)
+    ssp = _params_after("ssp", rounds=3 * ROUNDS, **{"strategy.staleness": 0}, **timing)
+    np.testing.assert_allclose(ssp, sync, rtol=0, atol=1e-12)
+
+
+def test_ssp_with_a_large_bound_is_async():
+    """ssp whose bound is never reached behaves exactly as async: same history, same trace."""
+    timing = {"cluster.compute_time": "exponential"}
+    a = run(_scenario(**{"strategy.kind": "async"}, **timing))
+    b = run(_scenario(**{"strategy.kind": "ssp", "strategy.staleness": 10**6}, **timing))
+    assert a.history == b.history
+    assert a.trace.spans == b.trace.spans
+
+
+def test_ssp_bound_holds():
+    """No gradient under ssp is staler than the bound allows (s pushes ahead, n workers)."""
+    s, n = 1, 3
+    skewed = {"cluster.speed": [1e6, 1e6, 1e5], "data.partition": "iid", "stop.rounds": 60}
+    r = run(_scenario(**{"strategy.kind": "ssp", "strategy.staleness": s}, **skewed))
+    # between a worker's pull and its push the others push at most s + 1 times each
+    assert r.summary["staleness_max"] <= (s + 1) * (n - 1)
+    free = run(_scenario(**{"strategy.kind": "async"}, **skewed))
+    assert free.summary["staleness_max"] > r.summary["staleness_max"]
+
+
+@pytest.mark.parametrize("kind, extra", [("local_sgd", {"strategy.local_steps": 1}),
+                                         ("allreduce", {})])
+def test_equals_full_batch_gradient_descent(kind, extra):
+    """local_sgd with H=1 and ring all-reduce compute full-batch GD (to 1e-12)."""
+    s = _scenario(**{"strategy.kind": kind, **extra})
+    split = prepare_data(s)
+    reference = LogisticRegression(lr=0.3, n_iter=ROUNDS, l2=1e-3).fit(split.X_train, split.y_train)
+    np.testing.assert_allclose(run(s).model.params_, reference.params_, rtol=0, atol=1e-12)
+
+
+def test_local_sgd_with_more_local_steps_differs_and_sends_less():
+    """H > 1 is not sync GD, and per local step it sends H times fewer messages."""
+    h1 = run(_scenario(**{"strategy.kind": "local_sgd", "strategy.local_steps": 1, "stop.rounds": 8}))
+    h4 = run(_scenario(**{"strategy.kind": "local_sgd", "strategy.local_steps": 4, "stop.rounds": 2}))
+    assert not np.allclose(h1.model.params_, h4.model.params_)
+    assert h4.summary["messages_sent"] * 4 == h1.summary["messages_sent"]
+
+
+@pytest.mark.parametrize("n", [2, 5, 10, 13])
+def test_ring_allreduce_round_time_is_the_alpha_beta_cost(n):
+    """With computation free, an all-reduce round lasts exactly 2(n-1)(alpha + (b/n) beta)
+    (650 parameters split into n equal chunks)."""
+    latency, bandwidth = 1e-3, 1e6
+    s = Scenario().replace(**{
+        "strategy.kind": "allreduce", "cluster.workers": n, "cluster.speed": math.inf,
+        "network.latency": latency, "network.bandwidth": bandwidth,
+        "data.dataset": "digits", "stop.rounds": 4})
+    n_params = 65 * 10
+    chunk = n_params // n * 8
+    expected = 2 * (n - 1) * (latency + chunk / bandwidth)
+    times = [h["time"] for h in run(s).history]
+    np.testing.assert_allclose(np.diff(times), expected, rtol=1e-12)
+
+
+def test_async_staleness_is_n_minus_1_in_steady_state():
+    """Homogeneous deterministic workers: after the first round every gradient is exactly
+    n - 1 versions stale (the other n - 1 workers pushed in between)."""
+    n = 5
+    r = run(Scenario().replace(**{"strategy.kind": "async", "cluster.workers": n,
+                                  "data.dataset": "wine", "stop.rounds": 60}))
+    hist = r.summary["staleness_histogram"]
+    # the first round's n gradients have staleness 0, 1, ..., n-1; all later ones n-1
+    assert hist[: n - 1] == [1] * (n - 1)
+    assert hist[n - 1] == 60 - (n - 1)
+    assert len(hist) == n
+
+
+def test_k_of_n_round_time_is_the_kth_order_statistic():
+    """With free communication and exponential compute times, the mean round time of
+    sync with wait_for=k is E[X_(k:n)] = t0 (H_n - H_(n-k)) (order statistics)."""
+    n, k, rounds = 8, 5, 1500
+    s = Scenario().replace(**{
+        "strategy.kind": "sync", "strategy.wait_for": k, "cluster.workers": n,
+        "cluster.compute_time": "exponential", "cluster.server_speed": math.inf,
+        "network.latency": 0.0, "network.bandwidth": math.inf,
+        "stop.rounds": rounds, "eval_every": rounds})
+    r = run(s)
+    model = LogisticRegression()
+    model.init_params(4, 3)
+    t0 = np.mean([model.grad_flops(len(p)) for p in prepare_data(s).parts]) / 1e9
+    expected = t0 * sum(1 / j for j in range(n - k + 1, n + 1))
+    mean = r.summary["sim_time"] / rounds
+    # sd of X_(k:n) = t0 sqrt(sum 1/j^2); 4 standard errors of the mean of `rounds` rounds.
+    # (shards differ by one row, so t0 varies by < 4 %: allowed for by the tolerance)
+    sd = t0 * math.sqrt(sum(1 / j**2 for j in range(n - k + 1, n + 1)))
+    assert abs(mean - expected) < 4 * sd / math.sqrt(rounds) + 0.04 * expected
+    assert r.summary["dropped_gradients"] > 0
+
+
+def test_k_of_n_with_deterministic_workers_waits_for_the_kth_fastest():
+    """Deterministic speeds 1..n: a k-of-n round lasts as long as the k-th fastest worker."""
+    n, k = 4, 2
+    s = Scenario().replace(**{
+        "strategy.kind": "sync", "strategy.wait_for": k, "cluster.workers": n,
+        "cluster.speed": [4e5, 3e5, 2e5, 1e5], "cluster.server_speed": math.inf,
+        "network.latency": 0.0, "network.bandwidth": math.inf, "stop.rounds": 5})
+    model = LogisticRegression()
+    model.init_params(4, 3)
+    parts = prepare_data(s).parts
+    durations = sorted(model.grad_flops(len(p)) / v for p, v in zip(parts, s.cluster.speed))
+    times = [h["time"] for h in run(s).history]
+    np.testing.assert_allclose(np.diff(times), durations[k - 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "ssp", "allreduce", "local_sgd"])
+def test_same_seed_same_run_other_seed_other_run(kind):
+    """Every strategy: the same seed gives an identical history and trace; another seed
+    gives other compute times (and mini-batches)."""
+    s = _scenario(**{"strategy.kind": kind, "strategy.batch_size": 8,
+                     "cluster.compute_time": "lognormal", "cluster.jitter": 0.5})
+    a, b, c = run(s), run(s), run(s.replace(seed=1))
+    assert a.history == b.history and a.trace.spans == b.trace.spans
+    assert a.history != c.history
+
+
+def test_mini_batches_change_the_gradient_and_cost_less():
+    """A batch smaller than the shard gives other parameters and shorter computations;
+    a batch at least as large as every shard is full-batch GD."""
+    full = run(_scenario())
+    small = run(_scenario(**{"strategy.batch_size": 5}))
+    big = run(_scenario(**{"strategy.batch_size": 10_000}))
+    assert not np.allclose(small.model.params_, full.model.params_)
+    np.testing.assert_array_equal(big.model.params_, full.model.params_)
+    assert small.nodes["worker0"]["compute"] < full.nodes["worker0"]["compute"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy.kind": "ssp", "strategy.staleness": -1}, r"strategy.staleness must be an integer >= 0; got -1"),
+    ({"strategy.kind": "local_sgd", "strategy.local_steps": 0}, r"strategy.local_steps must be an integer >= 1; got 0"),
+    ({"strategy.wait_for": 0}, r"strategy.wait_for must be an integer >= 1; got 0"),
+    ({"strategy.wait_for": 5}, r"strategy.wait_for must be at most cluster.workers=3; got 5"),
+    ({"strategy.batch_size": 0}, r"strategy.batch_size must be an integer >= 1; got 0"),
+    ({"strategy.kind": "async", "strategy.wait_for": 2}, r"unknown key strategy.wait_for for strategy.kind='async'"),
+])
+def test_strategy_options_are_checked(changes, message):
+    """Each strategy's own options are validated with the key named."""
+    with pytest.raises(ScenarioError, match=message):
+        _scenario(**changes)
