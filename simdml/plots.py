@@ -10,13 +10,17 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-__all__ = ["history", "timeline", "run_overview", "save", "KIND_COLORS"]
+__all__ = ["history", "timeline", "staleness", "run_overview", "save", "KIND_COLORS"]
 
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
     "down": "#e63946", "compute_lost": "#9d0208", "send_lost": "#9d0208", "recv_lost": "#9d0208",
     "compute_dropped": "#a8dadc",
 }
+
+
+_X_LABELS = {"time": "simulated time (s)", "update": "global model updates",
+             "epoch": "gradient work (epochs over the training set)"}
 
 
 def _runs(results) -> dict:
@@ -26,29 +30,33 @@ def _runs(results) -> dict:
 def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
     """Training loss and test accuracy of one or several runs.
 
+    Draws on the axes given (either or both); with neither, makes a two-panel figure.
+
     Parameters
     ----------
     results : Result or dict of label -> Result
-    x : {"time", "update"}
-        Against simulated time (s) or against the number of global model updates.
+    x : {"time", "update", "epoch"}
+        Against simulated time (s), the number of global model updates, or the gradient
+        work done (epochs: passes over the training set, wasted work included).
     """
-    if x not in ("time", "update"):
-        raise ValueError(f"x must be 'time' or 'update'; got {x!r}")
+    if x not in _X_LABELS:
+        raise ValueError(f"x must be one of {', '.join(map(repr, _X_LABELS))}; got {x!r}")
     fig = None
-    if ax_loss is None or ax_acc is None:
+    if ax_loss is None and ax_acc is None:
         fig = Figure(figsize=(10, 4), layout="constrained")
         ax_loss, ax_acc = fig.subplots(1, 2)
-    xlabel = "simulated time (s)" if x == "time" else "global model updates"
-    for label, r in _runs(results).items():
-        xs = [h[x] for h in r.history]
-        ax_loss.plot(xs, [h["loss"] for h in r.history], label=label)
-        ax_acc.plot(xs, [100 * h["accuracy"] for h in r.history], label=label)
-    ax_loss.set(xlabel=xlabel, ylabel="training loss (cross-entropy)", title="Loss")
-    ax_acc.set(xlabel=xlabel, ylabel="test accuracy (%)", title="Accuracy")
-    for ax in (ax_loss, ax_acc):
+    panels = [(ax, key, scale, ylabel, title) for ax, key, scale, ylabel, title in (
+        (ax_loss, "loss", 1, "training loss (cross-entropy)", "Loss"),
+        (ax_acc, "accuracy", 100, "test accuracy (%)", "Accuracy")) if ax is not None]
+    for ax, key, scale, ylabel, title in panels:
+        is_log = ax.get_xscale() == "log"  # a log axis cannot show update 0
+        for label, r in _runs(results).items():
+            rows = [h for h in r.history if h[x] > 0 or not is_log]
+            ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label)
+        ax.set(xlabel=_X_LABELS[x], ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-    return fig or ax_loss.figure
+    return fig or panels[0][0].figure
 
 
 def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32) -> Figure:
@@ -91,6 +99,27 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
         handles.append(Patch(color=KIND_COLORS["compute_dropped"], label="dropped (stale)"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18 if fig else -0.25),
               ncol=len(handles), fontsize="small", frameon=False)
+    return fig or ax.figure
+
+
+def staleness(results, *, ax=None) -> Figure:
+    """Histogram of gradient staleness (versions between computing and applying)."""
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        ax = fig.subplots()
+    runs = _runs(results)
+    width = 0.8 / max(1, len(runs))
+    for j, (label, r) in enumerate(runs.items()):
+        hist = r.summary.get("staleness_histogram", [])
+        total = sum(hist) or 1
+        xs = [s + (j - (len(runs) - 1) / 2) * width for s in range(len(hist))]
+        ax.bar(xs, [100 * c / total for c in hist], width=width, label=label)
+    ax.set(xlabel="staleness (model versions)", ylabel="gradients (%)",
+           title="How stale were the gradients?")
+    ax.grid(alpha=0.3, axis="y")
+    if runs:
+        ax.legend(fontsize="small")
     return fig or ax.figure
 
 

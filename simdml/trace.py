@@ -10,7 +10,8 @@ wait      a process blocked on ``node.recv()`` with nothing in the mailbox
 down      crashed, until recovery (or the end of the run)
 ========  ==================================================================
 
-Work a crash cut short keeps its kind with ``_lost`` appended (``compute_lost``).
+Work a crash cut short keeps its kind with ``_lost`` appended (``compute_lost``); work
+its process abandoned (a round closed without it) becomes ``compute_dropped``.
 Exports: a JSON-able dict, CSV of spans, and the Chrome trace format that Perfetto
 (https://ui.perfetto.dev) and chrome://tracing open, one row per node.
 """
@@ -72,7 +73,7 @@ class Trace:
         """
         out = {n: {k: 0.0 for k in KINDS} for n in self.nodes}
         for s in self.spans:
-            kind = s.kind.removesuffix("_lost")
+            kind = s.kind.partition("_")[0]
             out[s.node][kind] += s.duration
         for n, t in out.items():
             t["idle"] = max(0.0, self.end - t["compute"] - t["down"])
@@ -107,7 +108,7 @@ class Trace:
             events.append({"ph": "M", "name": "thread_sort_index", "pid": 0, "tid": i,
                            "args": {"sort_index": i}})
         for s in self.spans:
-            events.append({"ph": "X", "name": s.kind, "cat": s.kind.removesuffix("_lost"),
+            events.append({"ph": "X", "name": s.kind, "cat": s.kind.partition("_")[0],
                            "pid": 0, "tid": tid[s.node], "ts": s.start * 1e6,
                            "dur": s.duration * 1e6, "args": {"nbytes": s.nbytes}})
         for t, n, kind in self.instants:

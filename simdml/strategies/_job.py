@@ -42,16 +42,19 @@ class Monitor:
         self.max_updates = max_updates
         self.target_accuracy = target_accuracy
         self.history: list[dict] = []
+        self.rows = 0             # rows whose gradients were computed (wasted work included)
         self.params = None        # the latest global model
         self.updates = 0
         self.stop_reason: str | None = None
         self.time_to_target: float | None = None
 
     def evaluate(self, params, updates: int) -> dict:
-        """Record ``(time, update, loss, accuracy)`` for ``params`` now."""
+        """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
+        training set), ``loss`` and ``accuracy`` for ``params`` now."""
         loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
         accuracy = float(np.mean(self.model.predict(self.X_test, params) == self.y_test))
-        row = {"time": self.sim.now, "update": updates, "loss": float(loss), "accuracy": accuracy}
+        row = {"time": self.sim.now, "update": updates, "epoch": self.rows / len(self.y_train),
+               "loss": float(loss), "accuracy": accuracy}
         self.history.append(row)
         if (self.target_accuracy is not None and self.time_to_target is None
                 and accuracy >= self.target_accuracy):
@@ -117,6 +120,7 @@ class Job:
             rows = self.batch_rngs[i].choice(shard.n_rows, self.batch_size, replace=False)
             X, y = X[rows], y[rows]
         _, grad = self.model.loss_grad(params, X, y)
+        self.monitor.rows += y.shape[0]
         return grad, self.model.grad_flops(y.shape[0])
 
     def count(self, name: str, amount: int = 1) -> None:

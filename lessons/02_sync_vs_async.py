@@ -1,0 +1,108 @@
+"""Lesson 2 — synchronous or asynchronous?
+
+Question
+    On a cluster of unequal workers, should the server wait for everybody (sync), for
+    nobody (async), for at most a few pushes of difference (ssp), or should the workers
+    talk among themselves (ring all-reduce) or only now and then (local SGD)?
+
+Setup
+    Softmax regression on the 8x8 digits (10 classes, 64 features). Eight workers:
+    four at 20 Mflop/s, three at 10, one straggler at 2.5 Mflop/s, all with lognormal
+    jitter (30 %); a 100 Mbit/s network with 0.5 ms latency. Every strategy gets the
+    same 3 s of simulated time and the same step size. An async push moves the model by
+    ``lr * (n_i / n) * g_i``: one push from every worker on the same model is one sync
+    step, so the strategies differ only in *where they wait*.
+
+What the figure shows
+    Top left: test accuracy against simulated time; top right: the training loss
+    against simulated time -- async is far ahead on the clock, because nobody ever
+    waits for the straggler. Bottom left: the same loss against the number of global
+    model updates (log scale): per update, async is far behind, because each of its
+    updates carries one worker's gradient, computed on a model several versions old.
+    (The sync curve hides under the all-reduce curve: the same arithmetic, carried by
+    other messages.) Bottom right: how stale the gradients were (versions between the model a gradient
+    was computed on and the model it was applied to): ssp caps what async lets grow.
+
+Exercises
+    1. Raise ``strategy.lr`` until async stops converging. Does sync survive the same
+       step size? Relate what you see to the staleness histogram.
+    2. Remove the straggler (all workers at 20 Mflop/s). Which strategy gains the most,
+       and why does async gain the least?
+    3. Local SGD with ``local_steps = 1, 4, 16``: plot the time to 90 % accuracy. When
+       does communicating less pay, and what would non-iid shards do to it?
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+import simdml
+from simdml import Scenario, plots
+from simdml.metrics import time_to_target
+
+STRATEGIES = {                       # label -> scenario changes
+    "sync": {"strategy.kind": "sync"},
+    "async": {"strategy.kind": "async", "eval_every": 8},
+    "ssp (s=2)": {"strategy.kind": "ssp", "strategy.staleness": 2, "eval_every": 8},
+    "all-reduce": {"strategy.kind": "allreduce"},
+    "local SGD (H=4)": {"strategy.kind": "local_sgd", "strategy.local_steps": 4},
+}
+CLUSTER = {
+    "cluster.workers": 8,
+    "cluster.speed": [2e7] * 4 + [1e7] * 3 + [2.5e6],   # flop/s: the last one straggles
+    "cluster.compute_time": "lognormal", "cluster.jitter": 0.3,
+    "cluster.server_speed": 1e9,
+    "network.latency": 5e-4, "network.bandwidth": 1.25e7,   # s, bytes/s (100 Mbit/s)
+}
+DATA = {"data.dataset": "digits", "strategy.lr": 0.5}
+TIME = 3.0                           # s of simulated time per strategy
+TARGET = 0.90                        # accuracy for the time-to-target column
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+FIGURE = "02_sync_vs_async.png"
+
+
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    base = Scenario(name="sync_vs_async").replace(**CLUSTER, **DATA, **{
+        "stop.time": TIME / 3 if quick else TIME, "stop.rounds": 10**6,
+        "stop.target_accuracy": None})
+    results = {label: simdml.run(base.replace(**changes)) for label, changes in STRATEGIES.items()}
+
+    print(f"{'strategy':16} {'updates':>8} {'epochs':>7} {'loss':>7} {'accuracy':>9} "
+          f"{'time to ' + format(TARGET, '.0%'):>12} {'staleness':>10}")
+    table = {}
+    for label, r in results.items():
+        ttt = time_to_target(r.history, TARGET)
+        row = {"updates": r.summary["updates"], "epochs": r.history[-1]["epoch"],
+               "loss": r.summary["final_loss"], "accuracy": r.summary["final_accuracy"],
+               "time_to_target": ttt, "staleness_mean": r.summary.get("staleness_mean"),
+               "loss_by_update": {h["update"]: h["loss"] for h in r.history}}
+        table[label] = row
+        stale = "-" if row["staleness_mean"] is None else f"{row['staleness_mean']:.2f}"
+        print(f"{label:16} {row['updates']:>8} {row['epochs']:>7.1f} {row['loss']:>7.4f} "
+              f"{100 * row['accuracy']:>8.1f}% "
+              f"{'never' if ttt is None else format(ttt, '.3f') + ' s':>12} {stale:>10}")
+
+    fig = _figure(results)
+    path = plots.save(fig, Path(out_dir) / FIGURE)
+    print(f"wrote {path}")
+    return table
+
+
+def _figure(results) -> Figure:
+    fig = Figure(figsize=(12, 8.5), layout="constrained")
+    (acc, loss), (per_update, stale) = fig.subplots(2, 2)
+    plots.history(results, x="time", ax_loss=loss, ax_acc=acc)
+    per_update.set_xscale("log")
+    plots.history(results, x="update", ax_loss=per_update)
+    per_update.set_title("Loss per global model update")
+    loss.set_title("Loss against simulated time")
+    acc.set_title("Accuracy against simulated time")
+    plots.staleness({k: r for k, r in results.items() if "staleness_histogram" in r.summary},
+                    ax=stale)
+    fig.suptitle("Same data, same step size, five ways to train on 8 unequal workers")
+    return fig
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Every lesson runs (quick mode), writes its figure, and its headline claim holds."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+
+
+def lesson(name):
+    spec = importlib.util.spec_from_file_location(name, LESSONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(name, tmp_path):
+    module = lesson(name)
+    numbers = module.main(quick=True, out_dir=tmp_path)
+    figure = tmp_path / module.FIGURE
+    assert figure.stat().st_size > 20_000, "the lesson writes a real figure"
+    return numbers
+
+
+def test_every_lesson_has_a_test():
+    """Each lessons/NN_*.py has its headline test here."""
+    names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
+    tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers"}
+    assert set(names) == tested
+
+
+def test_01_sync_runs_at_the_pace_of_the_straggler(tmp_path):
+    """The slowest worker is the busiest; the fast workers spend the round waiting."""
+    out = run_quick("01_first_cluster", tmp_path)
+    util, wait = out["utilization"], out["wait"]
+    assert max(util, key=util.get) == "worker3"
+    assert wait["worker0"] > 2 * wait["worker3"] and wait["worker1"] > 2 * wait["worker3"]
+
+
+def test_02_async_wins_on_the_clock_and_loses_per_update(tmp_path):
+    """Async reaches 90 % accuracy first in simulated time, but needs far more updates;
+    ssp sits in between; sync and all-reduce compute the same losses."""
+    table = run_quick("02_sync_vs_async", tmp_path)
+    ttt = {k: v["time_to_target"] for k, v in table.items()}
+    assert ttt["async"] is not None
+    assert all(t is None or ttt["async"] < t for k, t in ttt.items() if k != "async")
+    assert table["async"]["updates"] > 10 * table["sync"]["updates"]
+    assert table["async"]["staleness_mean"] > table["ssp (s=2)"]["staleness_mean"]
+    sync, ring = (table[k]["loss_by_update"] for k in ("sync", "all-reduce"))
+    common = sorted(set(sync) & set(ring))
+    assert len(common) >= 5
+    assert [sync[u] for u in common] == pytest.approx([ring[u] for u in common], rel=1e-12)
+
+
+def test_03_round_time_follows_the_order_statistics(tmp_path):
+    """The mean k-of-n round time matches t0 + t0 (H_n - H_(n-k)) within its interval
+    (widened to 4 standard errors), and grows with k."""
+    out = run_quick("03_stragglers", tmp_path)
+    rounds = out["rounds"]
+    for k, row in rounds.items():
+        assert abs(row["simulated"] - row["predicted"]) < 2 * row["half_width"], k
+    means = [rounds[k]["simulated"] for k in sorted(rounds)]
+    assert means == sorted(means)
+    assert rounds[16]["dropped"] == 0 and rounds[1]["dropped"] > 0
