@@ -2,9 +2,10 @@
 
 Everything a strategy trains on comes from here. The four bundled datasets are small
 UCI classics (see ``simdml/datasets/README.md`` for their sources and licence);
-``make_classification`` draws Gaussian blobs; ``train_test_split`` holds out a
-stratified test set; ``standardize`` z-scores with training statistics only; and the
-partitioners cut a training set into one shard per node. Functions that draw take an
+``make_classification`` draws Gaussian blobs and ``make_regression`` a noisy linear
+target; ``train_test_split`` holds out a stratified (for regression, plain) test set;
+``standardize`` z-scores with training statistics only; and the partitioners cut a
+training set into one shard per node. Functions that draw take an
 explicit ``rng: np.random.Generator``; nothing here touches global random state.
 """
 from __future__ import annotations
@@ -27,17 +28,23 @@ DATASETS: tuple[str, ...] = ("iris", "wine", "breast_cancer", "digits")
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A labelled classification dataset; construction checks shapes, dtypes and labels.
+    """A labelled dataset; construction checks shapes, dtypes and labels.
+
+    A classification dataset names its classes; a regression dataset has
+    ``class_names=()`` and a real-valued ``y`` (see :attr:`is_regression`).
 
     Parameters
     ----------
     name : str
-        One of :data:`DATASETS`, or ``"synthetic"``.
+        One of :data:`DATASETS`, ``"synthetic"`` (:func:`make_classification`) or
+        ``"synthetic_regression"`` (:func:`make_regression`).
     X : ndarray of shape (n_samples, n_features), float64
         Features; read-only when it comes from :func:`load`.
-    y : ndarray of shape (n_samples,), int64
-        Class indices ``0 .. n_classes - 1``; ``y[i]`` names ``class_names[y[i]]``.
+    y : ndarray of shape (n_samples,), int64 or float64
+        Classification: int64 class indices ``0 .. n_classes - 1``; ``y[i]`` names
+        ``class_names[y[i]]``. Regression: finite float64 targets.
     feature_names, class_names : tuple of str
+        ``class_names=()`` makes a regression dataset.
     """
 
     name: str
@@ -51,7 +58,12 @@ class Dataset:
         if X.ndim != 2 or X.dtype != np.float64 or len(self.feature_names) != X.shape[1]:
             raise ValueError(f"Dataset.X must be 2-D float64 with one column per feature name "
                              f"({len(self.feature_names)}); got {X.dtype} of shape {X.shape}")
-        if y.shape != (X.shape[0],) or y.dtype != np.int64 or (y.size and not 0 <= y.min() <= y.max() < k):
+        if k == 0:  # regression
+            if y.shape != (X.shape[0],) or y.dtype != np.float64 or not np.isfinite(y).all():
+                raise ValueError(f"Dataset.y of a regression dataset (class_names=()) must be "
+                                 f"finite float64 of shape ({X.shape[0]},); "
+                                 f"got {y.dtype} of shape {y.shape}")
+        elif y.shape != (X.shape[0],) or y.dtype != np.int64 or (y.size and not 0 <= y.min() <= y.max() < k):
             raise ValueError(f"Dataset.y must be int64 of shape ({X.shape[0]},) with values in "
                              f"[0, {k}); got {y.dtype} of shape {y.shape}")
 
@@ -67,13 +79,19 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes (``len(class_names)``), present in ``y`` or not."""
+        """Number of classes (``len(class_names)``), present in ``y`` or not; 0 for regression."""
         return len(self.class_names)
+
+    @property
+    def is_regression(self) -> bool:
+        """True when ``y`` is a real-valued target (``class_names=()``), not class indices."""
+        return len(self.class_names) == 0
 
     def __repr__(self) -> str:
         # The arrays would drown the interesting part; show the sizes instead.
+        target = "is_regression=True" if self.is_regression else f"n_classes={self.n_classes}"
         return (f"Dataset(name={self.name!r}, n_samples={self.n_samples}, "
-                f"n_features={self.n_features}, n_classes={self.n_classes})")
+                f"n_features={self.n_features}, {target})")
 
 
 # --------------------------------------------------------------------- loading
@@ -299,20 +317,93 @@ def _distinct_signs(n_rows: int, n_cols: int, *, rng: np.random.Generator) -> np
         signs[duplicates] = rng.integers(0, 2, size=(duplicates.size, n_cols)) * 2.0 - 1.0
 
 
+def make_regression(n_samples: int = 300, n_features: int = 4, *, noise: float = 0.1,
+                    coef: bool = False, rng: np.random.Generator):
+    """Draw a linear regression problem: ``y = X @ w_true + b_true + noise * e``.
+
+    ``X``, ``w_true``, ``b_true`` and ``e`` are all standard normal, so each feature
+    carries signal of the same order and ``noise`` is the standard deviation of the
+    irreducible error: the best possible test R^2 is about
+    ``||w_true||^2 / (||w_true||^2 + noise^2)``. Draws: ``w_true``, ``b_true``, then
+    ``X``, then ``e``, so the same seed with another `noise` gives the same ``X`` and
+    the same truth.
+
+    Parameters
+    ----------
+    n_samples, n_features : int, default 300, 4
+        ``n_samples >= 2`` (so that it can be split), ``n_features >= 1``.
+    noise : float, default 0.1
+        Standard deviation of the Gaussian noise added to ``y``, finite and >= 0.
+    coef : bool, default False
+        Also return the true parameters, like scikit-learn's ``coef=True``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Dataset
+        Named ``"synthetic_regression"``, features ``x0, x1, ...``, ``class_names=()``
+        and float64 ``y`` (:attr:`Dataset.is_regression` is True).
+    w_true : ndarray of shape (n_features,)
+        Only when `coef` is True.
+    b_true : float
+        Only when `coef` is True.
+
+    Raises
+    ------
+    ValueError
+        For any argument breaking its rule; the message names both.
+
+    References
+    ----------
+    T. Hastie, R. Tibshirani and J. Friedman, *The Elements of Statistical
+    Learning*, 2nd ed., Springer, 2009, Sec. 3.2, eq. (3.9): the additive Gaussian
+    error model ``Y = X beta + eps``.
+
+    Examples
+    --------
+    >>> make_regression(5, 2, rng=np.random.default_rng(0))
+    Dataset(name='synthetic_regression', n_samples=5, n_features=2, is_regression=True)
+    """
+    n_samples = _check_int("n_samples", n_samples, low=2)
+    n_features = _check_int("n_features", n_features, low=1)
+    is_real = isinstance(noise, numbers.Real) and not isinstance(noise, bool)
+    if not (is_real and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be finite and >= 0; got {noise!r}")
+    _check_rng(rng)
+
+    w_true = rng.standard_normal(n_features)
+    b_true = float(rng.standard_normal())
+    X = rng.standard_normal((n_samples, n_features))
+    y = X @ w_true + b_true + noise * rng.standard_normal(n_samples)
+    ds = Dataset(name="synthetic_regression", X=X, y=y,
+                 feature_names=tuple(f"x{j}" for j in range(n_features)), class_names=())
+    return (ds, w_true, b_true) if coef else ds
+
+
 # ------------------------------------------------------------ split and scale
 
-def train_test_split(X, y, *, test_size: float = 0.25, rng: np.random.Generator):
-    """Hold out a stratified, shuffled test set.
+def train_test_split(X, y, *, test_size: float = 0.25, stratify: bool = True,
+                     rng: np.random.Generator):
+    """Hold out a shuffled test set, stratified by class unless ``stratify=False``.
 
-    Each class of ``n_c`` samples sends ``round(test_size * n_c)`` of them (rounding
-    half up) to the test set, but at least one and at most ``n_c - 1``, so a class
-    with two or more samples appears on both sides; a class with a single sample
-    stays in the training set. Both sides are then shuffled.
+    Stratified: each class of ``n_c`` samples sends ``round(test_size * n_c)`` of
+    them (rounding half up) to the test set, but at least one and at most
+    ``n_c - 1``, so a class with two or more samples appears on both sides; a class
+    with a single sample stays in the training set. Not stratified (a regression
+    target): the same rule applied to all ``n`` samples as one group. Both sides are
+    then shuffled.
 
     Parameters
     ----------
     X, y : array-like of shape (n_samples, n_features) and (n_samples,)
+        With ``stratify=True``, `y` holds class labels: integers, or floats with
+        whole values; other floats raise ValueError (a regression target cannot be
+        stratified: every value would be a class of its own).
     test_size : float in (0, 1), default 0.25
+    stratify : bool, default True
+        False for a regression target, e.g. ``stratify=not dataset.is_regression``.
+        The flag is explicit rather than guessed from ``y.dtype``: float labels
+        read from a CSV are still classes.
     rng : numpy.random.Generator
 
     Returns
@@ -331,16 +422,35 @@ def train_test_split(X, y, *, test_size: float = 0.25, rng: np.random.Generator)
     is_real = isinstance(test_size, numbers.Real) and not isinstance(test_size, bool)
     if not (is_real and 0 < test_size < 1):
         raise ValueError(f"test_size must be a float with 0 < test_size < 1; got {test_size!r}")
+    if not isinstance(stratify, bool):
+        raise ValueError(f"stratify must be True or False; got {stratify!r}")
+    if stratify:
+        _check_class_labels(y)
+    elif y.size < 2:
+        raise ValueError(f"need at least 2 samples to split without stratification; got {y.size}")
     _check_rng(rng)
+    if stratify:
+        groups = [np.flatnonzero(y == label) for label in np.unique(y)]
+    else:
+        groups = [np.arange(y.size)]
     train_parts, test_parts = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
+    for group in groups:
+        members = rng.permutation(group)
         n_test = min(max(math.floor(test_size * members.size + 0.5), 1), members.size - 1)
         test_parts.append(members[:n_test])
         train_parts.append(members[n_test:])
     train = rng.permutation(np.concatenate(train_parts))
     test = rng.permutation(np.concatenate(test_parts))
     return X[train], X[test], y[train], y[test]
+
+
+def _check_class_labels(y: np.ndarray) -> None:
+    if y.dtype.kind == "f":
+        is_whole = np.isfinite(y) & (y == np.round(y))
+        if not is_whole.all():
+            i = int(np.argmin(is_whole))
+            raise ValueError(f"y must hold class labels to stratify; got {float(y[i])!r} at "
+                             f"index {i}. For a regression target pass stratify=False")
 
 
 def standardize(X_train, X_test) -> tuple[np.ndarray, np.ndarray]:

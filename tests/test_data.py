@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from simdml.data import (DATASETS, PARTITIONERS, Dataset, iid, load, make_classification,
-                         partition, proportional, sizes, standardize, train_test_split)
+                         make_regression, partition, proportional, sizes, standardize,
+                         train_test_split)
 
 METADATA = json.loads(resources.files("simdml.datasets").joinpath("datasets.json").read_text())
 SEEDS = (0, 1, 2)
@@ -150,6 +151,85 @@ def test_make_classification_rejects_seed_as_rng():
         make_classification(rng=0)
 
 
+# ------------------------------------------------------------ regression data
+
+def test_regression_dataset_has_no_classes_and_float_targets():
+    """class_names=() makes a regression Dataset: float64 y, n_classes 0, is_regression."""
+    ds = Dataset(name="x", X=np.zeros((3, 1)), y=np.array([0.5, -1.0, 2.0]),
+                 feature_names=("a",), class_names=())
+    assert ds.is_regression and ds.n_classes == 0
+    assert repr(ds) == "Dataset(name='x', n_samples=3, n_features=1, is_regression=True)"
+    assert not load("iris").is_regression
+
+
+@pytest.mark.parametrize("y, dtype", [(np.array([0, 1]), "int64"),
+                                      (np.array([0.5, math.nan]), "float64")])
+def test_regression_dataset_rejects_integer_or_nonfinite_targets(y, dtype):
+    """A regression Dataset needs finite float64 targets; the message names the rule."""
+    expected = (f"Dataset.y of a regression dataset (class_names=()) must be finite float64 "
+                f"of shape (2,); got {dtype} of shape (2,)")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Dataset(name="x", X=np.zeros((2, 1)), y=y, feature_names=("a",), class_names=())
+
+
+def test_make_regression_shapes_and_names():
+    """make_regression returns a 'synthetic_regression' Dataset with float64 X and y."""
+    ds = make_regression(50, 3, rng=rng_of(0))
+    assert (ds.name, ds.n_samples, ds.n_features) == ("synthetic_regression", 50, 3)
+    assert ds.is_regression and ds.class_names == ()
+    assert ds.X.dtype == np.float64 and ds.y.dtype == np.float64
+    assert ds.feature_names == ("x0", "x1", "x2")
+
+
+def test_make_regression_without_noise_is_exactly_linear():
+    """With noise=0, y equals X @ w_true + b_true, the truth returned by coef=True."""
+    ds, w_true, b_true = make_regression(40, 5, noise=0.0, coef=True, rng=rng_of(1))
+    assert w_true.shape == (5,) and isinstance(b_true, float)
+    np.testing.assert_allclose(ds.y, ds.X @ w_true + b_true, rtol=0, atol=1e-14)
+
+
+def test_make_regression_noise_is_the_residual_standard_deviation():
+    """The residual y - (X w_true + b_true) has standard deviation noise (to 5 standard errors)."""
+    n_samples, noise = 4000, 0.5
+    ds, w_true, b_true = make_regression(n_samples, 3, noise=noise, coef=True, rng=rng_of(2))
+    residual = ds.y - (ds.X @ w_true + b_true)
+    standard_error = noise / math.sqrt(2 * n_samples)   # of a sample std, Gaussian data
+    assert abs(residual.std() - noise) < 5 * standard_error
+    assert abs(residual.mean()) < 5 * noise / math.sqrt(n_samples)
+
+
+def test_make_regression_same_seed_same_data_and_noise_changes_only_y():
+    """Same seed, same data; another noise keeps X and the truth; another seed differs."""
+    a, w_a, b_a = make_regression(noise=0.1, coef=True, rng=rng_of(7))
+    b, w_b, b_b = make_regression(noise=0.1, coef=True, rng=rng_of(7))
+    c, w_c, b_c = make_regression(noise=2.0, coef=True, rng=rng_of(7))
+    d = make_regression(noise=0.1, rng=rng_of(8))
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert np.array_equal(a.X, c.X) and np.array_equal(w_a, w_c) and b_a == b_c
+    assert not np.array_equal(a.y, c.y)
+    assert not np.array_equal(a.X, d.X)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 1}, "n_samples must be an integer >= 2; got 1"),
+    ({"n_samples": 2.5}, "n_samples must be an integer >= 2; got 2.5"),
+    ({"n_features": 0}, "n_features must be an integer >= 1; got 0"),
+    ({"noise": -1.0}, "noise must be finite and >= 0; got -1.0"),
+    ({"noise": math.inf}, "noise must be finite and >= 0; got inf"),
+    ({"noise": True}, "noise must be finite and >= 0; got True"),
+])
+def test_make_regression_validation_messages(kwargs, message):
+    """Each invalid argument raises ValueError naming the argument, the rule and the value."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_regression(**kwargs, rng=rng_of(0))
+
+
+def test_make_regression_rejects_seed_as_rng():
+    """Passing a seed instead of a Generator raises ValueError that says how to make one."""
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator.*got int"):
+        make_regression(rng=0)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sizes_sum_and_stay_within_one_of_exact_shares(seed):
     """Largest-remainder sizes sum to n and each is within 1 of its exact share."""
@@ -222,6 +302,60 @@ def test_train_test_split_rejects_mismatched_lengths():
     """y of another length than X raises ValueError with both shapes."""
     with pytest.raises(ValueError, match=re.escape("y must be 1-D with len(X)=4 entries; got shape (3,)")):
         train_test_split(np.zeros((4, 1)), [0, 1, 1], rng=rng_of(0))
+
+
+def _split_ids_plain(y, seed, test_size=0.25):
+    ids = np.arange(len(y), dtype=float)[:, None]   # X holds each row's own index
+    X_tr, X_te, y_tr, y_te = train_test_split(ids, y, test_size=test_size, stratify=False,
+                                              rng=rng_of(seed))
+    return X_tr[:, 0].astype(int), X_te[:, 0].astype(int), y_tr, y_te
+
+
+@pytest.mark.parametrize("n_samples, test_size, n_test", [(300, 0.25, 75), (10, 0.25, 3),
+                                                         (2, 0.1, 1), (2, 0.9, 1)])
+def test_train_test_split_without_stratification_sizes(n_samples, test_size, n_test):
+    """stratify=False sends round(test_size * n) rows to the test set, but 1 .. n - 1."""
+    y = make_regression(n_samples, 2, rng=rng_of(0)).y
+    _, te, _, y_te = _split_ids_plain(y, 0, test_size)
+    assert len(te) == len(y_te) == n_test
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_test_split_of_a_regression_target(seed):
+    """A regression split is disjoint and complete, keeps float targets, and is seeded."""
+    y = make_regression(100, 2, rng=rng_of(seed)).y
+    tr, te, y_tr, y_te = _split_ids_plain(y, seed)
+    assert np.array_equal(np.sort(np.concatenate([tr, te])), np.arange(len(y)))
+    assert np.array_equal(y_tr, y[tr]) and np.array_equal(y_te, y[te])
+    assert y_tr.dtype == np.float64
+    assert np.array_equal(_split_ids_plain(y, seed)[1], te)
+    assert not np.array_equal(_split_ids_plain(y, seed + 10)[1], te)
+
+
+def test_train_test_split_float_labels_are_still_classes():
+    """Whole-valued float labels (as read from a CSV) give the same stratified split as ints."""
+    y = load("wine").y
+    assert np.array_equal(_split_ids(y, 3)[1], _split_ids(y.astype(float), 3)[1])
+
+
+def test_train_test_split_refuses_to_stratify_a_regression_target():
+    """Stratifying real-valued y raises ValueError that says to pass stratify=False."""
+    expected = ("y must hold class labels to stratify; got 0.5 at index 1. "
+                "For a regression target pass stratify=False")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        train_test_split(np.zeros((3, 1)), [1.0, 0.5, 2.0], rng=rng_of(0))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"stratify": "no"}, "stratify must be True or False; got 'no'"),
+    ({"stratify": False, "X": np.zeros((1, 1)), "y": [0.5]},
+     "need at least 2 samples to split without stratification; got 1"),
+])
+def test_train_test_split_rejects_bad_stratify_arguments(kwargs, message):
+    """A non-bool stratify, or a single sample to split plainly, raises ValueError."""
+    arrays = {"X": np.zeros((4, 1)), "y": [0, 0, 1, 1]}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_test_split(**{**arrays, **kwargs}, rng=rng_of(0))
 
 
 def test_standardize_train_has_zero_mean_unit_std():

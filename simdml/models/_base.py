@@ -1,4 +1,4 @@
-"""Shared pieces of the learners: parameter checks, input checks, a gradient-descent base.
+"""Shared pieces of the learners: parameter checks, input checks, gradient-descent bases.
 
 Every learner validates its hyper-parameters in ``fit`` (never in ``__init__``, which
 only stores its arguments) with the same messages, so that the common tests can assert
@@ -131,6 +131,58 @@ def _check_X_y(X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y.astype(np.int64)
 
 
+def _check_X_y_real(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a regression set and return ``(X, y)`` as float64 arrays.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite numbers.
+    y : array-like of shape (n_samples,)
+        Finite real-valued targets (integers are accepted and converted).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), float64
+
+    Raises
+    ------
+    ValueError
+        With a message naming what is wrong, e.g. ``y contains NaN or infinity at index 2``.
+    """
+    X = _check_X(X)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D of shape (n_samples,); got an array of shape {y.shape}.")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries.")
+    if y.dtype.kind not in "iuf":
+        raise ValueError(f"y must hold real numbers; got dtype {y.dtype}.")
+    y = y.astype(np.float64)
+    is_finite = np.isfinite(y)
+    if not is_finite.all():
+        i = int(np.argmin(is_finite))
+        raise ValueError(f"y contains NaN or infinity at index {i} ({y[i]}).")
+    return X, y
+
+
+def _split(params: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views ``(W, b)`` of shapes (n_features, n_columns) and (n_columns,) into ``params``.
+
+    The layout every linear learner here shares: ``params.reshape(n_features + 1, -1)``
+    holds the weights in its first ``n_features`` rows and the intercept in its last.
+    """
+    n_columns, rest = divmod(params.size, n_features + 1)
+    if rest or n_columns == 0:
+        raise ValueError(
+            f"params has size {params.size}, which is not a positive multiple of "
+            f"n_features + 1 = {n_features + 1}."
+        )
+    table = params.reshape(n_features + 1, n_columns)
+    return table[:-1], table[-1]
+
+
 def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     """Return weights as a 1-D float64 array of length ``n_samples``, >= 0, summing > 0."""
     w = np.asarray(sample_weight, dtype=np.float64)
@@ -141,15 +193,22 @@ def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     return w
 
 
-class GradientClassifier:
-    """Base for classifiers trained by full-batch gradient descent on ``loss_grad``.
+class GradientModel:
+    """Base for learners trained by full-batch gradient descent on ``loss_grad``.
 
     A subclass provides the strategy face -- ``init_params``, ``loss_grad``,
-    ``grad_flops`` -- and ``decision_function(X, params)``; this class supplies the
-    centralized face: ``fit``, ``predict`` and ``score``. Subclasses extend
+    ``grad_flops`` -- and says what its targets are (``_validate_data``,
+    ``_encode_targets``); this class supplies ``fit``, the ``params`` property and the
+    ``params=None`` convention of ``predict`` and ``score``. Subclasses extend
     ``_validate_params`` for their own hyper-parameters. Requires attributes ``lr``
     (step size) and ``n_iter`` (number of steps).
+
+    Class attributes ``is_classifier`` and ``score_name`` tell strategies and monitors
+    what ``score`` measures ("accuracy" or "r2"), without an ``isinstance`` test.
     """
+
+    is_classifier: bool
+    score_name: str
 
     def _validate_params(self) -> None:
         _check_positive(self, "lr", self.lr)
@@ -162,28 +221,27 @@ class GradientClassifier:
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
-            Integer class labels, at least two distinct values.
+            Integer class labels (at least two distinct values) for a classifier;
+            real numbers for a regressor.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative row weights; the loss is their weighted mean.
 
         Returns
         -------
         self
-            Fitted, with ``params_``, ``classes_``, ``n_features_in_``, ``n_classes_``,
-            ``n_iter_`` and ``loss_curve_`` (the loss *before* each step, length ``n_iter``).
+            Fitted, with ``params_``, ``n_features_in_``, ``n_iter_`` and ``loss_curve_``
+            (the loss *before* each step, length ``n_iter``); a classifier also sets
+            ``classes_`` and ``n_classes_``.
         """
         self._validate_params()
-        X, y = _check_X_y(X, y)
+        X, y = self._validate_data(X, y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-        classes, y_index = np.unique(y, return_inverse=True)
-        if classes.size < 2:
-            raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}.")
-        params = self.init_params(X.shape[1], classes.size)
-        self.classes_ = classes
+        targets, n_outputs = self._encode_targets(y)
+        params = self.init_params(X.shape[1], n_outputs)
         losses = []
         for _ in range(self.n_iter):
-            loss, grad = self.loss_grad(params, X, y_index, sample_weight)
+            loss, grad = self.loss_grad(params, X, targets, sample_weight)
             losses.append(loss)
             params = params - self.lr * grad
         self.params_ = params
@@ -204,6 +262,39 @@ class GradientClassifier:
                 f"{type(self).__name__} is not fitted yet; call fit(X, y) or pass params."
             )
         return self.params_
+
+    def _check_predict_X(self, X) -> np.ndarray:
+        """``X`` validated, with the number of columns the learner was bound to."""
+        X = _check_X(X)
+        expected = getattr(self, "n_features_in_", X.shape[1])
+        if X.shape[1] != expected:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} "
+                f"is expecting {expected} features."
+            )
+        return X
+
+
+class GradientClassifier(GradientModel):
+    """Base for classifiers: ``predict`` is the argmax of ``decision_function(X, params)``.
+
+    ``fit`` maps labels to class indices ``0 .. n_classes - 1`` (``classes_`` maps them
+    back); ``loss_grad`` always receives indices.
+    """
+
+    is_classifier = True
+    score_name = "accuracy"
+
+    def _validate_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        return _check_X_y(X, y)
+
+    def _encode_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        classes, y_index = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}.")
+        # Set before init_params, which keeps a classes_ of the right size.
+        self.classes_ = classes
+        return y_index, classes.size
 
     def predict(self, X, params=None) -> np.ndarray:
         """Class labels: ``classes_[argmax]`` of the decision function.
@@ -231,3 +322,53 @@ class GradientClassifier:
         """Accuracy: the fraction of rows whose predicted label equals ``y``."""
         X, y = _check_X_y(X, y)
         return float(np.mean(self.predict(X, params) == y))
+
+
+class GradientRegressor(GradientModel):
+    """Base for regressors of one real-valued target; ``score`` is R^2.
+
+    A subclass provides ``predict(X, params=None)`` returning shape (n_samples,).
+    """
+
+    is_classifier = False
+    score_name = "r2"
+
+    def _validate_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        return _check_X_y_real(X, y)
+
+    def _encode_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        return y, 1
+
+    def score(self, X, y, params=None) -> float:
+        """Coefficient of determination ``R^2 = 1 - SS_res / SS_tot``.
+
+        ``SS_res = sum_i (y_i - yhat_i)^2`` and ``SS_tot = sum_i (y_i - mean(y))^2``.
+        R^2 is 1 for a perfect prediction, 0 for predicting the mean of ``y``, and
+        negative for worse. When ``y`` is constant (``SS_tot = 0``) it is 1.0 for a
+        perfect prediction and 0.0 otherwise, as in scikit-learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Real-valued targets.
+        params : ndarray of shape (n_params,), optional
+            Defaults to the fitted ``params_``.
+
+        Returns
+        -------
+        float
+
+        References
+        ----------
+        .. [1] T. Hastie, R. Tibshirani and J. Friedman, *The Elements of Statistical
+           Learning*, 2nd ed., Springer, 2009, Sec. 3.2 (residual sum of squares).
+        """
+        X, y = _check_X_y_real(X, y)
+        residual = y - self.predict(X, params)
+        ss_res = float(residual @ residual)
+        centred = y - y.mean()
+        ss_tot = float(centred @ centred)
+        if ss_tot == 0.0:
+            return 1.0 if ss_res == 0.0 else 0.0
+        return 1.0 - ss_res / ss_tot

@@ -19,20 +19,8 @@ from simdml.models._base import (
     _check_int,
     _check_non_negative,
     _check_positive,
-    _check_X,
+    _split,
 )
-
-
-def _split(params: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Views ``(W, b)`` of shapes (n_features, n_classes) and (n_classes,) into ``params``."""
-    n_classes, rest = divmod(params.size, n_features + 1)
-    if rest or n_classes == 0:
-        raise ValueError(
-            f"params has size {params.size}, which is not a positive multiple of "
-            f"n_features + 1 = {n_features + 1}."
-        )
-    table = params.reshape(n_features + 1, n_classes)
-    return table[:-1], table[-1]
 
 
 class LogisticRegression(GradientClassifier):
@@ -217,13 +205,7 @@ class LogisticRegression(GradientClassifier):
     def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Class scores ``X @ W + b``, of shape (n_samples, n_classes)."""
         params = self._resolve_params(params)
-        X = _check_X(X)
-        expected = getattr(self, "n_features_in_", X.shape[1])
-        if X.shape[1] != expected:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} "
-                f"is expecting {expected} features."
-            )
+        X = self._check_predict_X(X)
         W, b = _split(params, X.shape[1])
         return X @ W + b
 

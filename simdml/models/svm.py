@@ -1,0 +1,233 @@
+"""Linear support vector machine, one-vs-rest, trained by full-batch subgradient descent.
+
+Follows :mod:`simdml.models.logistic`: a scikit-learn-like centralized face (``fit``,
+``predict``, ``score`` = accuracy) and a strategy face of pure functions of their
+inputs (``init_params``, ``loss_grad``, ``grad_flops``) that distributed strategies call
+on shards. The loss is a (weighted) mean over rows, so shard subgradients recombine
+exactly: ``sum_s (n_s / N) * grad_s == grad``.
+
+Parameter layout, the same as ``LogisticRegression``: one flat float64 vector of size
+``(n_features + 1) * n_classes``; ``params.reshape(n_features + 1, n_classes)`` holds
+one column ``w_c`` per class in its first ``n_features`` rows and the intercepts
+``b_c`` in its last row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simdml.models._base import (
+    GradientClassifier,
+    _check_int,
+    _check_non_negative,
+    _check_positive,
+    _split,
+)
+
+
+class LinearSVM(GradientClassifier):
+    """Linear support vector machine, one-vs-rest, by full-batch subgradient descent.
+
+    For each class ``c`` it minimizes the L2-regularized hinge loss of "c versus the
+    rest", ``0.5 * l2 * ||w_c||^2 + mean_i max(0, 1 - t_ic * (x_i @ w_c + b_c))`` with
+    ``t_ic = +1`` if ``y_i == c`` else ``-1``, and the objective is the sum over
+    classes; the intercepts are not penalized. ``predict`` is the class of the largest
+    score ``x @ w_c + b_c``.
+
+    Why one-vs-rest: each column is a plain binary SVM, so its gradient is the textbook
+    hinge subgradient, and the loss is a mean over rows, so shard gradients recombine
+    exactly. Two classes also get two columns (one layout for every ``k``); from zero
+    parameters the second column stays the exact negative of the first, so the
+    prediction is that of the usual single binary SVM, at twice its flops.
+
+    The hinge has a kink at margin 1; there the subgradient 0 is used. With a constant
+    step, subgradient descent ends in a neighbourhood of the optimum of size O(lr)
+    rather than at it; accuracy settles much sooner than the objective.
+
+    Parameters
+    ----------
+    lr : float, default=0.5
+        Step size, > 0. The hinge is not smooth, so no step is "safe" in the sense of
+        monotone descent; a larger step settles faster into a wider neighbourhood.
+        On the four bundled datasets (standardized) 0.5 reaches in 300 steps the
+        objective that 0.1 reaches in 1000, with the same test accuracy. The penalty
+        shrinks the weights by ``1 - lr * l2`` per step, which needs ``lr * l2 < 1``.
+    n_iter : int, default=300
+        Number of full-batch steps, >= 1 (no early stopping).
+    l2 : float, default=0.01
+        L2 penalty strength, >= 0; ``l2 > 0`` makes it a maximum-margin classifier.
+        Named ``l2`` as in ``LogisticRegression``. scikit-learn's ``LinearSVC(C)``
+        minimizes ``0.5 ||w||^2 + C sum_i hinge_i``; dividing by ``C n`` gives this
+        objective with ``l2 = 1 / (C * n_samples)`` (0.01 is ``C = 1`` at 100 rows).
+        ``LinearSVC`` also penalizes its intercept; this class does not.
+
+    Attributes
+    ----------
+    params_ : ndarray of shape ((n_features + 1) * n_classes,)
+        Fitted parameters, laid out as in ``LogisticRegression``.
+    classes_ : ndarray of shape (n_classes,)
+        Sorted class labels seen in ``fit`` (``arange(n_classes)`` after ``init_params``).
+    n_features_in_ : int
+    n_classes_ : int
+    n_iter_ : int
+        Steps taken (always ``n_iter``).
+    loss_curve_ : list of float
+        Objective before each step, length ``n_iter``.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+    >>> LinearSVM().fit(X, y).predict(X)
+    array([0, 0, 1, 1])
+
+    References
+    ----------
+    .. [1] C. Cortes and V. Vapnik, "Support-Vector Networks", *Machine Learning* 20,
+       1995, Sec. 3: the soft-margin hyperplane.
+    .. [2] S. Shalev-Shwartz, Y. Singer, N. Srebro and A. Cotter, "Pegasos: Primal
+       Estimated sub-GrAdient SOlver for SVM", *Mathematical Programming* 127, 2011,
+       Sec. 2: this objective in ``lambda`` form (eq. (1)) and its subgradient.
+    .. [3] R. Rifkin and A. Klautau, "In Defense of One-Vs-All Classification",
+       *JMLR* 5, 2004: one-vs-rest is as accurate as the alternatives when tuned.
+    """
+
+    def __init__(self, *, lr: float = 0.5, n_iter: int = 300, l2: float = 0.01):
+        self.lr = lr
+        self.n_iter = n_iter
+        self.l2 = l2
+
+    def _validate_params(self) -> None:
+        _check_positive(self, "lr", self.lr)
+        _check_int(self, "n_iter", self.n_iter, low=1)
+        _check_non_negative(self, "l2", self.l2)
+
+    # ----------------------------------------------------------------- strategy face
+
+    def init_params(self, n_features: int, n_classes: int) -> np.ndarray:
+        """Bind the learner to a problem shape and return zero parameters.
+
+        Sets ``n_features_in_`` and ``n_classes_``, and ``classes_ = arange(n_classes)``
+        unless ``classes_`` already holds ``n_classes`` labels.
+
+        Parameters
+        ----------
+        n_features : int
+            Number of input columns, >= 1.
+        n_classes : int
+            Number of classes, >= 2; one column of weights per class.
+
+        Returns
+        -------
+        ndarray of shape ((n_features + 1) * n_classes,), float64
+            Zeros; ``reshape(n_features + 1, n_classes)``, last row is the intercept.
+        """
+        _check_int(self, "n_features", n_features, low=1)
+        _check_int(self, "n_classes", n_classes, low=2)
+        self.n_features_in_ = int(n_features)
+        self.n_classes_ = int(n_classes)
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.size != n_classes:
+            self.classes_ = np.arange(n_classes)
+        return np.zeros((n_features + 1) * n_classes, dtype=np.float64)
+
+    def loss_grad(
+        self,
+        params: np.ndarray,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+    ) -> tuple[float, np.ndarray]:
+        """One-vs-rest hinge objective on the rows ``X`` and a subgradient.
+
+        ``loss = sum_c [sum_i s_i max(0, h_ic) + 0.5 * l2 * ||w_c||^2]`` with hinge
+        arguments ``h_ic = 1 - t_ic (x_i @ w_c + b_c)`` and row weights
+        ``s_i = w_i / sum_i w_i`` (``1 / n`` by default). The subgradient is
+        ``X' G + l2 W`` for ``W`` and ``sum_i G_i`` for ``b``, where
+        ``G_ic = -s_i t_ic`` if ``h_ic > 0`` and 0 otherwise (0 at the kink ``h = 0``).
+
+        Shard subgradients recombine exactly, ``sum_s (n_s / N) * grad_s == grad``,
+        because each row's term depends on that row only.
+
+        Parameters
+        ----------
+        params : ndarray of shape ((n_features + 1) * n_classes,)
+            Not modified.
+        X : ndarray of shape (n_samples, n_features), float64
+            Not validated (hot path); a view of a larger array is fine, no copy is made.
+        y : ndarray of shape (n_samples,), int
+            Class *indices* in ``0 .. n_classes - 1`` (not labels).
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, positive sum.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of the shape of ``params``
+
+        References
+        ----------
+        .. [1] Shalev-Shwartz et al. (2011), Sec. 2: subgradient
+           ``lambda w - 1[y <w, x> < 1] y x`` of one row's objective.
+        """
+        n_samples, n_features = X.shape
+        W, b = _split(params, n_features)
+        rows = np.arange(n_samples)
+        H = X @ W
+        H += b
+        H[rows, y] *= -1.0  # -t_ic * z_ic: t is +1 only in the true class's column
+        H += 1.0  # h_ic = 1 - t_ic z_ic, computed in place: no second (n, k) array
+        is_active = H > 0.0  # margin violated; the kink h = 0 gets subgradient 0
+        np.maximum(H, 0.0, out=H)
+        row_loss = H.sum(axis=1)
+        G = is_active.astype(np.float64)  # -t_ic where active: +1 off the true class ...
+        G[rows, y] *= -1.0  # ... and -1 on it
+        if sample_weight is None:
+            loss = row_loss.mean()
+            G *= 1.0 / n_samples
+        else:
+            scale = sample_weight / sample_weight.sum()
+            loss = row_loss @ scale
+            G *= scale[:, None]
+        grad = np.empty((n_features + 1, W.shape[1]))
+        np.matmul(X.T, G, out=grad[:-1])
+        G.sum(axis=0, out=grad[-1])
+        if self.l2:
+            loss += 0.5 * self.l2 * np.vdot(W, W)
+            grad[:-1] += self.l2 * W
+        return float(loss), grad.reshape(-1)
+
+    def grad_flops(self, n_rows: int) -> float:
+        """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.
+
+        With ``d = n_features_in_`` and ``k = n_classes_`` (one multiply-add = 2 flop):
+        forward ``X @ W + b`` is ``2 n (d + 1) k``; hinge arguments, active mask, clip,
+        row sums, subgradient signs and scaling about ``6 n k``; backward ``X' G`` and
+        the intercept sum ``2 n (d + 1) k``; the L2 term ``2 d k``. Total
+        ``4 n (d + 1) k + 6 n k + 2 d k``, affine in ``n_rows``.
+
+        Raises
+        ------
+        ValueError
+            If the problem shape is unknown (neither ``init_params`` nor ``fit`` called).
+
+        References
+        ----------
+        .. [1] J. Kaplan et al., "Scaling Laws for Neural Language Models", 2020,
+           Sec. 2.1: ~ 2 flop per parameter per example for each pass.
+        """
+        if not hasattr(self, "n_classes_"):
+            raise ValueError(
+                "LinearSVM.grad_flops needs the problem shape; "
+                "call init_params(n_features, n_classes) or fit(X, y) first."
+            )
+        n, d, k = n_rows, self.n_features_in_, self.n_classes_
+        return float(4 * n * (d + 1) * k + 6 * n * k + 2 * d * k)
+
+    # -------------------------------------------------------------- centralized face
+
+    def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
+        """One-vs-rest scores ``X @ W + b``, of shape (n_samples, n_classes)."""
+        params = self._resolve_params(params)
+        X = self._check_predict_X(X)
+        W, b = _split(params, X.shape[1])
+        return X @ W + b
