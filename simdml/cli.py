@@ -27,13 +27,14 @@ def format_summary(result) -> str:
         ("simulated time", f"{s['sim_time']:.4g} s"),
         ("updates", f"{s['updates']} ({s['updates_per_s']:.4g} per simulated s)"),
         ("final loss", f"{s['final_loss']:.4f}"),
-        ("final accuracy", f"{100 * s['final_accuracy']:.1f} % (test set)"),
+        (f"final {s['score_name']}", f"{100 * s['final_score']:.1f} % (test set)"
+         if s["score_name"] == "accuracy" else f"{s['final_score']:.4f} (test set)"),
         ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
                        + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
     ]
     if s.get("target_accuracy") is not None:
         ttt = s["time_to_target"]
-        rows.append((f"time to {100 * s['target_accuracy']:.0f} %",
+        rows.append((f"time to {s['score_name']} {s['target_accuracy']:g}",
                      "not reached" if ttt is None else f"{ttt:.4g} s"))
     rows.append(("stopped because", s["stop_reason"]))
     width = max(len(k) for k, _ in rows)

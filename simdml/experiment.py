@@ -34,7 +34,8 @@ class Result:
     scenario : Scenario
     history : list of dict
         One row per evaluation: simulated ``time`` (s), ``update`` count, training
-        ``loss``, test ``accuracy``.
+        ``loss``, test ``score`` (also as ``accuracy`` for classifiers, ``r2`` for
+        regressors), ``epoch`` (gradient work in passes over the training set).
     trace : Trace
         Spans, instants and counters of every node.
     summary : dict
@@ -123,8 +124,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     model = build_model(s.model)
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    params = model.init_params(X_train.shape[1], n_classes)
+    n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
+    params = model.init_params(X_train.shape[1], n_outputs)
     monitor = Monitor(sim, model, X_train, y_train, X_test, y_test, eval_every=s.eval_every,
                       max_updates=s.stop.rounds, target_accuracy=s.stop.target_accuracy)
     spec = STRATEGIES[s.strategy.kind]
@@ -138,8 +139,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     model.params_ = monitor.params
     trace = Trace.from_cluster(cluster, sim.now, counters={
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
-        "accuracy": [(h["time"], h["accuracy"]) for h in monitor.history]})
-    summary = summarize(monitor.history, trace, updates=monitor.updates,
+        model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
+    summary = summarize(monitor.history, trace, updates=monitor.updates, score_name=model.score_name,
                         stop_reason=monitor.stop_reason or stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
@@ -170,10 +171,12 @@ def _prepare_data(s: Scenario, streams: Streams):
     if d.dataset == "synthetic":
         ds = _data.make_classification(d.n_samples, d.n_features, d.n_classes,
                                        weights=d.weights, class_sep=d.class_sep, rng=rng)
+    elif d.dataset == "synthetic_regression":
+        ds = _data.make_regression(d.n_samples, d.n_features, noise=d.noise, rng=rng)
     else:
         ds = _data.load(d.dataset)
-    X_train, X_test, y_train, y_test = _data.train_test_split(ds.X, ds.y, test_size=d.test_size,
-                                                              rng=rng)
+    X_train, X_test, y_train, y_test = _data.train_test_split(
+        ds.X, ds.y, test_size=d.test_size, stratify=not ds.is_regression, rng=rng)
     if d.standardize:
         X_train, X_test = _data.standardize(X_train, X_test)
     if s.cluster.workers > len(y_train):

@@ -15,9 +15,10 @@ def accuracy(y_true, y_pred) -> float:
 
 
 def time_to_target(history: list[dict], target: float) -> float | None:
-    """Simulated time of the first evaluation with accuracy >= ``target`` (None if never)."""
+    """Simulated time of the first evaluation whose test score (accuracy, or R² for a
+    regressor) is >= ``target``; None if never."""
     for row in history:
-        if row["accuracy"] >= target:
+        if row["score"] >= target:
             return row["time"]
     return None
 
@@ -32,17 +33,19 @@ def staleness_stats(histogram: list[int]) -> dict:
             "staleness_histogram": list(histogram)}
 
 
-def summarize(history, trace, *, updates, stop_reason, target_accuracy, bytes_sent,
+def summarize(history, trace, *, updates, score_name, stop_reason, target_accuracy, bytes_sent,
               messages_sent, messages_lost, counters, staleness=()) -> dict:
     """The summary of a run: what it reached, in how much simulated time, at what cost."""
-    last = history[-1] if history else {"loss": float("nan"), "accuracy": float("nan")}
+    last = history[-1] if history else {"loss": float("nan"), "score": float("nan")}
     sim_time = trace.end
     return {
         "sim_time": sim_time,
         "updates": updates,
         "updates_per_s": updates / sim_time if sim_time > 0 else float("nan"),
         "final_loss": last["loss"],
-        "final_accuracy": last["accuracy"],
+        "score_name": score_name,
+        "final_score": last["score"],
+        "final_accuracy": last.get("accuracy"),  # None for a regressor (see final_score)
         "target_accuracy": target_accuracy,
         "time_to_target": (time_to_target(history, target_accuracy)
                            if target_accuracy is not None else None),

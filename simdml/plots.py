@@ -45,12 +45,16 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
     if ax_loss is None and ax_acc is None:
         fig = Figure(figsize=(10, 4), layout="constrained")
         ax_loss, ax_acc = fig.subplots(1, 2)
+    runs = _runs(results)
+    is_classifier = all(r.model.is_classifier for r in runs.values())
+    score = ((100, "test accuracy (%)", "Accuracy") if is_classifier else
+             (1, "test score (R²)", "Score"))
     panels = [(ax, key, scale, ylabel, title) for ax, key, scale, ylabel, title in (
-        (ax_loss, "loss", 1, "training loss (cross-entropy)", "Loss"),
-        (ax_acc, "accuracy", 100, "test accuracy (%)", "Accuracy")) if ax is not None]
+        (ax_loss, "loss", 1, "training loss", "Loss"),
+        (ax_acc, "score", *score)) if ax is not None]
     for ax, key, scale, ylabel, title in panels:
         is_log = ax.get_xscale() == "log"  # a log axis cannot show update 0
-        for label, r in _runs(results).items():
+        for label, r in runs.items():
             rows = [h for h in r.history if h[x] > 0 or not is_log]
             ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label)
         ax.set(xlabel=_X_LABELS[x], ylabel=ylabel, title=title)

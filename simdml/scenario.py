@@ -33,6 +33,9 @@ __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "Crash
 _INF = math.inf
 
 
+SYNTHETIC = ("synthetic", "synthetic_regression")
+
+
 class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the key, the rule and the value."""
 
@@ -197,19 +200,20 @@ class FaultsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    dataset: str = "iris"       # a bundled dataset, or "synthetic"
-    test_size: float = 0.25     # fraction held out (stratified) for accuracy
+    dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
+    test_size: float = 0.25     # fraction held out (stratified by class) for the score
     partition: str = "iid"      # how training rows are spread over workers
     standardize: bool = True    # z-score features with training statistics
-    # synthetic data only (data.make_classification):
+    # synthetic data only (data.make_classification, data.make_regression):
     n_samples: int = 300
     n_features: int = 4
     n_classes: int = 2
     weights: tuple | None = None  # class proportions; None: balanced
     class_sep: float = 1.0
+    noise: float = 0.1            # regression: standard deviation of the target noise
 
     def __post_init__(self):
-        _choice("data.dataset", self.dataset, _data.DATASETS + ("synthetic",))
+        _choice("data.dataset", self.dataset, _data.DATASETS + SYNTHETIC)
         _number("data.test_size", self.test_size, low=0, strict_low=True)
         if self.test_size >= 1:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
@@ -223,6 +227,11 @@ class DataConfig:
             _set(self, "weights", _per_item("data.weights", self.weights, self.n_classes, "data.n_classes",
                                               low=0, strict_low=True))
         _number("data.class_sep", self.class_sep, low=0)
+        _number("data.noise", self.noise, low=0)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.dataset == "synthetic_regression"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,6 +357,13 @@ class Scenario:
         refs = [(f"faults.crash[{i}].node", c.node) for i, c in enumerate(self.faults.crash)]
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
+        model = MODELS[self.model.kind]
+        if model.is_classifier == self.data.is_regression:
+            need = "a classification dataset" if model.is_classifier else \
+                "data.dataset = 'synthetic_regression'"
+            raise ScenarioError(f"model.kind={self.model.kind!r} is a "
+                                f"{'classifier' if model.is_classifier else 'regressor'} and needs "
+                                f"{need}; got data.dataset={self.data.dataset!r}")
         wait_for = self.strategy.options.get("wait_for")
         if isinstance(wait_for, int) and wait_for > self.cluster.workers:
             raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="

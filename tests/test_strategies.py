@@ -7,7 +7,7 @@ import pytest
 
 from simdml import Scenario, ScenarioError, run
 from simdml.experiment import prepare_data
-from simdml.models import LogisticRegression
+from simdml.models import LinearRegression, LogisticRegression
 
 ROUNDS = 10
 
@@ -171,3 +171,38 @@ def test_strategy_options_are_checked(changes, message):
     """Each strategy's own options are validated with the key named."""
     with pytest.raises(ScenarioError, match=message):
         _scenario(**changes)
+
+
+@pytest.mark.parametrize("kind", ["sync", "allreduce", "local_sgd"])
+def test_regression_runs_and_equals_full_batch_gd(kind):
+    """Least squares on synthetic regression data: the same exact-GD contracts hold, and
+    the score is the test R²."""
+    extra = {"strategy.local_steps": 1} if kind == "local_sgd" else {}
+    s = Scenario().replace(**{"model.kind": "linear", "data.dataset": "synthetic_regression",
+                              "data.noise": 0.5, "strategy.kind": kind, "strategy.lr": 0.2},
+                           **extra)
+    r = run(s.replace(**{"stop.rounds": 40}))
+    split = prepare_data(s)
+    reference = LinearRegression(lr=0.2, n_iter=40).fit(split.X_train, split.y_train)
+    np.testing.assert_allclose(r.model.params_, reference.params_, rtol=0, atol=1e-12)
+    assert r.summary["score_name"] == "r2" and r.summary["final_accuracy"] is None
+    assert r.summary["final_score"] == pytest.approx(
+        reference.score(split.X_test, split.y_test), rel=1e-12)
+    assert r.summary["final_score"] > 0.8
+
+
+def test_linear_svm_trains_under_every_strategy():
+    """The linear SVM (hinge loss) runs under every gradient strategy and learns iris."""
+    for kind in ("sync", "async", "ssp", "allreduce", "local_sgd"):
+        r = run(_scenario(**{"model.kind": "svm", "strategy.kind": kind, "stop.rounds": 60}))
+        assert r.summary["final_accuracy"] > 0.8, kind
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model.kind": "linear"}, r"model.kind='linear' is a regressor and needs data.dataset = 'synthetic_regression'; got data.dataset='iris'"),
+    ({"data.dataset": "synthetic_regression"}, r"model.kind='logistic' is a classifier and needs a classification dataset; got data.dataset='synthetic_regression'"),
+])
+def test_model_and_dataset_must_match(changes, message):
+    """A regressor on class labels, or a classifier on a real target, is a clear error."""
+    with pytest.raises(ScenarioError, match=message):
+        Scenario().replace(**changes)

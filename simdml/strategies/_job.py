@@ -27,8 +27,9 @@ class Shard:
 class Monitor:
     """Evaluates the global model as training goes, and says when to stop.
 
-    Evaluation uses the whole training set (loss) and the test set (accuracy); it is
-    observation, so it costs no simulated time.
+    Evaluation uses the whole training set (loss) and the test set (the learner's
+    ``score``: accuracy for classifiers, R² for regressors); it is observation, so it
+    costs no simulated time.
     """
 
     def __init__(self, sim: Simulator, model, X_train, y_train, X_test, y_test, *,
@@ -50,14 +51,15 @@ class Monitor:
 
     def evaluate(self, params, updates: int) -> dict:
         """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
-        training set), ``loss`` and ``accuracy`` for ``params`` now."""
+        training set), ``loss`` and the test ``score`` for ``params`` now; the score also
+        under its own name (``accuracy`` or ``r2``)."""
         loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
-        accuracy = float(np.mean(self.model.predict(self.X_test, params) == self.y_test))
+        score = float(self.model.score(self.X_test, self.y_test, params))
         row = {"time": self.sim.now, "update": updates, "epoch": self.rows / len(self.y_train),
-               "loss": float(loss), "accuracy": accuracy}
+               "loss": float(loss), "score": score, self.model.score_name: score}
         self.history.append(row)
         if (self.target_accuracy is not None and self.time_to_target is None
-                and accuracy >= self.target_accuracy):
+                and score >= self.target_accuracy):
             self.time_to_target = self.sim.now
         return row
 
@@ -72,7 +74,7 @@ class Monitor:
                                     f"simulated time {self.sim.now:.4g} s; try a smaller strategy.lr")
                 return True
             if self.time_to_target is not None:
-                self.stop_reason = (f"target accuracy {self.target_accuracy} reached at "
+                self.stop_reason = (f"target {self.model.score_name} {self.target_accuracy} reached at "
                                     f"update {updates}")
                 return True
         if is_last:
