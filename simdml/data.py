@@ -161,6 +161,15 @@ def _check_int(name: str, value, *, low: int, high: int | None = None, high_name
     return int(value)
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_non_negative(name: str, value) -> None:
+    if not (_is_real(value) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0; got {value!r}")
+
+
 def _check_rng(rng) -> None:
     if not isinstance(rng, np.random.Generator):
         raise ValueError("rng must be a numpy.random.Generator, e.g. "
@@ -292,9 +301,7 @@ def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: in
                          f"class has its own hypercube vertex; got {n_classes}")
     w = np.ones(n_classes) if weights is None else _check_weights(
         "weights", weights, n=n_classes, n_name="n_classes")
-    is_real = isinstance(class_sep, numbers.Real) and not isinstance(class_sep, bool)
-    if not (is_real and math.isfinite(class_sep) and class_sep >= 0):
-        raise ValueError(f"class_sep must be finite and >= 0; got {class_sep!r}")
+    _check_non_negative("class_sep", class_sep)
     _check_rng(rng)
 
     centres = class_sep * _distinct_signs(n_classes, n_features, rng=rng)
@@ -366,9 +373,7 @@ def make_regression(n_samples: int = 300, n_features: int = 4, *, noise: float =
     """
     n_samples = _check_int("n_samples", n_samples, low=2)
     n_features = _check_int("n_features", n_features, low=1)
-    is_real = isinstance(noise, numbers.Real) and not isinstance(noise, bool)
-    if not (is_real and math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be finite and >= 0; got {noise!r}")
+    _check_non_negative("noise", noise)
     _check_rng(rng)
 
     w_true = rng.standard_normal(n_features)
@@ -419,8 +424,7 @@ def train_test_split(X, y, *, test_size: float = 0.25, stratify: bool = True,
     [1, 1]
     """
     X, y = _check_X_y(X, y)
-    is_real = isinstance(test_size, numbers.Real) and not isinstance(test_size, bool)
-    if not (is_real and 0 < test_size < 1):
+    if not (_is_real(test_size) and 0 < test_size < 1):
         raise ValueError(f"test_size must be a float with 0 < test_size < 1; got {test_size!r}")
     if not isinstance(stratify, bool):
         raise ValueError(f"stratify must be True or False; got {stratify!r}")

@@ -23,22 +23,6 @@ NAMES = sorted(MODELS)
 # ------------------------------------------------------------------------ fixtures
 
 
-def _problem(seed=0, n_samples=30, n_features=4, n_classes=3):
-    """A small random problem: X, class indices y, random params, positive weights."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_samples, n_features))
-    y = rng.integers(0, n_classes, size=n_samples)
-    params = rng.normal(scale=0.5, size=(n_features + 1) * n_classes)
-    weights = rng.uniform(0.1, 3.0, size=n_samples)
-    return X, y, params, weights
-
-
-def _bound(l2=0.1, n_features=4, n_classes=3):
-    model = LogisticRegression(l2=l2)
-    model.init_params(n_features, n_classes)
-    return model
-
-
 def _setup(name, *, seed=0, n_samples=30, n_features=4, n_classes=3, l2=0.1):
     """Any registered learner bound to a small random problem.
 
@@ -371,8 +355,12 @@ def test_bad_sample_weight_and_feature_count_raise(name):
 # --------------------------------------------------------- LogisticRegression oracles
 
 
-def _naive_loss_grad(params, X, y, l2):
-    """Reference: the same loss and gradient with Python loops and math.exp."""
+def _naive_linear_classifier(row_loss_grad, params, X, y, l2):
+    """Reference with Python loops: mean_i row loss at z_i = x_i W + b, plus 0.5 l2 ||W||^2.
+
+    ``row_loss_grad(z, target)`` returns one row's loss and its gradient in ``z``; the
+    chain rule through ``z = x W + b`` and the penalty are spelled out here.
+    """
     n_samples, n_features = len(X), len(X[0])
     n_classes = len(params) // (n_features + 1)
     at = lambda j, c: params[j * n_classes + c]  # noqa: E731  row j, column c
@@ -380,19 +368,28 @@ def _naive_loss_grad(params, X, y, l2):
     for x, target in zip(X, y):
         z = [sum(x[j] * at(j, c) for j in range(n_features)) + at(n_features, c)
              for c in range(n_classes)]
-        top = max(z)
-        lse = top + math.log(sum(math.exp(v - top) for v in z))
-        loss += (lse - z[target]) / n_samples
+        row_loss, dz = row_loss_grad(z, target)
+        loss += row_loss / n_samples
         for c in range(n_classes):
-            delta = (math.exp(z[c] - lse) - (c == target)) / n_samples
             for j in range(n_features):
-                grad[j * n_classes + c] += delta * x[j]
-            grad[n_features * n_classes + c] += delta
+                grad[j * n_classes + c] += dz[c] / n_samples * x[j]
+            grad[n_features * n_classes + c] += dz[c] / n_samples
     for j in range(n_features):
         for c in range(n_classes):
             loss += 0.5 * l2 * at(j, c) ** 2
             grad[j * n_classes + c] += l2 * at(j, c)
     return loss, grad
+
+
+def _naive_loss_grad(params, X, y, l2):
+    """Reference: the softmax cross-entropy, lse(z) - z[y], with loops and math.exp."""
+
+    def row_loss_grad(z, target):
+        top = max(z)
+        lse = top + math.log(sum(math.exp(v - top) for v in z))
+        return lse - z[target], [math.exp(v - lse) - (c == target) for c, v in enumerate(z)]
+
+    return _naive_linear_classifier(row_loss_grad, params, X, y, l2)
 
 
 def test_trained_iris_model_matches_naive_reference(iris, iris_model):
@@ -409,9 +406,9 @@ def test_trained_iris_model_matches_naive_reference(iris, iris_model):
 
 def test_loss_matches_naive_reference_with_large_logits():
     """The stable softmax agrees with the naive reference even when logits are ~1e3."""
-    X, y, params, _ = _problem(seed=3, n_samples=5)
+    model, X, y, params, _ = _setup("logistic", seed=3, n_samples=5, l2=0.0)
     params = params * 2000.0
-    loss, grad = _bound(l2=0.0).loss_grad(params, X, y)
+    loss, grad = model.loss_grad(params, X, y)
     ref_loss, ref_grad = _naive_loss_grad(params.tolist(), X.tolist(), y.tolist(), 0.0)
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
     assert loss == pytest.approx(ref_loss, rel=1e-12)
@@ -477,7 +474,8 @@ def test_params_layout():
 
 def test_logistic_grad_flops_matches_documented_count():
     """LogisticRegression.grad_flops is 4 n (d + 1) k + 5 n k + 2 d k."""
-    model = _bound(n_features=4, n_classes=3)
+    model = LogisticRegression()
+    model.init_params(4, 3)
     assert model.grad_flops(10) == 4 * 10 * 5 * 3 + 5 * 10 * 3 + 2 * 4 * 3
 
 
@@ -626,25 +624,14 @@ def test_linear_regression_predict_rejects_params_of_another_size():
 
 
 def _naive_hinge_loss_grad(params, X, y, l2):
-    """Reference: the one-vs-rest hinge objective and subgradient with Python loops."""
-    n_samples, n_features = len(X), len(X[0])
-    n_classes = len(params) // (n_features + 1)
-    at = lambda j, c: params[j * n_classes + c]  # noqa: E731  row j, column c
-    loss, grad = 0.0, [0.0] * len(params)
-    for x, target in zip(X, y):
-        for c in range(n_classes):
-            t = 1.0 if c == target else -1.0
-            z = sum(x[j] * at(j, c) for j in range(n_features)) + at(n_features, c)
-            if 1.0 - t * z > 0:
-                loss += (1.0 - t * z) / n_samples
-                for j in range(n_features):
-                    grad[j * n_classes + c] -= t * x[j] / n_samples
-                grad[n_features * n_classes + c] -= t / n_samples
-    for j in range(n_features):
-        for c in range(n_classes):
-            loss += 0.5 * l2 * at(j, c) ** 2
-            grad[j * n_classes + c] += l2 * at(j, c)
-    return loss, grad
+    """Reference: the one-vs-rest hinge sum_c max(0, 1 - t_c z_c) and its subgradient."""
+
+    def row_loss_grad(z, target):
+        t = [1.0 if c == target else -1.0 for c in range(len(z))]
+        loss = sum(max(0.0, 1.0 - t_c * z_c) for t_c, z_c in zip(t, z))
+        return loss, [-t_c if 1.0 - t_c * z_c > 0 else 0.0 for t_c, z_c in zip(t, z)]
+
+    return _naive_linear_classifier(row_loss_grad, params, X, y, l2)
 
 
 def test_svm_loss_grad_matches_naive_reference():

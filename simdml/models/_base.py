@@ -92,6 +92,17 @@ def _check_X(X) -> np.ndarray:
     return X
 
 
+def _check_X_1d_y(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` checked by ``_check_X``, and ``y`` as a 1-D array with one entry per row."""
+    X = _check_X(X)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D of shape (n_samples,); got an array of shape {y.shape}.")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries.")
+    return X, y
+
+
 def _check_X_y(X, y) -> tuple[np.ndarray, np.ndarray]:
     """Validate a training set and return ``(X, y)`` as float64 and int64 arrays.
 
@@ -113,12 +124,7 @@ def _check_X_y(X, y) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         With a message naming what is wrong, e.g. ``X has 3 rows but y has 4 entries``.
     """
-    X = _check_X(X)
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D of shape (n_samples,); got an array of shape {y.shape}.")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries.")
+    X, y = _check_X_1d_y(X, y)
     if y.dtype.kind == "f":
         is_whole = np.isfinite(y) & (y == np.round(y))
         if not is_whole.all():
@@ -134,29 +140,10 @@ def _check_X_y(X, y) -> tuple[np.ndarray, np.ndarray]:
 def _check_X_y_real(X, y) -> tuple[np.ndarray, np.ndarray]:
     """Validate a regression set and return ``(X, y)`` as float64 arrays.
 
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Finite numbers.
-    y : array-like of shape (n_samples,)
-        Finite real-valued targets (integers are accepted and converted).
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features), float64
-    y : ndarray of shape (n_samples,), float64
-
-    Raises
-    ------
-    ValueError
-        With a message naming what is wrong, e.g. ``y contains NaN or infinity at index 2``.
+    As ``_check_X_y``, but ``y`` holds finite real-valued targets (integers are
+    accepted and converted), e.g. ``y contains NaN or infinity at index 2``.
     """
-    X = _check_X(X)
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D of shape (n_samples,); got an array of shape {y.shape}.")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries.")
+    X, y = _check_X_1d_y(X, y)
     if y.dtype.kind not in "iuf":
         raise ValueError(f"y must hold real numbers; got dtype {y.dtype}.")
     y = y.astype(np.float64)
@@ -201,7 +188,8 @@ class GradientModel:
     ``_encode_targets``); this class supplies ``fit``, the ``params`` property and the
     ``params=None`` convention of ``predict`` and ``score``. Subclasses extend
     ``_validate_params`` for their own hyper-parameters. Requires attributes ``lr``
-    (step size) and ``n_iter`` (number of steps).
+    (step size), ``n_iter`` (number of steps) and ``l2`` (L2 penalty strength), the
+    hyper-parameters every learner here shares.
 
     Class attributes ``is_classifier`` and ``score_name`` tell strategies and monitors
     what ``score`` measures ("accuracy" or "r2"), without an ``isinstance`` test.
@@ -213,6 +201,7 @@ class GradientModel:
     def _validate_params(self) -> None:
         _check_positive(self, "lr", self.lr)
         _check_int(self, "n_iter", self.n_iter, low=1)
+        _check_non_negative(self, "l2", self.l2)
 
     def fit(self, X, y, sample_weight=None):
         """Run ``n_iter`` steps of full-batch gradient descent from zero parameters.
@@ -262,6 +251,18 @@ class GradientModel:
                 f"{type(self).__name__} is not fitted yet; call fit(X, y) or pass params."
             )
         return self.params_
+
+    def _check_shape_known(self, attribute: str, init_args: str) -> None:
+        """Raise unless ``init_params`` (or ``fit``) has set ``attribute``.
+
+        ``grad_flops`` counts from the problem shape, which only ``init_params`` binds;
+        ``init_args`` names its arguments in the message.
+        """
+        if not hasattr(self, attribute):
+            raise ValueError(
+                f"{type(self).__name__}.grad_flops needs the problem shape; "
+                f"call init_params({init_args}) or fit(X, y) first."
+            )
 
     def _check_predict_X(self, X) -> np.ndarray:
         """``X`` validated, with the number of columns the learner was bound to."""
@@ -322,6 +323,51 @@ class GradientClassifier(GradientModel):
         """Accuracy: the fraction of rows whose predicted label equals ``y``."""
         X, y = _check_X_y(X, y)
         return float(np.mean(self.predict(X, params) == y))
+
+
+class LinearClassifier(GradientClassifier):
+    """Base for linear classifiers with one column of weights per class.
+
+    Parameter layout: one flat float64 vector of size ``(n_features + 1) * n_classes``;
+    ``params.reshape(n_features + 1, n_classes)`` holds the weights ``W`` in its first
+    ``n_features`` rows and the intercepts ``b`` in its last row (see ``_split``). A
+    subclass provides ``loss_grad`` and ``grad_flops``; this class binds the shape
+    (``init_params``) and scores rows (``decision_function``).
+    """
+
+    def init_params(self, n_features: int, n_classes: int) -> np.ndarray:
+        """Bind the learner to a problem shape and return zero parameters.
+
+        Sets ``n_features_in_`` and ``n_classes_``, and ``classes_ = arange(n_classes)``
+        unless ``classes_`` already holds ``n_classes`` labels.
+
+        Parameters
+        ----------
+        n_features : int
+            Number of input columns, >= 1.
+        n_classes : int
+            Number of classes, >= 2; one column of weights per class.
+
+        Returns
+        -------
+        ndarray of shape ((n_features + 1) * n_classes,), float64
+            Zeros; ``reshape(n_features + 1, n_classes)``, last row is the intercept.
+        """
+        _check_int(self, "n_features", n_features, low=1)
+        _check_int(self, "n_classes", n_classes, low=2)
+        self.n_features_in_ = int(n_features)
+        self.n_classes_ = int(n_classes)
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.size != n_classes:
+            self.classes_ = np.arange(n_classes)
+        return np.zeros((n_features + 1) * n_classes, dtype=np.float64)
+
+    def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
+        """Class scores ``X @ W + b``, of shape (n_samples, n_classes)."""
+        params = self._resolve_params(params)
+        X = self._check_predict_X(X)
+        W, b = _split(params, X.shape[1])
+        return X @ W + b
 
 
 class GradientRegressor(GradientModel):

@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import (
-    GradientRegressor,
-    _check_int,
-    _check_non_negative,
-    _check_positive,
-    _split,
-)
+from simdml.models._base import GradientRegressor, _check_int, _split
 
 
 class LinearRegression(GradientRegressor):
@@ -74,11 +68,6 @@ class LinearRegression(GradientRegressor):
         self.lr = lr
         self.n_iter = n_iter
         self.l2 = l2
-
-    def _validate_params(self) -> None:
-        _check_positive(self, "lr", self.lr)
-        _check_int(self, "n_iter", self.n_iter, low=1)
-        _check_non_negative(self, "l2", self.l2)
 
     # ----------------------------------------------------------------- strategy face
 
@@ -186,11 +175,7 @@ class LinearRegression(GradientRegressor):
         .. [1] J. Kaplan et al., "Scaling Laws for Neural Language Models", 2020,
            Sec. 2.1: ~ 2 flop per parameter per example for each pass.
         """
-        if not hasattr(self, "n_features_in_"):
-            raise ValueError(
-                "LinearRegression.grad_flops needs the problem shape; "
-                "call init_params(n_features) or fit(X, y) first."
-            )
+        self._check_shape_known("n_features_in_", "n_features")
         n, d = n_rows, self.n_features_in_
         return float(4 * n * (d + 1) + 4 * n + 2 * d)
 

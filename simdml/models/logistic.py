@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import (
-    GradientClassifier,
-    _check_int,
-    _check_non_negative,
-    _check_positive,
-    _split,
-)
+from simdml.models._base import LinearClassifier, _split
 
 
-class LogisticRegression(GradientClassifier):
+class LogisticRegression(LinearClassifier):
     """Multinomial logistic regression trained by full-batch gradient descent.
 
     Minimizes the (weighted) mean cross-entropy of the softmax model plus
@@ -74,39 +68,7 @@ class LogisticRegression(GradientClassifier):
         self.n_iter = n_iter
         self.l2 = l2
 
-    def _validate_params(self) -> None:
-        _check_positive(self, "lr", self.lr)
-        _check_int(self, "n_iter", self.n_iter, low=1)
-        _check_non_negative(self, "l2", self.l2)
-
     # ----------------------------------------------------------------- strategy face
-
-    def init_params(self, n_features: int, n_classes: int) -> np.ndarray:
-        """Bind the learner to a problem shape and return zero parameters.
-
-        Sets ``n_features_in_`` and ``n_classes_``, and ``classes_ = arange(n_classes)``
-        unless ``classes_`` already holds ``n_classes`` labels.
-
-        Parameters
-        ----------
-        n_features : int
-            Number of input columns, >= 1.
-        n_classes : int
-            Number of classes, >= 2.
-
-        Returns
-        -------
-        ndarray of shape ((n_features + 1) * n_classes,), float64
-            Zeros; ``reshape(n_features + 1, n_classes)``, last row is the intercept.
-        """
-        _check_int(self, "n_features", n_features, low=1)
-        _check_int(self, "n_classes", n_classes, low=2)
-        self.n_features_in_ = int(n_features)
-        self.n_classes_ = int(n_classes)
-        classes = getattr(self, "classes_", None)
-        if classes is None or classes.size != n_classes:
-            self.classes_ = np.arange(n_classes)
-        return np.zeros((n_features + 1) * n_classes, dtype=np.float64)
 
     def loss_grad(
         self,
@@ -192,22 +154,11 @@ class LogisticRegression(GradientClassifier):
            Sec. 2.1: forward ~ 2 flop and backward ~ 4 flop per parameter per example;
            here the backward pass needs only the parameter gradient, ~ 2.
         """
-        if not hasattr(self, "n_classes_"):
-            raise ValueError(
-                "LogisticRegression.grad_flops needs the problem shape; "
-                "call init_params(n_features, n_classes) or fit(X, y) first."
-            )
+        self._check_shape_known("n_classes_", "n_features, n_classes")
         n, d, k = n_rows, self.n_features_in_, self.n_classes_
         return float(4 * n * (d + 1) * k + 5 * n * k + 2 * d * k)
 
     # -------------------------------------------------------------- centralized face
-
-    def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
-        """Class scores ``X @ W + b``, of shape (n_samples, n_classes)."""
-        params = self._resolve_params(params)
-        X = self._check_predict_X(X)
-        W, b = _split(params, X.shape[1])
-        return X @ W + b
 
     def predict_proba(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Softmax probabilities of shape (n_samples, n_classes); rows sum to 1."""
