@@ -1,0 +1,347 @@
+"""simdml's benchmark suite: every figure with a ratio against a baseline timed in the same run.
+
+    python benchmarks/run.py            # the full suite (a few minutes)
+    python benchmarks/run.py --quick    # smaller sizes, for a smoke test
+
+Prints a table and writes ``benchmarks/results.json``. numpy's BLAS is pinned to one
+thread, and each figure is the median of several repetitions. The machines this runs on
+are shared and noisy: absolute times drift, ratios measured side by side hold.
+
+1. kernel: timeouts from P processes and worker-server message round trips, against a
+   bare heapq loop (the limit) and, when installed (``pip install .[bench]``), SimPy.
+2. overhead: sync and async parameter servers training logistic regression, against a
+   plain numpy loop computing the same shard gradients (the limit).
+3. scale: 10,000 workers: wall time, peak memory against the dataset, events per gradient.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy is imported: pin BLAS to one thread
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import heapq  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import simdml  # noqa: E402
+from simdml.engine import Simulator  # noqa: E402
+from simdml.experiment import prepare_data  # noqa: E402
+from simdml.models import LogisticRegression  # noqa: E402
+
+try:
+    import simpy
+except ImportError:  # optional: pip install .[bench]
+    simpy = None
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(fn, repeat: int) -> float:
+    """Median wall time of ``repeat`` calls (s), garbage collected before each."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- 1. kernel ---------------------------------------------------------------------
+def bare_timeouts(n_events: int, n_procs: int) -> None:
+    """The limit: generators yielding delays, driven by a bare heapq loop."""
+    def proc(n):
+        for _ in range(n):
+            yield 1.0
+    heap, seq = [], itertools.count()
+    for _ in range(n_procs):
+        heap.append((0.0, next(seq), proc(n_events // n_procs)))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        t, _, gen = pop(heap)
+        try:
+            delay = next(gen)
+        except StopIteration:
+            continue
+        push(heap, (t + delay, next(seq), gen))
+
+
+def simdml_timeouts(n_events: int, n_procs: int) -> None:
+    sim = Simulator()
+
+    def proc(n):
+        for _ in range(n):
+            yield sim.timeout(1.0)
+    for _ in range(n_procs):
+        sim.process(proc(n_events // n_procs))
+    sim.run()
+
+
+def simpy_timeouts(n_events: int, n_procs: int) -> None:
+    env = simpy.Environment()
+
+    def proc(n):
+        for _ in range(n):
+            yield env.timeout(1.0)
+    for _ in range(n_procs):
+        env.process(proc(n_events // n_procs))
+    env.run()
+
+
+def bare_round_trips(n: int) -> None:
+    """The limit: two generators exchanging messages through deques, a heapq loop between."""
+    heap, seq = [], itertools.count()
+    to_server, to_worker = deque(), deque()
+    waiting = {}  # mailbox id -> generator blocked on it
+
+    def worker():
+        for i in range(n):
+            yield ("put", to_server, i)
+            reply = yield ("get", to_worker)
+            assert reply == i
+
+    def server():
+        while True:
+            msg = yield ("get", to_server)
+            yield ("put", to_worker, msg)
+
+    def step(gen, value):
+        while True:
+            try:
+                op = gen.send(value)
+            except StopIteration:
+                return
+            if op[0] == "put":
+                box = op[1]
+                box.append(op[2])
+                blocked = waiting.pop(id(box), None)
+                if blocked is not None:
+                    heapq.heappush(heap, (0.0, next(seq), blocked, box))
+                value = None
+            elif op[1]:
+                value = op[1].popleft()
+            else:
+                waiting[id(op[1])] = gen
+                return
+
+    for gen in (server(), worker()):
+        step(gen, None)
+    while heap:
+        _, _, gen, box = heapq.heappop(heap)
+        step(gen, box.popleft())
+
+
+def simdml_round_trips(n: int) -> None:
+    sim = Simulator()
+    to_server, to_worker = sim.store("server"), sim.store("worker")
+
+    def worker():
+        for i in range(n):
+            to_server.put(i)
+            reply = yield to_worker.get()
+            assert reply == i
+
+    def server():
+        while True:
+            msg = yield to_server.get()
+            to_worker.put(msg)
+    sim.process(server())
+    done = sim.process(worker())
+    sim.run(until=done)
+
+
+def simpy_round_trips(n: int) -> None:
+    env = simpy.Environment()
+    to_server, to_worker = simpy.Store(env), simpy.Store(env)
+
+    def worker():
+        for i in range(n):
+            yield to_server.put(i)
+            reply = yield to_worker.get()
+            assert reply == i
+
+    def server():
+        while True:
+            msg = yield to_server.get()
+            yield to_worker.put(msg)
+    env.process(server())
+    env.run(until=env.process(worker()))
+
+
+def bench_kernel(quick: bool, repeat: int) -> list[dict]:
+    n_events = 100_000 if quick else 1_000_000
+    n_trips = 10_000 if quick else 100_000
+    rows = []
+    for n_procs in (10, 1_000, 10_000):
+        rows.append(_kernel_row(f"timeouts, P={n_procs:,}", n_events, repeat,
+                                bare_timeouts, simdml_timeouts, simpy_timeouts, n_events, n_procs))
+    rows.append(_kernel_row("message round trips", 2 * n_trips, repeat, bare_round_trips,
+                            simdml_round_trips, simpy_round_trips, n_trips))
+    return rows
+
+
+def _kernel_row(name, n_events, repeat, bare, ours, theirs, *args) -> dict:
+    t_bare = timed(lambda: bare(*args), repeat)
+    t_ours = timed(lambda: ours(*args), repeat)
+    row = {"group": "kernel", "name": name, "simdml_s": t_ours, "limit_s": t_bare,
+           "events_per_s": n_events / t_ours, "vs_limit": t_ours / t_bare}
+    if simpy is not None:
+        t_simpy = timed(lambda: theirs(*args), repeat)
+        row.update(simpy_s=t_simpy, speedup_vs_simpy=t_simpy / t_ours)
+    return row
+
+
+# -- 2. overhead on real training ------------------------------------------------------
+def training_scenario(kind: str, n_workers: int, n_samples: int, n_features: int,
+                      rounds: int) -> simdml.Scenario:
+    """Logistic regression on synthetic rows, heterogeneous speeds, evaluated only at the end."""
+    speeds = [1e9 * (1 + (i % 4)) for i in range(n_workers)]  # 1, 2, 3, 4 Gflop/s
+    updates = rounds if kind == "sync" else rounds * n_workers  # async: one push per update
+    return simdml.Scenario(name=f"bench_{kind}").replace(**{
+        "strategy.kind": kind, "strategy.lr": 0.5, "cluster.workers": n_workers,
+        "cluster.speed": speeds, "data.dataset": "synthetic", "data.n_samples": n_samples,
+        "data.n_features": n_features, "data.n_classes": 2, "data.test_size": 0.01,
+        "stop.rounds": updates, "eval_every": updates})
+
+
+def numpy_loop(scenario, rounds: int):
+    """The limit: the same data preparation and the same rounds x K shard gradients, in a
+    plain loop with no simulation."""
+    def loop():
+        split = prepare_data(scenario)
+        model = LogisticRegression()
+        w = model.init_params(split.X_train.shape[1], 2)
+        order = np.concatenate(split.parts)
+        X, y = split.X_train[order], split.y_train[order]
+        bounds = np.cumsum([0] + [len(p) for p in split.parts])
+        shards = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        weights = [len(p) / len(y) for p in split.parts]
+        for _ in range(rounds):
+            g = sum(wi * model.loss_grad(w, Xs, ys)[1] for wi, (Xs, ys) in zip(weights, shards))
+            w = w - 0.5 * g
+    return loop
+
+
+def bench_overhead(quick: bool, repeat: int) -> list[dict]:
+    n_samples, n_features, rounds = (20_000, 50, 20) if quick else (100_000, 50, 100)
+    rows = []
+    for n_workers in (16, 256):
+        for kind in ("sync", "async"):
+            s = training_scenario(kind, n_workers, n_samples, n_features, rounds)
+            t_limit = timed(numpy_loop(s, rounds), repeat)
+            t_ours = timed(lambda: simdml.run(s), repeat)
+            rows.append({"group": "overhead", "name": f"{kind}, K={n_workers}",
+                         "simdml_s": t_ours, "limit_s": t_limit, "vs_limit": t_ours / t_limit,
+                         "gradients": rounds * n_workers})
+    return rows
+
+
+# -- 3. scale --------------------------------------------------------------------------
+def bench_scale(quick: bool, repeat: int) -> list[dict]:
+    n_workers, n_samples, rounds = (1_000, 100_000, 10) if quick else (10_000, 1_000_000, 100)
+    rows = []
+    for kind in ("sync", "async"):
+        s = training_scenario(kind, n_workers, n_samples, 20, rounds)
+        counter = _count_events()
+        t = time.perf_counter()
+        result = simdml.run(s)
+        wall = time.perf_counter() - t
+        events = counter()
+        split_bytes = n_samples * 20 * 8
+        gradients = rounds * n_workers
+        rows.append({"group": "scale", "name": f"{kind}, {n_workers:,} workers, {rounds} rounds",
+                     "simdml_s": wall, "events_per_gradient": events / gradients,
+                     "dataset_bytes": split_bytes, "sim_time_s": result.summary["sim_time"]})
+    rows += _peak_memory(n_workers, n_samples, rounds)
+    return rows
+
+
+def _count_events():
+    """Count the events the simulator processes from now on (by wrapping heappop)."""
+    from simdml import engine
+    count = [0]
+    original = engine.heappop
+
+    def counting(queue):
+        count[0] += 1
+        return original(queue)
+    engine.heappop = counting
+
+    def stop():
+        engine.heappop = original
+        return count[0]
+    return stop
+
+
+def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
+    """Peak resident memory of a sync run in a fresh process, against the dataset's size."""
+    import subprocess
+    # tracemalloc sees numpy's buffers too; ru_maxrss would not do: a child inherits its
+    # parent's high-water mark across fork and exec on Linux.
+    code = (
+        "import sys, tracemalloc; sys.path.insert(0, %r)\n"
+        "from run import training_scenario\n"
+        "import simdml\n"
+        "s = training_scenario('sync', %d, %d, 20, %d)\n"
+        "tracemalloc.start()\n"
+        "simdml.run(s)\n"
+        "print(tracemalloc.get_traced_memory()[1])\n"
+    ) % (str(HERE), n_workers, n_samples, rounds)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    peak = int(out.split()[-1])
+    dataset = n_samples * 20 * 8
+    return [{"group": "scale", "name": f"sync peak memory, {rounds} rounds",
+             "peak_bytes": peak, "dataset_bytes": dataset, "vs_dataset": peak / dataset}]
+
+
+# -- report ----------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
+    p.add_argument("--out", default=str(HERE / "results.json"))
+    p.add_argument("--only", choices=("kernel", "overhead", "scale"), action="append")
+    args = p.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 5)
+    groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale}
+    rows = []
+    for name, bench in groups.items():
+        if args.only and name not in args.only:
+            continue
+        new = bench(args.quick, repeat if name != "scale" else 1)
+        for row in new:
+            _print(row)
+        rows += new
+    results = {"machine": {"python": platform.python_version(), "numpy": np.__version__,
+                           "simpy": getattr(simpy, "__version__", None),
+                           "platform": platform.platform(), "cpus": os.cpu_count()},
+               "quick": args.quick, "repeat": repeat, "rows": rows}
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _print(last: dict) -> None:
+    cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"), ("vs_limit", "{:.2f}x limit"),
+            ("speedup_vs_simpy", "{:.2f}x SimPy's speed"), ("events_per_s", "{:,.0f} events/s"),
+            ("events_per_gradient", "{:.1f} events/gradient"),
+            ("vs_dataset", "{:.2f}x the dataset")]
+    cells = [fmt.format(last[k]) for k, fmt in cols if last.get(k) is not None]
+    print(f"{last['group']:9} {last['name']:38} " + "  ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
