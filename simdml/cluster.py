@@ -225,6 +225,16 @@ class Node:
             self.cluster.messages_lost += 1
         return Timeout(sim, end - now)
 
+    def broadcast(self, dsts, payload, nbytes: int | None = None) -> Timeout | None:
+        """Send ``payload`` to each node of ``dsts``, one copy after the other on this NIC
+        (its size computed once); the event fires when the last copy has left."""
+        if nbytes is None:
+            nbytes = payload_nbytes(payload)
+        last = None
+        for dst in dsts:
+            last = self.send(dst, payload, nbytes)
+        return last
+
     def recv(self):
         """An event that fires with the next payload delivered to this node."""
         return self.mailbox.get()
@@ -374,6 +384,7 @@ class Cluster:
         self.sim = sim
         self.network = network or Network()
         self.nodes: list[Node] = []
+        self._by_name: dict[str, Node] = {}  # a dict: 10,000 workers must not cost n^2 checks
         self.spans: list[list] = []       # [node, kind, start, end, nbytes]
         self.instants: list[tuple] = []   # (time, node, kind)
         self.messages_lost = 0
@@ -381,17 +392,19 @@ class Cluster:
 
     def add_node(self, name: str, **kwargs) -> Node:
         """Add a node; its index is its position in ``nodes`` (used by ``Network.links``)."""
-        if any(n.name == name for n in self.nodes):
+        if name in self._by_name:
             raise ValueError(f"a node named {name!r} already exists")
         node = Node(self, name, len(self.nodes), **kwargs)
         self.nodes.append(node)
+        self._by_name[name] = node
         return node
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(f"no node named {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no node named {name!r}; nodes: "
+                           f"{', '.join(n.name for n in self.nodes)}") from None
 
     def open_waits(self) -> list[tuple[str, float]]:
         """``(node, since)`` for every process now blocked on an empty mailbox."""

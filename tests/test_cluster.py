@@ -623,3 +623,22 @@ def test_child_seeds_are_reproducible_and_distinct():
     assert len(set(seeds)) == 5 and all(0 <= s < 2**63 for s in seeds)
     assert seeds[:3] == Streams(9).child_seeds(3)
     assert seeds != Streams(10).child_seeds(5)
+
+
+def test_broadcast_sends_one_copy_after_the_other():
+    """broadcast(dsts, payload): copy k arrives at latency + k b / bandwidth; the returned
+    event fires when the last copy has left; every copy is counted."""
+    sim, cluster, (src, *dsts) = make_cluster(4)
+    logs = {d.name: [] for d in dsts}
+    for d in dsts:
+        d.start(listener, d, logs[d.name])
+    payload = np.zeros(32)  # 256 bytes
+    done = src.broadcast(dsts, payload)
+    sim.run(until=10.0)
+    b = 256 / BANDWIDTH
+    assert [logs[d.name][0][0] for d in dsts] == [LATENCY + k * b for k in (1, 2, 3)]
+    assert done.processed and src.bytes_sent == 3 * 256 and src.messages_sent == 3
+    sim2, _, (src2, dst2) = make_cluster(2)
+    sent = src2.broadcast([dst2], payload)
+    sim2.run(until=sent)
+    assert sim2.now == b

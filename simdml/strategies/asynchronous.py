@@ -61,8 +61,7 @@ def server(job: Job, bound: float = math.inf):
         return
     clocks = [0] * len(workers)                     # pushes received from each worker
     held = set()                                    # workers too far ahead of the slowest
-    for w in workers:                               # 1. everyone starts from w_0
-        node.send(w, (version, params))
+    node.broadcast(workers, (version, params))      # 1. everyone starts from w_0
     while True:
         i, v, grad = yield node.recv()              # 2. any worker's gradient
         job.record_staleness(version - v)

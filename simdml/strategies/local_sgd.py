@@ -45,8 +45,7 @@ def server(job: Job):
     if job.monitor.update(params, version):
         return
     while True:
-        for w in job.workers:                               # 1. broadcast the model
-            node.send(w, (version, params))
+        node.broadcast(job.workers, (version, params))      # 1. broadcast the model
         models = {}                                         # 2. gather the local models
         while len(models) < n:
             i, v, local = yield node.recv()

@@ -61,8 +61,7 @@ def server(job: Job):
     if job.monitor.update(params, version):
         return
     while True:
-        for w in job.workers:                               # 1. broadcast the model
-            node.send(w, (version, params))
+        node.broadcast(job.workers, (version, params))      # 1. broadcast the model
         grads = {}                                          # 2. gather this round's gradients
         deadline = node.sim.now + job.options.round_timeout
         while len(grads) < k:
