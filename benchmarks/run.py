@@ -205,15 +205,16 @@ def _kernel_row(name, n_events, repeat, bare, ours, theirs, *args) -> dict:
 
 # -- 2. overhead on real training ------------------------------------------------------
 def training_scenario(kind: str, n_workers: int, n_samples: int, n_features: int,
-                      rounds: int) -> simdml.Scenario:
-    """Logistic regression on synthetic rows, heterogeneous speeds, evaluated only at the end."""
+                      rounds: int, trace_spans: bool = True) -> simdml.Scenario:
+    """Logistic regression on synthetic rows, heterogeneous speeds, evaluated only at the end.
+    ``trace_spans=False`` keeps per-node totals only (memory flat at scale)."""
     speeds = [1e9 * (1 + (i % 4)) for i in range(n_workers)]  # 1, 2, 3, 4 Gflop/s
     updates = rounds if kind == "sync" else rounds * n_workers  # async: one push per update
     return simdml.Scenario(name=f"bench_{kind}").replace(**{
         "strategy.kind": kind, "strategy.lr": 0.5, "cluster.workers": n_workers,
         "cluster.speed": speeds, "data.dataset": "synthetic", "data.n_samples": n_samples,
         "data.n_features": n_features, "data.n_classes": 2, "data.test_size": 0.01,
-        "stop.rounds": updates, "eval_every": updates})
+        "stop.rounds": updates, "eval_every": updates, "trace_spans": trace_spans})
 
 
 def numpy_loop(scenario, rounds: int):
@@ -253,7 +254,7 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
     n_workers, n_samples, rounds = (1_000, 100_000, 10) if quick else (10_000, 1_000_000, 100)
     rows = []
     for kind in ("sync", "async"):
-        s = training_scenario(kind, n_workers, n_samples, 20, rounds)
+        s = training_scenario(kind, n_workers, n_samples, 20, rounds, trace_spans=False)
         counter = _count_events()
         t = time.perf_counter()
         result = simdml.run(s)
@@ -294,7 +295,7 @@ def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
         "import sys, tracemalloc; sys.path.insert(0, %r)\n"
         "from run import training_scenario\n"
         "import simdml\n"
-        "s = training_scenario('sync', %d, %d, 20, %d)\n"
+        "s = training_scenario('sync', %d, %d, 20, %d, trace_spans=False)\n"
         "tracemalloc.start()\n"
         "simdml.run(s)\n"
         "print(tracemalloc.get_traced_memory()[1])\n"

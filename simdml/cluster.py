@@ -171,6 +171,7 @@ class Node:
         self.processes: list[Process] = []
         self._open: list[list] = []  # spans that may still be running (cut short by a crash)
         self._open_limit = 16
+        self.totals = dict.fromkeys(("compute", "send", "recv", "wait", "down"), 0.0)  # seconds
         self.bytes_sent = 0
         self.messages_sent = 0
 
@@ -195,8 +196,14 @@ class Node:
         """
         span = work.span
         if span[3] > self.sim.now and span[1] == "compute":
-            span[3] = self.sim.now
-            span[1] = "compute_dropped"
+            self._cut(span, self.sim.now, "_dropped")
+
+    def _cut(self, span: list, at: float, suffix: str) -> None:
+        """End ``span`` at ``at`` (no later than it began) and mark why."""
+        start = min(span[2], at)
+        self.totals[span[1]] -= (span[3] - span[2]) - (at - start)
+        span[2], span[3] = start, at
+        span[1] += suffix
 
     def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
         """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
@@ -270,12 +277,16 @@ class Node:
         if mailbox._getters:
             since = mailbox._getters[0].since
             if since < self.sim.now:
-                self.cluster.spans.append([self.name, "wait", since, self.sim.now, 0])
+                self._span("wait", since, self.sim.now, 0)
         mailbox.put(t.payload)
 
     def _span(self, kind: str, start: float, end: float, nbytes: int) -> list:
+        """Account for a period of activity: in the node's running totals always, in the
+        cluster's list of spans when it records them."""
         span = [self.name, kind, start, end, nbytes]
-        self.cluster.spans.append(span)
+        self.totals[kind] += end - start
+        if self.cluster.record_spans:
+            self.cluster.spans.append(span)
         if end > self.sim.now:
             open_ = self._open
             if len(open_) >= self._open_limit:
@@ -312,13 +323,11 @@ class Node:
         self._crash_times.append(now)
         for span in self._open:
             if span[3] > now:  # running, or queued behind others: cut at the crash
-                span[2] = min(span[2], now)
-                span[3] = now
-                span[1] += "_lost"
+                self._cut(span, now, "_lost")
         self._open.clear()
         for getter in self.mailbox._getters:
             if getter.since < now:
-                self.cluster.spans.append([self.name, "wait", getter.since, now, 0])
+                self._span("wait", getter.since, now, 0)
         self.mailbox.items.clear()
         cause = Crash(self.name, now)
         for proc in self.processes:
@@ -334,7 +343,7 @@ class Node:
         now = self.sim.now
         self.is_up = True
         self._tx_free = self._rx_free = now
-        self.cluster.spans.append([self.name, "down", self._crash_times[-1], now, 0])
+        self._span("down", self._crash_times[-1], now, 0)
         self.cluster.instants.append((now, self.name, "recover"))
         for program, args, name in self._programs:
             self._launch(program, args, name)
@@ -378,14 +387,21 @@ class Network:
 
 
 class Cluster:
-    """Nodes and a network on one simulator, with the trace of what they did."""
+    """Nodes and a network on one simulator, with the trace of what they did.
 
-    def __init__(self, sim: Simulator, network: Network | None = None):
+    Every node keeps running totals of its time per kind of activity. With
+    ``record_spans=False`` the individual spans are not kept: memory stays flat however
+    many messages a run sends, but there is no timeline to draw.
+    """
+
+    def __init__(self, sim: Simulator, network: Network | None = None, *,
+                 record_spans: bool = True):
         self.sim = sim
         self.network = network or Network()
         self.nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}  # a dict: 10,000 workers must not cost n^2 checks
-        self.spans: list[list] = []       # [node, kind, start, end, nbytes]
+        self.spans: list[list] = []       # [node, kind, start, end, nbytes], if recorded
+        self.record_spans = record_spans
         self.instants: list[tuple] = []   # (time, node, kind)
         self.messages_lost = 0
         self.messages_delivered = 0
@@ -405,6 +421,16 @@ class Cluster:
         except KeyError:
             raise KeyError(f"no node named {name!r}; nodes: "
                            f"{', '.join(n.name for n in self.nodes)}") from None
+
+    def overrun(self, end: float) -> dict[str, dict[str, float]]:
+        """Per node and kind, the seconds of activity planned beyond ``end`` (to clip)."""
+        out = {}
+        for n in self.nodes:
+            for span in n._open:
+                if span[3] > end:
+                    kind = out.setdefault(n.name, {}).setdefault(span[1], 0.0)
+                    out[n.name][span[1]] = kind + span[3] - max(span[2], end)
+        return out
 
     def open_waits(self) -> list[tuple[str, float]]:
         """``(node, since)`` for every process now blocked on an empty mailbox."""

@@ -109,7 +109,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     sim = Simulator(seed=s.seed)
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
                       loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
-    cluster = Cluster(sim, network)
+    cluster = Cluster(sim, network, record_spans=s.trace_spans)
     server = cluster.add_node("server", speed=s.cluster.server_speed)
     workers = [cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
                                 compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,

@@ -336,6 +336,8 @@ class Scenario:
     description: str = ""
     seed: int = 0               # the one root of every random stream of the run
     eval_every: int = 1         # evaluate the global model every this many updates
+    trace_spans: bool = True    # keep every span (timelines); false: per-node totals only,
+                                # so memory stays flat in runs with millions of messages
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
@@ -351,6 +353,8 @@ class Scenario:
             raise ScenarioError(f"description must be a string; got {self.description!r}")
         _integer("seed", self.seed, low=0)
         _integer("eval_every", self.eval_every, low=1)
+        if not isinstance(self.trace_spans, bool):
+            raise ScenarioError(f"trace_spans must be true or false; got {self.trace_spans!r}")
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
@@ -402,7 +406,7 @@ class Scenario:
     def to_dict(self) -> dict:
         """Nested plain dicts; ``None`` values are left out (TOML has no null)."""
         out = {"name": self.name, "description": self.description, "seed": self.seed,
-               "eval_every": self.eval_every}
+               "eval_every": self.eval_every, "trace_spans": self.trace_spans}
         for section in _SECTIONS:
             cfg = getattr(self, section)
             if hasattr(cfg, "to_dict"):

@@ -57,31 +57,46 @@ class Trace:
     instants: list[tuple[float, str, str]] = field(default_factory=list)  # (time, node, kind)
     counters: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     end: float = 0.0
+    busy: dict[str, dict[str, float]] | None = None  # seconds per node and kind; None: from spans
 
     @classmethod
     def from_cluster(cls, cluster, end: float, counters=None) -> Trace:
-        """Collect a cluster's spans; nodes still down at ``end`` get a ``down`` span, and
-        processes still blocked on ``recv`` a ``wait`` span, up to ``end``."""
+        """Collect a cluster's record up to ``end``: spans running past it are clipped,
+        nodes still down get a ``down`` span, processes still blocked on ``recv`` a
+        ``wait`` span. The per-node totals come from the nodes' running counts, so they
+        exist even when the cluster kept no spans (``record_spans=False``)."""
+        overrun = cluster.overrun(end)
+        busy = {}
+        for node in cluster.nodes:
+            busy[node.name] = t = dict(node.totals)
+            for kind, extra in overrun.get(node.name, {}).items():
+                t[kind.partition("_")[0]] -= extra
+        tail = [Span(node.name, "down", node._crash_times[-1], end)
+                for node in cluster.nodes if not node.is_up]
+        tail += [Span(name, "wait", since, end) for name, since in cluster.open_waits()
+                 if since < end]
+        for span in tail:
+            busy[span.node][span.kind] += span.duration
         spans = [Span(n, k, s, e if e < end else end, b) for n, k, s, e, b in cluster.spans
                  if s <= end]
-        for node in cluster.nodes:
-            if not node.is_up:
-                spans.append(Span(node.name, "down", node._crash_times[-1], end))
-        spans += [Span(name, "wait", since, end) for name, since in cluster.open_waits()
-                  if since < end]
+        if cluster.record_spans:
+            spans += tail
         spans.sort(key=_start_end)
         return cls(nodes=[n.name for n in cluster.nodes], spans=spans,
-                   instants=list(cluster.instants), counters=dict(counters or {}), end=end)
+                   instants=list(cluster.instants), counters=dict(counters or {}), end=end,
+                   busy=busy)
 
     def totals(self) -> dict[str, dict[str, float]]:
         """Per node, seconds spent in each kind of span, and ``idle`` (= end - compute - down).
 
         Communication overlaps computation, so the kinds do not add up to ``end``.
         """
-        out = {n: {k: 0.0 for k in KINDS} for n in self.nodes}
-        for s in self.spans:
-            kind = s.kind.partition("_")[0]
-            out[s.node][kind] += s.duration
+        if self.busy is not None:
+            out = {n: dict(t) for n, t in self.busy.items()}
+        else:
+            out = {n: {k: 0.0 for k in KINDS} for n in self.nodes}
+            for s in self.spans:
+                out[s.node][s.kind.partition("_")[0]] += s.duration
         for n, t in out.items():
             t["idle"] = max(0.0, self.end - t["compute"] - t["down"])
             t["utilization"] = t["compute"] / self.end if self.end > 0 else 0.0

@@ -250,3 +250,23 @@ def test_sends_queued_behind_a_crash_are_lost_at_the_crash_time():
         ("send_lost", 0.0, 0.5), ("send_lost", 0.5, 0.5), ("send_lost", 0.5, 0.5),
         ("down", 0.5, 4.0)]
     assert cluster.messages_delivered == 0
+
+
+@pytest.mark.parametrize("changes", [
+    {"faults.crash": [{"node": 1, "at": 2e-4, "recover_after": 3e-4}, {"node": 2, "at": 4e-4}],
+     "strategy.round_timeout": 1e-3},
+    {"strategy.wait_for": 2, "cluster.compute_time": "exponential"},
+    {"stop.time": 1.5e-3, "stop.rounds": 10**6, "strategy.kind": "async"},
+])
+def test_running_totals_equal_the_spans_and_need_no_spans(changes):
+    """The nodes' running totals equal the sums over the recorded spans (crashes, dropped
+    work and a time limit included), and a run that keeps no spans reports the same."""
+    s = Scenario().replace(**{"stop.rounds": 30, **changes})
+    full = run(s)
+    from_spans = Trace(nodes=full.trace.nodes, spans=full.trace.spans, end=full.trace.end)
+    for node, t in full.trace.totals().items():
+        for kind, seconds in from_spans.totals()[node].items():
+            assert t[kind] == pytest.approx(seconds, abs=1e-12), (node, kind)
+    lean = run(s.replace(trace_spans=False))
+    assert lean.trace.spans == [] and lean.history == full.history
+    assert lean.trace.totals() == full.trace.totals()
