@@ -59,8 +59,8 @@ def server(job: Job, bound: float = math.inf):
     params, version = job.params, 0
     if job.monitor.update(params, version):
         return
-    clocks = [0] * len(workers)                     # pushes received from each worker
-    held = set()                                    # workers too far ahead of the slowest
+    clock = _Clocks(len(workers))                   # pushes received from each worker
+    held = []                                       # workers too far ahead of the slowest
     node.broadcast(workers, (version, params))      # 1. everyone starts from w_0
     while True:
         i, v, grad = yield node.recv()              # 2. any worker's gradient
@@ -68,12 +68,39 @@ def server(job: Job, bound: float = math.inf):
         yield node.compute(2 * params.size)
         params = params - (job.lr * job.weights[i]) * grad   # 3. apply it at once
         version += 1
-        clocks[i] += 1
+        slowest_moved = clock.tick(i)
         if job.monitor.update(params, version):
             return
-        slowest = min(clocks)                       # 4. reply to whoever may go on
-        held.add(i)
-        for j in sorted(held):
-            if clocks[j] - slowest <= bound:
-                held.discard(j)
-                node.send(workers[j], (version, params))
+        if clock[i] - clock.slowest <= bound:       # 4. reply to whoever may go on
+            node.send(workers[i], (version, params))
+        else:
+            held.append(i)
+        if slowest_moved and held:
+            go = sorted(j for j in held if clock[j] - clock.slowest <= bound)
+            held = [j for j in held if clock[j] - clock.slowest > bound]
+            node.broadcast([workers[j] for j in go], (version, params))
+
+
+class _Clocks:
+    """Each worker's clock (its pushes so far) and the slowest clock, kept up to date in
+    O(1) per tick (a count of workers per clock value), so 10,000 workers cost no scan."""
+
+    def __init__(self, n: int):
+        self.clocks = [0] * n
+        self.count = {0: n}     # clock value -> number of workers at it
+        self.slowest = 0
+
+    def __getitem__(self, i: int) -> int:
+        return self.clocks[i]
+
+    def tick(self, i: int) -> bool:
+        """Worker i pushed once more; returns whether the slowest clock moved."""
+        c = self.clocks[i]
+        self.clocks[i] = c + 1
+        self.count[c] -= 1
+        self.count[c + 1] = self.count.get(c + 1, 0) + 1
+        if c != self.slowest or self.count[c]:
+            return False
+        del self.count[c]
+        self.slowest = c + 1
+        return True
