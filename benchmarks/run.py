@@ -265,8 +265,12 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
         rows.append({"group": "scale", "name": f"{kind}, {n_workers:,} workers, {rounds} rounds",
                      "simdml_s": wall, "events_per_gradient": events / gradients,
                      "dataset_bytes": split_bytes, "sim_time_s": result.summary["sim_time"]})
-    rows += _peak_memory(n_workers, n_samples, rounds)
     return rows
+
+
+def bench_memory(quick: bool, repeat: int) -> list[dict]:
+    n_workers, n_samples, rounds = (1_000, 100_000, 10) if quick else (10_000, 1_000_000, 100)
+    return _peak_memory(n_workers, n_samples, rounds)
 
 
 def _count_events():
@@ -287,7 +291,8 @@ def _count_events():
 
 
 def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
-    """Peak resident memory of a sync run in a fresh process, against the dataset's size."""
+    """Peak traced memory of a sync run in a fresh process against the dataset's size,
+    and of its data preparation alone (generate, split, standardize)."""
     import subprocess
     # tracemalloc sees numpy's buffers too; ru_maxrss would not do: a child inherits its
     # parent's high-water mark across fork and exec on Linux.
@@ -295,17 +300,24 @@ def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
         "import sys, tracemalloc; sys.path.insert(0, %r)\n"
         "from run import training_scenario\n"
         "import simdml\n"
+        "from simdml.experiment import prepare_data\n"
         "s = training_scenario('sync', %d, %d, 20, %d, trace_spans=False)\n"
         "tracemalloc.start()\n"
+        "split = prepare_data(s)\n"
+        "print(tracemalloc.get_traced_memory()[1])\n"
+        "del split\n"
+        "tracemalloc.reset_peak()\n"
         "simdml.run(s)\n"
         "print(tracemalloc.get_traced_memory()[1])\n"
     ) % (str(HERE), n_workers, n_samples, rounds)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    peak = int(out.split()[-1])
+    prepare, whole = map(int, out.split()[-2:])
     dataset = n_samples * 20 * 8
-    return [{"group": "scale", "name": f"sync peak memory, {rounds} rounds",
-             "peak_bytes": peak, "dataset_bytes": dataset, "vs_dataset": peak / dataset}]
+    return [{"group": "memory", "name": f"data preparation, {n_samples:,} x 20",
+             "peak_bytes": prepare, "dataset_bytes": dataset, "vs_dataset": prepare / dataset},
+            {"group": "memory", "name": f"whole sync run, {n_workers:,} workers, {rounds} rounds",
+             "peak_bytes": whole, "dataset_bytes": dataset, "vs_dataset": whole / dataset}]
 
 
 # -- report ----------------------------------------------------------------------------
@@ -314,15 +326,16 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
     p.add_argument("--out", default=str(HERE / "results.json"))
-    p.add_argument("--only", choices=("kernel", "overhead", "scale"), action="append")
+    p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory"), action="append")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
-    groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale}
+    groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale,
+              "memory": bench_memory}
     rows = []
     for name, bench in groups.items():
         if args.only and name not in args.only:
             continue
-        new = bench(args.quick, repeat if name != "scale" else 1)
+        new = bench(args.quick, repeat if name in ("kernel", "overhead") else 1)
         for row in new:
             _print(row)
         rows += new

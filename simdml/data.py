@@ -306,9 +306,11 @@ def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: in
 
     centres = class_sep * _distinct_signs(n_classes, n_features, rng=rng)
     y = np.repeat(np.arange(n_classes, dtype=np.int64), sizes(n_samples, w, min_size=1))
-    X = centres[y] + rng.standard_normal((n_samples, n_features))
-    order = rng.permutation(n_samples)
-    return Dataset(name="synthetic", X=X[order], y=y[order],
+    X = rng.standard_normal((n_samples, n_features))
+    y = y[rng.permutation(n_samples)]
+    for j in range(n_features):  # in place, a column at a time: no second copy of X
+        X[:, j] += centres[y, j]
+    return Dataset(name="synthetic", X=X, y=y,
                    feature_names=tuple(f"x{j}" for j in range(n_features)),
                    class_names=tuple(f"class_{k}" for k in range(n_classes)))
 
@@ -424,6 +426,15 @@ def train_test_split(X, y, *, test_size: float = 0.25, stratify: bool = True,
     [1, 1]
     """
     X, y = _check_X_y(X, y)
+    train, test = train_test_indices(y, test_size=test_size, stratify=stratify, rng=rng)
+    return X[train], X[test], y[train], y[test]
+
+
+def train_test_indices(y, *, test_size: float = 0.25, stratify: bool = True,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The row indices of :func:`train_test_split` (``train``, ``test``), without copying
+    any features: for large data, index once, in the order you need."""
+    y = np.asarray(y)
     if not (_is_real(test_size) and 0 < test_size < 1):
         raise ValueError(f"test_size must be a float with 0 < test_size < 1; got {test_size!r}")
     if not isinstance(stratify, bool):
@@ -445,7 +456,7 @@ def train_test_split(X, y, *, test_size: float = 0.25, stratify: bool = True,
         train_parts.append(members[n_test:])
     train = rng.permutation(np.concatenate(train_parts))
     test = rng.permutation(np.concatenate(test_parts))
-    return X[train], X[test], y[train], y[test]
+    return train, test
 
 
 def _check_class_labels(y: np.ndarray) -> None:
@@ -457,7 +468,7 @@ def _check_class_labels(y: np.ndarray) -> None:
                              f"index {i}. For a regression target pass stratify=False")
 
 
-def standardize(X_train, X_test) -> tuple[np.ndarray, np.ndarray]:
+def standardize(X_train, X_test, *, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Z-score both sets with the mean and standard deviation of the training set.
 
     ``z = (x - mean_train) / std_train`` per column (population std, ``ddof=0``).
@@ -468,6 +479,9 @@ def standardize(X_train, X_test) -> tuple[np.ndarray, np.ndarray]:
     ----------
     X_train, X_test : array-like of shape (n_train, n_features) and (n_test, n_features)
         `X_train` non-empty and finite, else ValueError.
+    copy : bool, default True
+        False scales float64 arrays in place (and returns them): no second copy of
+        large data.
 
     Returns
     -------
@@ -491,14 +505,21 @@ def standardize(X_train, X_test) -> tuple[np.ndarray, np.ndarray]:
     if X_test.ndim != 2 or X_test.shape[1] != X_train.shape[1]:
         raise ValueError(f"X_test must be 2-D with n_features={X_train.shape[1]} columns; "
                          f"got shape {X_test.shape}")
-    if not np.all(np.isfinite(X_train)):
+    # column by column: the statistics of large data need no full-size temporaries
+    if not all(np.isfinite(X_train[:, j]).all() for j in range(X_train.shape[1])):
         raise ValueError("X_train must be finite; got NaN or infinity")
-    mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
+    mean = X_train.mean(axis=0)
+    scale = np.array([X_train[:, j].std() for j in range(X_train.shape[1])])
     # A computed mean of equal values can be off by an ulp; use the value itself.
     is_constant = np.ptp(X_train, axis=0) == 0
     mean[is_constant] = X_train[0, is_constant]
     scale[is_constant] = 1.0
-    return (X_train - mean) / scale, (X_test - mean) / scale
+    if copy:
+        return (X_train - mean) / scale, (X_test - mean) / scale
+    for X in (X_train, X_test):  # in place: large data is not copied twice
+        X -= mean
+        X /= scale
+    return X_train, X_test
 
 
 # ---------------------------------------------------------------- partitioners

@@ -104,7 +104,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
         scenario = scenario.replace(seed=seed)
     s = scenario
     streams = Streams(s.seed)
-    X_train, X_test, y_train, y_test, parts = _prepare_data(s, streams)
+    split = _prepare_data(s, streams)
+    X_train, X_test, y_train, y_test = split.X_train, split.X_test, split.y_train, split.y_test
 
     sim = Simulator(seed=s.seed)
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
@@ -117,11 +118,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                for i in range(s.cluster.workers)]
     _start_faults(s, sim, server, workers, streams)
 
-    # The training rows are reordered once so that every shard is a view (no copies).
-    order = np.concatenate(parts)
-    X_train, y_train = X_train[order], y_train[order]
-    bounds = np.cumsum([0] + [len(p) for p in parts])
-    shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    shards = [Shard(X_train[p[0]:p[-1] + 1], y_train[p[0]:p[-1] + 1]) for p in split.parts]
 
     model = build_model(s.model)
     n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
@@ -150,8 +147,9 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
 
 @dataclass(frozen=True)
 class DataSplit:
-    """A scenario's data as the run sees it: standardized train/test arrays, and the
-    training-row indices each worker holds (``parts[i]`` for worker i)."""
+    """A scenario's data as the run sees it: standardized train/test arrays, with the
+    training rows laid out in shard order, and ``parts[i]``, the (contiguous) indices of
+    the training rows worker i holds."""
 
     X_train: np.ndarray
     X_test: np.ndarray
@@ -161,11 +159,11 @@ class DataSplit:
 
 
 def prepare_data(scenario: Scenario) -> DataSplit:
-    """Load, split, standardize and partition a scenario's data, as ``run`` does."""
-    return DataSplit(*_prepare_data(scenario, Streams(scenario.seed)))
+    """Load, split, partition and standardize a scenario's data, as ``run`` does."""
+    return _prepare_data(scenario, Streams(scenario.seed))
 
 
-def _prepare_data(s: Scenario, streams: Streams):
+def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     rng = streams.rng("data")
     d = s.data
     if d.dataset == "synthetic":
@@ -175,17 +173,23 @@ def _prepare_data(s: Scenario, streams: Streams):
         ds = _data.make_regression(d.n_samples, d.n_features, noise=d.noise, rng=rng)
     else:
         ds = _data.load(d.dataset)
-    X_train, X_test, y_train, y_test = _data.train_test_split(
-        ds.X, ds.y, test_size=d.test_size, stratify=not ds.is_regression, rng=rng)
-    if d.standardize:
-        X_train, X_test = _data.standardize(X_train, X_test)
-    if s.cluster.workers > len(y_train):
+    train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
+                                           stratify=not ds.is_regression, rng=rng)
+    if s.cluster.workers > len(train):
         from .scenario import ScenarioError
         raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
-                            f"{len(y_train)} training samples of data.dataset={d.dataset!r}")
+                            f"{len(train)} training samples of data.dataset={d.dataset!r}")
     options = {"weights": np.asarray(s.cluster.speed)} if d.partition == "proportional" else {}
-    parts = _data.partition(d.partition, y_train, s.cluster.workers, rng=rng, **options)
-    return X_train, X_test, y_train, y_test, parts
+    parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
+    # Index the features once, in shard order, so that every shard is a view (no copies)
+    order = train[np.concatenate(parts)]
+    X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
+    del ds  # a generated dataset is not kept twice
+    if d.standardize:
+        _data.standardize(X_train, X_test, copy=False)
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(X_train, X_test, y_train, y_test, ranges)
 
 
 def _links(net) -> dict:

@@ -140,3 +140,25 @@ def test_bundled_scenarios_run_to_the_end_and_learn(name):
     assert result.summary["stop_reason"].endswith("updates done (stop.rounds)")
     assert result.summary["final_accuracy"] > 0.75
     assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_shards_are_views_of_one_training_array(monkeypatch):
+    """Every worker's shard is a view into one training array (no copies), laid out in
+    shard order, and the shards cover the training rows exactly once."""
+    from simdml import strategies
+    seen = {}
+    spec = strategies.STRATEGIES["sync"]
+
+    def spy(job):
+        seen["job"] = job
+        return spec.start(job)
+    monkeypatch.setitem(strategies.STRATEGIES, "sync",
+                        strategies.StrategySpec(spec.options, spy, spec.summary))
+    s = _scenario(**{"cluster.workers": 5, "data.dataset": "wine"})
+    run(s)
+    shards = seen["job"].shards
+    base = shards[0].X.base
+    assert base is not None and all(sh.X.base is base for sh in shards)
+    split = prepare_data(s)
+    assert np.concatenate(split.parts).tolist() == list(range(len(split.y_train)))
+    np.testing.assert_array_equal(np.concatenate([sh.X for sh in shards]), split.X_train)
