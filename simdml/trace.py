@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -48,16 +47,37 @@ class Span(NamedTuple):
 _start_end = itemgetter(2, 3)
 
 
-@dataclass
 class Trace:
-    """The record of one run. ``end`` is the simulated time the run stopped at."""
+    """The record of one run. ``end`` is the simulated time the run stopped at.
 
-    nodes: list[str]
-    spans: list[Span] = field(default_factory=list)
-    instants: list[tuple[float, str, str]] = field(default_factory=list)  # (time, node, kind)
-    counters: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    end: float = 0.0
-    busy: dict[str, dict[str, float]] | None = None  # seconds per node and kind; None: from spans
+    ``spans`` is built on first use (sorted by start), so a run that is only summarized
+    never pays for turning millions of raw records into spans.
+    """
+
+    def __init__(self, nodes: list[str], spans: list[Span] | None = None, instants=None,
+                 counters=None, end: float = 0.0, busy=None, *, raw=None):
+        self.nodes = nodes
+        self.instants: list[tuple[float, str, str]] = instants or []  # (time, node, kind)
+        self.counters: dict[str, list[tuple[float, float]]] = counters or {}
+        self.end = end
+        self.busy: dict[str, dict[str, float]] | None = busy  # s per node and kind; None: spans
+        self._spans = spans if spans is not None else (None if raw is not None else [])
+        self._raw = raw  # (records [node, kind, start, end, nbytes], tail spans) until needed
+
+    @property
+    def spans(self) -> list[Span]:
+        if self._spans is None:
+            records, tail = self._raw
+            end = self.end
+            spans = [Span(n, k, s, e if e < end else end, b) for n, k, s, e, b in records
+                     if s <= end]
+            spans += tail
+            spans.sort(key=_start_end)
+            self._spans, self._raw = spans, None
+        return self._spans
+
+    def __repr__(self) -> str:
+        return f"<Trace of {len(self.nodes)} nodes until t={self.end:g} s>"
 
     @classmethod
     def from_cluster(cls, cluster, end: float, counters=None) -> Trace:
@@ -77,14 +97,9 @@ class Trace:
                  if since < end]
         for span in tail:
             busy[span.node][span.kind] += span.duration
-        spans = [Span(n, k, s, e if e < end else end, b) for n, k, s, e, b in cluster.spans
-                 if s <= end]
-        if cluster.record_spans:
-            spans += tail
-        spans.sort(key=_start_end)
-        return cls(nodes=[n.name for n in cluster.nodes], spans=spans,
-                   instants=list(cluster.instants), counters=dict(counters or {}), end=end,
-                   busy=busy)
+        raw = (cluster.spans, tail) if cluster.record_spans else ([], [])
+        return cls(nodes=[n.name for n in cluster.nodes], instants=list(cluster.instants),
+                   counters=dict(counters or {}), end=end, busy=busy, raw=raw)
 
     def totals(self) -> dict[str, dict[str, float]]:
         """Per node, seconds spent in each kind of span, and ``idle`` (= end - compute - down).
