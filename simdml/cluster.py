@@ -173,6 +173,7 @@ class Node:
         self.processes: list[Process] = []
         self._open: list[list] = []  # spans that may still be running (cut short by a crash)
         self._open_limit = 16
+        self._record = cluster.spans if cluster.record_spans else None  # where spans go
         self.totals = dict.fromkeys(("compute", "send", "recv", "wait", "down"), 0.0)  # seconds
         self.bytes_sent = 0
         self.messages_sent = 0
@@ -289,18 +290,20 @@ class Node:
         cluster's list of spans when it records them."""
         span = [self.name, kind, start, end, nbytes]
         self.totals[kind] += end - start
-        if self.cluster.record_spans:
-            self.cluster.spans.append(span)
+        if self._record is not None:
+            self._record.append(span)
         if end > self.sim.now:
-            open_ = self._open
-            if len(open_) >= self._open_limit:
-                # prune only when the list has doubled: amortized O(1) per span, even for
-                # a server with thousands of queued sends
-                now = self.sim.now
-                open_[:] = [s for s in open_ if s[3] > now]
-                self._open_limit = max(16, 2 * len(open_))
-            open_.append(span)
+            self._open.append(span)
+            if len(self._open) > self._open_limit:
+                self._prune()
         return span
+
+    def _prune(self) -> None:
+        # Only when the list has doubled: amortized O(1) per span, even for a server
+        # with thousands of queued sends.
+        now = self.sim.now
+        self._open = [s for s in self._open if s[3] > now]
+        self._open_limit = max(16, 2 * len(self._open))
 
     # -- programs, crashes and recovery ------------------------------------------
     def start(self, program, *args, name: str | None = None) -> Process:
