@@ -251,6 +251,16 @@ class Node:
         """An event that fires with the next payload delivered to this node."""
         return self.mailbox.get()
 
+    def newest(self, payload):
+        """``payload``, or the newest one already waiting in the mailbox (older ones are
+        dropped and counted): a worker that fell behind skips models it has no use for."""
+        items = self.mailbox.items
+        if items:
+            self.cluster.messages_skipped += len(items)
+            payload = items[-1]
+            items.clear()
+        return payload
+
     # -- message path (callbacks; they run inside the event loop) ----------------
     def _arrive(self, t: _Transfer) -> None:
         if t.is_cut_by_sender():
@@ -412,6 +422,7 @@ class Cluster:
         self.instants: list[tuple] = []   # (time, node, kind)
         self.messages_lost = 0
         self.messages_delivered = 0
+        self.messages_skipped = 0  # delivered, then superseded by a newer one unread
 
     def add_node(self, name: str, **kwargs) -> Node:
         """Add a node; its index is its position in ``nodes`` (used by ``Network.links``)."""

@@ -141,6 +141,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                         stop_reason=monitor.stop_reason or stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
+                        messages_skipped=cluster.messages_skipped,
                         counters=job.counters, staleness=job.staleness)
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model)
 

@@ -34,7 +34,7 @@ def staleness_stats(histogram: list[int]) -> dict:
 
 
 def summarize(history, trace, *, updates, score_name, stop_reason, target_accuracy, bytes_sent,
-              messages_sent, messages_lost, counters, staleness=()) -> dict:
+              messages_sent, messages_lost, counters, staleness=(), messages_skipped=0) -> dict:
     """The summary of a run: what it reached, in how much simulated time, at what cost."""
     last = history[-1] if history else {"loss": float("nan"), "score": float("nan")}
     sim_time = trace.end
@@ -52,6 +52,7 @@ def summarize(history, trace, *, updates, score_name, stop_reason, target_accura
         "bytes_sent": bytes_sent,
         "messages_sent": messages_sent,
         "messages_lost": messages_lost,
+        "messages_skipped": messages_skipped,
         "stop_reason": stop_reason,
         **{k: v for k, v in sorted(counters.items())},
         **staleness_stats(list(staleness)),

@@ -368,6 +368,14 @@ class Scenario:
             raise ScenarioError(f"model.kind={self.model.kind!r} is a "
                                 f"{'classifier' if model.is_classifier else 'regressor'} and needs "
                                 f"{need}; got data.dataset={self.data.dataset!r}")
+        if not STRATEGIES[self.strategy.kind].survives_faults:
+            faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
+                      "network.loss": self.network.loss > 0}
+            for key, present in faults.items():
+                if present:
+                    raise ScenarioError(
+                        f"strategy.kind={self.strategy.kind!r} has no recovery protocol: a crash or a "
+                        f"lost message would mix chunks of different rounds; remove {key}")
         wait_for = self.strategy.options.get("wait_for")
         if isinstance(wait_for, int) and wait_for > self.cluster.workers:
             raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="

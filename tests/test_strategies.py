@@ -206,3 +206,32 @@ def test_model_and_dataset_must_match(changes, message):
     """A regressor on class labels, or a classifier on a real target, is a clear error."""
     with pytest.raises(ScenarioError, match=message):
         Scenario().replace(**changes)
+
+
+def test_a_recovered_async_worker_rejoins():
+    """Async workers pull the model when they (re)start: after a crash and recovery the
+    worker computes again, and training never waits for it."""
+    r = run(_scenario(**{"strategy.kind": "async", "stop.rounds": 400,
+                         "faults.crash": [{"node": 1, "at": 2e-4, "recover_after": 3e-4}]}))
+    down = next(s for s in r.trace.spans if s.node == "worker1" and s.kind == "down")
+    assert any(s.node == "worker1" and s.kind == "compute" and s.start >= down.end
+               for s in r.trace.spans)
+    assert r.summary["updates"] == 400
+
+
+def test_a_slow_worker_skips_old_models_under_round_timeout():
+    """With a round timeout shorter than a slow worker's step, the worker drops stale work
+    and takes the newest model it has, instead of working through a growing backlog."""
+    r = run(_scenario(**{"cluster.slowdown": [1, 1, 6], "stop.rounds": 100,
+                         "strategy.round_timeout": 1e-4, "cluster.speed": 1e8}))
+    assert r.summary["dropped_gradients"] > 0 and r.summary["messages_skipped"] > 0
+    assert r.summary["updates"] == 100
+
+
+@pytest.mark.parametrize("fault", [{"faults.crash": [{"node": 0, "at": 1.0}]},
+                                   {"faults.mtbf": 10.0}, {"network.loss": 0.01}])
+def test_allreduce_refuses_faults_it_cannot_survive(fault):
+    """The ring has no recovery protocol, so faults are rejected up front, naming the key."""
+    key = next(iter(fault))
+    with pytest.raises(ScenarioError, match=rf"strategy.kind='allreduce' has no recovery protocol.*remove {key}"):
+        _scenario(**{"strategy.kind": "allreduce", **fault})

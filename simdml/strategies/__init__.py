@@ -18,6 +18,7 @@ class StrategySpec:
     options: type   # frozen kw_only dataclass of the strategy's own settings
     start: object   # start(job) -> Process
     summary: str
+    survives_faults: bool = True  # False: crashes and lost messages would corrupt its math
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -29,7 +30,8 @@ STRATEGIES: dict[str, StrategySpec] = {
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
                         "stale-synchronous parallel: at most `staleness` pushes ahead"),
     "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
-                              "ring all-reduce of gradients, no server"),
+                              "ring all-reduce of gradients, no server",
+                              survives_faults=False),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average"),
 }

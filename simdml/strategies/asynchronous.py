@@ -49,7 +49,7 @@ class SSPOptions:
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
     for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
+        node.start(worker, job, i, False, True)  # workers pull: a restarted one rejoins
     bound = getattr(job.options, "staleness", math.inf)
     return job.server.start(server, job, bound)
 
@@ -61,10 +61,12 @@ def server(job: Job, bound: float = math.inf):
         return
     clock = _Clocks(len(workers))                   # pushes received from each worker
     held = []                                       # workers too far ahead of the slowest
-    node.broadcast(workers, (version, params))      # 1. everyone starts from w_0
     while True:
-        i, v, grad = yield node.recv()              # 2. any worker's gradient
-        job.record_staleness(version - v)
+        i, v, grad = yield node.recv()              # 1. any worker's message:
+        if grad is None:                            #    a pull (at its start or restart)
+            node.send(workers[i], (version, params))
+            continue
+        job.record_staleness(version - v)           # 2. a gradient, computed on version v
         yield node.compute(2 * params.size)
         params = params - (job.lr * job.weights[i]) * grad   # 3. apply it at once
         version += 1

@@ -49,8 +49,10 @@ def start(job: Job):
     if k > len(job.workers):
         raise ValueError(f"wait_for must be at most the number of workers "
                          f"({len(job.workers)}); got {k}")
+    # a round that can close without a worker makes that worker's work stale
+    preemptible = k < len(job.workers) or job.options.round_timeout < math.inf
     for i, node in enumerate(job.workers):
-        node.start(worker, job, i, k < len(job.workers))
+        node.start(worker, job, i, preemptible)
     return job.server.start(server, job)
 
 
@@ -86,11 +88,15 @@ def server(job: Job):
             return
 
 
-def worker(job: Job, i: int, preemptible: bool = False):
+def worker(job: Job, i: int, preemptible: bool = False, pull: bool = False):
     """A parameter-server worker: pull, compute, push. With ``preemptible``, a newer model
-    arriving while it computes makes the current work stale: it is dropped."""
+    arriving while it computes makes the current work stale: it is dropped. With
+    ``pull``, it asks for the model when it starts (and so when it restarts after a
+    crash) instead of waiting for the server's next broadcast."""
     node, server_node = job.workers[i], job.server
-    msg = yield node.recv()                                 # 1. get the current model
+    if pull:
+        node.send(server_node, (i, None, None))
+    msg = node.newest((yield node.recv()))                  # 1. get the current model
     while True:
         version, params = msg
         grad, flops = job.gradient(i, params)               # 2. real gradient on my shard
@@ -106,7 +112,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
         else:
             yield work
         yield node.send(server_node, (i, version, grad))    # 3. push it to the server
-        msg = yield node.recv()
+        msg = node.newest((yield node.recv()))
 
 
 def recv_before(node, deadline: float):
