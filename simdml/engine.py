@@ -166,9 +166,10 @@ class Process(Event):
     """A running generator. As an event it fires with the generator's return value
     (or fails with the exception that escaped from it)."""
 
-    __slots__ = ("_generator", "_target", "_resume_cb", "_send", "_throw", "name")
+    __slots__ = ("_generator", "_target", "_resume_cb", "_send", "_throw", "name", "daemon")
 
-    def __init__(self, sim: Simulator, generator, name: str | None = None):
+    def __init__(self, sim: Simulator, generator, name: str | None = None,
+                 daemon: bool = False):
         if not isinstance(generator, GeneratorType):
             raise TypeError(
                 f"process() needs a generator, i.e. the result of calling a function that "
@@ -184,7 +185,9 @@ class Process(Event):
         start.callbacks.append(self._resume_cb)
         self._target = start
         sim._schedule(start, 0.0, URGENT)
-        sim._alive[self] = None
+        self.daemon = daemon
+        if not daemon:
+            sim._alive[self] = None
 
     @property
     def is_alive(self) -> bool:
@@ -235,11 +238,13 @@ class Process(Event):
             if callbacks is not None:
                 callbacks.append(self._resume_cb)
                 self._target = event
+                if self.daemon and type(event) is Timeout:
+                    self.sim._daemon_events.add(event)
                 break
             # the event was already processed: resume at once with its value
 
     def _end(self, ok: bool, value) -> None:
-        del self.sim._alive[self]
+        self.sim._alive.pop(self, None)
         self._target = None
         self._ok = ok
         self._value = value
@@ -420,7 +425,9 @@ class Simulator:
         self.now = 0.0
         self._queue: list = []
         self._eid = count()
-        self._alive: dict[Process, None] = {}  # ordered set of running processes
+        self._alive: dict[Process, None] = {}  # ordered set of running non-daemon processes
+        self._daemon_events: set[Event] = set()  # queued timeouts only daemons wait for
+        self.on_idle = None  # called when only daemons are busy; True = really stuck
 
     # -- making events -------------------------------------------------------
     def event(self) -> Event:
@@ -441,9 +448,14 @@ class Simulator:
         heappush(self._queue, (self.now + delay, NORMAL, next(self._eid), event))
         return event
 
-    def process(self, generator, name: str | None = None) -> Process:
-        """Start ``generator`` as a process now; returns the process (an event)."""
-        return Process(self, generator, name)
+    def process(self, generator, name: str | None = None, daemon: bool = False) -> Process:
+        """Start ``generator`` as a process now; returns the process (an event).
+
+        A *daemon* process (a failure model, a clock) runs for as long as the simulation
+        does but does not keep it going: when only daemons have events left, every other
+        process is stuck, and ``run`` reports a deadlock (or, with nothing waiting, ends).
+        """
+        return Process(self, generator, name, daemon)
 
     def all_of(self, events) -> Condition:
         """Fires when every event has fired; its value is their values, in order."""
@@ -476,18 +488,19 @@ class Simulator:
         return self._queue[0][0] if self._queue else _INF
 
     # -- running -------------------------------------------------------------
-    def run(self, until: float | Event | None = None):
+    def run(self, until: float | Event | None = None, *, limit: float | None = None):
         """Process events until ``until`` (a time or an event) or until none are left.
 
-        Events scheduled exactly at time ``until`` are not processed. With an event,
-        returns its value (or raises its exception).
+        Events scheduled exactly at time ``until`` (or ``limit``) are not processed. With
+        an event, returns its value (or raises its exception). ``limit`` bounds the time
+        of a run that waits for an event.
 
         Raises
         ------
         Deadlock
-            When the queue runs empty while ``until`` is an event that has not fired, or
-            (``until=None``) while processes still wait: the message says who waits on
-            what since when.
+            When nothing but daemons can happen any more while ``until`` is an event that
+            has not fired, or while processes still wait: the message says who waits on
+            what since when (``on_idle``, if set, may veto: something may still change).
         """
         stop = None
         if until is not None:
@@ -496,14 +509,19 @@ class Simulator:
                 if until.callbacks is None:
                     return self._outcome(until)
             else:
-                at = float(until)
-                if not at >= self.now:
+                limit = float(until)
+                if not limit >= self.now:
                     raise ValueError(f"until={until!r} lies before now={self.now!r}")
-                stop = Event(self)
-                stop._value = None
-                self.schedule_at(stop, at, URGENT)
+        end = None
+        if limit is not None:
+            if not limit >= self.now:
+                raise ValueError(f"limit={limit!r} lies before now={self.now!r}")
+            end = Event(self)  # a daemon's event: waiting for the clock is not progress
+            end._value = None
+            self.schedule_at(end, limit, URGENT)
+            self._daemon_events.add(end)
 
-        queue = self._queue
+        queue, daemon_events = self._queue, self._daemon_events
         try:
             # perf: the event loop is inlined; it is the kernel's hot path.
             while queue:
@@ -512,20 +530,40 @@ class Simulator:
                 for callback in callbacks:
                     callback(event)
                 if event is stop:
-                    # after all its callbacks, so no waiter of `until` is left behind; and
-                    # a stop left in the queue by an aborted run() stops no later run
+                    # after all its callbacks, so no waiter of `until` is left behind
                     raise _StopSimulation
                 if not event._ok and not callbacks:
                     if not isinstance(event._value, Interrupt):
                         raise event._value
+                if daemon_events:  # only runs with daemons pay for this
+                    if event in daemon_events:
+                        daemon_events.discard(event)
+                        if event is end:
+                            raise _StopSimulation
+                    if len(queue) == len(daemon_events) and self._stuck(stop, end):
+                        raise self._deadlock(until)
         except _StopSimulation:
-            if isinstance(until, Event):
-                return self._outcome(until)
-            self.now = float(until)
+            if end is not None and end.callbacks is not None:
+                daemon_events.discard(end)  # a stop left in the queue stops no later run
+                end.callbacks = []
+            if event is stop:
+                return self._outcome(stop)
+            if (stop is not None and len(queue) == len(daemon_events)
+                    and self._stuck(stop, end)):  # time ran out on a stalled simulation
+                raise self._deadlock(until) from None
             return None
         if isinstance(until, Event) or self._alive:
             raise self._deadlock(until)
         return None
+
+    def _stuck(self, stop, end) -> bool:
+        """Only daemons have events left: is ``until`` (or, with no time bound, a process)
+        waiting in vain? A time-bounded run goes on to its time."""
+        if stop is None and end is not None:
+            return False
+        if stop is None and not self._alive:
+            raise _StopSimulation  # nothing waits and nothing bounds the run: it is over
+        return self.on_idle is None or bool(self.on_idle())
 
     @staticmethod
     def _outcome(event: Event):
@@ -538,7 +576,7 @@ class Simulator:
         lines = [f"  - process '{n}' waits on {what} since t={since:g} s"
                  for n, what, since in waiting]
         goal = f" before {until!r} fired" if isinstance(until, Event) else ""
-        msg = (f"deadlock at t={self.now:g} s: no events left{goal}, "
+        msg = (f"deadlock at t={self.now:g} s: no events left{goal} (but daemons'), "
                f"{len(waiting)} process(es) still waiting:\n" + "\n".join(lines))
         return Deadlock(msg, waiting)
 

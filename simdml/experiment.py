@@ -130,7 +130,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
               model=model, params=params, lr=s.strategy.lr, monitor=monitor,
               options=s.strategy.build_options(), batch_size=s.strategy.batch_size,
               batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)])
-    stop_reason = _simulate(sim, spec.start(job), s.stop.time)
+    sim.on_idle = _stall_judge(cluster, monitor)
+    stop_reason = _simulate(sim, spec.start(job), s)
     monitor.finish()
 
     model.params_ = monitor.params
@@ -207,24 +208,46 @@ def _links(net) -> dict:
 def _start_faults(s: Scenario, sim, server, workers, streams) -> None:
     for c in s.faults.crash:
         node = server if c.node == "server" else workers[c.node]
-        sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}")
+        sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
+                    daemon=True)
     if math.isfinite(s.faults.mtbf):
         for i, node in enumerate(workers):
             sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
-                                        streams.node_rng("faults", i)), name=f"failures@{node.name}")
+                                        streams.node_rng("faults", i)),
+                        name=f"failures@{node.name}", daemon=True)
 
 
-def _simulate(sim: Simulator, training, time_limit: float) -> str | None:
+def _stall_judge(cluster: Cluster, monitor: Monitor):
+    """When only failure processes are busy, is training stuck for good? Not while a
+    crashed node is due back, since its restart may un-stall it; but if a recovery came
+    and went and the model still did not move, it is stuck (failures alone never end)."""
+    seen = {"updates": -1, "recoveries": -1}
+
+    def is_stuck() -> bool:
+        if not cluster.recovery_pending():
+            return True
+        if monitor.updates == seen["updates"] and cluster.recoveries > seen["recoveries"]:
+            return True
+        if monitor.updates != seen["updates"]:
+            seen.update(updates=monitor.updates, recoveries=cluster.recoveries)
+        return False
+    return is_stuck
+
+
+def _simulate(sim: Simulator, training, s: Scenario) -> str | None:
     """Run until training ends, the time limit passes, or nothing can happen any more."""
-    until = training if math.isinf(time_limit) else sim.any_of([training, sim.timeout(time_limit)])
+    limit = s.stop.time if math.isfinite(s.stop.time) else None
     try:
-        sim.run(until=until)
+        sim.run(until=training, limit=limit)
     except Interrupt as exc:
-        return f"server crashed at t={exc.cause.at:.4g} s and has no recovery"
+        return (f"{exc.cause.node} crashed at t={exc.cause.at:.4g} s, and {s.strategy.kind} "
+                f"cannot go on without it (no checkpoint to restart from)")
     except Deadlock as exc:
-        who = ", ".join(sorted({name for name, _, _ in exc.waiting}))
-        return (f"stalled at t={sim.now:.4g} s: every process waits and nothing is scheduled "
-                f"({who}); a crashed worker with no strategy.round_timeout?")
+        since = max((t for _, _, t in exc.waiting), default=sim.now)
+        hint = ("set strategy.round_timeout so that a round can close without it"
+                if s.strategy.kind == "sync" else f"{s.strategy.kind} cannot recover from it")
+        return (f"stalled at t={since:.4g} s: every process waits for a message that will "
+                f"never come (a crashed worker or a lost message?); {hint}")
     if training.triggered:
         return None
-    return f"time limit stop.time={time_limit:g} s reached"
+    return f"time limit stop.time={s.stop.time:g} s reached"

@@ -1,5 +1,10 @@
 """Failure models: crashes at given times, random failures (MTBF/MTTR).
 
+Run them as daemon processes (``sim.process(..., daemon=True)``): they go on for as long
+as the simulation does, but they are not progress, so a training that stalls while they
+tick is still reported as stalled. A node with a recovery scheduled says so
+(``node.recovery_due``), because its restart may un-stall the training.
+
 Message loss lives in :class:`simdml.cluster.Network` (``loss``), since it is a property
 of the links. A crash is carried out by :meth:`simdml.cluster.Node.crash`; these
 functions only decide *when*.
@@ -32,6 +37,7 @@ def _crash_at(node: Node, at: float, recover_after: float | None):
     yield sim.timeout(at - sim.now)
     node.crash()
     if recover_after is not None and math.isfinite(recover_after):
+        node.recovery_due = sim.now + recover_after
         yield sim.timeout(recover_after)
         node.recover()
 
@@ -54,5 +60,7 @@ def _random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Genera
     while True:
         yield sim.timeout(rng.exponential(mtbf))
         node.crash()
-        yield sim.timeout(rng.exponential(mttr) if mttr > 0 else 0.0)
+        repair = rng.exponential(mttr) if mttr > 0 else 0.0
+        node.recovery_due = sim.now + repair
+        yield sim.timeout(repair)
         node.recover()

@@ -933,3 +933,83 @@ def test_mm2_mean_sojourn_matches_erlang_c():
     w_theory = 1.0 / mu + _erlang_c(2, lam / mu) / (2 * mu - lam)
     assert abs(mean - w_theory) < half_width
     assert half_width < 0.1 * w_theory
+
+
+# -- daemons and time limits ---------------------------------------------------------
+
+def _ticker(sim, log=None):
+    while True:
+        yield sim.timeout(1.0)
+        if log is not None:
+            log.append(sim.now)
+
+
+def test_a_daemon_alone_does_not_keep_the_simulation_going():
+    """run() with only a daemon left returns instead of ticking for ever."""
+    sim = Simulator()
+    log = []
+    sim.process(_ticker(sim, log), daemon=True)
+    assert sim.run() is None
+    assert log == []
+
+
+def test_a_stall_behind_a_ticking_daemon_is_a_deadlock():
+    """A process waiting in vain is reported even while a daemon keeps ticking."""
+    sim = Simulator()
+    sim.process(_ticker(sim), daemon=True)
+
+    def stuck():
+        yield sim.event()
+    p = sim.process(stuck())
+    with pytest.raises(Deadlock, match=r"process 'stuck' waits on <Event"):
+        sim.run(until=p)
+    assert [name for name, _, _ in sim.waiting()] == ["stuck"]
+
+
+def test_on_idle_can_veto_a_stall_until_something_changes():
+    """on_idle returning False lets the daemons go on (a recovery may un-stall the run)."""
+    sim = Simulator()
+    box = sim.store()
+
+    def reviver():
+        yield sim.timeout(3.0)
+        box.put("back")
+        while True:
+            yield sim.timeout(1.0)
+
+    def waiter():
+        return (yield box.get())
+    sim.process(reviver(), daemon=True)
+    p = sim.process(waiter())
+    sim.on_idle = lambda: sim.now >= 10.0
+    assert sim.run(until=p) == "back" and sim.now == 3.0
+
+
+def test_a_time_limit_does_not_hide_a_stall():
+    """run(until=event, limit=t): a stalled run is still a deadlock; a busy one just stops at t."""
+    sim = Simulator()
+
+    def stuck():
+        yield sim.event()
+    with pytest.raises(Deadlock):
+        sim.run(until=sim.process(stuck()), limit=50.0)
+    busy = Simulator()
+
+    def forever():
+        while True:
+            yield busy.timeout(1.0)
+    assert busy.run(until=busy.process(forever()), limit=4.5) is None
+    assert busy.now == 4.5
+
+
+def test_a_time_bounded_run_with_a_daemon_runs_to_its_time():
+    """run(until=t) with a stuck process and a daemon goes on to t and does not raise."""
+    sim = Simulator()
+    log = []
+    sim.process(_ticker(sim, log), daemon=True)
+
+    def stuck():
+        yield sim.event()
+    sim.process(stuck())
+    assert sim.run(until=5.5) is None
+    assert sim.now == 5.5 and log == [1.0, 2.0, 3.0, 4.0, 5.0]

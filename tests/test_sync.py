@@ -1,4 +1,6 @@
 """The synchronous parameter server: exact full-batch GD, alpha-beta round times, faults."""
+import math
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,30 @@ def test_shards_are_views_of_one_training_array(monkeypatch):
     split = prepare_data(s)
     assert np.concatenate(split.parts).tolist() == list(range(len(split.y_train)))
     np.testing.assert_array_equal(np.concatenate([sh.X for sh in shards]), split.X_train)
+
+
+def test_every_worker_lost_ends_the_run():
+    """With a round timeout, rounds close empty when every worker is down; once none is
+    due back the run ends and says from when there were no live workers."""
+    crashes = [{"node": i, "at": 1e-3} for i in range(4)]
+    r = run(_scenario(**{"strategy.round_timeout": 1e-3, "faults.crash": crashes,
+                         "stop.rounds": 10**6}))
+    assert r.summary["stop_reason"] == "no live workers from t=0.001 s"
+
+
+def test_random_failures_do_not_hide_a_stall():
+    """Failure processes keep ticking for ever, but a sync run without a round timeout
+    that a crash has stalled still ends, reported as stalled (not as a time limit)."""
+    for stop_time in (math.inf, 10.0):
+        r = run(_scenario(**{"faults.mtbf": 0.002, "faults.mttr": 0.001,
+                             "stop.rounds": 10**6, "stop.time": stop_time}))
+        assert r.summary["stop_reason"].startswith("stalled at t="), r.summary["stop_reason"]
+        assert "round_timeout" in r.summary["stop_reason"]
+        assert r.summary["sim_time"] < 10.0
+
+
+def test_a_stall_with_a_recovery_due_waits_for_it():
+    """A stall is not final while a crashed worker is due back: async resumes after it."""
+    r = run(_scenario(**{"strategy.kind": "async", "cluster.workers": 1, "stop.rounds": 50,
+                         "faults.crash": [{"node": 0, "at": 1e-4, "recover_after": 0.5}]}))
+    assert r.summary["updates"] == 50 and r.summary["sim_time"] > 0.5

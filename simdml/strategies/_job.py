@@ -125,6 +125,15 @@ class Job:
         self.monitor.rows += y.shape[0]
         return grad, self.model.grad_flops(y.shape[0])
 
+    def workers_lost(self) -> bool:
+        """True (and the stop reason set) when every worker is down for good: no crashed
+        worker is due back. The simulator's view, so that a run always ends."""
+        if any(w.is_up or w.recovery_due is not None for w in self.workers):
+            return False
+        since = max(w._crash_times[-1] for w in self.workers)
+        self.monitor.stop_reason = f"no live workers from t={since:.4g} s"
+        return True
+
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 

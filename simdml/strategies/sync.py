@@ -76,8 +76,10 @@ def server(job: Job):
                 grads[i] = grad
             else:
                 job.count("stale_gradients_dropped")
-        if not grads:
-            continue                                        #    nobody answered: try again
+        if not grads:                                       #    nobody answered:
+            if job.workers_lost():
+                return                                      #    ... and nobody ever will
+            continue                                        #    ... try again
         share = sum(job.weights[i] for i in grads)          # 3. average, weighted by samples,
         g = sum((job.weights[i] / share) * grads[i]         #    in worker order (so arrival
                 for i in sorted(grads))                     #    order cannot change the sum)
