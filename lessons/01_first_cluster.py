@@ -60,6 +60,8 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
               f"{100 * t['utilization']:>11.1f}%")
 
     fig = plots.run_overview(result, timeline_until=times[min(TIMELINE_ROUNDS, len(times) - 1)])
+    fig.suptitle("Lesson 1: a synchronous round lasts as long as its slowest worker "
+                 "(worker3 at 0.5 Mflop/s)")
     path = plots.save(fig, Path(out_dir) / FIGURE)
     print(f"wrote {path}")
     return {"round_time": round_time,

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STREAMS", "SERVER_KEY", "Streams"]
+__all__ = ["STREAMS", "Streams"]
 
 STREAMS = ("data", "init", "compute", "network", "faults", "policy")
-SERVER_KEY = 2**31 - 1  # the server's child key: fixed, so it never collides with a worker index
 
 
 class Streams:
@@ -35,7 +34,7 @@ class Streams:
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=self._key(name)))
 
     def node_rng(self, name: str, index: int) -> np.random.Generator:
-        """Node ``index``'s child of stream ``name`` (``SERVER_KEY`` for the server)."""
+        """Node ``index``'s child of stream ``name``."""
         key = self._key(name) + (int(index),)
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 

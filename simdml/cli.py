@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("simdml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `simdml run ... | head`: the reader left; nothing to say
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if os.environ.get("SIMDML_DEBUG"):
             raise
@@ -126,8 +129,10 @@ def _plot(result, path) -> None:
 
 
 def _validate(args) -> int:
+    from .experiment import prepare_data
     from .scenario import load_scenario
     s = load_scenario(args.scenario)
+    prepare_data(s)  # the data too: e.g. more workers than training samples
     print(f"{args.scenario}: ok ({s.strategy.kind} on {s.cluster.workers} workers, "
           f"{s.data.dataset}, {s.model.kind})")
     return 0

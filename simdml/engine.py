@@ -372,12 +372,11 @@ class Store:
 class StoreGet(Event):
     """The event returned by :meth:`Store.get`; ``since`` is when it was asked for."""
 
-    __slots__ = ("store", "since")
+    __slots__ = ("store",)
 
     def __init__(self, store: Store):
         super().__init__(store.sim)
         self.store = store
-        self.since = store.sim.now
         if store.items:
             self.succeed(store.items.popleft())
         else:
@@ -482,10 +481,6 @@ class Simulator:
         if not at >= self.now:
             raise ValueError(f"cannot schedule at t={at!r}, before now={self.now!r}")
         heappush(self._queue, (at, priority, next(self._eid), event))
-
-    def peek(self) -> float:
-        """The time of the next event, or ``inf`` when there is none."""
-        return self._queue[0][0] if self._queue else _INF
 
     # -- running -------------------------------------------------------------
     def run(self, until: float | Event | None = None, *, limit: float | None = None):

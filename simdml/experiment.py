@@ -18,7 +18,7 @@ from .cluster import Cluster, Network
 from .engine import Deadlock, Interrupt, Simulator
 from .faults import crash_at, random_failures
 from .metrics import summarize
-from .scenario import Scenario, build_model, load_scenario
+from .scenario import Scenario, ScenarioError, build_model, load_scenario
 from .strategies import STRATEGIES, Job, Monitor, Shard
 from .trace import Trace
 
@@ -178,10 +178,11 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
                                            stratify=not ds.is_regression, rng=rng)
     if s.cluster.workers > len(train):
-        from .scenario import ScenarioError
         raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
-    options = {"weights": np.asarray(s.cluster.speed)} if d.partition == "proportional" else {}
+    # proportional to the effective speed: a slowed-down node gets less
+    effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
+    options = {"weights": effective} if d.partition == "proportional" else {}
     parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[np.concatenate(parts)]

@@ -56,7 +56,9 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
         is_log = ax.get_xscale() == "log"  # a log axis cannot show update 0
         for label, r in runs.items():
             rows = [h for h in r.history if h[x] > 0 or not is_log]
-            ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label)
+            # steps: the model is constant between two evaluations
+            ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label,
+                    drawstyle="steps-post")
         ax.set(xlabel=_X_LABELS[x], ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")

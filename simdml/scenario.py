@@ -228,6 +228,14 @@ class DataConfig:
                                               low=0, strict_low=True))
         _number("data.class_sep", self.class_sep, low=0)
         _number("data.noise", self.noise, low=0)
+        if self.dataset == "synthetic":
+            if self.n_classes > self.n_samples:
+                raise ScenarioError(f"data.n_classes must be <= data.n_samples={self.n_samples}; "
+                                    f"got {self.n_classes}")
+            if self.n_classes > 2 ** self.n_features:
+                raise ScenarioError(
+                    f"data.n_classes must be <= 2**data.n_features={2 ** self.n_features} (each "
+                    f"class sits at its own corner of a cube); got {self.n_classes}")
 
     @property
     def is_regression(self) -> bool:
@@ -244,7 +252,7 @@ class ModelConfig:
         build_model(self)
 
     def to_dict(self):
-        return {"kind": self.kind, **self.options}
+        return {"kind": self.kind, **{k: v for k, v in self.options.items() if v is not None}}
 
 
 def build_model(config: ModelConfig):
@@ -307,7 +315,7 @@ class StrategyConfig:
         common = {"kind": self.kind, "lr": self.lr}
         if self.batch_size is not None:
             common["batch_size"] = self.batch_size
-        return {**common, **self.options}
+        return {**common, **{k: v for k, v in self.options.items() if v is not None}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -376,6 +384,9 @@ class Scenario:
                     raise ScenarioError(
                         f"strategy.kind={self.strategy.kind!r} has no recovery protocol: a crash or a "
                         f"lost message would mix chunks of different rounds; remove {key}")
+        if self.data.partition == "proportional" and not all(map(math.isfinite, self.cluster.speed)):
+            raise ScenarioError(f"data.partition='proportional' needs finite cluster.speed "
+                                f"(shards in proportion to speed); got {list(self.cluster.speed)}")
         wait_for = self.strategy.options.get("wait_for")
         if isinstance(wait_for, int) and wait_for > self.cluster.workers:
             raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="

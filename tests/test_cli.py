@@ -94,3 +94,11 @@ def test_demo_prints_a_table_and_writes_the_figure(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "final accuracy" in p.stdout and "worker3" in p.stdout
     assert (tmp_path / "figures" / "demo.png").stat().st_size > 10_000
+
+
+def test_validate_checks_the_data_too(tmp_path):
+    """validate refuses more workers than training samples, as run does (exit 2)."""
+    path = tmp_path / "big.toml"
+    path.write_text("[cluster]\nworkers = 500\n")
+    p = simdml("validate", path)
+    assert p.returncode == 2 and "cluster.workers=500 is more than the 111 training samples" in p.stderr

@@ -125,3 +125,35 @@ def test_bundled_scenarios_load():
     assert "iris_sync" in names
     for name in names:
         assert load_scenario(name).name == name
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[data]\ndataset = 'synthetic'\nn_classes = 5\nn_features = 2",
+     r"data.n_classes must be <= 2\*\*data.n_features=4 \(each class sits at its own corner of a cube\); got 5"),
+    ("[data]\ndataset = 'synthetic'\nn_classes = 10\nn_samples = 5",
+     r"data.n_classes must be <= data.n_samples=5; got 10"),
+    ("[cluster]\nspeed = inf\n[data]\npartition = 'proportional'",
+     r"data.partition='proportional' needs finite cluster.speed"),
+])
+def test_data_that_cannot_be_made_is_a_scenario_error(toml, message):
+    """Data the generator or partitioner would refuse is refused up front, naming the key."""
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(toml)
+
+
+def test_unset_options_round_trip_through_toml():
+    """An option set to None is left out of the TOML (which has no null) and reads back."""
+    s = Scenario().replace(**{"strategy.wait_for": None})
+    assert parse_scenario(s.to_toml()) == Scenario()
+
+
+def test_the_readme_scenario_is_valid_and_runs():
+    """The TOML reference in the README parses, and runs to its end (docs stay true)."""
+    from pathlib import Path
+
+    from simdml import run
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    s = parse_scenario(block).replace(**{"stop.rounds": 20})
+    r = run(s)
+    assert r.summary["stop_reason"] == "20 updates done (stop.rounds)"

@@ -225,7 +225,7 @@ def test_a_slow_worker_drops_stale_work_under_round_timeout():
     while a backlog of old models grows in its mailbox."""
     r = run(_scenario(**{"cluster.slowdown": [1, 1, 6], "stop.rounds": 100,
                          "strategy.round_timeout": 1e-4, "cluster.speed": 1e8,
-                         "network.latency": 1e-6}))
+                         "network.latency": 1e-6, "data.partition": "iid"}))
     assert r.summary["dropped_gradients"] >= 90
     assert r.summary.get("stale_gradients_dropped", 0) == 0
     assert r.summary["updates"] == 100
@@ -238,3 +238,10 @@ def test_allreduce_refuses_faults_it_cannot_survive(fault):
     key = next(iter(fault))
     with pytest.raises(ScenarioError, match=rf"strategy.kind='allreduce' has no recovery protocol.*remove {key}"):
         _scenario(**{"strategy.kind": "allreduce", **fault})
+
+
+def test_proportional_shards_follow_the_effective_speed():
+    """Shards proportional to speed / slowdown: a node slowed down 4x holds a quarter."""
+    s = _scenario(**{"cluster.speed": 1e9, "cluster.slowdown": [1, 1, 4]})
+    sizes = [len(p) for p in prepare_data(s).parts]
+    assert sizes[2] * 4 == pytest.approx(sizes[0], abs=4)

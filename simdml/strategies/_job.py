@@ -53,8 +53,9 @@ class Monitor:
         """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
         training set), ``loss`` and the test ``score`` for ``params`` now; the score also
         under its own name (``accuracy`` or ``r2``)."""
-        loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
-        score = float(self.model.score(self.X_test, self.y_test, params))
+        with np.errstate(all="ignore"):  # a diverged model is reported below, not warned about
+            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
+            score = float(self.model.score(self.X_test, self.y_test, params))
         row = {"time": self.sim.now, "update": updates, "epoch": self.rows / len(self.y_train),
                "loss": float(loss), "score": score, self.model.score_name: score}
         self.history.append(row)
