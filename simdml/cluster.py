@@ -212,10 +212,24 @@ class Node:
 
     def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
         """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
-        if not self.is_up:
-            raise RuntimeError(f"node {self.name} is down and cannot send")
         if nbytes is None:
             nbytes = payload_nbytes(payload)
+        return self.sim.timeout(self._transmit(dst, payload, nbytes) - self.sim.now)
+
+    def broadcast(self, dsts, payload, nbytes: int | None = None) -> Timeout:
+        """Send ``payload`` to each node of ``dsts``, one copy after the other on this NIC
+        (its size computed once); the event fires when the last copy has left."""
+        if nbytes is None:
+            nbytes = payload_nbytes(payload)
+        last = self.sim.now
+        for dst in dsts:
+            last = self._transmit(dst, payload, nbytes)
+        return self.sim.timeout(last - self.sim.now)
+
+    def _transmit(self, dst: Node, payload, nbytes: int) -> float:
+        """Queue one message on this NIC; returns when its last byte will have left."""
+        if not self.is_up:
+            raise RuntimeError(f"node {self.name} is down and cannot send")
         sim = self.sim
         now = sim.now
         latency, bandwidth = self.cluster.network.link(self.index, dst.index)
@@ -236,17 +250,7 @@ class Node:
             heappush(sim._queue, (start + latency, NORMAL, next(sim._eid), t))
         else:
             self.cluster.messages_lost += 1
-        return sim.timeout(end - now)
-
-    def broadcast(self, dsts, payload, nbytes: int | None = None) -> Timeout | None:
-        """Send ``payload`` to each node of ``dsts``, one copy after the other on this NIC
-        (its size computed once); the event fires when the last copy has left."""
-        if nbytes is None:
-            nbytes = payload_nbytes(payload)
-        last = None
-        for dst in dsts:
-            last = self.send(dst, payload, nbytes)
-        return last
+        return end
 
     def recv(self):
         """An event that fires with the next payload delivered to this node."""
