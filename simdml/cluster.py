@@ -335,10 +335,12 @@ class Node:
         self.processes.append(proc)
         return proc
 
-    def crash(self) -> None:
-        """Stop this node now: processes interrupted, mailbox emptied, work lost."""
+    def crash(self) -> bool:
+        """Stop this node now: processes interrupted, mailbox emptied, work lost.
+
+        Returns False (and does nothing) when the node is already down."""
         if not self.is_up:
-            return
+            return False
         now = self.sim.now
         self.is_up = False
         self.epoch += 1
@@ -357,6 +359,7 @@ class Node:
                 proc.interrupt(cause)
         self.processes = []
         self.cluster.instants.append((now, self.name, "crash"))
+        return True
 
     def recover(self) -> None:
         """Bring a crashed node back and restart its programs."""

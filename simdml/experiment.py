@@ -131,7 +131,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
               options=s.strategy.build_options(), batch_size=s.strategy.batch_size,
               batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)])
     sim.on_idle = _stall_judge(cluster, monitor)
-    stop_reason = _simulate(sim, spec.start(job), s)
+    stop_reason = _simulate(sim, spec.start(job), s, job)
     monitor.finish()
 
     model.params_ = monitor.params
@@ -220,22 +220,22 @@ def _start_faults(s: Scenario, sim, server, workers, streams) -> None:
 
 def _stall_judge(cluster: Cluster, monitor: Monitor):
     """When only failure processes are busy, is training stuck for good? Not while a
-    crashed node is due back, since its restart may un-stall it; but if a recovery came
-    and went and the model still did not move, it is stuck (failures alone never end)."""
-    seen = {"updates": -1, "recoveries": -1}
+    crashed node is due back that has not yet had its chance: its restart may un-stall
+    it. A node seen up at an idle moment since the last update has had it (failures
+    alone never end, so the judgement must)."""
+    seen = {"updates": -1}
+    spent: set[str] = set()  # nodes seen up at an idle moment since the last update
 
     def is_stuck() -> bool:
-        if not cluster.recovery_pending():
-            return True
-        if monitor.updates == seen["updates"] and cluster.recoveries > seen["recoveries"]:
-            return True
         if monitor.updates != seen["updates"]:
-            seen.update(updates=monitor.updates, recoveries=cluster.recoveries)
-        return False
+            seen["updates"] = monitor.updates
+            spent.clear()
+        spent.update(n.name for n in cluster.nodes if n.is_up)
+        return all(n.name in spent for n in cluster.nodes if n.recovery_due is not None)
     return is_stuck
 
 
-def _simulate(sim: Simulator, training, s: Scenario) -> str | None:
+def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
     """Run until training ends, the time limit passes, or nothing can happen any more."""
     limit = s.stop.time if math.isfinite(s.stop.time) else None
     try:
@@ -243,12 +243,16 @@ def _simulate(sim: Simulator, training, s: Scenario) -> str | None:
     except Interrupt as exc:
         return (f"{exc.cause.node} crashed at t={exc.cause.at:.4g} s, and {s.strategy.kind} "
                 f"cannot go on without it (no checkpoint to restart from)")
-    except Deadlock as exc:
-        since = max((t for _, _, t in exc.waiting), default=sim.now)
+    except Deadlock:
+        if job.workers_lost():
+            return job.monitor.stop_reason
+        last = job.monitor.history[-1]["time"] if job.monitor.history else 0.0
         hint = ("set strategy.round_timeout so that a round can close without it"
-                if s.strategy.kind == "sync" else f"{s.strategy.kind} cannot recover from it")
-        return (f"stalled at t={since:.4g} s: every process waits for a message that will "
-                f"never come (a crashed worker or a lost message?); {hint}")
+                if s.strategy.kind == "sync" else
+                f"{s.strategy.kind} has no timeout to retry a lost push or pull")
+        return (f"stalled at t={sim.now:.4g} s (last update at t={last:.4g} s): every "
+                f"process waits for a message that will never come (a crashed worker or "
+                f"a lost message?); {hint}")
     if training.triggered:
         return None
     return f"time limit stop.time={s.stop.time:g} s reached"

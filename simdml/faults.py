@@ -35,7 +35,7 @@ def crash_at(node: Node, at: float, recover_after: float | None = None):
 def _crash_at(node: Node, at: float, recover_after: float | None):
     sim = node.sim
     yield sim.timeout(at - sim.now)
-    node.crash()
+    node.crash()  # a node that is down already stays as it is
     if recover_after is not None and math.isfinite(recover_after):
         node.recovery_due = sim.now + recover_after
         yield sim.timeout(recover_after)
@@ -59,7 +59,8 @@ def _random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Genera
     sim = node.sim
     while True:
         yield sim.timeout(rng.exponential(mtbf))
-        node.crash()
+        if not node.crash():
+            continue  # down already (another failure model's crash): not ours to repair
         repair = rng.exponential(mttr) if mttr > 0 else 0.0
         node.recovery_due = sim.now + repair
         yield sim.timeout(repair)

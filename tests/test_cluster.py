@@ -642,3 +642,13 @@ def test_broadcast_sends_one_copy_after_the_other():
     sent = src2.broadcast([dst2], payload)
     sim2.run(until=sent)
     assert sim2.now == b
+
+
+def test_random_failures_repair_only_their_own_crashes():
+    """A node crashed for good by crash_at is not brought back by a random-failure
+    process whose own crash found it already down."""
+    sim, cluster, (a,) = make_cluster(1)
+    sim.process(crash_at(a, 0.5), daemon=True)
+    sim.process(random_failures(a, 1.0, 0.1, np.random.default_rng(0)), daemon=True)
+    sim.run(until=100.0)
+    assert not a.is_up and [k for _, _, k in cluster.instants] == ["crash"]

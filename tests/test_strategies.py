@@ -245,3 +245,38 @@ def test_proportional_shards_follow_the_effective_speed():
     s = _scenario(**{"cluster.speed": 1e9, "cluster.slowdown": [1, 1, 4]})
     sizes = [len(p) for p in prepare_data(s).parts]
     assert sizes[2] * 4 == pytest.approx(sizes[0], abs=4)
+
+
+def test_a_round_timeout_shorter_than_a_step_still_makes_progress():
+    """Rounds that close empty re-send the same model; a worker keeps computing on it
+    (only a newer model makes its work stale), so training still advances."""
+    r = run(_scenario(**{"strategy.round_timeout": 3e-4, "cluster.speed": 1e6,
+                         "data.partition": "iid", "stop.rounds": 20}))
+    assert r.summary["updates"] == 20 and r.summary["incomplete_rounds"] > 0
+
+
+@pytest.mark.parametrize("kind, faults, rounds", [
+    ("ssp", {"faults.mtbf": 0.002, "faults.mttr": 0.001}, 200),
+    ("async", {"faults.mtbf": 0.0005, "faults.mttr": 0.002}, 300),
+])
+def test_repeated_failures_do_not_fake_a_stall(kind, faults, rounds):
+    """Workers that crash again right after coming back do not make a run that would
+    finish look stalled: every update is done."""
+    r = run(Scenario().replace(**{"strategy.kind": kind, "stop.rounds": rounds, **faults}))
+    assert r.summary["updates"] == rounds, r.summary["stop_reason"]
+
+
+def test_async_with_every_worker_gone_says_so():
+    """Async with every worker crashed for good ends with 'no live workers'."""
+    crashes = [{"node": i, "at": 1e-3} for i in range(4)]
+    r = run(Scenario().replace(**{"strategy.kind": "async", "stop.rounds": 10**6,
+                                  "faults.crash": crashes}))
+    assert r.summary["stop_reason"] == "no live workers from t=0.001 s"
+
+
+def test_listening_while_computing_is_not_waiting():
+    """A preemptible worker's wait time never overlaps its compute time."""
+    r = run(_scenario(**{"strategy.wait_for": 2, "cluster.compute_time": "exponential",
+                         "cluster.speed": 1e6, "stop.rounds": 50}))
+    for name, t in r.nodes.items():
+        assert t["compute"] + t["wait"] <= r.summary["sim_time"] + 1e-12, name

@@ -104,17 +104,29 @@ def worker(job: Job, i: int, preemptible: bool = False, pull: bool = False):
         grad, flops = job.gradient(i, params)               # 2. real gradient on my shard
         work = node.compute(flops)                          #    ... which takes simulated time
         if preemptible:
-            newer = node.recv()
-            first, = yield node.sim.any_of([work, newer])
-            if first is newer:                              #    the round closed without me
+            newer = yield from _finish_or_newer(node, work, version)
+            if newer is not None:                           #    the round closed without me
                 node.abandon(work)
                 job.count("dropped_gradients")
-                msg = newer.value
+                msg = node.newest(newer)
                 continue
         else:
             yield work
         yield node.send(server_node, (i, version, grad))    # 3. push it to the server
         msg = node.newest((yield node.recv()))
+
+
+def _finish_or_newer(node, work, version: int):
+    """Wait for ``work``; return None when it is done, or the newer model that made it
+    stale first (the same model sent again, after an empty round, does not)."""
+    while True:
+        newer = node.recv()
+        newer.since = work.span[3]  # listening while computing is not waiting
+        first, = yield node.sim.any_of([work, newer])
+        if first is work:
+            return None
+        if newer.value[0] != version:
+            return newer.value
 
 
 def recv_before(node, deadline: float):
