@@ -118,7 +118,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                for i in range(s.cluster.workers)]
     _start_faults(s, sim, server, workers, streams)
 
-    shards = [Shard(X_train[p[0]:p[-1] + 1], y_train[p[0]:p[-1] + 1]) for p in split.parts]
+    bounds = np.cumsum([0] + [len(p) for p in split.parts])  # parts are contiguous ranges
+    shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     model = build_model(s.model)
     n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
