@@ -468,6 +468,24 @@ def _check_class_labels(y: np.ndarray) -> None:
                              f"index {i}. For a regression target pass stratify=False")
 
 
+def scaling(X_train) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(mean, scale)`` per column that :func:`standardize` uses: the training
+    mean and population standard deviation, scale 1 for a constant column."""
+    X_train = np.asarray(X_train, dtype=np.float64)
+    if X_train.ndim != 2 or X_train.shape[0] == 0:
+        raise ValueError(f"X_train must be 2-D with at least one row; got shape {X_train.shape}")
+    # column by column: the statistics of large data need no full-size temporaries
+    if not all(np.isfinite(X_train[:, j]).all() for j in range(X_train.shape[1])):
+        raise ValueError("X_train must be finite; got NaN or infinity")
+    mean = X_train.mean(axis=0)
+    scale = np.array([X_train[:, j].std() for j in range(X_train.shape[1])])
+    # A computed mean of equal values can be off by an ulp; use the value itself.
+    is_constant = np.ptp(X_train, axis=0) == 0
+    mean[is_constant] = X_train[0, is_constant]
+    scale[is_constant] = 1.0
+    return mean, scale
+
+
 def standardize(X_train, X_test, *, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Z-score both sets with the mean and standard deviation of the training set.
 
@@ -505,15 +523,7 @@ def standardize(X_train, X_test, *, copy: bool = True) -> tuple[np.ndarray, np.n
     if X_test.ndim != 2 or X_test.shape[1] != X_train.shape[1]:
         raise ValueError(f"X_test must be 2-D with n_features={X_train.shape[1]} columns; "
                          f"got shape {X_test.shape}")
-    # column by column: the statistics of large data need no full-size temporaries
-    if not all(np.isfinite(X_train[:, j]).all() for j in range(X_train.shape[1])):
-        raise ValueError("X_train must be finite; got NaN or infinity")
-    mean = X_train.mean(axis=0)
-    scale = np.array([X_train[:, j].std() for j in range(X_train.shape[1])])
-    # A computed mean of equal values can be off by an ulp; use the value itself.
-    is_constant = np.ptp(X_train, axis=0) == 0
-    mean[is_constant] = X_train[0, is_constant]
-    scale[is_constant] = 1.0
+    mean, scale = scaling(X_train)
     if copy:
         return (X_train - mean) / scale, (X_test - mean) / scale
     for X in (X_train, X_test):  # in place: large data is not copied twice

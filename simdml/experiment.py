@@ -43,6 +43,10 @@ class Result:
         ``bytes_sent``, ``messages_sent``, ``stop_reason``, ...
     model : learner
         The trained learner (``predict``, ``score``; ``params`` for gradient strategies).
+        It works on the run's features, standardized with the training statistics:
+        use ``result.predict`` / ``result.score`` for raw features.
+    scaling : (mean, scale) or None
+        The standardization the run applied (``data.standardize``).
     """
 
     scenario: Scenario
@@ -50,6 +54,23 @@ class Result:
     trace: Trace
     summary: dict
     model: object
+    scaling: tuple | None = None
+
+    def _features(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.scaling is None:
+            return X
+        mean, scale = self.scaling
+        return (X - mean) / scale
+
+    def predict(self, X) -> np.ndarray:
+        """The trained model's predictions for raw features ``X`` (standardized first,
+        with the training statistics, as in the run)."""
+        return self.model.predict(self._features(X))
+
+    def score(self, X, y) -> float:
+        """The trained model's score (accuracy or R²) on raw features ``X``."""
+        return self.model.score(self._features(X), y)
 
     @property
     def nodes(self) -> dict[str, dict[str, float]]:
@@ -145,7 +166,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         messages_skipped=cluster.messages_skipped,
                         counters=job.counters, staleness=job.staleness)
-    return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model)
+    return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
+                  scaling=split.scaling)
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,7 @@ class DataSplit:
     y_train: np.ndarray
     y_test: np.ndarray
     parts: list
+    scaling: tuple | None = None  # (mean, scale) per column applied to both; None: raw
 
 
 def prepare_data(scenario: Scenario) -> DataSplit:
@@ -189,11 +212,13 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     order = train[np.concatenate(parts)]
     X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
     del ds  # a generated dataset is not kept twice
+    scaling = None
     if d.standardize:
+        scaling = _data.scaling(X_train)
         _data.standardize(X_train, X_test, copy=False)
     bounds = np.cumsum([0] + [len(p) for p in parts])
     ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    return DataSplit(X_train, X_test, y_train, y_test, ranges)
+    return DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
 
 
 def _links(net) -> dict:

@@ -191,3 +191,15 @@ def test_a_stall_with_a_recovery_due_waits_for_it():
     r = run(_scenario(**{"strategy.kind": "async", "cluster.workers": 1, "stop.rounds": 50,
                          "faults.crash": [{"node": 0, "at": 1e-4, "recover_after": 0.5}]}))
     assert r.summary["updates"] == 50 and r.summary["sim_time"] > 0.5
+
+
+def test_result_predicts_on_raw_features():
+    """Result.predict / score standardize raw features as the run did: on the raw test
+    rows they agree with the model on the standardized ones."""
+    s = _scenario()
+    r = run(s)
+    split = prepare_data(s)
+    mean, scale = r.scaling
+    X_raw = split.X_test * scale + mean
+    np.testing.assert_array_equal(r.predict(X_raw), r.model.predict(split.X_test))
+    assert r.score(X_raw, split.y_test) == r.summary["final_accuracy"]
