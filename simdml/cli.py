@@ -6,7 +6,6 @@ Set ``SIMDML_DEBUG=1`` to see the traceback of an internal error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

@@ -28,7 +28,7 @@ from numbers import Number
 
 import numpy as np
 
-from .engine import NORMAL, Event, Interrupt, Process, Simulator, Store, Timeout
+from .engine import NORMAL, Event, Process, Simulator, Store, Timeout
 
 __all__ = ["COMPUTE_TIMES", "Crash", "Node", "Network", "Cluster", "payload_nbytes"]
 
@@ -368,7 +368,6 @@ class Node:
         now = self.sim.now
         self.is_up = True
         self.recovery_due = None
-        self.cluster.recoveries += 1
         self._tx_free = self._rx_free = now
         self._span("down", self._crash_times[-1], now, 0)
         self.cluster.instants.append((now, self.name, "recover"))
@@ -433,7 +432,6 @@ class Cluster:
         self.messages_lost = 0
         self.messages_delivered = 0
         self.messages_skipped = 0  # delivered, then superseded by a newer one unread
-        self.recoveries = 0        # nodes brought back so far
 
     def add_node(self, name: str, **kwargs) -> Node:
         """Add a node; its index is its position in ``nodes`` (used by ``Network.links``)."""
@@ -450,10 +448,6 @@ class Cluster:
         except KeyError:
             raise KeyError(f"no node named {name!r}; nodes: "
                            f"{', '.join(n.name for n in self.nodes)}") from None
-
-    def recovery_pending(self) -> bool:
-        """Whether some crashed node is due to come back (and restart its programs)."""
-        return any(n.recovery_due is not None for n in self.nodes)
 
     def overrun(self, end: float) -> dict[str, dict[str, float]]:
         """Per node and kind, the seconds of activity planned beyond ``end`` (to clip)."""

@@ -362,6 +362,26 @@ class LinearClassifier(GradientClassifier):
             self.classes_ = np.arange(n_classes)
         return np.zeros((n_features + 1) * n_classes, dtype=np.float64)
 
+    def _mean_and_backprop(self, X, W, row_loss, G, sample_weight) -> tuple[float, np.ndarray]:
+        """What every linear classifier's ``loss_grad`` ends with: the (weighted) mean of
+        the row losses, the chain rule through ``X @ W + b`` for the derivative ``G`` of
+        each row's loss in its scores (scaled in place), and the L2 term on ``W``."""
+        n_samples, n_features = X.shape
+        if sample_weight is None:
+            loss = row_loss.mean()
+            G *= 1.0 / n_samples
+        else:
+            scale = sample_weight / sample_weight.sum()
+            loss = row_loss @ scale
+            G *= scale[:, None]
+        grad = np.empty((n_features + 1, W.shape[1]))
+        np.matmul(X.T, G, out=grad[:-1])
+        G.sum(axis=0, out=grad[-1])
+        if self.l2:
+            loss += 0.5 * self.l2 * np.vdot(W, W)
+            grad[:-1] += self.l2 * W
+        return float(loss), grad.reshape(-1)
+
     def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Class scores ``X @ W + b``, of shape (n_samples, n_classes)."""
         params = self._resolve_params(params)

@@ -27,7 +27,7 @@ from simdml.models._base import (
     NotFittedError, _check_int, _check_positive, _check_sample_weight, _check_X, _check_X_y,
     _show,
 )
-from simdml.models._smo import _intercept, _kernel, _kernel_diag, _KernelRows, _smo
+from simdml.models._smo import _intercept, _kernel, _KernelRows, _smo
 
 KERNELS = ("linear", "poly", "rbf")
 MULTICLASS = ("ovo", "ovr")

@@ -119,20 +119,7 @@ class LogisticRegression(LinearClassifier):
         row_loss = np.log(norm) - Z[rows, y]
         P /= norm[:, None]  # softmax probabilities
         P[rows, y] -= 1.0  # minus the one-hot target, by indexing
-        if sample_weight is None:
-            loss = row_loss.mean()
-            P *= 1.0 / n_samples
-        else:
-            scale = sample_weight / sample_weight.sum()
-            loss = row_loss @ scale
-            P *= scale[:, None]
-        grad = np.empty((n_features + 1, W.shape[1]))
-        np.matmul(X.T, P, out=grad[:-1])
-        P.sum(axis=0, out=grad[-1])
-        if self.l2:
-            loss += 0.5 * self.l2 * np.vdot(W, W)
-            grad[:-1] += self.l2 * W
-        return float(loss), grad.reshape(-1)
+        return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
 
     def grad_flops(self, n_rows: int) -> float:
         """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.

@@ -143,20 +143,7 @@ class LinearSVM(LinearClassifier):
         row_loss = H.sum(axis=1)
         G = is_active.astype(np.float64)  # -t_ic where active: +1 off the true class ...
         G[rows, y] *= -1.0  # ... and -1 on it
-        if sample_weight is None:
-            loss = row_loss.mean()
-            G *= 1.0 / n_samples
-        else:
-            scale = sample_weight / sample_weight.sum()
-            loss = row_loss @ scale
-            G *= scale[:, None]
-        grad = np.empty((n_features + 1, W.shape[1]))
-        np.matmul(X.T, G, out=grad[:-1])
-        G.sum(axis=0, out=grad[-1])
-        if self.l2:
-            loss += 0.5 * self.l2 * np.vdot(W, W)
-            grad[:-1] += self.l2 * W
-        return float(loss), grad.reshape(-1)
+        return self._mean_and_backprop(X, W, row_loss, G, sample_weight)
 
     def grad_flops(self, n_rows: int) -> float:
         """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.
