@@ -19,6 +19,7 @@ from .engine import Deadlock, Interrupt, Simulator
 from .faults import crash_at, random_failures
 from .metrics import summarize
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
+from .models import GRADIENT_MODELS
 from .strategies import STRATEGIES, Job, Monitor, Shard
 from .trace import Trace
 
@@ -144,23 +145,29 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
 
     model = build_model(s.model)
     n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
-    params = model.init_params(X_train.shape[1], n_outputs)
+    is_gradient = s.model.kind in GRADIENT_MODELS
+    params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
     monitor = Monitor(sim, model, X_train, y_train, X_test, y_test, eval_every=s.eval_every,
                       max_updates=s.stop.rounds, target_accuracy=s.stop.target_accuracy)
     spec = STRATEGIES[s.strategy.kind]
     job = Job(sim=sim, cluster=cluster, server=server, workers=workers, shards=shards,
               model=model, params=params, lr=s.strategy.lr, monitor=monitor,
               options=s.strategy.build_options(), batch_size=s.strategy.batch_size,
-              batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)])
+              batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)],
+              classes=np.arange(n_outputs) if model.is_classifier else None)
     sim.on_idle = _stall_judge(cluster, monitor)
     stop_reason = _simulate(sim, spec.start(job), s, job)
     monitor.finish()
 
-    model.params_ = monitor.params
+    if is_gradient:
+        model.params_ = monitor.params
+    elif monitor.params is not None:
+        model = monitor.params  # the global model is a fitted learner (or an ensemble)
     trace = Trace.from_cluster(cluster, sim.now, counters={
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
-        model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
-    summary = summarize(monitor.history, trace, updates=monitor.updates, score_name=model.score_name,
+        monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
+    summary = summarize(monitor.history, trace, updates=monitor.updates,
+                        score_name=monitor.model.score_name,
                         stop_reason=monitor.stop_reason or stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,

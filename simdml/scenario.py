@@ -376,6 +376,10 @@ class Scenario:
             raise ScenarioError(f"model.kind={self.model.kind!r} is a "
                                 f"{'classifier' if model.is_classifier else 'regressor'} and needs "
                                 f"{need}; got data.dataset={self.data.dataset!r}")
+        trains = STRATEGIES[self.strategy.kind].models
+        if self.model.kind not in trains:
+            raise ScenarioError(f"strategy.kind={self.strategy.kind!r} trains model.kind in "
+                                f"{', '.join(map(repr, trains))}; got model.kind={self.model.kind!r}")
         if not STRATEGIES[self.strategy.kind].survives_faults:
             faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
                       "network.loss": self.network.loss > 0}

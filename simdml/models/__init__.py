@@ -2,19 +2,23 @@
 
 ``MODELS`` maps a scenario's model name to its class; strategies and the scenario
 loader look learners up there, so a new learner is registered by adding one entry.
-``KernelSVM`` (SMO) is not a gradient learner and is not in ``MODELS`` yet: the
-strategies that train it (cascade, local fusion) come with it.
+Two families: gradient learners (``GRADIENT_MODELS``: a parameter vector, trained by
+any gradient strategy through ``init_params`` / ``loss_grad`` / ``grad_flops``) and
+learners that are fitted whole on a subset (``KernelSVM``: the cascade, local fusion);
+each strategy names the learners it can train.
 Each class says what its ``score`` means: ``is_classifier`` and ``score_name``
 ("accuracy" for classifiers, "r2" for regressors).
 """
 
-from simdml.models._base import NotFittedError
+from simdml.models._base import GradientModel, NotFittedError
 from simdml.models.kernel_svm import ConvergenceWarning, KernelSVM
 from simdml.models.linear import LinearRegression
 from simdml.models.logistic import LogisticRegression
 from simdml.models.svm import LinearSVM
 
-MODELS = {"logistic": LogisticRegression, "linear": LinearRegression, "svm": LinearSVM}
+MODELS = {"logistic": LogisticRegression, "linear": LinearRegression, "svm": LinearSVM,
+          "kernel_svm": KernelSVM}
+GRADIENT_MODELS = tuple(name for name, cls in MODELS.items() if issubclass(cls, GradientModel))
 
-__all__ = ["MODELS", "ConvergenceWarning", "KernelSVM", "LinearRegression", "LinearSVM",
+__all__ = ["MODELS", "GRADIENT_MODELS", "GradientModel", "ConvergenceWarning", "KernelSVM", "LinearRegression", "LinearSVM",
            "LogisticRegression", "NotFittedError"]

@@ -13,6 +13,17 @@ import numbers
 import numpy as np
 
 
+def clone(model, **changes):
+    """A new, unfitted learner with ``model``'s settings (and ``changes``).
+
+    >>> clone(KernelSVM(C=2.0), gamma=0.5).C     # doctest: +SKIP
+    2.0
+    """
+    import inspect
+    names = [p for p in inspect.signature(type(model).__init__).parameters if p != "self"]
+    return type(model)(**{**{name: getattr(model, name) for name in names}, **changes})
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when a learner is asked to predict before it has parameters.
 
@@ -243,6 +254,11 @@ class GradientModel:
         """The fitted flat parameter vector ``params_`` (the name strategies use)."""
         return self._resolve_params(None)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the fitted model on the wire: its parameter vector."""
+        return int(self._resolve_params(None).nbytes)
+
     def _resolve_params(self, params) -> np.ndarray:
         if params is not None:
             return np.asarray(params, dtype=np.float64)
@@ -388,6 +404,11 @@ class LinearClassifier(GradientClassifier):
         X = self._check_predict_X(X)
         W, b = _split(params, X.shape[1])
         return X @ W + b
+
+    def class_scores(self, X, params: np.ndarray | None = None) -> np.ndarray:
+        """One score per class, larger is likelier (what soft voting averages): the
+        decision function, of shape (n_samples, n_classes)."""
+        return self.decision_function(X, params)
 
 
 class GradientRegressor(GradientModel):

@@ -150,7 +150,9 @@ class KernelSVM:
         self.cache_bytes = cache_bytes
         self.multiclass = multiclass
 
-    def _validate_params(self, n_samples: int) -> None:
+    def _validate_params(self, n_samples: int | None = None) -> None:
+        """Check the hyper-parameters; ``cache_bytes`` against one kernel row of
+        ``n_samples`` when it is known."""
         name = type(self).__name__
         _check_positive(self, "C", self.C)
         for param, allowed in (("kernel", KERNELS), ("multiclass", MULTICLASS)):
@@ -170,7 +172,7 @@ class KernelSVM:
                              f"Got {_show(self.coef0)} instead.")
         _check_positive(self, "tol", self.tol)
         _check_int(self, "max_iter", self.max_iter, low=1)
-        row_nbytes = 8 * n_samples
+        row_nbytes = 8 * (n_samples or 1)
         if not (isinstance(self.cache_bytes, numbers.Integral) and not isinstance(
                 self.cache_bytes, bool) and self.cache_bytes >= row_nbytes):
             raise ValueError(f"The 'cache_bytes' parameter of {name} must be an int >= "
@@ -315,6 +317,68 @@ class KernelSVM:
         """Accuracy: the fraction of rows whose predicted label equals ``y``."""
         X, y = _check_X_y(X, y)
         return float(np.mean(self.predict(X) == y))
+
+    def class_scores(self, X) -> np.ndarray:
+        """One score per class, larger is likelier: what soft voting averages.
+
+        Two classes: ``(-f, f)``; ``"ovr"``: the decision function; ``"ovo"``: for
+        class ``c``, the sum of its pairwise scores, each signed towards ``c`` (a vote
+        weighted by its margin).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        scores = self.decision_function(X)
+        k = self.classes_.size
+        if k == 2:
+            return np.column_stack([-scores, scores])
+        if self._is_ovr:
+            return scores
+        out = np.zeros((scores.shape[0], k))
+        for p, (c, c_pos) in enumerate(itertools.combinations(range(k), 2)):
+            out[:, c_pos] += scores[:, p]
+            out[:, c] -= scores[:, p]
+        return out
+
+    def primal_objective(self, X, y) -> np.ndarray:
+        """The primal objective of each binary problem on the rows ``(X, y)``:
+        ``1/2 ||w_p||^2 + C sum_i max(0, 1 - t_i f_p(x_i))`` over the rows of the
+        problem's classes (``t_i = +1`` for its positive class).
+
+        On the training set at the solution it equals ``dual_objective_`` up to the
+        tolerance (strong duality): the gap measures how far from optimal a model is,
+        e.g. the top of a cascade SVM against the whole training set.
+
+        Returns
+        -------
+        ndarray of shape (n_problems,)
+        """
+        X = self._check_fitted_X(X)
+        y = np.asarray(y)
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(f"y holds labels the model was not fitted on: "
+                             f"{np.unique(y[unknown]).tolist()}; classes_ = {self.classes_.tolist()}")
+        K_sv = _kernel(self.support_vectors_, self.support_vectors_, **self._kernel_args)
+        half_norms = 0.5 * np.einsum("pi,ij,pj->p", self.dual_coef_, K_sv, self.dual_coef_)
+        K = _kernel(X, self.support_vectors_, **self._kernel_args)
+        scores = K @ self.dual_coef_.T + self.intercept_
+        y_index = np.searchsorted(self.classes_, y)
+        hinge = [np.maximum(0.0, 1.0 - signs * scores[rows, p]).sum()
+                 for p, (rows, signs) in enumerate(self._problems(y_index, self.classes_.size))]
+        return half_norms + float(self.C) * np.array(hinge)
+
+    def training_loss(self, X, y) -> float:
+        """The sum of the problems' primal objectives on ``(X, y)``: the ``loss`` a
+        run's history records for a kernel SVM."""
+        return float(self.primal_objective(X, y).sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the fitted model on the wire: support vectors, dual coefficients
+        and intercepts (float64)."""
+        return int(self.support_vectors_.nbytes + self.dual_coef_.nbytes + self.intercept_.nbytes)
 
     def predict_flops(self, n_rows: int) -> float:
         """Operation count of ``decision_function`` on ``n_rows`` rows.

@@ -1,13 +1,15 @@
 """How a cluster trains: each strategy is a few generator processes.
 
-``STRATEGIES`` maps a scenario's ``strategy.kind`` to its options dataclass and its
-``start(job) -> Process`` (the process whose end ends training).
+``STRATEGIES`` maps a scenario's ``strategy.kind`` to its options dataclass, its
+``start(job) -> Process`` (the process whose end ends training) and the learners
+(``model.kind``) it can train.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import allreduce, asynchronous, local_sgd, sync
+from ..models import GRADIENT_MODELS
+from . import admm, allreduce, asynchronous, cascade, local_sgd, sync
 from ._job import Job, Monitor, Shard
 
 __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
@@ -19,6 +21,7 @@ class StrategySpec:
     start: object   # start(job) -> Process
     summary: str
     survives_faults: bool = True  # False: crashes and lost messages would corrupt its math
+    models: tuple[str, ...] = GRADIENT_MODELS  # the model kinds it can train
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -34,4 +37,12 @@ STRATEGIES: dict[str, StrategySpec] = {
                               survives_faults=False),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average"),
+    "cascade_svm": StrategySpec(cascade.CascadeOptions, cascade.start,
+                                "cascade SVM: support vectors merge up a binary tree, the top "
+                                "is fed back until it stops changing",
+                                survives_faults=False, models=("kernel_svm",)),
+    "admm_svm": StrategySpec(admm.ADMMOptions, admm.start,
+                             "consensus ADMM for the linear SVM: local proximal solves, "
+                             "a global average, until the residuals are small",
+                             survives_faults=False, models=("svm",)),
 }

@@ -27,9 +27,11 @@ class Shard:
 class Monitor:
     """Evaluates the global model as training goes, and says when to stop.
 
-    Evaluation uses the whole training set (loss) and the test set (the learner's
-    ``score``: accuracy for classifiers, R² for regressors); it is observation, so it
-    costs no simulated time.
+    The global model is either a parameter vector of the learner (gradient strategies)
+    or a fitted model with ``training_loss(X, y)`` and ``score(X, y)`` (a cascade's top
+    SVM, a fused ensemble). Evaluation uses the whole training set (loss) and the test
+    set (``score``: accuracy for classifiers, R² for regressors); it is observation,
+    so it costs no simulated time.
     """
 
     def __init__(self, sim: Simulator, model, X_train, y_train, X_test, y_test, *,
@@ -44,32 +46,39 @@ class Monitor:
         self.target_accuracy = target_accuracy
         self.history: list[dict] = []
         self.rows = 0             # rows whose gradients were computed (wasted work included)
-        self.params = None        # the latest global model
+        self.params = None        # the latest global model: a parameter vector or a fitted model
         self.updates = 0
         self.stop_reason: str | None = None
         self.time_to_target: float | None = None
 
-    def evaluate(self, params, updates: int) -> dict:
+    def _loss_and_score(self, params) -> tuple[float, float]:
+        if isinstance(params, np.ndarray):
+            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
+            return loss, self.model.score(self.X_test, self.y_test, params)
+        return params.training_loss(self.X_train, self.y_train), params.score(self.X_test, self.y_test)
+
+    def evaluate(self, params, updates: int, **extra) -> dict:
         """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
         training set), ``loss`` and the test ``score`` for ``params`` now; the score also
-        under its own name (``accuracy`` or ``r2``)."""
+        under its own name (``accuracy`` or ``r2``), and a strategy's ``extra`` columns."""
         with np.errstate(all="ignore"):  # a diverged model is reported below, not warned about
-            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
-            score = float(self.model.score(self.X_test, self.y_test, params))
+            loss, score = self._loss_and_score(params)
+        score = float(score)
         row = {"time": self.sim.now, "update": updates, "epoch": self.rows / len(self.y_train),
-               "loss": float(loss), "score": score, self.model.score_name: score}
+               "loss": float(loss), "score": score, self.model.score_name: score, **extra}
         self.history.append(row)
         if (self.target_accuracy is not None and self.time_to_target is None
                 and score >= self.target_accuracy):
             self.time_to_target = self.sim.now
         return row
 
-    def update(self, params, updates: int) -> bool:
-        """The global model is now ``params`` after ``updates`` updates; True means stop."""
+    def update(self, params, updates: int, **extra) -> bool:
+        """The global model is now ``params`` after ``updates`` updates; True means stop.
+        ``extra`` (numbers) go into the history row, when one is recorded."""
         self.params, self.updates = params, updates
         is_last = updates >= self.max_updates
         if updates % self.eval_every == 0 or is_last:
-            row = self.evaluate(params, updates)
+            row = self.evaluate(params, updates, **extra)
             if not math.isfinite(row["loss"]):
                 self.stop_reason = (f"diverged: loss became {row['loss']} at update {updates}, "
                                     f"simulated time {self.sim.now:.4g} s; try a smaller strategy.lr")
@@ -99,8 +108,8 @@ class Job:
     server: Node
     workers: list[Node]
     shards: list[Shard]
-    model: object          # a learner with the strategy face (init_params, loss_grad, ...)
-    params: np.ndarray     # the initial global model
+    model: object          # the learner, unfitted: its settings (and strategy face)
+    params: np.ndarray | None  # the initial global model (gradient learners); else None
     lr: float              # step size (> 0)
     monitor: Monitor
     options: object        # the strategy's own options dataclass
@@ -108,6 +117,7 @@ class Job:
     batch_rngs: list = field(default_factory=list)  # one per worker, for mini-batches
     counters: dict = field(default_factory=dict)
     staleness: list[int] = field(default_factory=list)  # counts: staleness[s] gradients had s
+    classes: np.ndarray | None = None  # every class of the problem (classifiers)
 
     def __post_init__(self):
         n = sum(s.n_rows for s in self.shards)
