@@ -89,7 +89,8 @@ COMPUTE_TIMES = {
 
 def payload_nbytes(payload) -> int:
     """Bytes on the wire for a payload: arrays by ``.nbytes``, numbers 8 bytes each,
-    containers the sum of their items, ``None`` nothing."""
+    containers the sum of their items, ``None`` nothing; any other object by its own
+    integer ``nbytes`` (fitted learners have one)."""
     # perf: exact-type checks for what strategies send (tuples of ints and arrays) first;
     # 0.10 s -> 0.02 s of a 0.92 s profile of sync training with 256 workers
     kind = type(payload)
@@ -111,6 +112,9 @@ def payload_nbytes(payload) -> int:
         return sum(payload_nbytes(p) for p in payload)
     if isinstance(payload, dict):
         return sum(payload_nbytes(v) for v in payload.values())
+    nbytes = getattr(payload, "nbytes", None)  # a fitted model says its size on the wire
+    if isinstance(nbytes, int):
+        return nbytes
     raise TypeError(f"cannot tell the size of a {type(payload).__name__} payload; "
                     f"pass nbytes= to send()")
 

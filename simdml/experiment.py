@@ -213,7 +213,8 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
     # proportional to the effective speed: a slowed-down node gets less
     effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
-    options = {"weights": effective} if d.partition == "proportional" else {}
+    options = {"proportional": {"weights": effective},
+               "label_skew": {"alpha": d.alpha}}.get(d.partition, {})
     parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[np.concatenate(parts)]

@@ -203,6 +203,7 @@ class DataConfig:
     dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
     test_size: float = 0.25     # fraction held out (stratified by class) for the score
     partition: str = "iid"      # how training rows are spread over workers
+    alpha: float = 0.5          # label_skew: Dirichlet concentration (small: non-iid)
     standardize: bool = True    # z-score features with training statistics
     # synthetic data only (data.make_classification, data.make_regression):
     n_samples: int = 300
@@ -218,6 +219,7 @@ class DataConfig:
         if self.test_size >= 1:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
         _choice("data.partition", self.partition, tuple(_data.PARTITIONERS))
+        _number("data.alpha", self.alpha, low=0, strict_low=True)
         if not isinstance(self.standardize, bool):
             raise ScenarioError(f"data.standardize must be true or false; got {self.standardize!r}")
         _integer("data.n_samples", self.n_samples, low=4)
@@ -380,6 +382,9 @@ class Scenario:
         if self.model.kind not in trains:
             raise ScenarioError(f"strategy.kind={self.strategy.kind!r} trains model.kind in "
                                 f"{', '.join(map(repr, trains))}; got model.kind={self.model.kind!r}")
+        if self.strategy.options.get("rule") == "average" and self.model.kind == "kernel_svm":
+            raise ScenarioError("strategy.rule='average' averages parameter vectors: it needs "
+                                "model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'")
         if not STRATEGIES[self.strategy.kind].survives_faults:
             faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
                       "network.loss": self.network.loss > 0}

@@ -8,7 +8,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from simdml.data import (DATASETS, PARTITIONERS, Dataset, iid, load, make_classification,
+from simdml.data import (DATASETS, PARTITIONERS, Dataset, iid, label_skew, load,
+                         make_classification,
                          make_regression, partition, proportional, sizes, standardize,
                          train_test_split)
 
@@ -392,7 +393,8 @@ def test_standardize_rejects_mismatched_columns():
 # ---------------------------------------------------------------- partitioners
 
 def _options(name, n_parts):
-    return {"weights": np.arange(1, n_parts + 1)} if name == "proportional" else {}
+    return {"proportional": {"weights": np.arange(1, n_parts + 1)},
+            "label_skew": {"alpha": 0.3}}.get(name, {})
 
 
 @pytest.mark.parametrize("name", list(PARTITIONERS))
@@ -404,6 +406,35 @@ def test_partition_covers_every_index_once(name, n_parts, seed):
     shards = partition(name, y, n_parts, rng=rng_of(seed), **_options(name, n_parts))
     assert len(shards) == n_parts and all(s.dtype == np.int64 for s in shards)
     assert np.array_equal(np.sort(np.concatenate(shards)), np.arange(len(y)))
+
+
+def _dominance(y, shards):
+    """Mean over shards of the fraction of the shard's commonest class."""
+    return np.mean([np.bincount(y[s]).max() / s.size for s in shards])
+
+
+def test_label_skew_small_alpha_is_skewed_large_alpha_is_near_iid():
+    """Dirichlet(alpha) shares: alpha=0.05 gives near one-class shards, alpha=1000 the
+    class mix of the whole set (digits: 10 balanced classes, commonest ~0.1)."""
+    y = load("digits").y
+    skewed = [_dominance(y, label_skew(y, 10, rng=rng_of(s), alpha=0.05)) for s in SEEDS]
+    mixed = [_dominance(y, label_skew(y, 10, rng=rng_of(s), alpha=1000.0)) for s in SEEDS]
+    assert min(skewed) > 0.6 and max(mixed) < 0.16
+
+
+def test_label_skew_leaves_no_shard_empty():
+    """Even with one sample per shard and a tiny alpha, every shard has a sample."""
+    y = np.repeat([0, 1, 2], 4)
+    for seed in SEEDS:
+        shards = label_skew(y, 12, rng=rng_of(seed), alpha=0.01)
+        assert all(s.size == 1 for s in shards)
+        assert np.array_equal(np.sort(np.concatenate(shards)), np.arange(12))
+
+
+@pytest.mark.parametrize("alpha", [0, -1.0, float("nan"), float("inf"), "1"])
+def test_label_skew_rejects_bad_alpha(alpha):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number > 0; got"):
+        label_skew(np.repeat([0, 1], 5), 2, rng=rng_of(0), alpha=alpha)
 
 
 @pytest.mark.parametrize("n_samples, n_parts", [(10, 3), (150, 7), (11, 11)])

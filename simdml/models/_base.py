@@ -214,7 +214,7 @@ class GradientModel:
         _check_int(self, "n_iter", self.n_iter, low=1)
         _check_non_negative(self, "l2", self.l2)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, classes=None):
         """Run ``n_iter`` steps of full-batch gradient descent from zero parameters.
 
         Parameters
@@ -225,19 +225,24 @@ class GradientModel:
             real numbers for a regressor.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative row weights; the loss is their weighted mean.
+        classes : array-like, optional
+            Classifiers: every label of the problem, when ``y`` may miss some (a
+            worker's shard): the model gets one column per class, so that models fitted
+            on different shards share one parameter layout. ``y`` may then hold one class.
 
         Returns
         -------
         self
-            Fitted, with ``params_``, ``n_features_in_``, ``n_iter_`` and ``loss_curve_``
-            (the loss *before* each step, length ``n_iter``); a classifier also sets
-            ``classes_`` and ``n_classes_``.
+            Fitted, with ``params_``, ``n_features_in_``, ``n_iter_``, ``loss_curve_``
+            (the loss *before* each step, length ``n_iter``) and ``flops_`` (the fit's
+            operation count, ``n_iter * grad_flops(n_samples)``); a classifier also
+            sets ``classes_`` and ``n_classes_``.
         """
         self._validate_params()
         X, y = self._validate_data(X, y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-        targets, n_outputs = self._encode_targets(y)
+        targets, n_outputs = self._encode_targets(y, classes)
         params = self.init_params(X.shape[1], n_outputs)
         losses = []
         for _ in range(self.n_iter):
@@ -247,6 +252,7 @@ class GradientModel:
         self.params_ = params
         self.loss_curve_ = losses
         self.n_iter_ = self.n_iter
+        self.flops_ = self.n_iter * self.grad_flops(X.shape[0])
         return self
 
     @property
@@ -305,7 +311,17 @@ class GradientClassifier(GradientModel):
     def _validate_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         return _check_X_y(X, y)
 
-    def _encode_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+    def _encode_targets(self, y: np.ndarray, classes=None) -> tuple[np.ndarray, int]:
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+            unknown = ~np.isin(y, classes)
+            if unknown.any():
+                raise ValueError(f"y holds labels not in classes: {np.unique(y[unknown]).tolist()}; "
+                                 f"classes = {classes.tolist()}.")
+            if classes.size < 2:
+                raise ValueError(f"classes must hold at least 2 labels; got {classes.tolist()}.")
+            self.classes_ = classes
+            return np.searchsorted(classes, y), classes.size
         classes, y_index = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}.")
@@ -405,6 +421,11 @@ class LinearClassifier(GradientClassifier):
         W, b = _split(params, X.shape[1])
         return X @ W + b
 
+    def predict_flops(self, n_rows: int) -> float:
+        """Operation count of ``decision_function`` on ``n_rows`` rows: ``2 n (d + 1) k``."""
+        self._check_shape_known("n_classes_", "n_features, n_classes")
+        return float(2 * n_rows * (self.n_features_in_ + 1) * self.n_classes_)
+
     def class_scores(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """One score per class, larger is likelier (what soft voting averages): the
         decision function, of shape (n_samples, n_classes)."""
@@ -423,7 +444,9 @@ class GradientRegressor(GradientModel):
     def _validate_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         return _check_X_y_real(X, y)
 
-    def _encode_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+    def _encode_targets(self, y: np.ndarray, classes=None) -> tuple[np.ndarray, int]:
+        if classes is not None:
+            raise ValueError(f"classes is for classifiers; {type(self).__name__} is a regressor.")
         return y, 1
 
     def score(self, X, y, params=None) -> float:

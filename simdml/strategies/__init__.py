@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import admm, allreduce, asynchronous, cascade, local_sgd, sync
+from . import admm, allreduce, asynchronous, cascade, local_fusion, local_sgd, sync
 from ._job import Job, Monitor, Shard
 
 __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
@@ -45,4 +45,8 @@ STRATEGIES: dict[str, StrategySpec] = {
                              "consensus ADMM for the linear SVM: local proximal solves, "
                              "a global average, until the residuals are small",
                              survives_faults=False, models=("svm",)),
+    "local_fusion": StrategySpec(local_fusion.LocalFusionOptions, local_fusion.start,
+                                 "local models, one per shard, fused by a rule (best, vote, "
+                                 "soft, average)",
+                                 survives_faults=False, models=("logistic", "svm", "kernel_svm")),
 }

@@ -1,0 +1,99 @@
+"""Local models and fusion: every worker fits a model on its own shard only, once; the
+server fuses them by a rule of ``simdml.fusion`` (best on validation, majority or soft
+vote, parameter averaging).
+
+One round, no iteration: 1. each worker fits the learner on its shard (its flops in
+simulated time), holding out a ``validation`` fraction of it when the rule needs a
+validation split; 2. it sends the fitted model (its ``nbytes``: support vectors, or a
+parameter vector) and the held-out rows to the server; 3. the server fuses the models,
+weighted by their training rows (``weighting = "samples"``) or equally.
+
+Cheap in messages -- one model per worker -- and exact for nothing: how close the
+fused model comes to the centralized one depends on how alike the shards are (iid or
+not). A shard of a single class fits no SVM; its member predicts that class.
+The history's ``loss`` is the fused model's training error rate (0-1 loss).
+
+References
+----------
+J. Zhang, J. C. Duchi and M. J. Wainwright, "Communication-Efficient Algorithms for
+Statistical Optimization", *JMLR* 14, 2013 (one-shot averaging of local estimators);
+see ``simdml.fusion`` for the rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
+from ..models._base import clone
+from ._job import Job
+
+__all__ = ["LocalFusionOptions", "start"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalFusionOptions:
+    rule: str = "vote"          # a fusion rule: best, vote, soft, average
+    validation: float = 0.2     # fraction of each shard held out, for rules that need it
+    weighting: str = "samples"  # "samples": weights n_i / n; "equal": 1 / n_workers
+
+    def __post_init__(self):
+        if self.rule not in FUSION_RULES:
+            raise ValueError(f"rule must be one of {', '.join(map(repr, FUSION_RULES))}; "
+                             f"got {self.rule!r}")
+        if self.weighting not in ("samples", "equal"):
+            raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
+        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) \
+                or not 0 < self.validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1); got {self.validation!r}")
+
+
+def start(job: Job):
+    for i, node in enumerate(job.workers):
+        node.start(worker, job, i)
+    return job.server.start(server, job)
+
+
+def worker(job: Job, i: int):
+    node, shard = job.workers[i], job.shards[i]
+    X, y = shard.X, shard.y
+    X_val = y_val = X[:0]
+    if job.options.rule in NEEDS_VALIDATION and shard.n_rows > 1:
+        order = job.batch_rngs[i].permutation(shard.n_rows)   # my own stream: reproducible
+        n_val = max(1, round(job.options.validation * shard.n_rows))
+        val, fit = order[:n_val], np.sort(order[n_val:])
+        X_val, y_val, X, y = X[val], y[val], X[fit], y[fit]
+    member = local_fit(job.model, X, y, job.classes)            # 1. fit on my shard
+    job.monitor.rows += y.shape[0]
+    yield node.compute(member.flops_)
+    yield node.send(job.server, (i, y.shape[0], member, X_val, y_val))  # 2. model + held-out rows
+
+
+def local_fit(model, X, y, classes):
+    """``model`` fitted on ``(X, y)`` alone: gradient learners get every class (one
+    parameter layout for all), an SVM needs two classes (else: ``Constant``)."""
+    if hasattr(model, "loss_grad"):
+        return clone(model).fit(X, y, classes=classes)
+    if np.unique(y).size < 2:
+        return Constant(y[0])
+    return clone(model).fit(X, y)
+
+
+def server(job: Job):
+    node, rule = job.server, job.options.rule
+    msgs = {}
+    while len(msgs) < len(job.workers):                         # 3. gather every model
+        i, n_rows, member, X_val, y_val = yield node.recv()
+        msgs[i] = (n_rows, member, X_val, y_val)
+    order = sorted(msgs)
+    members = [msgs[i][1] for i in order]
+    n = np.array([msgs[i][0] for i in order], dtype=np.float64)
+    weights = n / n.sum() if job.options.weighting == "samples" else np.full(n.size, 1 / n.size)
+    X_val = np.concatenate([msgs[i][2] for i in order])
+    y_val = np.concatenate([msgs[i][3] for i in order])
+    fused = fuse(rule, members, weights, job.classes, X_val, y_val)  # 4. fuse
+    if rule in NEEDS_VALIDATION:
+        yield node.compute(sum(m.predict_flops(y_val.size) for m in members))
+    job.monitor.update(fused, 1)
+    job.monitor.stop_reason = f"fused {len(members)} local models by {rule!r}"
