@@ -159,7 +159,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     stop_reason = _simulate(sim, spec.start(job), s, job)
     monitor.finish()
 
-    if is_gradient:
+    if isinstance(monitor.params, np.ndarray):
         model.params_ = monitor.params
     elif monitor.params is not None:
         model = monitor.params  # the global model is a fitted learner (or an ensemble)

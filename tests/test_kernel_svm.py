@@ -16,7 +16,7 @@ import pytest
 
 from simdml.data import load, standardize, train_test_split
 from simdml.models import NotFittedError
-from simdml.models import _smo, kernel_svm
+from simdml.models import _smo
 from simdml.models.kernel_svm import ConvergenceWarning, KernelSVM
 
 
@@ -337,3 +337,31 @@ def test_data_errors_and_predict_before_fit():
     with pytest.raises(ValueError, match="^X has 1 features, but KernelSVM is expecting 2 "
                        "features[.]$"):
         model.predict(X[:, :1])
+
+
+@pytest.mark.parametrize("multiclass", ["ovo", "ovr"])
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_primal_objective_equals_dual_at_the_solution(kernel, multiclass):
+    """Strong duality: on its training set the primal objective of each problem equals
+    its dual_objective_ to the solver's tolerance (relative 1e-4 at tol=1e-4)."""
+    d = load("wine")
+    X = (d.X - d.X.mean(axis=0)) / d.X.std(axis=0)
+    model = KernelSVM(kernel=kernel, multiclass=multiclass, tol=1e-4, max_iter=10**6).fit(X, d.y)
+    np.testing.assert_allclose(model.primal_objective(X, d.y), model.dual_objective_, rtol=1e-4)
+    assert model.training_loss(X, d.y) == pytest.approx(model.dual_objective_.sum(), rel=1e-4)
+    with pytest.raises(ValueError, match=r"y holds labels the model was not fitted on: \[7\]"):
+        model.primal_objective(X[:1], [7])
+
+
+@pytest.mark.parametrize("multiclass", ["ovo", "ovr"])
+def test_class_scores_rank_the_predicted_class_first(multiclass):
+    """class_scores is (n, k) and its argmax is predict's class (ovr exactly; ovo up to
+    vote ties, which margins break), and nbytes counts the fitted arrays."""
+    d = load("iris")
+    model = KernelSVM(multiclass=multiclass).fit(d.X, d.y)
+    scores = model.class_scores(d.X)
+    assert scores.shape == (150, 3)
+    agree = np.mean(model.classes_[np.argmax(scores, axis=1)] == model.predict(d.X))
+    assert agree == 1.0 if multiclass == "ovr" else agree > 0.97
+    expected = model.support_vectors_.nbytes + model.dual_coef_.nbytes + model.intercept_.nbytes
+    assert model.nbytes == expected

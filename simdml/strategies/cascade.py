@@ -11,7 +11,7 @@ fed-back cascade reaches the global optimum); otherwise the top set is broadcast
 to every worker for the next pass.
 
 Only support vectors travel, as real messages: global row ids (int64), features and
-labels, ``n_SV * (8 d + 16)`` bytes. A subset of one class has no margin to find:
+labels, ``n_SV * (8 d + 16)`` bytes, behind a 16-byte tag (pass, sender). A subset of one class has no margin to find:
 all its rows go up. The cascade needs no server (its top is worker 0), and each SMO
 starts from zero (Graf et al. warm-start the merged problems from the children's
 alphas; that saves time, not accuracy). A ``gamma = "scale"`` kernel is resolved once
@@ -32,6 +32,8 @@ from ..models._base import clone
 from ._job import Job
 
 __all__ = ["CascadeOptions", "start"]
+
+TOP = -1  # the sender in the tag (pass, sender) of the top's feedback
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,14 +70,14 @@ def worker(job: Job, i: int, model, offset: int):
         step = 1
         while step < k and i % (2 * step) == 0:                      # 2. merge up the tree
             if i + step < k:
-                child = yield from _expect(node, inbox, ("sv", p, i + step))
+                child = yield from _expect(node, inbox, (p, i + step))
                 fitted, svs = yield from _train(job, node, model, _union(svs, child))
             step *= 2
         if i != 0:
-            yield node.send(job.workers[i - step], (("sv", p, i), svs))  # to my parent
+            yield node.send(job.workers[i - step], ((p, i), svs))  # to my parent
             if not job.options.feedback:
                 return
-            fed_back = yield from _expect(node, inbox, ("top", p, 0))   # 3. the top, fed back
+            fed_back = yield from _expect(node, inbox, (p, TOP))   # 3. the top, fed back
             continue
         is_same = top_ids is not None and np.array_equal(top_ids, svs[0])
         top_ids = svs[0]
@@ -86,7 +88,7 @@ def worker(job: Job, i: int, model, offset: int):
                                        f"pass {p}" if is_same else "one pass (feedback = false)")
             return
         fed_back = svs
-        node.broadcast(job.workers[1:], (("top", p, 0), svs))
+        node.broadcast(job.workers[1:], ((p, TOP), svs))
 
 
 def _train(job: Job, node, model, rows):

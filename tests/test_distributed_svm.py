@@ -1,0 +1,276 @@
+"""Contracts of the distributed SVMs: the cascade and ADMM reach the centralized optimum,
+local fusion fuses by its rule, and the simulated time and bytes are the ones the
+messages and the operation counts say."""
+import math
+
+import numpy as np
+import pytest
+
+from simdml import Scenario, ScenarioError, run
+from simdml.experiment import prepare_data
+from simdml.fusion import Constant, fuse
+from simdml.models import KernelSVM, LinearSVM, LogisticRegression
+from simdml.strategies.local_fusion import local_fit
+
+
+def _scenario(kind, model, **changes) -> Scenario:
+    base = {"strategy.kind": kind, "model.kind": model, "cluster.workers": 4,
+            "data.dataset": "wine", "stop.rounds": 30}
+    return Scenario().replace(**{**base, **changes})
+
+
+def _central_svm(s: Scenario, **options) -> tuple[KernelSVM, object]:
+    """The centralized kernel SVM on the run's own training set, with the cascade's
+    gamma (``"scale"`` resolved on the whole training set)."""
+    split = prepare_data(s)
+    X = split.X_train
+    model = KernelSVM(gamma=1.0 / (X.shape[1] * X.var()), **options).fit(X, split.y_train)
+    return model, split
+
+
+# ------------------------------------------------------------------------ cascade
+
+
+@pytest.mark.parametrize("dataset", ["iris", "wine", "breast_cancer"])
+@pytest.mark.parametrize("workers, partition", [(1, "iid"), (2, "iid"), (4, "iid"),
+                                                (5, "iid"), (4, "label_skew")])
+def test_cascade_reaches_the_centralized_optimum(dataset, workers, partition):
+    """The fed-back cascade converges (its support vectors stop changing) to the
+    centralized SVM: its primal objective on the whole training set is within 1e-3
+    (relative, the SMO tolerance) of the centralized dual optimum, and its test
+    predictions are the centralized ones."""
+    s = _scenario("cascade_svm", "kernel_svm", **{"data.dataset": dataset,
+                                                  "cluster.workers": workers,
+                                                  "data.partition": partition})
+    r = run(s)
+    central, split = _central_svm(s)
+    assert r.summary["stop_reason"].startswith("converged: the support vectors did not change")
+    optimum = central.dual_objective_.sum()
+    assert r.summary["final_loss"] == pytest.approx(optimum, rel=1e-3)
+    assert r.summary["final_loss"] >= optimum * (1 - 1e-6)  # a primal value is above the dual
+    agree = np.mean(r.model.predict(split.X_test) == central.predict(split.X_test))
+    assert agree >= 0.98
+
+
+def test_cascade_time_and_bytes_follow_the_messages():
+    """Two workers, one pass: worker 1 fits, sends its n_SV support vectors
+    (n_SV (8 d + 16) bytes: ids, features, labels; a 16-byte tag), worker 0 merges; the simulated time
+    is max(fit_0, fit_1 + latency + bytes / bandwidth) + fit_merge, exactly."""
+    s = _scenario("cascade_svm", "kernel_svm", **{"cluster.workers": 2, "strategy.feedback": False,
+                                                  "cluster.speed": [1e9, 2e9]})
+    r = run(s)
+    split = prepare_data(s)
+    X, y = split.X_train, split.y_train
+    gamma = 1.0 / (X.shape[1] * X.var())
+    fits = [KernelSVM(gamma=gamma).fit(X[p], y[p]) for p in split.parts]
+    sv0, sv1 = (p[f.support_] for p, f in zip(split.parts, fits))
+    merged_rows = np.union1d(sv0, sv1)
+    merge = KernelSVM(gamma=gamma).fit(X[merged_rows], y[merged_rows])
+    nbytes = sv1.size * (8 * X.shape[1] + 16) + 16
+    assert r.summary["bytes_sent"] == nbytes and r.summary["messages_sent"] == 1
+    net = s.network
+    expected = (max(fits[0].flops_ / 1e9, fits[1].flops_ / 2e9 + net.latency + nbytes / net.bandwidth)
+                + merge.flops_ / 1e9)
+    assert r.summary["sim_time"] == pytest.approx(expected, rel=1e-12)
+    assert r.summary["stop_reason"] == "one pass (feedback = false)"
+
+
+def test_cascade_on_seven_workers_merges_everything_once():
+    """A cascade over a number of workers that is not a power of two still merges every
+    worker's support vectors (a binomial tree), and is reproducible."""
+    s = _scenario("cascade_svm", "kernel_svm", **{"cluster.workers": 7, "data.dataset": "iris"})
+    a, b = run(s), run(s)
+    assert a.summary["stop_reason"].startswith("converged")
+    assert a.history == b.history and a.summary["bytes_sent"] == b.summary["bytes_sent"]
+
+
+def test_cascade_needs_a_kernel_svm():
+    """The cascade trains kernel SVMs only; the error names both keys."""
+    with pytest.raises(ScenarioError, match=r"strategy.kind='cascade_svm' trains model.kind in "
+                                            r"'kernel_svm'; got model.kind='logistic'"):
+        _scenario("cascade_svm", "logistic")
+    with pytest.raises(ScenarioError, match=r"strategy.kind='sync' trains model.kind in "
+                                            r"'logistic', 'linear', 'svm'; got model.kind='kernel_svm'"):
+        _scenario("sync", "kernel_svm")
+
+
+# --------------------------------------------------------------------------- ADMM
+
+
+def _linear_svm_optimum(s: Scenario) -> float:
+    """min of LinearSVM's objective (l2 = model.l2, rows weighted 1/n), exactly, by SMO:
+    sum_c [l2/2 ||w_c||^2 + mean_i hinge_ic] = l2 * sum_c W_c(C = 1 / (l2 n))."""
+    split = prepare_data(s)
+    l2, n = LinearSVM().l2, split.y_train.size
+    ref = KernelSVM(kernel="linear", C=1.0 / (l2 * n), multiclass="ovr", tol=1e-6,
+                    max_iter=10**6).fit(split.X_train, split.y_train)
+    return l2 * ref.dual_objective_.sum()
+
+
+@pytest.mark.parametrize("partition", ["iid", "label_skew"])
+def test_admm_converges_to_the_centralized_linear_svm(partition):
+    """Consensus ADMM reaches the centralized linear SVM's minimum objective within
+    1e-3 (relative) for iid and label-skewed shards, and stops on its residuals."""
+    s = _scenario("admm_svm", "svm", **{"data.partition": partition, "stop.rounds": 500,
+                                        "strategy.eps_abs": 1e-5, "strategy.eps_rel": 1e-4,
+                                        "strategy.local_tol": 1e-4})
+    r = run(s)
+    assert r.summary["stop_reason"].startswith("converged: residuals")
+    assert r.summary["final_loss"] == pytest.approx(_linear_svm_optimum(s), rel=1e-3)
+
+
+def test_admm_records_residuals_that_shrink():
+    """Every history row after the start carries the primal and dual residuals; both end
+    far below where they started."""
+    r = run(_scenario("admm_svm", "svm", **{"stop.rounds": 60}))
+    rows = r.history[1:]
+    assert all("primal_residual" in h and "dual_residual" in h for h in rows)
+    assert rows[-1]["primal_residual"] < 0.1 * max(h["primal_residual"] for h in rows)
+    assert rows[-1]["dual_residual"] < 0.1 * max(h["dual_residual"] for h in rows)
+
+
+def test_admm_sends_one_model_each_way_per_iteration():
+    """Per iteration each worker pushes x_i and the server broadcasts z: 2 K messages
+    of (d + 1) k floats (+ the worker's index), plus the first broadcast."""
+    s = _scenario("admm_svm", "svm", **{"stop.rounds": 5, "strategy.eps_abs": 1e-12,
+                                        "strategy.eps_rel": 1e-12})
+    r = run(s)
+    k, size = 4, (13 + 1) * 3 * 8
+    assert r.summary["messages_sent"] == k + 5 * 2 * k
+    assert r.summary["bytes_sent"] == (k + 5 * k) * size + 5 * k * (size + 8)
+
+
+def test_prox_hinge_closes_its_duality_gap():
+    """The worker's proximal step is solved exactly: primal and dual values of the
+    proximal problem agree to 1e-6."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    model = LinearSVM()
+    model.init_params(3, 3)
+    V = rng.normal(size=12)
+    rho, weight = 0.5, 1 / 40
+    P, alpha, flops = model.prox_hinge(V, X, y, rho=rho, row_weight=weight, tol=1e-10,
+                                       max_epochs=10_000)
+    A, T = np.hstack([X, np.ones((40, 1))]), -np.ones((40, 3))
+    T[np.arange(40), y] = 1
+    primal = weight * np.maximum(0, 1 - T * (A @ P.reshape(4, 3))).sum() + rho / 2 * np.sum((P - V) ** 2)
+    S = A.T @ (alpha * T)
+    dual = np.sum(alpha * (1 - T * (A @ V.reshape(4, 3)))) - np.sum(S * S) / (2 * rho)
+    assert primal == pytest.approx(dual, abs=1e-6) and flops > 0
+    assert alpha.min() >= 0 and alpha.max() <= weight
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("strategy.rho", 0, r"strategy.rho must be > 0"),
+    ("strategy.local_epochs", 0, r"strategy.local_epochs must be an integer >= 1; got 0"),
+    ("strategy.eps_rel", -1.0, r"strategy.eps_rel must be > 0"),
+])
+def test_admm_options_are_checked(key, value, message):
+    with pytest.raises(ScenarioError, match=message):
+        _scenario("admm_svm", "svm", **{key: value})
+
+
+# ------------------------------------------------------------------- local fusion
+
+
+def test_parameter_averaging_of_equal_shards_is_the_plain_mean():
+    """'average' with equal weights returns the mean of the workers' parameter vectors,
+    each fitted on its shard alone with every class."""
+    s = _scenario("local_fusion", "logistic", **{"strategy.rule": "average",
+                                                 "strategy.weighting": "equal"})
+    r = run(s)
+    split = prepare_data(s)
+    local = [LogisticRegression().fit(split.X_train[p], split.y_train[p], classes=[0, 1, 2])
+             for p in split.parts]
+    expected = np.mean([m.params_ for m in local], axis=0)
+    np.testing.assert_allclose(r.model.members_[0].params_, expected, rtol=0, atol=1e-15)
+
+
+def test_sample_weighted_averaging_weights_by_shard_size():
+    """'average' weighted by samples: sum_i (n_i / n) params_i, for unequal shards."""
+    s = _scenario("local_fusion", "svm", **{"strategy.rule": "average",
+                                            "data.partition": "label_skew"})
+    r = run(s)
+    split = prepare_data(s)
+    n = np.array([len(p) for p in split.parts])
+    assert len(set(n)) > 1
+    local = [local_fit(LinearSVM(), split.X_train[p], split.y_train[p], np.arange(3))
+             for p in split.parts]
+    expected = sum((n_i / n.sum()) * m.params_ for n_i, m in zip(n, local))
+    np.testing.assert_allclose(r.model.members_[0].params_, expected, rtol=0, atol=1e-14)
+
+
+def test_one_worker_vote_is_the_centralized_model():
+    """With one worker every rule but 'best' is the learner fitted on all training rows."""
+    s = _scenario("local_fusion", "kernel_svm", **{"cluster.workers": 1})
+    r = run(s)
+    split = prepare_data(s)
+    central = KernelSVM().fit(split.X_train, split.y_train)
+    np.testing.assert_array_equal(r.model.predict(split.X_test), central.predict(split.X_test))
+    assert r.summary["final_accuracy"] == central.score(split.X_test, split.y_test)
+
+
+def test_best_rule_chooses_the_best_member_on_the_pooled_validation_split():
+    """'best' holds out 20 % of each shard, pools it at the server (its bytes counted)
+    and keeps the member with the highest accuracy there."""
+    s = _scenario("local_fusion", "kernel_svm", **{"strategy.rule": "best",
+                                                   "data.partition": "label_skew"})
+    r = run(s)
+    fused = r.model
+    split = prepare_data(s)
+    member_bytes = sum(m.nbytes for m in fused.members_)
+    n_val = sum(max(1, round(0.2 * len(p))) for p in split.parts)
+    d = split.X_train.shape[1]
+    assert r.summary["bytes_sent"] == member_bytes + n_val * (8 * d + 8) + 4 * 2 * 8
+    assert fused.chosen_ is not None
+    test_scores = [m.score(split.X_test, split.y_test) if isinstance(m, KernelSVM) else None
+                   for m in fused.members_]
+    assert r.summary["final_accuracy"] == test_scores[fused.chosen_]
+
+
+def test_fusion_rules_on_hand_made_members():
+    """vote counts labels (ties to the lower class), soft averages probabilities with
+    0 for classes a member never saw, best needs a validation split."""
+    X = np.zeros((2, 1))
+    members = [Constant(0), Constant(2), Constant(2), Constant(0)]
+    classes = np.array([0, 1, 2])
+    equal = np.full(4, 0.25)
+    np.testing.assert_array_equal(fuse("vote", members, equal, classes).predict(X), [0, 0])
+    np.testing.assert_array_equal(fuse("vote", members, [0.2, 0.3, 0.3, 0.2], classes).predict(X), [2, 2])
+    soft = fuse("soft", members, equal, classes)
+    np.testing.assert_allclose(soft.scores(X), [[0.5, 0, 0.5]] * 2)
+    with pytest.raises(ValueError, match=r"fusion rule 'best' needs a non-empty validation split"):
+        fuse("best", members, equal, classes)
+    with pytest.raises(ValueError, match=r"unknown fusion rule 'mean'; known: best, vote, soft, average"):
+        fuse("mean", members, equal, classes)
+
+
+def test_a_one_class_shard_gives_a_constant_member():
+    """An SVM cannot be fitted on one class: that worker's member predicts its class."""
+    member = local_fit(KernelSVM(), np.zeros((3, 2)), np.array([1, 1, 1]), np.arange(3))
+    assert isinstance(member, Constant) and member.predict(np.zeros((2, 2))).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy.rule": "mean"}, r"strategy.rule must be one of 'best', 'vote', 'soft', 'average'; "
+                                r"got 'mean'"),
+    ({"strategy.validation": 1.0}, r"strategy.validation must be a fraction in \(0, 1\); got 1.0"),
+    ({"strategy.weighting": "size"}, r"strategy.weighting must be 'samples' or 'equal'; got 'size'"),
+    ({"strategy.rule": "average"}, r"strategy.rule='average' averages parameter vectors: it needs "
+                                   r"model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'"),
+])
+def test_local_fusion_options_are_checked(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        _scenario("local_fusion", "kernel_svm", **changes)
+
+
+@pytest.mark.parametrize("kind, model", [("cascade_svm", "kernel_svm"), ("admm_svm", "svm"),
+                                         ("local_fusion", "kernel_svm")])
+def test_same_seed_same_run_and_toml_round_trip(kind, model):
+    """Each SVM strategy runs from TOML and gives identical results for the same seed."""
+    s = _scenario(kind, model, **{"stop.rounds": 5, "data.partition": "label_skew"})
+    again = Scenario.from_dict(__import__("tomllib").loads(s.to_toml()))
+    assert again == s
+    a, b = run(s), run(again)
+    assert a.history == b.history and a.summary == b.summary
+    assert math.isfinite(a.summary["final_loss"])
