@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-__all__ = ["history", "timeline", "staleness", "run_overview", "save", "KIND_COLORS"]
+__all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "save",
+           "KIND_COLORS", "CLASS_COLORS"]
 
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
     "down": "#e63946", "compute_lost": "#9d0208", "send_lost": "#9d0208", "recv_lost": "#9d0208",
     "compute_dropped": "#a8dadc",
 }
+
+
+CLASS_COLORS = ("#1d3557", "#e76f51", "#2a9d8f", "#e9c46a", "#8338ec", "#6c757d")
 
 
 _X_LABELS = {"time": "simulated time (s)", "update": "global model updates",
@@ -139,6 +145,43 @@ def run_overview(result, *, timeline_until: float | None = None) -> Figure:
     fig.suptitle(f"{result.scenario.name}: {result.scenario.strategy.kind} on "
                  f"{result.scenario.cluster.workers} workers ({result.scenario.data.dataset})")
     return fig
+
+
+def decision_regions(predict, X, y, *, ax=None, highlight=None, resolution: int = 200,
+                     title: str = "", xlabel: str = "feature 1 (standardized)",
+                     ylabel: str = "feature 2 (standardized)") -> Figure:
+    """The regions a classifier assigns to each class, on 2-D data, with the points.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(X) -> labels`` for rows of shape (n, 2), e.g. ``model.predict``.
+    X : ndarray of shape (n_samples, 2)
+    y : ndarray of shape (n_samples,), class indices 0 .. k-1
+    highlight : ndarray of row indices, optional
+        Points to ring (support vectors).
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision regions need 2-D data (n, 2); got shape {X.shape}")
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(5, 4.5), layout="constrained")
+        ax = fig.subplots()
+    pad = 0.5
+    (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    labels = predict(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    k = int(max(y.max(), labels.max())) + 1
+    colors = [CLASS_COLORS[c % len(CLASS_COLORS)] for c in range(k)]
+    ax.contourf(gx, gy, labels, levels=np.arange(k + 1) - 0.5, cmap=ListedColormap(colors), alpha=0.18)
+    for c in range(k):
+        ax.scatter(*X[y == c].T, s=10, color=colors[c], label=f"class {c}")
+    if highlight is not None and len(highlight):
+        ax.scatter(*X[highlight].T, s=40, facecolors="none", edgecolors="black", linewidths=0.8,
+                   label="support vectors")
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel=xlabel, ylabel=ylabel, title=title)
+    return fig if fig is not None else ax.figure
 
 
 def save(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:

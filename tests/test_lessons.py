@@ -25,7 +25,7 @@ def run_quick(name, tmp_path):
 def test_every_lesson_has_a_test():
     """Each lessons/NN_*.py has its headline test here."""
     names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
-    tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers"}
+    tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm"}
     assert set(names) == tested
 
 
@@ -62,3 +62,19 @@ def test_03_round_time_follows_the_order_statistics(tmp_path):
     means = [rounds[k]["simulated"] for k in sorted(rounds)]
     assert means == sorted(means)
     assert rounds[16]["dropped"] == 0 and rounds[1]["dropped"] > 0
+
+
+def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
+    """The cascade has the centralized accuracy on iid and skewed shards (and draws the
+    centralized regions in 2-D); local fusion sends fewer bytes than the cascade; on
+    skewed shards best-on-validation and the majority vote lose accuracy."""
+    out = run_quick("04_distributed_svm", tmp_path)
+    table, parts = out["table"], ("iid", "label skew (α=0.2)")
+    for part in parts:
+        assert table[("cascade", part)]["accuracy"] == table[("centralized", part)]["accuracy"]
+        for rule in ("best", "vote", "soft vote"):
+            assert table[(f"local: {rule}", part)]["bytes"] < table[("cascade", part)]["bytes"]
+    central = table[("centralized", parts[1])]["accuracy"]
+    assert table[("local: vote", parts[1])]["accuracy"] < central - 0.05
+    assert table[("local: best", parts[1])]["accuracy"] < central - 0.05
+    assert out["two_d"]["cascade_agrees"] >= 0.98
