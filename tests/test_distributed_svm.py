@@ -53,9 +53,11 @@ def test_cascade_reaches_the_centralized_optimum(dataset, workers, partition):
 
 
 def test_cascade_time_and_bytes_follow_the_messages():
-    """Two workers, one pass: worker 1 fits, sends its n_SV support vectors
-    (n_SV (8 d + 16) bytes: ids, features, labels; a 16-byte tag), worker 0 merges; the simulated time
-    is max(fit_0, fit_1 + latency + bytes / bandwidth) + fit_merge, exactly."""
+    """Two workers, one pass: worker 1 fits and sends its n_SV support vectors (ids,
+    features, labels: n_SV (8 d + 16) bytes; the alphas sparse, 16 bytes per non-zero
+    and 24 per problem; a 16-byte tag); worker 0 merges, warm-started from both; the
+    simulated time is max(fit_0, fit_1 + latency + bytes / bandwidth) + fit_merge,
+    exactly."""
     s = _scenario("cascade_svm", "kernel_svm", **{"cluster.workers": 2, "strategy.feedback": False,
                                                   "cluster.speed": [1e9, 2e9]})
     r = run(s)
@@ -63,16 +65,22 @@ def test_cascade_time_and_bytes_follow_the_messages():
     X, y = split.X_train, split.y_train
     gamma = 1.0 / (X.shape[1] * X.var())
     fits = [KernelSVM(gamma=gamma).fit(X[p], y[p]) for p in split.parts]
-    sv0, sv1 = (p[f.support_] for p, f in zip(split.parts, fits))
-    merged_rows = np.union1d(sv0, sv1)
-    merge = KernelSVM(gamma=gamma).fit(X[merged_rows], y[merged_rows])
-    nbytes = sv1.size * (8 * X.shape[1] + 16) + 16
+    svs = [p[f.support_] for p, f in zip(split.parts, fits)]
+    merged = np.union1d(*svs)
+    start = {}
+    for f, sv in zip(fits, svs):
+        for key, alpha in f.support_alpha().items():
+            start.setdefault(key, np.zeros(merged.size))[np.searchsorted(merged, sv)] += alpha
+    merge = KernelSVM(gamma=gamma).fit(X[merged], y[merged], alpha_init=start)
+    n_alpha = sum(np.count_nonzero(a) for a in fits[1].support_alpha().values())
+    nbytes = svs[1].size * (8 * X.shape[1] + 16) + 16 * n_alpha + 24 * 3 + 16
     assert r.summary["bytes_sent"] == nbytes and r.summary["messages_sent"] == 1
     net = s.network
     expected = (max(fits[0].flops_ / 1e9, fits[1].flops_ / 2e9 + net.latency + nbytes / net.bandwidth)
                 + merge.flops_ / 1e9)
     assert r.summary["sim_time"] == pytest.approx(expected, rel=1e-12)
     assert r.summary["stop_reason"] == "one pass (feedback = false)"
+    np.testing.assert_array_equal(r.model.support_vectors_, merge.support_vectors_)
 
 
 def test_cascade_on_seven_workers_merges_everything_once():

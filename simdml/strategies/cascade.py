@@ -10,12 +10,15 @@ is the one of the previous pass, the cascade has converged (Graf et al. prove th
 fed-back cascade reaches the global optimum); otherwise the top set is broadcast back
 to every worker for the next pass.
 
-Only support vectors travel, as real messages: global row ids (int64), features and
-labels, ``n_SV * (8 d + 16)`` bytes, behind a 16-byte tag (pass, sender). A subset of one class has no margin to find:
-all its rows go up. The cascade needs no server (its top is worker 0), and each SMO
-starts from zero (Graf et al. warm-start the merged problems from the children's
-alphas; that saves time, not accuracy). A ``gamma = "scale"`` kernel is resolved once
-on the whole training set, so every layer fits one kernel.
+Only support vectors travel, as real messages (``SupportVectors``): global row ids,
+features and labels, ``n_SV * (8 d + 16)`` bytes, plus their alphas, sparse, behind a
+16-byte tag (pass, sender). As in Graf et al., every fit is warm-started from the
+alphas that came with its rows: a merge from its two children's (summed; they are
+feasible on disjoint sets), a fed-back pass from the top's. The solution is the same;
+the work shrinks, most in the passes after the first. A subset of one class has no margin to find:
+all its rows go up. The cascade needs no server (its top is worker 0). A
+``gamma = "scale"`` kernel is resolved once on the whole training set, so every layer
+fits one kernel.
 
 References
 ----------
@@ -24,7 +27,7 @@ Vector Machines: The Cascade SVM", NeurIPS 17, 2005.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,10 +61,31 @@ def start(job: Job):
     return procs[0]
 
 
+@dataclass(frozen=True, eq=False)
+class SupportVectors:
+    """Rows on the move up the cascade: global row ids, features, labels and, per binary
+    problem (``KernelSVM.problem_keys_``), the alphas of the last fit on them (a warm
+    start for the next) and its dual objective."""
+
+    ids: np.ndarray                  # (n,) int64, sorted
+    X: np.ndarray                    # (n, d)
+    y: np.ndarray                    # (n,)
+    alpha: dict = field(default_factory=dict)      # key -> (n,) alphas, 0 off the problem
+    objective: dict = field(default_factory=dict)  # key -> W(alpha) of the fit
+
+    @property
+    def nbytes(self) -> int:
+        """Ids, rows and labels as float64 / int64; alphas sparse (a row index and a
+        value per non-zero, 16 bytes) with a 24-byte key and objective per problem."""
+        n_alpha = sum(int(np.count_nonzero(a)) for a in self.alpha.values())
+        return int(self.ids.nbytes + self.X.nbytes + self.y.nbytes + 16 * n_alpha
+                   + 24 * len(self.alpha))
+
+
 def worker(job: Job, i: int, model, offset: int):
     node, k = job.workers[i], len(job.workers)
     shard = job.shards[i]
-    own = (offset + np.arange(shard.n_rows), shard.X, shard.y)  # (global row ids, X, y)
+    own = SupportVectors(offset + np.arange(shard.n_rows), shard.X, shard.y)
     inbox: dict = {}
     top_ids, fed_back = None, None
     for p in range(1, job.monitor.max_updates + 1):
@@ -79,8 +103,8 @@ def worker(job: Job, i: int, model, offset: int):
                 return
             fed_back = yield from _expect(node, inbox, (p, TOP))   # 3. the top, fed back
             continue
-        is_same = top_ids is not None and np.array_equal(top_ids, svs[0])
-        top_ids = svs[0]
+        is_same = top_ids is not None and np.array_equal(top_ids, svs.ids)
+        top_ids = svs.ids
         if job.monitor.update(fitted, p):                            # 4. the top: record; stop?
             return
         if is_same or not job.options.feedback:
@@ -91,26 +115,38 @@ def worker(job: Job, i: int, model, offset: int):
         node.broadcast(job.workers[1:], ((p, TOP), svs))
 
 
-def _train(job: Job, node, model, rows):
-    """Fit ``model`` on ``rows`` (ids, X, y), taking its flops; returns the fitted SVM
-    (None for a one-class subset) and the support vectors as (ids, X, y)."""
-    ids, X, y = rows
-    job.monitor.rows += ids.size
-    if np.unique(y).size < 2:
+def _train(job: Job, node, model, rows: SupportVectors):
+    """Fit ``model`` on ``rows``, warm-started from their alphas, taking its flops;
+    returns the fitted SVM (None for a one-class subset) and its support vectors."""
+    job.monitor.rows += rows.ids.size
+    if np.unique(rows.y).size < 2:
         return None, rows  # nothing to separate: every row goes up
-    fitted = clone(model).fit(X, y)
+    fitted = clone(model).fit(rows.X, rows.y, alpha_init=rows.alpha)
     yield node.compute(fitted.flops_)
     sv = fitted.support_
-    return fitted, (ids[sv], X[sv], y[sv])
+    return fitted, SupportVectors(rows.ids[sv], rows.X[sv], rows.y[sv],
+                                  fitted.support_alpha(),
+                                  dict(zip(fitted.problem_keys_, fitted.dual_objective_)))
 
 
-def _union(a, b):
-    """The rows of two (ids, X, y) sets, each id once, sorted by id."""
-    ids = np.concatenate([a[0], b[0]])
-    ids, first = np.unique(ids, return_index=True)
-    return ids, np.concatenate([a[1], b[1]])[first], np.concatenate([a[2], b[2]])[first]
-
-
+def _union(a: SupportVectors, b: SupportVectors) -> SupportVectors:
+    """The rows of two sets, each id once, sorted by id, with a feasible warm start per
+    problem: the sum of both alphas when the sets are disjoint (each satisfies
+    ``sum t alpha = 0`` on its own, so the sum does), else the alphas of the set with the
+    higher dual objective."""
+    ids, first = np.unique(np.concatenate([a.ids, b.ids]), return_index=True)
+    X, y = np.concatenate([a.X, b.X])[first], np.concatenate([a.y, b.y])[first]
+    is_disjoint = ids.size == a.ids.size + b.ids.size
+    alpha, objective = {}, {}
+    for key in a.alpha.keys() | b.alpha.keys():
+        sides = [s for s in (a, b) if key in s.alpha]
+        if not is_disjoint:
+            sides = [max(sides, key=lambda s: s.objective[key])]
+        dense = np.zeros(ids.size)
+        for side in sides:
+            dense[np.searchsorted(ids, side.ids)] += side.alpha[key]
+        alpha[key], objective[key] = dense, max(s.objective[key] for s in sides)
+    return SupportVectors(ids, X, y, alpha, objective)
 def _expect(node, inbox: dict, tag):
     """Wait for the message tagged ``tag``, keeping others that arrive first."""
     while tag not in inbox:
