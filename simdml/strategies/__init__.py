@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import admm, allreduce, asynchronous, cascade, local_fusion, local_sgd, sync
+from . import admm, allreduce, asynchronous, cascade, local_fusion, local_sgd, sync, trees
 from ._job import Job, Monitor, Shard
 
 __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
@@ -48,5 +48,14 @@ STRATEGIES: dict[str, StrategySpec] = {
     "local_fusion": StrategySpec(local_fusion.LocalFusionOptions, local_fusion.start,
                                  "local models, one per shard, fused by a rule (best, vote, "
                                  "soft, average)",
-                                 survives_faults=False, models=("logistic", "svm", "kernel_svm")),
+                                 survives_faults=False,
+                                 models=("logistic", "svm", "kernel_svm", "tree", "forest")),
+    "hist_tree": StrategySpec(trees.HistTreeOptions, trees.start,
+                              "data-parallel histogram tree: workers build class histograms "
+                              "per level, the server sums them and splits (exact)",
+                              survives_faults=False, models=("tree",)),
+    "voting_tree": StrategySpec(trees.VotingTreeOptions, trees.start,
+                                "voting-parallel tree: workers vote for their top_k features, "
+                                "only the 2 top_k most voted send histograms",
+                                survives_faults=False, models=("tree",)),
 }
