@@ -290,12 +290,14 @@ class DecisionTree:
 
     def predict_proba(self, X) -> np.ndarray:
         """Weighted class shares of the leaf, shape (n_samples, n_classes)."""
-        value = self.value_[self.apply(X)]
+        leaf = self.apply(X)  # checks that the tree is fitted
+        value = self.value_[leaf]
         total = value.sum(axis=1, keepdims=True)
         return value / np.where(total > 0, total, 1.0)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y) -> float:
         """Accuracy."""
@@ -408,9 +410,11 @@ class RandomForest:
         return np.mean([t.predict_proba(X) for t in self.estimators_], axis=0)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks that the forest is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y) -> float:
+        """Accuracy."""
         X, y = _check_X_y(X, y)
         return float(np.mean(self.predict(X) == y))
 
