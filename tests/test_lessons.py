@@ -25,7 +25,8 @@ def run_quick(name, tmp_path):
 def test_every_lesson_has_a_test():
     """Each lessons/NN_*.py has its headline test here."""
     names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
-    tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm"}
+    tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
+              "05_distributed_trees"}
     assert set(names) == tested
 
 
@@ -78,3 +79,18 @@ def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
     assert table[("local: vote", parts[1])]["accuracy"] < central - 0.05
     assert table[("local: best", parts[1])]["accuracy"] < central - 0.05
     assert out["two_d"]["cascade_agrees"] >= 0.98
+
+
+def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
+    """hist_tree's accuracy does not depend on the workers (it is the centralized tree)
+    while its bytes grow in proportion to them; the vote sends less on 64 features and
+    is exact at 2 top_k >= d; local trees send under 1 % of hist_tree's bytes."""
+    out = run_quick("05_distributed_trees", tmp_path)
+    exact, vote, local = (out["by_workers"][m] for m in out["by_workers"])
+    assert len({row["accuracy"] for row in exact.values()}) == 1
+    assert exact[8]["bytes"] / exact[2]["bytes"] == pytest.approx(4, rel=0.1)
+    assert all(vote[n]["bytes"] < 0.5 * exact[n]["bytes"] for n in exact)
+    assert all(local[n]["bytes"] < 0.01 * exact[n]["bytes"] for n in exact)
+    assert out["votes"][32]["accuracy"] == exact[4]["accuracy"]
+    hist, voted = (out["by_features"][m] for m in list(out["by_features"])[:2])
+    assert hist[64] > 2 * hist[8] and voted[64] < hist[64]
