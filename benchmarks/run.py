@@ -12,6 +12,8 @@ are shared and noisy: absolute times drift, ratios measured side by side hold.
 2. overhead: sync and async parameter servers training logistic regression, against a
    plain numpy loop computing the same shard gradients (the limit).
 3. scale: 10,000 workers: wall time, peak memory against the dataset, events per gradient.
+4. learners: the cascade SVM and the histogram tree on the largest bundled dataset (digits)
+   with 4 workers, against the centralized fit of the same learner (the limit).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import numpy as np  # noqa: E402
 import simdml  # noqa: E402
 from simdml.engine import Simulator  # noqa: E402
 from simdml.experiment import prepare_data  # noqa: E402
-from simdml.models import LogisticRegression  # noqa: E402
+from simdml.models import DecisionTree, KernelSVM, LogisticRegression  # noqa: E402
 
 try:
     import simpy
@@ -320,22 +322,83 @@ def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
              "peak_bytes": whole, "dataset_bytes": dataset, "vs_dataset": whole / dataset}]
 
 
+# -- 4. distributed learners against their centralized fit ------------------------------
+LEARNERS = {  # name: (scenario changes, the centralized fit of the same learner)
+    "cascade_svm, 4 workers": ({"model.kind": "kernel_svm", "strategy.kind": "cascade_svm"},
+                               lambda X, y: KernelSVM(gamma=1.0 / (X.shape[1] * X.var())).fit(X, y)),
+    "hist_tree, 4 workers": ({"model.kind": "tree", "strategy.kind": "hist_tree"},
+                             lambda X, y: DecisionTree().fit(X, y)),
+}
+
+
+def bench_learners(quick: bool, repeat: int) -> list[dict]:
+    """Each run evaluates only at its end (``eval_every`` above its updates), like the
+    limit: the same data preparation, the centralized fit, one test score. The cascade
+    also gets a second baseline, its own fits replayed without the simulator: a cascade
+    does more math than one fit, and this separates that from the simulation's cost."""
+    rows = []
+    for name, (changes, fit) in LEARNERS.items():
+        s = simdml.Scenario(name="bench_learner").replace(**{
+            "data.dataset": "digits", "cluster.workers": 4, "eval_every": 1000, **changes})
+
+        def central():
+            split = prepare_data(s)
+            fit(split.X_train, split.y_train).score(split.X_test, split.y_test)
+        t_limit = timed(central, repeat)
+        t_ours = timed(lambda: simdml.run(s), repeat)
+        row = {"group": "learners", "name": name, "simdml_s": t_ours, "limit_s": t_limit,
+               "vs_limit": t_ours / t_limit}
+        if changes["strategy.kind"] == "cascade_svm":
+            fits = _recorded_fits(s)
+            t_fits = timed(lambda: [KernelSVM(gamma=g).fit(X, y, alpha_init=a) for g, X, y, a in fits],
+                           repeat)
+            row.update(same_fits_s=t_fits, vs_same_fits=t_ours / t_fits,
+                       smo_steps_vs_central=_smo_steps_ratio(s, fit))
+        rows.append(row)
+    return rows
+
+
+def _recorded_fits(s) -> list:
+    """The (gamma, X, y, alpha_init) of every SVM fit a run makes, in order."""
+    fits, original = [], KernelSVM.fit
+
+    def record(self, X, y, sample_weight=None, *, alpha_init=None):
+        fits.append((self.gamma, X, y, alpha_init))
+        return original(self, X, y, sample_weight, alpha_init=alpha_init)
+    KernelSVM.fit = record
+    try:
+        simdml.run(s)
+    finally:
+        KernelSVM.fit = original
+    return fits
+
+
+def _smo_steps_ratio(s, fit) -> float:
+    """SMO steps of all the cascade's fits over the centralized fit's."""
+    split = prepare_data(s)
+    central = fit(split.X_train, split.y_train).n_iter_.sum()
+    steps = sum(KernelSVM(gamma=g).fit(X, y, alpha_init=a).n_iter_.sum()
+                for g, X, y, a in _recorded_fits(s))
+    return float(steps / central)
+
+
 # -- report ----------------------------------------------------------------------------
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
     p.add_argument("--out", default=str(HERE / "results.json"))
-    p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory"), action="append")
+    p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory", "learners"),
+                   action="append")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale,
-              "memory": bench_memory}
+              "memory": bench_memory, "learners": bench_learners}
     rows = []
     for name, bench in groups.items():
         if args.only and name not in args.only:
             continue
-        new = bench(args.quick, repeat if name in ("kernel", "overhead") else 1)
+        new = bench(args.quick, repeat if name in ("kernel", "overhead", "learners") else 1)
         for row in new:
             _print(row)
         rows += new
@@ -352,7 +415,8 @@ def _print(last: dict) -> None:
     cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"), ("vs_limit", "{:.2f}x limit"),
             ("speedup_vs_simpy", "{:.2f}x SimPy's speed"), ("events_per_s", "{:,.0f} events/s"),
             ("events_per_gradient", "{:.1f} events/gradient"),
-            ("vs_dataset", "{:.2f}x the dataset")]
+            ("vs_dataset", "{:.2f}x the dataset"), ("vs_same_fits", "{:.2f}x its fits replayed"),
+            ("smo_steps_vs_central", "{:.1f}x the central SMO steps")]
     cells = [fmt.format(last[k]) for k, fmt in cols if last.get(k) is not None]
     print(f"{last['group']:9} {last['name']:38} " + "  ".join(cells), flush=True)
 
