@@ -251,3 +251,19 @@ def test_local_trees_fused_by_vote(model):
     assert len(members) == 4
     best_member = max(m.score(split.X_test, split.y_test) for m in members)
     assert r.summary["final_accuracy"] >= best_member - 0.05
+
+
+def test_class_weight_from_toml_keys():
+    """TOML table keys are strings: {"1": 5.0} weighs class index 1, like {1: 5.0}."""
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    y = (X[:, 0] > 0.8).astype(int)
+    a = DecisionTree(max_depth=2, class_weight={1: 5.0}).fit(X, y)
+    b = DecisionTree(max_depth=2, class_weight={"1": 5.0}).fit(X, y)
+    np.testing.assert_array_equal(a.value_, b.value_)
+    with pytest.raises(ValueError, match=r"class_weight' parameter of DecisionTree must be None"):
+        DecisionTree(class_weight={"one": 5.0}).fit(X, y)
+
+
+def test_bundled_hist_tree_scenario_runs_from_toml():
+    r = run("hist_tree")
+    assert r.summary["stop_reason"].startswith("tree complete") and r.model.depth_ <= 10

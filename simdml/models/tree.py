@@ -56,8 +56,9 @@ class TreeBuilder:
             present = root_counts > 0
             w = np.zeros(self.n_classes)
             w[present] = root_counts.sum() / (present.sum() * root_counts[present])
-        else:
-            w = np.asarray([float(cw.get(c, 1.0)) for c in range(self.n_classes)])
+        else:  # keys are class indices (TOML keys are strings: "0" is class 0)
+            by_index = {int(k): float(v) for k, v in cw.items()}
+            w = np.asarray([by_index.get(c, 1.0) for c in range(self.n_classes)])
         self.class_weight = w
         self.total_weight = float(root_counts @ w)
         self.counts[0] = root_counts
@@ -153,7 +154,8 @@ class DecisionTree:
     max_bins : int, default=255
         2 to 255 bins per feature.
     class_weight : None, "balanced" or dict, default=None
-        Weights per class index; "balanced" is ``n / (k n_c)``.
+        Weights per class index (``{0: 1.0, 1: 5.0}``; in TOML ``{0 = 1.0, 1 = 5.0}``);
+        "balanced" is ``n / (k n_c)``.
     max_features : None, "sqrt" or int, default=None
         Features drawn at random for each node (random forests); None: all.
     seed : int, default=0
@@ -203,9 +205,10 @@ class DecisionTree:
         cw = self.class_weight
         if not (cw is None or cw == "balanced" or (isinstance(cw, dict) and all(
                 isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
-                for v in cw.values()))):
+                and str(k).isdigit() for k, v in cw.items()))):
             raise ValueError(f"The 'class_weight' parameter of {name} must be None, 'balanced' "
-                             f"or a dict of non-negative weights. Got {_show(cw)} instead.")
+                             f"or a dict of class index -> non-negative weight. "
+                             f"Got {_show(cw)} instead.")
         mf = self.max_features
         if not (mf is None or mf == "sqrt" or (isinstance(mf, numbers.Integral)
                                                and not isinstance(mf, bool) and mf >= 1)):
