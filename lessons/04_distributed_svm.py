@@ -36,8 +36,10 @@ What the figure shows
     "best" keeps one worker's partial view and the majority vote is outvoted by
     workers that never saw a class. The soft vote holds up better: a member gives a
     class it never saw probability 0, while members that did see it are confident.
-    On data this small one node is fastest of all: distributing pays when the data
-    does not fit one machine, or when SMO's superlinear cost makes small shards cheap.
+    On data this small the centralized fit on one node is faster than the cascade
+    and ADMM (only local fusion, one fit per shard and one model sent, is faster
+    still): distributing an exact SVM pays when the data does not fit one machine,
+    or when the support vectors are few enough for the cascade's merges to stay small.
 
 Exercises
     1. Set ``ALPHA`` to 100 (nearly iid) and to 0.05. At what skew does the majority

@@ -17,6 +17,11 @@ DEMO_FIGURE = Path("figures") / "demo.png"
 DEMO_TIMELINE_ROUNDS = 8
 
 
+def _number(value, fmt: str) -> str:
+    """A number as ``fmt``, or n/a when there is none (no model was ever evaluated)."""
+    return "n/a" if value is None or value != value else fmt.format(value)
+
+
 def format_summary(result) -> str:
     """A short, aligned text table of a run's summary and per-node time budget."""
     s = result.summary
@@ -25,9 +30,9 @@ def format_summary(result) -> str:
         ("strategy", f"{result.scenario.strategy.kind}, {result.scenario.cluster.workers} workers"),
         ("simulated time", f"{s['sim_time']:.4g} s"),
         ("updates", f"{s['updates']} ({s['updates_per_s']:.4g} per simulated s)"),
-        ("final loss", f"{s['final_loss']:.4f}"),
-        (f"final {s['score_name']}", f"{100 * s['final_score']:.1f} % (test set)"
-         if s["score_name"] == "accuracy" else f"{s['final_score']:.4f} (test set)"),
+        ("final loss", _number(s["final_loss"], "{:.4f}")),
+        (f"final {s['score_name']}", _number(100 * s["final_score"], "{:.1f} % (test set)")
+         if s["score_name"] == "accuracy" else _number(s["final_score"], "{:.4f} (test set)")),
         ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
                        + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
     ]

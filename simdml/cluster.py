@@ -175,6 +175,7 @@ class Node:
         self._tx_free = 0.0  # when the NIC can start sending the next message
         self._rx_free = 0.0  # when the NIC can start receiving the next message
         self._programs: list[tuple] = []
+        self._down_events: list = []  # events waiting for this node's next crash
         self.processes: list[Process] = []
         self._open: list[list] = []  # spans that may still be running (cut short by a crash)
         self._open_limit = 16
@@ -362,8 +363,18 @@ class Node:
             if proc.is_alive:
                 proc.interrupt(cause)
         self.processes = []
+        events, self._down_events = self._down_events, []
+        for event in events:
+            event.succeed(cause)
         self.cluster.instants.append((now, self.name, "crash"))
         return True
+
+    def when_down(self):
+        """An event that fires (with the ``Crash``) at this node's next crash: what a
+        failure detector watches."""
+        event = self.sim.event()
+        self._down_events.append(event)
+        return event
 
     def recover(self) -> None:
         """Bring a crashed node back and restart its programs."""

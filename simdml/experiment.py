@@ -20,7 +20,7 @@ from .faults import crash_at, random_failures
 from .metrics import summarize
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
 from .models import GRADIENT_MODELS
-from .strategies import STRATEGIES, Job, Monitor, Shard
+from .strategies import STRATEGIES, Job, Monitor, Shard, tasks
 from .trace import Trace
 
 __all__ = ["run", "Result", "prepare_data", "DataSplit"]
@@ -144,25 +144,36 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     model = build_model(s.model)
+    _check_model_for_data(model, y_train.size)
     n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
     is_gradient = s.model.kind in GRADIENT_MODELS
     params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
     monitor = Monitor(sim, model, X_train, y_train, X_test, y_test, eval_every=s.eval_every,
                       max_updates=s.stop.rounds, target_accuracy=s.stop.target_accuracy)
-    spec = STRATEGIES[s.strategy.kind]
+    is_tasks = s.scheduling.policy is not None  # task-based sync rounds
+    start = tasks.start if is_tasks else STRATEGIES[s.strategy.kind].start
     job = Job(sim=sim, cluster=cluster, server=server, workers=workers, shards=shards,
               model=model, params=params, lr=s.strategy.lr, monitor=monitor,
-              options=s.strategy.build_options(), batch_size=s.strategy.batch_size,
+              options=s.scheduling.build() if is_tasks else s.strategy.build_options(),
+              batch_size=s.strategy.batch_size, policy_rng=streams.rng("policy"),
               batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)],
               classes=np.arange(n_outputs) if model.is_classifier else None)
     sim.on_idle = _stall_judge(cluster, monitor)
-    stop_reason = _simulate(sim, spec.start(job), s, job)
+    try:
+        training = start(job)
+    except ValueError as exc:  # what a strategy can only check against the data
+        raise ScenarioError(str(exc)) from None
+    stop_reason = _simulate(sim, training, s, job)
     monitor.finish()
 
     if isinstance(monitor.params, np.ndarray):
         model.params_ = monitor.params
     elif monitor.params is not None:
         model = monitor.params  # the global model is a fitted learner (or an ensemble)
+    else:  # stopped before the first model was built
+        model = None
+        stop_reason = f"{monitor.stop_reason or stop_reason}; no model yet: nothing to evaluate"
+        monitor.stop_reason = None
     trace = Trace.from_cluster(cluster, sim.now, counters={
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
         monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
@@ -227,6 +238,16 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     bounds = np.cumsum([0] + [len(p) for p in parts])
     ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     return DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+
+
+def _check_model_for_data(model, n_train: int) -> None:
+    """The learner's settings that depend on the data size (a kernel SVM's cache must
+    hold one kernel row of the largest subset it may fit: the training set)."""
+    if hasattr(model, "cache_bytes"):
+        try:
+            model._validate_params(n_train)
+        except ValueError as exc:
+            raise ScenarioError(f"model.cache_bytes: {exc}") from None
 
 
 def _links(net) -> dict:

@@ -24,10 +24,13 @@ from . import data as _data
 from ._toml import dumps as _dumps_toml
 from .cluster import COMPUTE_TIMES
 from .models import MODELS
+from .scheduling import POLICIES
 from .strategies import STRATEGIES
+from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
-           "FaultsConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig", "StopConfig",
+           "FaultsConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
+           "SchedulingConfig", "StopConfig",
            "load_scenario", "bundled_scenarios"]
 
 _INF = math.inf
@@ -333,9 +336,32 @@ class StopConfig:
             _number("stop.target_accuracy", self.target_accuracy, low=0, high=1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SchedulingConfig:
+    policy: str | None = None   # None: workers own their shards; a name: task-based rounds
+    blocks: int | None = None   # data blocks per round (>= workers); None: 4 per worker
+    prefetch: int = 2           # blocks a worker holds at once (one computing, one queued)
+    detect_after: float = 0.0   # s from a worker's crash to the scheduler's knowing it
+    block_timeout: float = _INF  # s: re-send a block whose result is this late (lost messages)
+
+    def __post_init__(self):
+        if self.policy is not None:
+            _choice("scheduling.policy", self.policy, tuple(POLICIES))
+        if self.blocks is not None:
+            _integer("scheduling.blocks", self.blocks, low=1)
+        _integer("scheduling.prefetch", self.prefetch, low=1)
+        _number("scheduling.detect_after", self.detect_after, low=0, unit="s")
+        _number("scheduling.block_timeout", self.block_timeout, low=0, strict_low=True,
+                finite=False, unit="s")
+
+    def build(self) -> SchedulingOptions:
+        return SchedulingOptions(**{f.name: getattr(self, f.name)
+                                    for f in dataclasses.fields(self)})
+
+
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
              "data": DataConfig, "model": ModelConfig, "strategy": StrategyConfig,
-             "stop": StopConfig}
+             "scheduling": SchedulingConfig, "stop": StopConfig}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,6 +380,7 @@ class Scenario:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     stop: StopConfig = field(default_factory=StopConfig)
 
     def __post_init__(self):
@@ -391,11 +418,23 @@ class Scenario:
             for key, present in faults.items():
                 if present:
                     raise ScenarioError(
-                        f"strategy.kind={self.strategy.kind!r} has no recovery protocol: a crash or a "
-                        f"lost message would mix chunks of different rounds; remove {key}")
+                        f"strategy.kind={self.strategy.kind!r} has no recovery protocol: it cannot "
+                        f"go on after a crash or a lost message; remove {key}")
         if self.data.partition == "proportional" and not all(map(math.isfinite, self.cluster.speed)):
             raise ScenarioError(f"data.partition='proportional' needs finite cluster.speed "
                                 f"(shards in proportion to speed); got {list(self.cluster.speed)}")
+        if self.scheduling.policy is not None:
+            if self.strategy.kind != "sync" or self.strategy.options:
+                raise ScenarioError(
+                    f"scheduling.policy={self.scheduling.policy!r} schedules the blocks of "
+                    f"synchronous rounds: it needs strategy.kind = 'sync' without "
+                    f"wait_for / round_timeout; got strategy.kind={self.strategy.kind!r}"
+                    + (f" with {', '.join(self.strategy.options)}" if self.strategy.options else ""))
+            blocks = self.scheduling.blocks
+            if blocks is not None and blocks < self.cluster.workers:
+                raise ScenarioError(f"scheduling.blocks must be >= cluster.workers="
+                                    f"{self.cluster.workers} (a block per worker at least); "
+                                    f"got {blocks}")
         wait_for = self.strategy.options.get("wait_for")
         if isinstance(wait_for, int) and wait_for > self.cluster.workers:
             raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="

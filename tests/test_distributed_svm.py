@@ -282,3 +282,38 @@ def test_same_seed_same_run_and_toml_round_trip(kind, model):
     a, b = run(s), run(again)
     assert a.history == b.history and a.summary == b.summary
     assert math.isfinite(a.summary["final_loss"])
+
+
+def test_best_rule_with_one_row_shards_and_large_validation():
+    """Shards of one row hold nothing out (they fit on their row), others hold out at
+    least one row and keep one to fit on; 'best' runs on what was held out."""
+    skewed = Scenario().replace(**{"strategy.kind": "local_fusion", "model.kind": "svm",
+                                   "strategy.rule": "best", "cluster.workers": 9,
+                                   "data.partition": "label_skew", "data.alpha": 0.5})
+    assert min(len(p) for p in prepare_data(skewed).parts) == 1
+    assert run(skewed).summary["stop_reason"] == "fused 9 local models by 'best'"
+    tiny = skewed.replace(**{"cluster.workers": 37, "data.partition": "iid",
+                             "strategy.validation": 0.9, "model.kind": "kernel_svm"})
+    assert run(tiny).model.chosen_ is not None
+    every_row = skewed.replace(**{"cluster.workers": 111, "data.partition": "iid"})
+    with pytest.raises(ScenarioError, match=r"strategy.rule='best' needs a validation split, "
+                                            r"but every shard holds a single row"):
+        run(every_row)
+
+
+def test_kernel_cache_too_small_for_the_training_set_is_a_scenario_error():
+    """cache_bytes is checked against one kernel row of the whole training set (the
+    largest subset a cascade may fit), before the run, naming the key."""
+    s = _scenario("cascade_svm", "kernel_svm", **{"model.cache_bytes": 400})
+    with pytest.raises(ScenarioError, match=r"model.cache_bytes: The 'cache_bytes' parameter of "
+                                            r"KernelSVM must be an int >= 1064"):
+        run(s)
+
+
+def test_a_run_stopped_before_its_first_model_says_so():
+    """A time limit before the first pass: no model, a stop reason that says it, n/a."""
+    from simdml.cli import format_summary
+    r = run(_scenario("cascade_svm", "kernel_svm", **{"stop.time": 1e-5}))
+    assert r.model is None and r.history == []
+    assert r.summary["stop_reason"].endswith("no model yet: nothing to evaluate")
+    assert "final accuracy   n/a" in format_summary(r)

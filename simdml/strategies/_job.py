@@ -118,6 +118,8 @@ class Job:
     counters: dict = field(default_factory=dict)
     staleness: list[int] = field(default_factory=list)  # counts: staleness[s] gradients had s
     classes: np.ndarray | None = None  # every class of the problem (classifiers)
+    policy_rng: np.random.Generator | None = None  # the scheduler's stream ("policy")
+    blocks: list = field(default_factory=list)  # task-based rounds: (X, y) per data block
 
     def __post_init__(self):
         n = sum(s.n_rows for s in self.shards)

@@ -36,6 +36,7 @@ __all__ = ["LocalFusionOptions", "start"]
 class LocalFusionOptions:
     rule: str = "vote"          # a fusion rule: best, vote, soft, average
     validation: float = 0.2     # fraction of each shard held out, for rules that need it
+                                # (at least one row, and at least one row left to fit)
     weighting: str = "samples"  # "samples": weights n_i / n; "equal": 1 / n_workers
 
     def __post_init__(self):
@@ -50,6 +51,10 @@ class LocalFusionOptions:
 
 
 def start(job: Job):
+    if job.options.rule in NEEDS_VALIDATION and all(s.n_rows < 2 for s in job.shards):
+        raise ValueError(f"strategy.rule={job.options.rule!r} needs a validation split, but "
+                         f"every shard holds a single row (cluster.workers="
+                         f"{len(job.workers)}): there is nothing to hold out")
     for i, node in enumerate(job.workers):
         node.start(worker, job, i)
     return job.server.start(server, job)
@@ -58,10 +63,11 @@ def start(job: Job):
 def worker(job: Job, i: int):
     node, shard = job.workers[i], job.shards[i]
     X, y = shard.X, shard.y
-    X_val = y_val = X[:0]
+    X_val, y_val = X[:0], y[:0]
     if job.options.rule in NEEDS_VALIDATION and shard.n_rows > 1:
         order = job.batch_rngs[i].permutation(shard.n_rows)   # my own stream: reproducible
-        n_val = max(1, round(job.options.validation * shard.n_rows))
+        # at least one row to validate on, at least one to fit on
+        n_val = min(shard.n_rows - 1, max(1, round(job.options.validation * shard.n_rows)))
         val, fit = order[:n_val], np.sort(order[n_val:])
         X_val, y_val, X, y = X[val], y[val], X[fit], y[fit]
     member = local_fit(job.model, X, y, job.classes)            # 1. fit on my shard

@@ -1,0 +1,242 @@
+"""Task-based synchronous rounds: the training rows are cut into blocks, and a scheduler
+at the server hands the blocks of each round to the workers by a policy
+(``simdml.scheduling``).
+
+Round ``t``:
+1. the policy fills the workers' queues (or leaves blocks in a shared pool);
+2. the server sends each live worker up to ``prefetch`` blocks (the model goes with the
+   first block of a round it gets); a worker computes the gradient of the loss on each
+   block it receives and sends it back;
+3. each result frees a slot: the worker gets its next block (its queue, the pool, or --
+   work stealing -- another worker's queue);
+4. when every block's gradient is in, the server sums them in block order, weighted by
+   rows (``n_b / n``) -- the full-batch gradient, whoever computed what -- and steps.
+
+The data are on shared storage: any worker can compute any block (reading costs no
+simulated time; a simplification). A crashed worker's blocks -- queued and in flight --
+go back to the pool when the failure detector reports it (``detect_after`` s after the
+crash); the first result of a block counts, a late duplicate is dropped, so every block
+is counted exactly once per round, whatever fails. A restarted worker says hello and
+gets work again. ``block_timeout`` re-sends a block whose result has not come back in
+time (a lost message), to whichever worker the policy picks.
+
+Each history row records the round's ``makespan`` (s); the summary counts
+``blocks_moved`` (stolen), ``blocks_requeued`` (from crashed workers),
+``block_retries`` and ``duplicate_results`` (wasted work).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..scheduling import POLICIES, RoundState
+from ._job import Job
+
+__all__ = ["SchedulingOptions", "start"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulingOptions:
+    policy: str = "round_robin"     # a registered policy (simdml.scheduling.POLICIES)
+    blocks: int | None = None       # blocks per round, >= workers; None: 4 per worker
+    prefetch: int = 2               # blocks a worker holds at once (one computing, one queued)
+    detect_after: float = 0.0       # s between a crash and the server's knowing of it
+    block_timeout: float = math.inf  # s: re-send a block whose result is this late
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}; "
+                             f"got {self.policy!r}")
+        if self.blocks is not None and (isinstance(self.blocks, bool)
+                                        or not isinstance(self.blocks, int) or self.blocks < 1):
+            raise ValueError(f"blocks must be an integer >= 1; got {self.blocks!r}")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 1:
+            raise ValueError(f"prefetch must be an integer >= 1; got {self.prefetch!r}")
+        if not self.detect_after >= 0:
+            raise ValueError(f"detect_after must be >= 0 (s); got {self.detect_after!r}")
+        if not self.block_timeout > 0:
+            raise ValueError(f"block_timeout must be > 0 (s); got {self.block_timeout!r}")
+
+
+def start(job: Job):
+    """The blocks, a failure detector per worker, the workers and the scheduler."""
+    opts = job.options
+    k = len(job.workers)
+    n_blocks = opts.blocks or 4 * k
+    X, y = job.monitor.X_train, job.monitor.y_train
+    bounds = np.linspace(0, y.size, n_blocks + 1).round().astype(int)
+    job.blocks = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    for i, node in enumerate(job.workers):
+        node.start(worker, job, i)
+        job.sim.process(_detector(job, i), name=f"detector@{node.name}", daemon=True)
+    return job.server.start(server, job)
+
+
+def _detector(job: Job, i: int):
+    """The server's failure detector for worker i: a notice ``detect_after`` s after each
+    crash (delivered locally, as a heartbeat timeout would fire)."""
+    node, server = job.workers[i], job.server
+    while True:
+        yield node.when_down()
+        epoch = node.epoch
+        if job.options.detect_after > 0:
+            yield job.sim.timeout(job.options.detect_after)
+        if server.is_up:
+            server.mailbox.put(("down", i, epoch))
+
+
+def server(job: Job):
+    node, opts = job.server, job.options
+    k, n_blocks = len(job.workers), len(job.blocks)
+    sizes = np.array([b[1].size for b in job.blocks])
+    weights = sizes / sizes.sum()
+    policy = POLICIES[opts.policy]()
+    # the nominal speeds the scenario states; a slowdown is for the policy to discover
+    state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
+    params, version = job.params, 0
+    live = {i for i in range(k) if job.workers[i].is_up}
+    known = {i: job.workers[i].epoch for i in range(k)}  # crashes the server has heard of
+    if job.monitor.update(params, version):
+        return
+    while True:
+        began = node.sim.now
+        r = _Round(job, policy, live, version, params)
+        r.queues = policy.assign(list(range(n_blocks)), sorted(live), state)
+        queued = {b for q in r.queues.values() for b in q}
+        r.pool = deque(b for b in range(n_blocks) if b not in queued)
+        for w in sorted(live):
+            r.fill(w)
+        while len(r.results) < n_blocks:
+            msg = yield from r.next_message()
+            if msg is None:                                  # a block is overdue: re-send it
+                continue
+            kind = msg[0]
+            if kind == "result":
+                _, w, v, b, grad, seconds = msg
+                if v != version or b in r.results:
+                    job.count("duplicate_results")           # late or re-sent: wasted work
+                    continue
+                r.results[b] = grad
+                r.done(w, b)
+                state.seconds_per_row[w] = _smooth(state.seconds_per_row.get(w), seconds / sizes[b])
+                r.fill(w)
+            else:                                            # "down" or "hello": (kind, w, epoch)
+                _, w, epoch = msg
+                if epoch > known[w]:                         # a crash not yet handled
+                    known[w] = epoch
+                    r.lost(w)
+                if kind == "hello":
+                    live.add(w)
+                    r.fill(w)
+        g = sum(weights[b] * r.results[b] for b in range(n_blocks))   # block order
+        yield node.compute((n_blocks + 2) * params.size)
+        params = params - job.lr * g
+        version += 1
+        if job.monitor.update(params, version, makespan=node.sim.now - began):
+            return
+
+
+def _smooth(old, new, keep: float = 0.5):
+    return new if old is None else keep * old + (1 - keep) * new
+
+
+class _Round:
+    """One round's bookkeeping at the server: queues, pool, what each worker holds."""
+
+    def __init__(self, job: Job, policy, live: set, version: int, params):
+        self.job, self.policy, self.live = job, policy, live
+        self.version, self.params = version, params
+        self.results: dict = {}
+        self.holding = {w: deque() for w in range(len(job.workers))}  # sent, not returned
+        self.sent_at: dict = {}      # block -> when it was (last) sent
+        self.has_model: set = set()  # workers that got this round's model
+        self.queues, self.pool = {}, deque()
+
+    def fill(self, w: int) -> None:
+        """Top worker w up to ``prefetch`` blocks."""
+        job = self.job
+        while w in self.live and len(self.holding[w]) < job.options.prefetch:
+            got = self.policy.next_block(w, self.queues, self.pool)
+            if got is None:
+                return
+            b, moved = got
+            if moved:
+                job.count("blocks_moved")
+            self.send(w, b)
+
+    def send(self, w: int, b: int) -> None:
+        model = None if w in self.has_model else self.params
+        self.has_model.add(w)
+        self.holding[w].append(b)
+        self.sent_at[b] = self.job.sim.now
+        self.job.server.send(self.job.workers[w], (self.version, model, b))
+
+    def done(self, w: int, b: int) -> None:
+        if b in self.holding[w]:
+            self.holding[w].remove(b)
+        for v, held in self.holding.items():  # a re-sent block's other copy is moot now
+            if v != w and b in held:
+                held.remove(b)
+
+    def lost(self, w: int) -> None:
+        """Worker w crashed: its queued and unfinished blocks go back to the pool."""
+        self.live.discard(w)
+        self.has_model.discard(w)
+        back = [b for b in list(self.holding[w]) + list(self.queues.get(w, ()))
+                if b not in self.results]
+        self.holding[w].clear()
+        if w in self.queues:
+            self.queues[w].clear()
+        self.pool.extend(back)
+        self.job.count("blocks_requeued", len(back))
+        for v in sorted(self.live):
+            self.fill(v)
+
+    def next_message(self):
+        """The next message, or None after re-sending a block that timed out."""
+        node, timeout = self.job.server, self.job.options.block_timeout
+        if timeout == math.inf:
+            return (yield node.recv())
+        pending = [(t, b) for b, t in self.sent_at.items() if b not in self.results]
+        if not pending:
+            return (yield node.recv())
+        t, b = min(pending)
+        remaining = t + timeout - node.sim.now
+        if remaining > 0:
+            get = node.recv()
+            first, = yield node.sim.any_of([get, node.sim.timeout(remaining)])
+            if first is get:
+                return get.value
+        self.job.count("block_retries")
+        for v, held in self.holding.items():
+            if b in held:
+                held.remove(b)
+                self.has_model.discard(v)  # the model may have been lost with it
+        self.pool.appendleft(b)
+        del self.sent_at[b]
+        for v in sorted(self.live):
+            self.fill(v)
+        return None
+
+
+def worker(job: Job, i: int):
+    """Compute the gradient of every block I am sent, on the model of its round."""
+    node = job.workers[i]
+    if node.epoch > 0:                       # restarted after a crash: ask for work
+        node.send(job.server, ("hello", i, node.epoch))
+    params, version = None, -1
+    while True:
+        v, model, b = yield node.recv()
+        if model is not None:
+            params, version = model, v
+        if v != version:                     # a block of a round whose model I lack
+            continue
+        X, y = job.blocks[b]
+        _, grad = job.model.loss_grad(params, X, y)
+        job.monitor.rows += y.size
+        began = node.sim.now
+        yield node.compute(job.model.grad_flops(y.size))
+        yield node.send(job.server, ("result", i, v, b, grad, node.sim.now - began))
