@@ -302,7 +302,9 @@ def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
         if job.workers_lost():
             return job.monitor.stop_reason
         last = job.monitor.history[-1]["time"] if job.monitor.history else 0.0
-        hint = ("set strategy.round_timeout so that a round can close without it"
+        hint = ("set scheduling.block_timeout so that a lost block is sent again"
+                if s.scheduling.policy is not None else
+                "set strategy.round_timeout so that a round can close without it"
                 if s.strategy.kind == "sync" else
                 f"{s.strategy.kind} has no timeout to retry a lost push or pull")
         return (f"stalled at t={sim.now:.4g} s (last update at t={last:.4g} s): every "

@@ -71,7 +71,9 @@ def start(job: Job):
     job.blocks = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     for i, node in enumerate(job.workers):
         node.start(worker, job, i)
-        job.sim.process(_detector(job, i), name=f"detector@{node.name}", daemon=True)
+        # not a daemon: its notice is progress (it un-stalls a round that waits on a
+        # crashed worker), so the simulation must not end while it is due
+        job.sim.process(_detector(job, i), name=f"detector@{node.name}")
     return job.server.start(server, job)
 
 

@@ -1,0 +1,154 @@
+"""Contracts of task-based rounds: the model does not depend on the policy or on
+failures (every block counted exactly once per round); only the time does."""
+from collections import deque
+
+import numpy as np
+import pytest
+
+from simdml import Scenario, ScenarioError, run
+from simdml.experiment import prepare_data
+from simdml.models import LogisticRegression
+from simdml.scheduling import POLICIES, RoundState
+
+HETERO = [1e9, 1e9, 1e9, 2.5e8, 5e8]
+
+
+def _scenario(policy="pull", **changes) -> Scenario:
+    base = {"data.dataset": "digits", "cluster.workers": 5, "cluster.speed": HETERO,
+            "stop.rounds": 8, "scheduling.policy": policy, "network.latency": 1e-4}
+    return Scenario().replace(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return run(_scenario("round_robin")).model.params_
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_every_policy_trains_the_same_model(policy, reference):
+    """The block gradients are summed in block order whoever computed them: the
+    parameters are bit for bit the same under every policy."""
+    np.testing.assert_array_equal(run(_scenario(policy)).model.params_, reference)
+
+
+@pytest.mark.parametrize("blocks", [5, 7, 40])
+def test_task_rounds_are_full_batch_gradient_descent(blocks):
+    """Any number of blocks: the sample-weighted sum of block gradients is the full-batch
+    gradient, so the run equals full-batch GD (to 1e-12)."""
+    s = _scenario(**{"scheduling.blocks": blocks, "strategy.lr": 0.5})
+    split = prepare_data(s)
+    reference = LogisticRegression(lr=0.5, n_iter=8, l2=1e-4).fit(split.X_train, split.y_train)
+    np.testing.assert_allclose(run(s).model.params_, reference.params_, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "pull", "work_stealing", "earliest_finish"])
+@pytest.mark.parametrize("seed", range(15))
+def test_crashes_lose_no_block_and_count_none_twice(policy, seed):
+    """Random crashes and repairs (MTBF/MTTR, a detection delay): the re-queued blocks
+    are computed elsewhere and every block counts once, so the parameters are exactly
+    those of the same seed's run without failures. (Not always slower: under round robin
+    the crash of the slow worker hands its blocks to faster ones.)"""
+    calm = run(_scenario(policy, seed=seed))
+    r = run(_scenario(policy, **{"seed": seed, "faults.mtbf": 0.004, "faults.mttr": 0.002,
+                                 "scheduling.detect_after": 2e-4}))
+    assert r.summary["updates"] == 8 and r.summary["blocks_requeued"] > 0
+    np.testing.assert_array_equal(r.model.params_, calm.model.params_)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "pull"])
+def test_lost_messages_are_retried(policy, reference):
+    """With 10 % message loss, blocks whose results are late are sent again
+    (block_retries) and the model is still the exact one."""
+    r = run(_scenario(policy, **{"network.loss": 0.1, "scheduling.block_timeout": 2e-3}))
+    assert r.summary["block_retries"] > 0 and r.summary["messages_lost"] > 0
+    np.testing.assert_array_equal(r.model.params_, reference)
+
+
+def test_lost_messages_without_a_timeout_stall_with_a_hint():
+    r = run(_scenario(**{"network.loss": 0.1}))
+    assert "set scheduling.block_timeout" in r.summary["stop_reason"]
+
+
+def test_dynamic_policies_beat_round_robin_with_a_slow_node():
+    """One worker at a quarter speed: round robin waits for it every round; pull, work
+    stealing, proportional and earliest_finish give it less, and finish sooner."""
+    makespan = {p: run(_scenario(p)).summary["sim_time"] for p in POLICIES}
+    for p in ("pull", "work_stealing", "proportional", "earliest_finish"):
+        assert makespan[p] < 0.75 * makespan["round_robin"], p
+
+
+def test_history_records_each_rounds_makespan():
+    r = run(_scenario("pull"))
+    rounds = [h["makespan"] for h in r.history[1:]]
+    assert len(rounds) == 8 and all(m > 0 for m in rounds)
+    assert sum(rounds) == pytest.approx(r.summary["sim_time"], rel=1e-9)
+
+
+def test_work_stealing_moves_blocks_only_when_there_is_a_slow_node():
+    even = run(_scenario("work_stealing", **{"cluster.speed": 1e9}))
+    skewed = run(_scenario("work_stealing"))
+    assert even.summary.get("blocks_moved", 0) == 0 and skewed.summary["blocks_moved"] > 0
+
+
+# -------------------------------------------------------------------- the policies
+
+
+def _state(sizes, speeds=(1.0, 1.0, 1.0), seed=0):
+    return RoundState(np.asarray(sizes), np.asarray(speeds, dtype=float), {},
+                      np.random.default_rng(seed))
+
+
+def test_static_assignments():
+    """round_robin deals in turn; proportional gives rows in proportion to speed;
+    least_loaded (LPT) balances rows; every block is assigned exactly once."""
+    blocks, workers = list(range(6)), [0, 1, 2]
+    rr = POLICIES["round_robin"]().assign(blocks, workers, _state([1] * 6))
+    assert {w: list(q) for w, q in rr.items()} == {0: [0, 3], 1: [1, 4], 2: [2, 5]}
+    prop = POLICIES["proportional"]().assign(blocks, workers, _state([1] * 6, (1, 1, 4)))
+    assert [len(prop[w]) for w in workers] == [1, 1, 4]
+    lpt = POLICIES["least_loaded"]().assign(blocks, workers, _state([5, 1, 1, 4, 2, 3]))
+    loads = [sum([5, 1, 1, 4, 2, 3][b] for b in lpt[w]) for w in workers]
+    assert sorted(loads) == [5, 5, 6]
+    for name, cls in POLICIES.items():
+        q = cls().assign(blocks, workers, _state([1] * 6))
+        got = sorted(b for d in q.values() for b in d)
+        assert got == blocks or (name == "pull" and got == []), name
+
+
+def test_earliest_finish_uses_what_it_observed():
+    """Observed 1, 1 and 3 s per row, 12 one-row blocks: each block goes where it would
+    finish first; the slow worker gets the fewest, and the estimated makespan (6 s) is
+    the best these rates allow (12 rows at a total rate of 7/3 rows/s need >= 5.1 s,
+    and whole blocks make it 6)."""
+    state = _state([1] * 12)
+    state.seconds_per_row = {0: 1.0, 1: 1.0, 2: 3.0}
+    q = POLICIES["earliest_finish"]().assign(list(range(12)), [0, 1, 2], state)
+    finish = [len(q[0]) * 1.0, len(q[1]) * 1.0, len(q[2]) * 3.0]
+    assert max(finish) == 6.0 and len(q[2]) < min(len(q[0]), len(q[1]))
+
+
+def test_work_stealing_takes_the_last_block_of_the_longest_queue():
+    ws = POLICIES["work_stealing"]()
+    queues = {0: deque(), 1: deque([4, 5, 6]), 2: deque([7])}
+    assert ws.next_block(0, queues, deque()) == (6, True)
+    assert ws.next_block(0, queues, deque([9])) == (9, False)  # the pool first
+
+
+def test_random_policies_follow_the_seed():
+    s1 = run(_scenario("random", seed=1))
+    assert run(_scenario("random", seed=1)).history == s1.history
+    assert run(_scenario("random", seed=2)).summary["sim_time"] != s1.summary["sim_time"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"scheduling.policy": "fifo"}, r"scheduling.policy must be one of 'round_robin'"),
+    ({"scheduling.blocks": 3}, r"scheduling.blocks must be >= cluster.workers=5"),
+    ({"strategy.kind": "async"}, r"scheduling.policy='pull' schedules the blocks of synchronous "
+                                 r"rounds: it needs strategy.kind = 'sync'"),
+    ({"strategy.wait_for": 3}, r"without wait_for / round_timeout; got strategy.kind='sync' "
+                               r"with wait_for"),
+    ({"scheduling.detect_after": -1.0}, r"scheduling.detect_after must be >= 0"),
+])
+def test_bad_scheduling_sections_name_the_key(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        _scenario(**changes)
