@@ -180,7 +180,8 @@ class Node:
         self._open: list[list] = []  # spans that may still be running (cut short by a crash)
         self._open_limit = 16
         self._record = cluster.spans if cluster.record_spans else None  # where spans go
-        self.totals = dict.fromkeys(("compute", "send", "recv", "wait", "down"), 0.0)  # seconds
+        self.totals = dict.fromkeys(("compute", "send", "recv", "wait", "down", "checkpoint"),
+                                    0.0)  # seconds
         self.bytes_sent = 0
         self.messages_sent = 0
         self._arrive_cb, self._deliver_cb = self._arrive, self._deliver  # perf: bound once
@@ -197,6 +198,15 @@ class Node:
         duration = self._sample(t0, self.jitter, self.rng) * self.slowdown
         work = _Work(self.sim, duration)
         work.span = self._span("compute", self.sim.now, work.delay + self.sim.now, 0)
+        return work
+
+    def checkpoint(self, seconds: float) -> Timeout:
+        """An event that fires when a checkpoint taking ``seconds`` is written (the node
+        is busy meanwhile; no jitter: writing state is I/O, not computation)."""
+        if not self.is_up:
+            raise RuntimeError(f"node {self.name} is down and cannot checkpoint")
+        work = _Work(self.sim, seconds)
+        work.span = self._span("checkpoint", self.sim.now, self.sim.now + seconds, 0)
         return work
 
     def abandon(self, work: _Work) -> None:

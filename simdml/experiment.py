@@ -157,7 +157,9 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
               options=s.scheduling.build() if is_tasks else s.strategy.build_options(),
               batch_size=s.strategy.batch_size, policy_rng=streams.rng("policy"),
               batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)],
-              classes=np.arange(n_outputs) if model.is_classifier else None)
+              classes=np.arange(n_outputs) if model.is_classifier else None,
+              checkpoint_every=s.faults.checkpoint_every,
+              checkpoint_time=s.faults.checkpoint_time, done=sim.event())
     sim.on_idle = _stall_judge(cluster, monitor)
     try:
         training = start(job)
@@ -263,9 +265,13 @@ def _links(net) -> dict:
 
 def _start_faults(s: Scenario, sim, server, workers, streams) -> None:
     for c in s.faults.crash:
-        node = server if c.node == "server" else workers[c.node]
-        sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
-                    daemon=True)
+        for ref in (c.node if isinstance(c.node, tuple) else (c.node,)):  # a rack: all at once
+            node = server if ref == "server" else workers[ref]
+            sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
+                        daemon=True)
+    if math.isfinite(s.faults.server_mtbf):
+        sim.process(random_failures(server, s.faults.server_mtbf, s.faults.mttr,
+                                    streams.rng("faults")), name="failures@server", daemon=True)
     if math.isfinite(s.faults.mtbf):
         for i, node in enumerate(workers):
             sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
@@ -301,6 +307,9 @@ def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
     except Deadlock:
         if job.workers_lost():
             return job.monitor.stop_reason
+        if not job.server.is_up and job.server.recovery_due is None:
+            return (f"the server crashed at t={job.server._crash_times[-1]:.4g} s and does "
+                    f"not come back (faults.crash[...].recover_after)")
         last = job.monitor.history[-1]["time"] if job.monitor.history else 0.0
         hint = ("set scheduling.block_timeout so that a lost block is sent again"
                 if s.scheduling.policy is not None else

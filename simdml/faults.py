@@ -17,7 +17,7 @@ import numpy as np
 
 from .cluster import Node
 
-__all__ = ["crash_at", "random_failures"]
+__all__ = ["crash_at", "random_failures", "young_interval", "daly_interval"]
 
 
 def crash_at(node: Node, at: float, recover_after: float | None = None):
@@ -65,3 +65,42 @@ def _random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Genera
         node.recovery_due = sim.now + repair
         yield sim.timeout(repair)
         node.recover()
+
+
+def young_interval(checkpoint_time: float, mtbf: float) -> float:
+    """Young's optimal time between checkpoints, ``sqrt(2 delta M)`` (s), for a
+    checkpoint taking ``delta`` s and failures every ``M`` s on average: it balances the
+    time spent writing checkpoints against the work lost at a failure (half an interval
+    on average).
+
+    References
+    ----------
+    J. W. Young, "A first order approximation to the optimum checkpoint interval",
+    Communications of the ACM 17(9), 1974.
+    """
+    _check_interval_args(checkpoint_time, mtbf)
+    return math.sqrt(2.0 * checkpoint_time * mtbf)
+
+
+def daly_interval(checkpoint_time: float, mtbf: float) -> float:
+    """Daly's higher-order optimum (s): ``sqrt(2 delta M) [1 + sqrt(delta / 2M) / 3 +
+    delta / 18M] - delta`` for ``delta < 2M``, else ``M``.
+
+    References
+    ----------
+    J. T. Daly, "A higher order estimate of the optimum checkpoint interval for restart
+    dumps", Future Generation Computer Systems 22(3), 2006, eq. (37).
+    """
+    _check_interval_args(checkpoint_time, mtbf)
+    d, m = checkpoint_time, mtbf
+    if d >= 2 * m:
+        return m
+    x = d / (2 * m)
+    return math.sqrt(2 * d * m) * (1 + math.sqrt(x) / 3 + x / 9) - d
+
+
+def _check_interval_args(checkpoint_time: float, mtbf: float) -> None:
+    if not 0 < checkpoint_time < math.inf:
+        raise ValueError(f"checkpoint_time must be finite and > 0 (s); got {checkpoint_time!r}")
+    if not 0 < mtbf < math.inf:
+        raise ValueError(f"mtbf must be finite and > 0 (s); got {mtbf!r}")

@@ -18,7 +18,7 @@ __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
     "down": "#e63946", "compute_lost": "#9d0208", "send_lost": "#9d0208", "recv_lost": "#9d0208",
-    "compute_dropped": "#a8dadc",
+    "compute_dropped": "#a8dadc", "checkpoint": "#6a4c93", "checkpoint_lost": "#9d0208",
 }
 
 
@@ -82,7 +82,7 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     row = {n: i for i, n in enumerate(nodes)}
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top
-    order = {"wait": 0, "down": 1, "recv": 2, "send": 3, "compute": 4}
+    order = {"wait": 0, "down": 1, "recv": 2, "send": 3, "compute": 4, "checkpoint": 4}
     for span in sorted(trace.spans, key=lambda s: order.get(s.kind.partition("_")[0], 5)):
         if span.node not in row or span.start > end:
             continue
@@ -104,6 +104,7 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
         title += f" (first {end:.3g} s of {trace.end:.3g} s)"
     ax.set(xlabel="simulated time (s)", title=title)
     kinds = ["compute", "send", "recv", "wait", "down"]
+    kinds += ["checkpoint"] if any(s.kind == "checkpoint" for s in trace.spans) else []
     handles = [Patch(color=KIND_COLORS[k], label=k) for k in kinds]
     if any(s.kind.endswith("_lost") for s in trace.spans):
         handles.append(Patch(color=KIND_COLORS["compute_lost"], label="lost to a crash"))

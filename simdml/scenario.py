@@ -175,7 +175,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CrashConfig:
-    node: int | str             # a worker index, or "server"
+    node: int | str | tuple     # a worker index, "server", or a list of them (a rack: at once)
     at: float                   # s of simulated time
     recover_after: float | None = None  # s; None: the node never comes back
 
@@ -185,13 +185,24 @@ class FaultsConfig:
     crash: tuple = ()           # CrashConfig entries
     mtbf: float = _INF          # s, mean time between failures of each worker; inf: none
     mttr: float = 0.0           # s, mean time to repair
+    server_mtbf: float = _INF   # s, mean time between failures of the server; inf: none
+    checkpoint_every: int = 0   # the server checkpoints every this many updates; 0: never
+    checkpoint_time: float = 0.0  # s to write one checkpoint (the delta of Young and Daly)
 
     def __post_init__(self):
         crashes = []
         for i, c in enumerate(self.crash):
             key = f"faults.crash[{i}]"
             c = _table(key, c, CrashConfig, required=("node", "at"))
-            _node_ref(f"{key}.node", c.node)
+            if isinstance(c.node, (list, tuple)):
+                if not c.node:
+                    raise ScenarioError(f"{key}.node must be a node or a non-empty list of "
+                                        f"nodes; got []")
+                for j, n in enumerate(c.node):
+                    _node_ref(f"{key}.node[{j}]", n)
+                c = dataclasses.replace(c, node=tuple(c.node))
+            else:
+                _node_ref(f"{key}.node", c.node)
             _number(f"{key}.at", c.at, low=0, unit="s")
             if c.recover_after is not None:
                 _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
@@ -199,6 +210,10 @@ class FaultsConfig:
         _set(self, "crash", tuple(crashes))
         _number("faults.mtbf", self.mtbf, low=0, strict_low=True, finite=False, unit="s")
         _number("faults.mttr", self.mttr, low=0, unit="s")
+        _number("faults.server_mtbf", self.server_mtbf, low=0, strict_low=True, finite=False,
+                unit="s")
+        _integer("faults.checkpoint_every", self.checkpoint_every, low=0)
+        _number("faults.checkpoint_time", self.checkpoint_time, low=0, unit="s")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,7 +410,8 @@ class Scenario:
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
-        refs = [(f"faults.crash[{i}].node", c.node) for i, c in enumerate(self.faults.crash)]
+        refs = [(f"faults.crash[{i}].node", n) for i, c in enumerate(self.faults.crash)
+                for n in (c.node if isinstance(c.node, tuple) else (c.node,))]
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
         model = MODELS[self.model.kind]
@@ -423,6 +439,10 @@ class Scenario:
         if self.data.partition == "proportional" and not all(map(math.isfinite, self.cluster.speed)):
             raise ScenarioError(f"data.partition='proportional' needs finite cluster.speed "
                                 f"(shards in proportion to speed); got {list(self.cluster.speed)}")
+        if self.faults.checkpoint_every and self.strategy.kind != "sync":
+            raise ScenarioError(f"faults.checkpoint_every: only the sync parameter server "
+                                f"checkpoints (and restarts); got strategy.kind="
+                                f"{self.strategy.kind!r}")
         if self.scheduling.policy is not None:
             if self.strategy.kind != "sync" or self.strategy.options:
                 raise ScenarioError(

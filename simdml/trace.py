@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 __all__ = ["Span", "Trace", "KINDS"]
 
-KINDS = ("compute", "send", "recv", "wait", "down")
+KINDS = ("compute", "send", "recv", "wait", "down", "checkpoint")
 
 
 class Span(NamedTuple):
@@ -102,7 +102,8 @@ class Trace:
                    counters=dict(counters or {}), end=end, busy=busy, raw=raw)
 
     def totals(self) -> dict[str, dict[str, float]]:
-        """Per node, seconds spent in each kind of span, and ``idle`` (= end - compute - down).
+        """Per node, seconds spent in each kind of span, and ``idle`` (= end - compute -
+        checkpoint - down).
 
         Communication overlaps computation, so the kinds do not add up to ``end``.
         """
@@ -113,7 +114,7 @@ class Trace:
             for s in self.spans:
                 out[s.node][s.kind.partition("_")[0]] += s.duration
         for n, t in out.items():
-            t["idle"] = max(0.0, self.end - t["compute"] - t["down"])
+            t["idle"] = max(0.0, self.end - t["compute"] - t.get("checkpoint", 0.0) - t["down"])
             t["utilization"] = t["compute"] / self.end if self.end > 0 else 0.0
         return out
 

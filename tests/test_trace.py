@@ -96,11 +96,12 @@ def test_totals_of_the_hand_run():
     """totals() sums each kind per node (lost work counted in its kind), and idle = end - compute - down."""
     totals = hand_trace().totals()
     assert totals["w0"] == {"compute": 3.0, "send": 0.25, "recv": 0.0, "wait": 0.0, "down": 0.0,
-                            "idle": 2.0, "utilization": 3.0 / END}
+                            "checkpoint": 0.0, "idle": 2.0, "utilization": 3.0 / END}
     assert totals["server"] == {"compute": 0.5, "send": 0.0, "recv": 0.25, "wait": 1.75,
-                                "down": 0.0, "idle": 4.5, "utilization": 0.5 / END}
+                                "down": 0.0, "checkpoint": 0.0, "idle": 4.5,
+                                "utilization": 0.5 / END}
     assert totals["w1"] == {"compute": 2.0, "send": 0.0, "recv": 0.0, "wait": 0.0, "down": 3.0,
-                            "idle": 0.0, "utilization": 2.0 / END}
+                            "checkpoint": 0.0, "idle": 0.0, "utilization": 2.0 / END}
 
 
 def test_totals_of_a_real_run_match_its_spans(tiny_run):

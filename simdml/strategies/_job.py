@@ -120,6 +120,10 @@ class Job:
     classes: np.ndarray | None = None  # every class of the problem (classifiers)
     policy_rng: np.random.Generator | None = None  # the scheduler's stream ("policy")
     blocks: list = field(default_factory=list)  # task-based rounds: (X, y) per data block
+    checkpoint_every: int = 0      # the server checkpoints every this many updates; 0: never
+    checkpoint_time: float = 0.0   # s to write one checkpoint
+    checkpoint: dict | None = None  # the last one, on stable storage: params, version, time
+    done: object = None            # an event a restartable server fires when training ends
 
     def __post_init__(self):
         n = sum(s.n_rows for s in self.shards)
@@ -146,6 +150,31 @@ class Job:
         since = max(w._crash_times[-1] for w in self.workers)
         self.monitor.stop_reason = f"no live workers from t={since:.4g} s"
         return True
+
+    def restore(self, node) -> tuple:
+        """The model a server (re)starts from: the initial one at first; after a crash,
+        its last checkpoint (or the initial model, if none was written) -- the updates
+        since then are lost and counted (``updates_lost``, ``server_restarts``)."""
+        if node.epoch == 0:
+            return self.params, 0
+        self.count("server_restarts")
+        params, version = ((self.checkpoint["params"], self.checkpoint["version"])
+                           if self.checkpoint else (self.params, 0))
+        self.count("updates_lost", self.monitor.updates - version)
+        return params, version
+
+    def after_update(self, node, params, version: int):
+        """Process step after each update: a checkpoint every ``checkpoint_every``
+        updates, taking ``checkpoint_time`` s of the server's time."""
+        if self.checkpoint_every and version % self.checkpoint_every == 0:
+            yield node.checkpoint(self.checkpoint_time)
+            self.checkpoint = {"params": params, "version": version, "time": node.sim.now}
+            self.count("checkpoints")
+
+    def finish(self) -> None:
+        """Training is over (a restartable server's end: see ``done``)."""
+        if self.done is not None and not self.done.triggered:
+            self.done.succeed()
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount

@@ -11,7 +11,11 @@ workers): the round time becomes the k-th order statistic of the workers' times
 instead of the maximum. Workers still computing drop their stale work when the next
 model reaches them (counted as ``dropped_gradients``); their late pushes are dropped
 by the server (``stale_gradients_dropped``). ``round_timeout`` (s) closes a round with
-whatever arrived, so that a crashed worker does not hang training.
+whatever arrived, so that a crashed worker does not hang training. With ``faults.checkpoint_every = N`` the
+server writes its model to stable storage every N updates (``checkpoint_time`` s); after
+a crash it restarts from the last checkpoint when it recovers, and the updates since
+then are lost (``updates_lost``); the model it broadcasts is tagged with its restart
+count, so that a gradient of its previous life is never taken for a current one.
 
 References
 ----------
@@ -53,17 +57,21 @@ def start(job: Job):
     preemptible = k < len(job.workers) or job.options.round_timeout < math.inf
     for i, node in enumerate(job.workers):
         node.start(worker, job, i, preemptible)
-    return job.server.start(server, job)
+    process = job.server.start(server, job)
+    # a server that checkpoints restarts after a crash (a new process): training ends
+    # when some incarnation of it says so
+    return job.done if job.checkpoint_every else process
 
 
 def server(job: Job):
     node = job.server
     k = job.options.wait_for or len(job.workers)
-    params, version = job.params, 0
-    if job.monitor.update(params, version):
-        return
+    params, version = job.restore(node)                     # 0. the initial model, or the
+    if job.monitor.update(params, version):                 #    last checkpoint after a crash
+        return job.finish()
     while True:
-        node.broadcast(job.workers, (version, params))      # 1. broadcast the model
+        tag = (node.epoch, version)                         #    never confused with a model
+        node.broadcast(job.workers, (tag, params))          # 1. broadcast the model
         grads = {}                                          # 2. gather this round's gradients
         deadline = node.sim.now + job.options.round_timeout
         while len(grads) < k:
@@ -72,13 +80,13 @@ def server(job: Job):
                 job.count("incomplete_rounds")              #    round timed out
                 break
             i, v, grad = msg
-            if v == version:
+            if v == tag:
                 grads[i] = grad
             else:
                 job.count("stale_gradients_dropped")
         if not grads:                                       #    nobody answered:
             if job.workers_lost():
-                return                                      #    ... and nobody ever will
+                return job.finish()                         #    ... and nobody ever will
             continue                                        #    ... try again
         share = sum(job.weights[i] for i in grads)          # 3. average, weighted by samples,
         g = sum((job.weights[i] / share) * grads[i]         #    in worker order (so arrival
@@ -87,7 +95,8 @@ def server(job: Job):
         params = params - job.lr * g
         version += 1
         if job.monitor.update(params, version):             # 5. record; stop?
-            return
+            return job.finish()
+        yield from job.after_update(node, params, version)  # 6. checkpoint, every N
 
 
 def worker(job: Job, i: int, preemptible: bool = False, pull: bool = False):

@@ -74,7 +74,8 @@ def start(job: Job):
         # not a daemon: its notice is progress (it un-stalls a round that waits on a
         # crashed worker), so the simulation must not end while it is due
         job.sim.process(_detector(job, i), name=f"detector@{node.name}")
-    return job.server.start(server, job)
+    process = job.server.start(server, job)
+    return job.done if job.checkpoint_every else process  # see sync.start
 
 
 def _detector(job: Job, i: int):
@@ -98,14 +99,15 @@ def server(job: Job):
     policy = POLICIES[opts.policy]()
     # the nominal speeds the scenario states; a slowdown is for the policy to discover
     state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
-    params, version = job.params, 0
+    params, version = job.restore(node)  # the initial model, or the last checkpoint
     live = {i for i in range(k) if job.workers[i].is_up}
     known = {i: job.workers[i].epoch for i in range(k)}  # crashes the server has heard of
     if job.monitor.update(params, version):
-        return
+        return job.finish()
     while True:
         began = node.sim.now
-        r = _Round(job, policy, live, version, params)
+        tag = (node.epoch, version)  # a result of the server's previous life never counts
+        r = _Round(job, policy, live, tag, params)
         r.queues = policy.assign(list(range(n_blocks)), sorted(live), state)
         queued = {b for q in r.queues.values() for b in q}
         r.pool = deque(b for b in range(n_blocks) if b not in queued)
@@ -118,7 +120,7 @@ def server(job: Job):
             kind = msg[0]
             if kind == "result":
                 _, w, v, b, grad, seconds = msg
-                if v != version or b in r.results:
+                if v != tag or b in r.results:
                     job.count("duplicate_results")           # late or re-sent: wasted work
                     continue
                 r.results[b] = grad
@@ -138,7 +140,8 @@ def server(job: Job):
         params = params - job.lr * g
         version += 1
         if job.monitor.update(params, version, makespan=node.sim.now - began):
-            return
+            return job.finish()
+        yield from job.after_update(node, params, version)
 
 
 def _smooth(old, new, keep: float = 0.5):
@@ -229,7 +232,7 @@ def worker(job: Job, i: int):
     node = job.workers[i]
     if node.epoch > 0:                       # restarted after a crash: ask for work
         node.send(job.server, ("hello", i, node.epoch))
-    params, version = None, -1
+    params, version = None, None
     while True:
         v, model, b = yield node.recv()
         if model is not None:

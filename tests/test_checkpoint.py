@@ -1,0 +1,111 @@
+"""Contracts of fault tolerance: checkpoints cost their time, a restarted server resumes
+from its last checkpoint and loses exactly the updates since, racks fail together."""
+import math
+
+import numpy as np
+import pytest
+
+from simdml import Scenario, ScenarioError, run
+from simdml.faults import daly_interval, young_interval
+
+ROUNDS = 40
+
+
+def _scenario(**changes) -> Scenario:
+    base = {"data.dataset": "digits", "cluster.workers": 4, "stop.rounds": ROUNDS,
+            "network.latency": 1e-4}
+    return Scenario().replace(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def calm():
+    return run(_scenario())
+
+
+@pytest.mark.parametrize("every", [1, 5, 7])
+def test_checkpoints_cost_exactly_their_time(calm, every):
+    """No failures: each checkpoint (after update v, v a multiple of N, not after the
+    last) delays everything after it by checkpoint_time, and changes no number."""
+    delta = 1e-3
+    r = run(_scenario(**{"faults.checkpoint_every": every, "faults.checkpoint_time": delta}))
+    n = (ROUNDS - 1) // every
+    assert r.summary["checkpoints"] == n
+    assert r.summary["sim_time"] == pytest.approx(calm.summary["sim_time"] + n * delta, rel=1e-12)
+    np.testing.assert_array_equal(r.model.params_, calm.model.params_)
+    assert r.nodes["server"]["checkpoint"] == pytest.approx(n * delta, rel=1e-12)
+
+
+@pytest.mark.parametrize("policy", [None, "pull"])
+@pytest.mark.parametrize("every", [3, 10])
+def test_a_restarted_server_resumes_from_its_last_checkpoint(calm, policy, every):
+    """The server crashes and comes back: it restarts from its last checkpoint, the
+    updates since are lost (and counted), and training ends with the model of the run
+    without the crash -- the checkpointed state is the state it had."""
+    changes = {"faults.crash": [{"node": "server", "at": 0.02, "recover_after": 0.01}],
+               "faults.checkpoint_every": every, "faults.checkpoint_time": 5e-4}
+    if policy:
+        changes["scheduling.policy"] = policy
+    r = run(_scenario(**changes))
+    reference = calm if policy is None else run(_scenario(**{"scheduling.policy": policy}))
+    np.testing.assert_array_equal(r.model.params_, reference.model.params_)
+    updates = [h["update"] for h in r.history]
+    at_crash = max(h["update"] for h in r.history if h["time"] <= 0.02)
+    restored = (at_crash // every) * every
+    assert r.summary["server_restarts"] == 1
+    assert r.summary["updates_lost"] == at_crash - restored
+    assert updates.count(restored) == 2  # evaluated when written, and when restored
+
+
+def test_a_server_crash_without_checkpoints_ends_the_run_with_a_reason():
+    r = run(_scenario(**{"faults.crash": [{"node": "server", "at": 0.02, "recover_after": 0.01}]}))
+    assert r.summary["stop_reason"] == ("server crashed at t=0.02 s, and sync cannot go on "
+                                        "without it (no checkpoint to restart from)")
+
+
+def test_a_server_that_never_comes_back_is_named():
+    r = run(_scenario(**{"faults.crash": [{"node": "server", "at": 0.02}],
+                         "faults.checkpoint_every": 5}))
+    assert r.summary["stop_reason"] == ("the server crashed at t=0.02 s and does not come back "
+                                        "(faults.crash[...].recover_after)")
+
+
+def test_random_server_failures_with_checkpoints_still_finish():
+    """A server failing every ~10 ms (MTBF) and back after ~2 ms: with checkpoints every
+    5 updates training finishes, with the calm run's model."""
+    r = run(_scenario(**{"faults.server_mtbf": 0.01, "faults.mttr": 0.002,
+                         "faults.checkpoint_every": 5, "faults.checkpoint_time": 2e-4}))
+    assert r.summary["updates"] == ROUNDS and r.summary["server_restarts"] >= 2
+    assert r.summary["updates_lost"] > 0
+
+
+def test_a_rack_fails_together():
+    """crash.node may list several nodes: they go down at the same instant."""
+    r = run(_scenario(**{"faults.crash": [{"node": [0, 2], "at": 0.01, "recover_after": 0.005}],
+                         "strategy.round_timeout": 0.003}))
+    crashes = [(t, n) for t, n, kind in r.trace.instants if kind == "crash"]
+    assert crashes == [(0.01, "worker0"), (0.01, "worker2")]
+
+
+def test_young_and_daly_intervals():
+    """sqrt(2 delta M); Daly's correction is close to it when delta << M, and M when
+    delta >= 2M."""
+    assert young_interval(2.0, 100.0) == pytest.approx(20.0)
+    assert daly_interval(2.0, 100.0) == pytest.approx(
+        20.0 * (1 + math.sqrt(0.01) / 3 + 0.01 / 9) - 2.0)
+    assert daly_interval(300.0, 100.0) == 100.0
+    with pytest.raises(ValueError, match=r"checkpoint_time must be finite and > 0"):
+        young_interval(0.0, 1.0)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"faults.checkpoint_every": 5, "strategy.kind": "async"},
+     r"faults.checkpoint_every: only the sync parameter server checkpoints"),
+    ({"faults.checkpoint_every": -1}, r"faults.checkpoint_every must be an integer >= 0"),
+    ({"faults.crash": [{"node": [], "at": 0.1}]}, r"faults.crash\[0\].node must be a node or a "
+                                                  r"non-empty list"),
+    ({"faults.crash": [{"node": [0, 9], "at": 0.1}]}, r"faults.crash\[0\].node must be 'server' "
+                                                      r"or a worker index below cluster.workers=4"),
+])
+def test_bad_fault_sections_name_the_key(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        _scenario(**changes)
