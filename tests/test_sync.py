@@ -51,7 +51,9 @@ def _round_time(computes, p_bytes, g_bytes, latency, bandwidth, server_compute):
 
 
 def test_round_time_equals_the_alpha_beta_model():
-    """With deterministic compute, each round lasts exactly the alpha-beta prediction."""
+    """With deterministic compute, each round lasts exactly the alpha-beta prediction.
+    A model message is its version tag (the server's restart count and version: 16
+    bytes) and the parameters; a gradient adds the worker's index (8 bytes)."""
     n, latency, bandwidth, speed = 4, 1e-3, 1e6, 2e5
     s = _scenario(**{"cluster.workers": n, "cluster.speed": speed, "cluster.server_speed": 1e9,
                      "network.latency": latency, "network.bandwidth": bandwidth})
@@ -59,11 +61,11 @@ def test_round_time_equals_the_alpha_beta_model():
     model = LogisticRegression()
     n_params = model.init_params(4, 3).size
     computes = [model.grad_flops(len(p)) / speed for p in prepare_data(s).parts]
-    expected = _round_time(computes, 8 + 8 * n_params, 16 + 8 * n_params, latency, bandwidth,
+    expected = _round_time(computes, 16 + 8 * n_params, 24 + 8 * n_params, latency, bandwidth,
                            (n + 2) * n_params / 1e9)
     times = [h["time"] for h in result.history]
     np.testing.assert_allclose(np.diff(times), expected, rtol=1e-12)
-    assert result.summary["bytes_sent"] == ROUNDS * n * (8 + 8 * n_params + 16 + 8 * n_params)
+    assert result.summary["bytes_sent"] == ROUNDS * n * (16 + 8 * n_params + 24 + 8 * n_params)
 
 
 def test_same_seed_same_everything_different_seed_different_timing():
