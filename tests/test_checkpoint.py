@@ -109,3 +109,17 @@ def test_young_and_daly_intervals():
 def test_bad_fault_sections_name_the_key(changes, message):
     with pytest.raises(ScenarioError, match=message):
         _scenario(**changes)
+
+
+def test_retries_recover_lost_messages_in_sync(calm):
+    """5 % of messages lost: closing late rounds without the missing gradients changes
+    the model; re-sending the model to the missing workers (retries) keeps it exact."""
+    lossy = {"network.loss": 0.05, "strategy.round_timeout": 2e-3}
+    closed = run(_scenario(**lossy))
+    retried = run(_scenario(**lossy, **{"strategy.retries": 5}))
+    assert closed.summary["incomplete_rounds"] > 0
+    assert not np.array_equal(closed.model.params_, calm.model.params_)
+    assert retried.summary["retries"] > 0 and "incomplete_rounds" not in retried.summary
+    np.testing.assert_array_equal(retried.model.params_, calm.model.params_)
+    with pytest.raises(ScenarioError, match=r"strategy.retries must be an integer >= 0; got -1"):
+        _scenario(**{"strategy.retries": -1})

@@ -11,7 +11,10 @@ workers): the round time becomes the k-th order statistic of the workers' times
 instead of the maximum. Workers still computing drop their stale work when the next
 model reaches them (counted as ``dropped_gradients``); their late pushes are dropped
 by the server (``stale_gradients_dropped``). ``round_timeout`` (s) closes a round with
-whatever arrived, so that a crashed worker does not hang training. With ``faults.checkpoint_every = N`` the
+whatever arrived, so that a crashed worker does not hang training; with ``retries = r``
+the server first re-sends the model to the workers still missing, up to r times (a lost
+message is asked for again: ``retries``; a gradient that then arrives twice is wasted
+work: ``duplicate_gradients``). With ``faults.checkpoint_every = N`` the
 server writes its model to stable storage every N updates (``checkpoint_time`` s); after
 a crash it restarts from the last checkpoint when it recovers, and the updates since
 then are lost (``updates_lost``); the model it broadcasts is tagged with its restart
@@ -37,6 +40,8 @@ __all__ = ["SyncOptions", "start", "server", "worker"]
 class SyncOptions:
     wait_for: int | None = None      # k of n: close a round after k gradients; None: all n
     round_timeout: float = math.inf  # s; inf waits for the k gradients however long
+    retries: int = 0                 # on a timeout, re-send the model to the missing workers
+                                     # this many times before closing the round without them
 
     def __post_init__(self):
         if self.wait_for is not None and (isinstance(self.wait_for, bool)
@@ -45,6 +50,8 @@ class SyncOptions:
             raise ValueError(f"wait_for must be an integer >= 1; got {self.wait_for!r}")
         if not self.round_timeout > 0:
             raise ValueError(f"round_timeout must be > 0 (s); got {self.round_timeout!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be an integer >= 0; got {self.retries!r}")
 
 
 def start(job: Job):
@@ -74,16 +81,26 @@ def server(job: Job):
         node.broadcast(job.workers, (tag, params))          # 1. broadcast the model
         grads = {}                                          # 2. gather this round's gradients
         deadline = node.sim.now + job.options.round_timeout
+        retries = job.options.retries
         while len(grads) < k:
             msg = yield from recv_before(node, deadline)
+            if msg is None and retries:                     #    late: a lost message? ask again
+                retries -= 1
+                job.count("retries")
+                missing = [w for i, w in enumerate(job.workers) if i not in grads]
+                node.broadcast(missing, (tag, params))
+                deadline = node.sim.now + job.options.round_timeout
+                continue
             if msg is None:
                 job.count("incomplete_rounds")              #    round timed out
                 break
             i, v, grad = msg
-            if v == tag:
-                grads[i] = grad
-            else:
+            if v != tag:
                 job.count("stale_gradients_dropped")
+            elif i in grads:
+                job.count("duplicate_gradients")            #    wasted work (a retry's twin)
+            else:
+                grads[i] = grad
         if not grads:                                       #    nobody answered:
             if job.workers_lost():
                 return job.finish()                         #    ... and nobody ever will
