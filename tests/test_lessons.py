@@ -26,7 +26,7 @@ def test_every_lesson_has_a_test():
     """Each lessons/NN_*.py has its headline test here."""
     names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
-              "05_distributed_trees"}
+              "05_distributed_trees", "06_scheduling"}
     assert set(names) == tested
 
 
@@ -94,3 +94,20 @@ def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     assert out["votes"][32]["accuracy"] == exact[4]["accuracy"]
     hist, voted = (out["by_features"][m] for m in list(out["by_features"])[:2])
     assert hist[64] > 2 * hist[8] and voted[64] < hist[64]
+
+
+def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
+    """Every policy trains the same model. A hidden straggler: the adaptive policies beat
+    round robin by far, proportional (told the wrong speeds) does not; known long-tailed
+    speeds: proportional is the fastest of all."""
+    import numpy as np
+    table = run_quick("06_scheduling", tmp_path)
+    for case in ("A", "B"):
+        first = table["round_robin"][case]["params"]
+        assert all(np.array_equal(row[case]["params"], first) for row in table.values())
+    a = {p: row["A"]["makespan"] for p, row in table.items()}
+    for p in ("earliest_finish", "pull", "work_stealing"):
+        assert a[p] < 0.6 * a["round_robin"], p
+    assert a["proportional"] == pytest.approx(a["round_robin"], rel=0.05)
+    b = {p: row["B"]["makespan"] for p, row in table.items()}
+    assert min(b, key=b.get) == "proportional"
