@@ -26,7 +26,8 @@ def test_every_lesson_has_a_test():
     """Each lessons/NN_*.py has its headline test here."""
     names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
-              "05_distributed_trees", "06_scheduling"}
+              "05_distributed_trees", "06_scheduling",
+              "07_failures"}
     assert set(names) == tested
 
 
@@ -111,3 +112,16 @@ def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
     assert a["proportional"] == pytest.approx(a["round_robin"], rel=0.05)
     b = {p: row["B"]["makespan"] for p, row in table.items()}
     assert min(b, key=b.get) == "proportional"
+
+
+def test_07_the_best_checkpoint_interval_is_near_youngs(tmp_path):
+    """The fastest measured interval lies within a factor of 2.5 of Young's; checkpointing
+    every update or very rarely costs over 15 % more; without checkpoints the run ends at
+    the first crash."""
+    out = run_quick("07_failures", tmp_path)
+    sweep = out["sweep"]
+    best = min(sweep, key=lambda n: sweep[n]["mean"])
+    assert out["young_updates"] / 2.5 <= best <= 2.5 * out["young_updates"]
+    assert sweep[1]["mean"] > 1.15 * sweep[best]["mean"]
+    assert sweep[max(sweep)]["mean"] > 1.15 * sweep[best]["mean"]
+    assert "no checkpoint to restart from" in out["no_checkpoint"]
