@@ -33,6 +33,11 @@ def format_summary(result) -> str:
         ("final loss", _number(s["final_loss"], "{:.4f}")),
         (f"final {s['score_name']}", _number(100 * s["final_score"], "{:.1f} % (test set)")
          if s["score_name"] == "accuracy" else _number(s["final_score"], "{:.4f} (test set)")),
+    ]
+    if s.get("balanced_accuracy") is not None:
+        rows += [("balanced accuracy", _number(100 * s["balanced_accuracy"], "{:.1f} %")),
+                 ("macro F1", _number(s["macro_f1"], "{:.3f}"))]
+    rows += [
         ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
                        + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
     ]

@@ -647,7 +647,73 @@ def label_skew(y, n_parts: int, *, rng: np.random.Generator, alpha: float) -> li
         for part, chunk in zip(parts, np.split(members, np.cumsum(sizes(members.size, shares))[:-1])):
             part.append(chunk)
     shards = [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
-    for i in range(n_parts):  # no empty shard: borrow from the largest
+    return _fill_empty(shards, n_samples)
+
+
+def size_skew(y, n_parts: int, *, rng: np.random.Generator, exponent: float) -> list[np.ndarray]:
+    """iid shards of power-law sizes: shard ``i`` (in a random order) gets a share
+    proportional to ``(i + 1) ** -exponent``; 0 gives equal shards, 1 a Zipf law.
+    Every shard keeps at least one sample.
+
+    Parameters
+    ----------
+    y, n_parts, rng
+        As for :func:`iid`.
+    exponent : float
+        >= 0.
+    """
+    n_samples = _check_partition(y, n_parts, rng)
+    if not (_is_real(exponent) and np.isfinite(exponent) and exponent >= 0):
+        raise ValueError(f"exponent must be a finite number >= 0; got {exponent!r}")
+    shares = (np.arange(1, n_parts + 1, dtype=float) ** -float(exponent))[rng.permutation(n_parts)]
+    counts = sizes(n_samples, shares, min_size=1)
+    order = rng.permutation(n_samples).astype(np.int64)
+    return np.split(order, np.cumsum(counts)[:-1])
+
+
+def by_label(y, n_parts: int, *, rng: np.random.Generator, classes_per_part: int) -> list[np.ndarray]:
+    """Pathological non-iid shards: each shard holds ``classes_per_part`` classes only.
+
+    Shard ``i`` gets classes ``(i + j) mod k`` for ``j < classes_per_part`` (a
+    rotation, so each class goes to about the same number of shards), and each class's
+    (shuffled) samples are split evenly among the shards that hold it. A shard that
+    would be empty takes one sample from the largest (``n_parts <= n_samples``).
+
+    Parameters
+    ----------
+    y, n_parts, rng
+        As for :func:`iid`; ``y`` holds class labels.
+    classes_per_part : int
+        1 to the number of classes.
+
+    References
+    ----------
+    H. B. McMahan et al., "Communication-Efficient Learning of Deep Networks from
+    Decentralized Data", AISTATS 2017, Sec. 3 (the pathological non-IID split).
+    """
+    n_samples = _check_partition(y, n_parts, rng)
+    y = np.asarray(y)
+    classes = np.unique(y)
+    k = classes.size
+    if isinstance(classes_per_part, bool) or not isinstance(classes_per_part, (int, np.integer)) \
+            or not 1 <= classes_per_part <= k:
+        raise ValueError(f"classes_per_part must be an integer from 1 to the {k} classes; "
+                         f"got {classes_per_part!r}")
+    holders = {c: [i for i in range(n_parts) if (c - i) % k < classes_per_part] for c in range(k)}
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+    for c in range(k):
+        members = rng.permutation(np.flatnonzero(y == classes[c]))
+        owners = holders[c] or [c % n_parts]  # more classes than shards x classes_per_part
+        for owner, chunk in zip(owners, np.array_split(members, len(owners))):
+            parts[owner].append(chunk)
+    shards = [np.sort(np.concatenate(p)).astype(np.int64) if p else np.empty(0, np.int64)
+              for p in parts]
+    return _fill_empty(shards, n_samples)
+
+
+def _fill_empty(shards: list[np.ndarray], n_samples: int) -> list[np.ndarray]:
+    """No empty shard: each borrows one sample from the largest."""
+    for i in range(len(shards)):
         if shards[i].size == 0:
             j = int(np.argmax([s.size for s in shards]))
             shards[i], shards[j] = shards[j][-1:], shards[j][:-1]
@@ -657,8 +723,10 @@ def label_skew(y, n_parts: int, *, rng: np.random.Generator, alpha: float) -> li
 
 PARTITIONERS: dict[str, Callable[..., list[np.ndarray]]] = {
     "iid": iid,
-    "proportional": proportional,
+    "proportional": proportional,   # to node speed (the data pipeline passes the speeds)
     "label_skew": label_skew,
+    "size_skew": size_skew,
+    "by_label": by_label,
 }
 
 

@@ -17,7 +17,7 @@ from ._rng import Streams
 from .cluster import Cluster, Network
 from .engine import Deadlock, Interrupt, Simulator
 from .faults import crash_at, random_failures
-from .metrics import summarize
+from .metrics import classification_report, summarize
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
 from .models import GRADIENT_MODELS
 from .strategies import STRATEGIES, Job, Monitor, Shard, tasks
@@ -179,13 +179,21 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     trace = Trace.from_cluster(cluster, sim.now, counters={
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
         monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
+    if model is not None and model.is_classifier:  # the test set, class by class
+        report = classification_report(y_test, model.predict(X_test), n_outputs)
+        counters = {**job.counters, "balanced_accuracy": report["balanced_accuracy"],
+                    "macro_f1": report["macro_f1"], "recall": report["recall"],
+                    "precision": report["precision"], "f1": report["f1"],
+                    "confusion_matrix": report["confusion_matrix"]}
+    else:
+        counters = job.counters
     summary = summarize(monitor.history, trace, updates=monitor.updates,
                         score_name=monitor.model.score_name,
                         stop_reason=monitor.stop_reason or stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         messages_skipped=cluster.messages_skipped,
-                        counters=job.counters, staleness=job.staleness)
+                        counters=counters, staleness=job.staleness)
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
                   scaling=split.scaling)
 
@@ -226,9 +234,13 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
     # proportional to the effective speed: a slowed-down node gets less
     effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
-    options = {"proportional": {"weights": effective},
-               "label_skew": {"alpha": d.alpha}}.get(d.partition, {})
-    parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
+    options = {"proportional": {"weights": effective}, "label_skew": {"alpha": d.alpha},
+               "size_skew": {"exponent": d.exponent},
+               "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
+    try:
+        parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
+    except ValueError as exc:  # an option that does not fit the data (classes_per_part)
+        raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[np.concatenate(parts)]
     X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]

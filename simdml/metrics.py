@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "time_to_target", "staleness_stats", "summarize"]
+__all__ = ["accuracy", "balanced_accuracy", "confusion_matrix", "precision_recall_f1",
+           "classification_report", "time_to_target", "staleness_stats", "summarize"]
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -12,6 +13,65 @@ def accuracy(y_true, y_pred) -> float:
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}")
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray:
+    """``C[i, j]`` = number of samples of class ``i`` predicted as ``j`` (labels are class
+    indices ``0 .. n_classes - 1``), shape (n_classes, n_classes), int64.
+
+    >>> confusion_matrix([0, 0, 1], [0, 1, 1]).tolist()
+    [[1, 1], [0, 1]]
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}")
+    if y_true.size and min(y_true.min(), y_pred.min()) < 0:
+        raise ValueError("labels must be class indices >= 0")
+    k = n_classes if n_classes is not None else int(max(y_true.max(initial=-1),
+                                                          y_pred.max(initial=-1))) + 1
+    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+
+
+def precision_recall_f1(y_true, y_pred, n_classes: int | None = None) -> dict:
+    """Per class: ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
+    ``f1 = 2 P R / (P + R)``; 0 where a denominator is 0 (a class never predicted, or
+    absent), as scikit-learn's ``zero_division=0``. Arrays of shape (n_classes,)."""
+    c = confusion_matrix(y_true, y_pred, n_classes)
+    tp = np.diag(c).astype(float)
+    predicted, actual = c.sum(axis=0), c.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(tp), where=both > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+
+def balanced_accuracy(y_true, y_pred, n_classes: int | None = None) -> float:
+    """The mean of the per-class recalls over the classes present in ``y_true``: 1/k for
+    a constant prediction, whatever the class proportions.
+
+    References
+    ----------
+    K. H. Brodersen et al., "The balanced accuracy and its posterior distribution",
+    ICPR 2010.
+    """
+    r = precision_recall_f1(y_true, y_pred, n_classes)
+    present = r["support"] > 0
+    return float(r["recall"][present].mean()) if present.any() else float("nan")
+
+
+def classification_report(y_true, y_pred, n_classes: int | None = None) -> dict:
+    """What a result reports for a classifier: accuracy, balanced accuracy, macro F1
+    (mean over the classes present), per-class precision / recall / F1 (lists) and the
+    confusion matrix (nested lists)."""
+    r = precision_recall_f1(y_true, y_pred, n_classes)
+    present = r["support"] > 0
+    return {"accuracy": accuracy(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy(y_true, y_pred, n_classes),
+            "macro_f1": float(r["f1"][present].mean()) if present.any() else float("nan"),
+            "precision": r["precision"].tolist(), "recall": r["recall"].tolist(),
+            "f1": r["f1"].tolist(),
+            "confusion_matrix": confusion_matrix(y_true, y_pred, n_classes).tolist()}
 
 
 def time_to_target(history: list[dict], target: float) -> float | None:

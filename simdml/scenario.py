@@ -222,6 +222,8 @@ class DataConfig:
     test_size: float = 0.25     # fraction held out (stratified by class) for the score
     partition: str = "iid"      # how training rows are spread over workers
     alpha: float = 0.5          # label_skew: Dirichlet concentration (small: non-iid)
+    exponent: float = 1.0       # size_skew: shard sizes ~ rank ** -exponent (0: equal)
+    classes_per_part: int = 2   # by_label: classes each shard holds
     standardize: bool = True    # z-score features with training statistics
     # synthetic data only (data.make_classification, data.make_regression):
     n_samples: int = 300
@@ -238,6 +240,8 @@ class DataConfig:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
         _choice("data.partition", self.partition, tuple(_data.PARTITIONERS))
         _number("data.alpha", self.alpha, low=0, strict_low=True)
+        _number("data.exponent", self.exponent, low=0)
+        _integer("data.classes_per_part", self.classes_per_part, low=1)
         if not isinstance(self.standardize, bool):
             raise ScenarioError(f"data.standardize must be true or false; got {self.standardize!r}")
         _integer("data.n_samples", self.n_samples, low=4)

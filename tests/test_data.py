@@ -8,9 +8,10 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from simdml.data import (DATASETS, PARTITIONERS, Dataset, iid, label_skew, load,
+from simdml.data import (DATASETS, PARTITIONERS, Dataset, by_label, iid, label_skew, load,
                          make_classification,
-                         make_regression, partition, proportional, sizes, standardize,
+                         make_regression, partition, proportional, size_skew, sizes,
+                         standardize,
                          train_test_split)
 
 METADATA = json.loads(resources.files("simdml.datasets").joinpath("datasets.json").read_text())
@@ -394,7 +395,8 @@ def test_standardize_rejects_mismatched_columns():
 
 def _options(name, n_parts):
     return {"proportional": {"weights": np.arange(1, n_parts + 1)},
-            "label_skew": {"alpha": 0.3}}.get(name, {})
+            "label_skew": {"alpha": 0.3}, "size_skew": {"exponent": 1.5},
+            "by_label": {"classes_per_part": 2}}.get(name, {})
 
 
 @pytest.mark.parametrize("name", list(PARTITIONERS))
@@ -420,6 +422,31 @@ def test_label_skew_small_alpha_is_skewed_large_alpha_is_near_iid():
     skewed = [_dominance(y, label_skew(y, 10, rng=rng_of(s), alpha=0.05)) for s in SEEDS]
     mixed = [_dominance(y, label_skew(y, 10, rng=rng_of(s), alpha=1000.0)) for s in SEEDS]
     assert min(skewed) > 0.6 and max(mixed) < 0.16
+
+
+def test_size_skew_follows_the_power_law():
+    """Exponent 0: equal shards; exponent 1: sizes proportional to 1/rank (to within one
+    sample), in a random order."""
+    y = np.zeros(1000)
+    equal = [s.size for s in size_skew(y, 4, rng=rng_of(0), exponent=0.0)]
+    assert equal == [250] * 4
+    zipf = sorted((s.size for s in size_skew(y, 4, rng=rng_of(0), exponent=1.0)), reverse=True)
+    expected = 1000 * np.array([1, 1 / 2, 1 / 3, 1 / 4]) / (1 + 1 / 2 + 1 / 3 + 1 / 4)
+    assert np.all(np.abs(np.array(zipf) - expected) < 1)
+    with pytest.raises(ValueError, match=r"exponent must be a finite number >= 0; got -1"):
+        size_skew(y, 4, rng=rng_of(0), exponent=-1)
+
+
+def test_by_label_gives_each_shard_its_classes_only():
+    """Each of 10 shards of digits holds exactly 2 classes, each class sits on 2 shards."""
+    y = load("digits").y
+    shards = by_label(y, 10, rng=rng_of(0), classes_per_part=2)
+    assert all(np.unique(y[s]).size == 2 for s in shards)
+    owners = [sum(c in set(y[s]) for s in shards) for c in range(10)]
+    assert owners == [2] * 10
+    with pytest.raises(ValueError, match=r"classes_per_part must be an integer from 1 to the "
+                                         r"10 classes; got 11"):
+        by_label(y, 10, rng=rng_of(0), classes_per_part=11)
 
 
 def test_label_skew_leaves_no_shard_empty():
@@ -462,7 +489,7 @@ def test_proportional_never_leaves_a_shard_empty():
 @pytest.mark.parametrize("name", list(PARTITIONERS))
 def test_partition_deterministic_per_seed(name):
     """The same seed gives identical shards and another seed different ones."""
-    y, opts = np.zeros(60), _options(name, 4)
+    y, opts = np.arange(60) % 3, _options(name, 4)
     a, b, c = (partition(name, y, 4, rng=rng_of(s), **opts) for s in (1, 1, 2))
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
@@ -505,3 +532,18 @@ def test_partition_error_messages(call, message):
     """Bad partitioner names, options, weights, rng or labels raise ValueError saying what is wrong."""
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+def test_metrics_of_a_classifier_result():
+    """balanced accuracy is the mean recall; a constant prediction scores 1/k whatever
+    the proportions; per-class precision/recall/F1 with 0 for a class never predicted."""
+    from simdml.metrics import balanced_accuracy, classification_report, confusion_matrix
+    y = np.array([0] * 90 + [1] * 10)
+    constant = np.zeros(100, dtype=int)
+    assert balanced_accuracy(y, constant) == 0.5
+    report = classification_report(y, constant)
+    assert report["accuracy"] == 0.9 and report["recall"] == [1.0, 0.0]
+    assert report["precision"] == [0.9, 0.0] and report["f1"][1] == 0.0
+    assert report["macro_f1"] == pytest.approx((2 * 0.9 / 1.9 + 0) / 2)
+    np.testing.assert_array_equal(confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], 3),
+                                  [[1, 0, 0], [0, 0, 1], [0, 1, 1]])
