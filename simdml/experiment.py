@@ -20,6 +20,7 @@ from .faults import crash_at, random_failures
 from .metrics import classification_report, summarize
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
 from .models import GRADIENT_MODELS
+from .models._base import class_weights
 from .strategies import STRATEGIES, Job, Monitor, Shard, tasks
 from .trace import Trace
 
@@ -148,6 +149,10 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     n_outputs = int(max(y_train.max(), y_test.max())) + 1 if model.is_classifier else 1
     is_gradient = s.model.kind in GRADIENT_MODELS
     params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
+    class_weight = None
+    if is_gradient and getattr(model, "class_weight", None) is not None:  # from all the rows
+        class_weight = class_weights(model.class_weight, np.bincount(y_train, minlength=n_outputs))
+        model.class_weight_ = class_weight
     monitor = Monitor(sim, model, X_train, y_train, X_test, y_test, eval_every=s.eval_every,
                       max_updates=s.stop.rounds, target_accuracy=s.stop.target_accuracy)
     is_tasks = s.scheduling.policy is not None  # task-based sync rounds
@@ -159,7 +164,10 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
               batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)],
               classes=np.arange(n_outputs) if model.is_classifier else None,
               checkpoint_every=s.faults.checkpoint_every,
-              checkpoint_time=s.faults.checkpoint_time, done=sim.event())
+              checkpoint_time=s.faults.checkpoint_time, done=sim.event(),
+              class_weight=class_weight)
+    if class_weight is not None:
+        monitor.train_weight = class_weight[y_train]
     sim.on_idle = _stall_judge(cluster, monitor)
     try:
         training = start(job)

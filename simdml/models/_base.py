@@ -13,6 +13,38 @@ import numbers
 import numpy as np
 
 
+def class_weights(spec, counts) -> np.ndarray:
+    """Per-class weights from a ``class_weight`` setting and the class counts.
+
+    ``None``: all 1; ``"balanced"``: ``n / (k n_c)`` for the k classes present (0 for an
+    absent class), so that every class carries the same total weight (scikit-learn's
+    rule); a dict: class index -> weight (keys may be strings of digits, as TOML writes
+    them), 1 for the others.
+
+    >>> class_weights("balanced", [90, 10]).tolist()
+    [0.5555555555555556, 5.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if spec is None:
+        return np.ones(counts.size)
+    if isinstance(spec, str):
+        present = counts > 0
+        w = np.zeros(counts.size)
+        w[present] = counts.sum() / (present.sum() * counts[present])
+        return w
+    by_index = {int(k): float(v) for k, v in spec.items()}
+    return np.array([by_index.get(c, 1.0) for c in range(counts.size)])
+
+
+def _check_class_weight(owner, value) -> None:
+    if not (value is None or value == "balanced" or (isinstance(value, dict) and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+            and str(k).isdigit() for k, v in value.items()))):
+        raise ValueError(f"The 'class_weight' parameter of {_owner_name(owner)} must be None, "
+                         f"'balanced' or a dict of class index -> non-negative weight. "
+                         f"Got {_show(value)} instead.")
+
+
 def clone(model, **changes):
     """A new, unfitted learner with ``model``'s settings (and ``changes``).
 
@@ -213,6 +245,7 @@ class GradientModel:
         _check_positive(self, "lr", self.lr)
         _check_int(self, "n_iter", self.n_iter, low=1)
         _check_non_negative(self, "l2", self.l2)
+        _check_class_weight(self, getattr(self, "class_weight", None))
 
     def fit(self, X, y, sample_weight=None, *, classes=None):
         """Run ``n_iter`` steps of full-batch gradient descent from zero parameters.
@@ -243,6 +276,11 @@ class GradientModel:
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         targets, n_outputs = self._encode_targets(y, classes)
+        if getattr(self, "class_weight", None) is not None:  # each row weighs its class's
+            self.class_weight_ = class_weights(self.class_weight,
+                                               np.bincount(targets, minlength=n_outputs))
+            rows = self.class_weight_[targets]
+            sample_weight = rows if sample_weight is None else sample_weight * rows
         params = self.init_params(X.shape[1], n_outputs)
         losses = []
         for _ in range(self.n_iter):

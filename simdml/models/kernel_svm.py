@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 
 from simdml.models._base import (
-    NotFittedError, _check_int, _check_positive, _check_sample_weight, _check_X, _check_X_y,
-    _show,
+    NotFittedError, _check_class_weight, _check_int, _check_positive, _check_sample_weight,
+    _check_X, _check_X_y, _show, class_weights,
 )
 from simdml.models._smo import _intercept, _kernel, _KernelRows, _smo
 
@@ -97,6 +97,9 @@ class KernelSVM:
         Kernel-row cache per binary problem, at least one row (8 bytes per sample).
         A smaller cache gives the same solution with more kernel evaluations.
     multiclass : {"ovo", "ovr"}, default="ovo"
+    class_weight : None, "balanced" or dict, default=None
+        Weights per class index (in the order of the sorted labels): class c's rows get
+        the box ``C * w_c``, as libsvm's ``-wi``; ``"balanced"`` is ``n / (k n_c)``.
 
     Attributes
     ----------
@@ -157,7 +160,7 @@ class KernelSVM:
     def __init__(self, *, C: float = 1.0, kernel: str = "rbf", gamma: str | float = "scale",
                  degree: int = 3, coef0: float = 0.0, tol: float = 1e-3,
                  max_iter: int = 100_000, cache_bytes: int = 64 * 2**20,
-                 multiclass: str = "ovo"):
+                 multiclass: str = "ovo", class_weight=None):
         self.C = C
         self.kernel = kernel
         self.gamma = gamma
@@ -167,6 +170,7 @@ class KernelSVM:
         self.max_iter = max_iter
         self.cache_bytes = cache_bytes
         self.multiclass = multiclass
+        self.class_weight = class_weight
 
     def _validate_params(self, n_samples: int | None = None) -> None:
         """Check the hyper-parameters; ``cache_bytes`` against one kernel row of
@@ -190,6 +194,7 @@ class KernelSVM:
                              f"Got {_show(self.coef0)} instead.")
         _check_positive(self, "tol", self.tol)
         _check_int(self, "max_iter", self.max_iter, low=1)
+        _check_class_weight(self, self.class_weight)
         row_nbytes = 8 * (n_samples or 1)
         if not (isinstance(self.cache_bytes, numbers.Integral) and not isinstance(
                 self.cache_bytes, bool) and self.cache_bytes >= row_nbytes):
@@ -227,6 +232,8 @@ class KernelSVM:
         classes, y_index = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}.")
+        if self.class_weight is not None:  # libsvm's -wi: class c's box is C * w_c
+            C *= class_weights(self.class_weight, np.bincount(y_index))[y_index]
         if isinstance(self.gamma, str):  # "scale", as in scikit-learn
             variance = X.var()
             self.gamma_ = 1.0 / (X.shape[1] * variance) if variance > 0 else 1.0

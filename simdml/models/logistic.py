@@ -36,6 +36,10 @@ class LogisticRegression(LinearClassifier):
         L2 penalty strength, >= 0. Small: it keeps the weights bounded on separable
         data without changing accuracy.
 
+    class_weight : None, "balanced" or dict, default=None
+        Weights per class index, applied as row weights of the loss (``"balanced"``:
+        ``n / (k n_c)``, so each class carries the same total weight).
+
     Attributes
     ----------
     params_ : ndarray of shape ((n_features + 1) * n_classes,)
@@ -63,10 +67,12 @@ class LogisticRegression(LinearClassifier):
        2022, Sec. 10.3 (multinomial logistic regression) and Sec. 2.5.4 (log-sum-exp).
     """
 
-    def __init__(self, *, lr: float = 0.5, n_iter: int = 300, l2: float = 1e-4):
+    def __init__(self, *, lr: float = 0.5, n_iter: int = 300, l2: float = 1e-4,
+                 class_weight=None):
         self.lr = lr
         self.n_iter = n_iter
         self.l2 = l2
+        self.class_weight = class_weight
 
     # ----------------------------------------------------------------- strategy face
 

@@ -55,6 +55,10 @@ class LinearSVM(LinearClassifier):
         objective with ``l2 = 1 / (C * n_samples)`` (0.01 is ``C = 1`` at 100 rows).
         ``LinearSVC`` also penalizes its intercept; this class does not.
 
+    class_weight : None, "balanced" or dict, default=None
+        Weights per class index, applied as row weights of the loss (``"balanced"``:
+        ``n / (k n_c)``, so each class carries the same total weight).
+
     Attributes
     ----------
     params_ : ndarray of shape ((n_features + 1) * n_classes,)
@@ -85,10 +89,12 @@ class LinearSVM(LinearClassifier):
        *JMLR* 5, 2004: one-vs-rest is as accurate as the alternatives when tuned.
     """
 
-    def __init__(self, *, lr: float = 0.5, n_iter: int = 300, l2: float = 0.01):
+    def __init__(self, *, lr: float = 0.5, n_iter: int = 300, l2: float = 0.01,
+                 class_weight=None):
         self.lr = lr
         self.n_iter = n_iter
         self.l2 = l2
+        self.class_weight = class_weight
 
     # ----------------------------------------------------------------- strategy face
 

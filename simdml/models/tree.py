@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-from simdml.models._base import NotFittedError, _check_int, _check_non_negative, _check_X, \
-    _check_X_y, _show
+from simdml.models._base import NotFittedError, _check_class_weight, _check_int, \
+    _check_non_negative, _check_X, _check_X_y, _show, class_weights
 from simdml.models._hist import CRITERIA, Split, apply_bins, best_split, bin_edges, \
     histogram_flops, histograms, impurity, split_flops
 
@@ -49,16 +49,7 @@ class TreeBuilder:
 
     def _start(self, root_counts: np.ndarray) -> None:
         """Class weights and the total weight, from the root's class counts."""
-        cw = self.tree.class_weight
-        if cw is None:
-            w = np.ones(self.n_classes)
-        elif isinstance(cw, str):  # "balanced": n / (k * n_c), as in scikit-learn
-            present = root_counts > 0
-            w = np.zeros(self.n_classes)
-            w[present] = root_counts.sum() / (present.sum() * root_counts[present])
-        else:  # keys are class indices (TOML keys are strings: "0" is class 0)
-            by_index = {int(k): float(v) for k, v in cw.items()}
-            w = np.asarray([by_index.get(c, 1.0) for c in range(self.n_classes)])
+        w = class_weights(self.tree.class_weight, root_counts)
         self.class_weight = w
         self.total_weight = float(root_counts @ w)
         self.counts[0] = root_counts
@@ -202,13 +193,7 @@ class DecisionTree:
         if self.max_bins > 255:
             raise ValueError(f"The 'max_bins' parameter of {name} must be <= 255 (bins are "
                              f"uint8). Got {self.max_bins} instead.")
-        cw = self.class_weight
-        if not (cw is None or cw == "balanced" or (isinstance(cw, dict) and all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
-                and str(k).isdigit() for k, v in cw.items()))):
-            raise ValueError(f"The 'class_weight' parameter of {name} must be None, 'balanced' "
-                             f"or a dict of class index -> non-negative weight. "
-                             f"Got {_show(cw)} instead.")
+        _check_class_weight(self, self.class_weight)
         mf = self.max_features
         if not (mf is None or mf == "sqrt" or (isinstance(mf, numbers.Integral)
                                                and not isinstance(mf, bool) and mf >= 1)):

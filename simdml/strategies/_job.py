@@ -50,10 +50,11 @@ class Monitor:
         self.updates = 0
         self.stop_reason: str | None = None
         self.time_to_target: float | None = None
+        self.train_weight = None  # row weights of the training loss (class weights), if any
 
     def _loss_and_score(self, params) -> tuple[float, float]:
         if isinstance(params, np.ndarray):
-            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train)
+            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train, self.train_weight)
             return loss, self.model.score(self.X_test, self.y_test, params)
         return params.training_loss(self.X_train, self.y_train), params.score(self.X_test, self.y_test)
 
@@ -124,11 +125,24 @@ class Job:
     checkpoint_time: float = 0.0   # s to write one checkpoint
     checkpoint: dict | None = None  # the last one, on stable storage: params, version, time
     done: object = None            # an event a restartable server fires when training ends
+    class_weight: np.ndarray | None = None  # per class: each row's weight in the loss
 
     def __post_init__(self):
         n = sum(s.n_rows for s in self.shards)
         self.n_train = n
-        self.weights = [s.n_rows / n for s in self.shards]  # n_i / n: each shard's share
+        # each shard's share of the loss: n_i / n, or its share of the rows' weight
+        total = sum(self.mass(s.y) for s in self.shards)
+        self.weights = [self.mass(s.y) / total for s in self.shards]
+
+    def mass(self, y: np.ndarray) -> float:
+        """The weight of rows ``y`` in the loss: their number, or the sum of their class
+        weights."""
+        return float(y.size if self.class_weight is None else self.class_weight[y].sum())
+
+    def loss_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
+        """The learner's loss and gradient on rows ``(X, y)``, with the class weights."""
+        weight = None if self.class_weight is None else self.class_weight[y]
+        return self.model.loss_grad(params, X, y, weight)
 
     def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
         """Worker ``i``'s gradient at ``params`` (its shard, or a mini-batch of it drawn
@@ -138,7 +152,7 @@ class Job:
         if self.batch_size is not None and self.batch_size < shard.n_rows:
             rows = self.batch_rngs[i].choice(shard.n_rows, self.batch_size, replace=False)
             X, y = X[rows], y[rows]
-        _, grad = self.model.loss_grad(params, X, y)
+        _, grad = self.loss_grad(params, X, y)
         self.monitor.rows += y.shape[0]
         return grad, self.model.grad_flops(y.shape[0])
 

@@ -95,7 +95,8 @@ def server(job: Job):
     node, opts = job.server, job.options
     k, n_blocks = len(job.workers), len(job.blocks)
     sizes = np.array([b[1].size for b in job.blocks])
-    weights = sizes / sizes.sum()
+    masses = np.array([job.mass(b[1]) for b in job.blocks])
+    weights = masses / masses.sum()  # n_b / n, or the block's share of the class weights
     policy = POLICIES[opts.policy]()
     # the nominal speeds the scenario states; a slowdown is for the policy to discover
     state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
@@ -240,7 +241,7 @@ def worker(job: Job, i: int):
         if v != version:                     # a block of a round whose model I lack
             continue
         X, y = job.blocks[b]
-        _, grad = job.model.loss_grad(params, X, y)
+        _, grad = job.loss_grad(params, X, y)
         job.monitor.rows += y.size
         began = node.sim.now
         yield node.compute(job.model.grad_flops(y.size))
