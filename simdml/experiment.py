@@ -18,6 +18,7 @@ from .cluster import Cluster, Network
 from .engine import Deadlock, Interrupt, Simulator
 from .faults import crash_at, random_failures
 from .metrics import classification_report, summarize
+from .imbalance import resample
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
 from .models import GRADIENT_MODELS
 from .models._base import class_weights
@@ -195,6 +196,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                     "confusion_matrix": report["confusion_matrix"]}
     else:
         counters = job.counters
+    counters = {**counters, **(split.resampling or {})}
     summary = summarize(monitor.history, trace, updates=monitor.updates,
                         score_name=monitor.model.score_name,
                         stop_reason=monitor.stop_reason or stop_reason,
@@ -218,6 +220,7 @@ class DataSplit:
     y_test: np.ndarray
     parts: list
     scaling: tuple | None = None  # (mean, scale) per column applied to both; None: raw
+    resampling: dict | None = None  # rows_added, rows_removed, resample_flops (imbalance)
 
 
 def prepare_data(scenario: Scenario) -> DataSplit:
@@ -259,7 +262,43 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
         _data.standardize(X_train, X_test, copy=False)
     bounds = np.cumsum([0] + [len(p) for p in parts])
     ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    return DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+    split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+    if s.imbalance.method is not None:
+        split = _resample(s, split, rng, options)
+    return split
+
+
+def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:
+    """Balance the classes of the (standardized) training rows: globally, then partition
+    the result again; or locally, shard by shard (``simdml.imbalance``)."""
+    im = s.imbalance
+    kwargs = {"k_neighbors": im.k_neighbors}
+    if im.where == "global":
+        X, y, flops = resample(im.method, split.X_train, split.y_train, rng, **kwargs)
+        parts = _data.partition(s.data.partition, y, s.cluster.workers, rng=rng, **options)
+        order = np.concatenate(parts)
+        X, y = X[order], y[order]
+        sizes = [len(p) for p in parts]
+    else:
+        pieces = [resample(im.method, split.X_train[p], split.y_train[p], rng, **kwargs)
+                  for p in split.parts]
+        X = np.concatenate([piece[0] for piece in pieces])
+        y = np.concatenate([piece[1] for piece in pieces])
+        flops = sum(piece[2] for piece in pieces)
+        sizes = [piece[1].size for piece in pieces]
+    if min(sizes) == 0:
+        raise ScenarioError(f"imbalance.method={im.method!r} left a worker without rows; "
+                            f"use fewer cluster.workers or another method")
+    n_before = split.y_train.size
+    counts = {"rows_added": int(max(0, y.size - n_before)),
+              "rows_removed": int(max(0, n_before - y.size)), "resample_flops": float(flops)}
+    if im.where == "local":  # a shard can both gain and lose rows: count per shard
+        before = [len(p) for p in split.parts]
+        counts["rows_added"] = int(sum(max(0, a - b) for a, b in zip(sizes, before)))
+        counts["rows_removed"] = int(sum(max(0, b - a) for a, b in zip(sizes, before)))
+    bounds = np.cumsum([0] + sizes)
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(X, split.X_test, y, split.y_test, ranges, split.scaling, counts)
 
 
 def _check_model_for_data(model, n_train: int) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import data as _data
 from ._toml import dumps as _dumps_toml
 from .cluster import COMPUTE_TIMES
+from .imbalance import RESAMPLERS
 from .models import MODELS
 from .scheduling import POLICIES
 from .strategies import STRATEGIES
@@ -30,7 +31,7 @@ from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
            "FaultsConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "SchedulingConfig", "StopConfig",
+           "SchedulingConfig", "ImbalanceConfig", "StopConfig",
            "load_scenario", "bundled_scenarios"]
 
 _INF = math.inf
@@ -356,6 +357,19 @@ class StopConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImbalanceConfig:
+    method: str | None = None   # None | oversample | undersample | smote (simdml.imbalance)
+    where: str = "global"       # "global": the whole training set; "local": each shard
+    k_neighbors: int = 5        # smote: neighbours to interpolate with
+
+    def __post_init__(self):
+        if self.method is not None:
+            _choice("imbalance.method", self.method, tuple(RESAMPLERS))
+        _choice("imbalance.where", self.where, ("global", "local"))
+        _integer("imbalance.k_neighbors", self.k_neighbors, low=1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SchedulingConfig:
     policy: str | None = None   # None: workers own their shards; a name: task-based rounds
     blocks: int | None = None   # data blocks per round (>= workers); None: 4 per worker
@@ -379,8 +393,8 @@ class SchedulingConfig:
 
 
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
-             "data": DataConfig, "model": ModelConfig, "strategy": StrategyConfig,
-             "scheduling": SchedulingConfig, "stop": StopConfig}
+             "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
+             "strategy": StrategyConfig, "scheduling": SchedulingConfig, "stop": StopConfig}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,6 +411,7 @@ class Scenario:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
@@ -419,6 +434,9 @@ class Scenario:
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
         model = MODELS[self.model.kind]
+        if self.imbalance.method is not None and self.data.is_regression:
+            raise ScenarioError(f"imbalance.method={self.imbalance.method!r} balances classes; "
+                                f"data.dataset={self.data.dataset!r} has none")
         if model.is_classifier == self.data.is_regression:
             need = "a classification dataset" if model.is_classifier else \
                 "data.dataset = 'synthetic_regression'"
