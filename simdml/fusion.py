@@ -9,7 +9,10 @@ Each worker fits a learner on its own shard; a rule fuses the fitted ``members``
 - ``soft``: soft vote, ``argmax_c sum_i w_i p_i(c | x)``, with ``predict_proba`` where
   a learner has one, else the softmax of its ``class_scores`` (SVMs: uncalibrated);
 - ``average``: weighted parameter averaging ``sum_i w_i params_i`` (linear learners,
-  fitted with every class so that their parameters line up).
+  fitted with every class so that their parameters line up);
+- ``stack``: stacking -- a meta-learner (softmax regression) trained on the members'
+  class probabilities for the rows of a validation split, which none of them fitted on:
+  it learns which member to trust for which class (Wolpert 1992).
 
 Ties go to the lower class. A member that never saw a class gives it probability 0.
 
@@ -20,13 +23,15 @@ References
 L. I. Kuncheva, *Combining Pattern Classifiers*, Wiley, 2nd ed. 2014, Ch. 4 and 5
 (majority and weighted voting, averaging of continuous outputs); H. B. McMahan et al.,
 "Communication-Efficient Learning of Deep Networks from Decentralized Data",
-AISTATS 2017 (sample-weighted parameter averaging).
+AISTATS 2017 (sample-weighted parameter averaging); D. H. Wolpert, "Stacked
+Generalization", Neural Networks 5(2), 1992.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .models._base import clone
+from .models.logistic import LogisticRegression
 
 __all__ = ["FUSION_RULES", "NEEDS_VALIDATION", "Constant", "Fused", "fuse"]
 
@@ -68,9 +73,10 @@ class Fused:
     is_classifier = True
     score_name = "accuracy"
 
-    def __init__(self, rule: str, members, weights, classes, scorer, chosen=None):
+    def __init__(self, rule: str, members, weights, classes, scorer, chosen=None, meta=None):
         self.rule, self.members_, self.weights_, self.classes_ = rule, members, weights, classes
-        self._scorer, self.chosen_ = scorer, chosen
+        self._scorer, self.chosen_, self.meta_ = scorer, chosen, meta
+        self.fit_flops_ = float(meta.flops_) if meta is not None else 0.0  # fusing's own work
 
     def scores(self, X) -> np.ndarray:
         """Per-class support of shape (n_samples, n_classes): votes, probabilities or
@@ -90,7 +96,8 @@ class Fused:
 
     @property
     def nbytes(self) -> int:
-        return int(sum(m.nbytes for m in self.members_))
+        meta = self.meta_.nbytes if self.meta_ is not None else 0
+        return int(sum(m.nbytes for m in self.members_) + meta)
 
 
 def _one_hot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -139,8 +146,17 @@ def _average(members, weights, classes, X_val=None, y_val=None):
     return Fused("average", [average], np.ones(1), classes, average.class_scores)
 
 
-FUSION_RULES = {"best": _best, "vote": _vote, "soft": _soft, "average": _average}
-NEEDS_VALIDATION = ("best",)  # rules that score the members on a validation split
+def _stack(members, weights, classes, X_val, y_val):
+    def features(X):
+        return np.hstack([_proba(m, X, classes) for m in members])
+    meta = LogisticRegression(n_iter=300, l2=1e-3).fit(features(X_val), y_val, classes=classes)
+    return Fused("stack", members, weights, classes,
+                 lambda X: meta.predict_proba(features(X)), meta=meta)
+
+
+FUSION_RULES = {"best": _best, "vote": _vote, "soft": _soft, "average": _average,
+                "stack": _stack}
+NEEDS_VALIDATION = ("best", "stack")  # rules that learn from a validation split
 
 
 def fuse(rule: str, members, weights, classes, X_val=None, y_val=None) -> Fused:
@@ -148,7 +164,7 @@ def fuse(rule: str, members, weights, classes, X_val=None, y_val=None) -> Fused:
 
     Parameters
     ----------
-    rule : {"best", "vote", "soft", "average"}
+    rule : {"best", "vote", "soft", "average", "stack"}
     members : list of fitted classifiers (``predict``; ``predict_proba`` or
         ``class_scores``; ``params_`` for ``average``)
     weights : array-like of shape (n_members,), summing to 1

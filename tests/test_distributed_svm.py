@@ -249,7 +249,7 @@ def test_fusion_rules_on_hand_made_members():
     np.testing.assert_allclose(soft.scores(X), [[0.5, 0, 0.5]] * 2)
     with pytest.raises(ValueError, match=r"fusion rule 'best' needs a non-empty validation split"):
         fuse("best", members, equal, classes)
-    with pytest.raises(ValueError, match=r"unknown fusion rule 'mean'; known: best, vote, soft, average"):
+    with pytest.raises(ValueError, match=r"unknown fusion rule 'mean'; known: best, vote, soft, average, stack"):
         fuse("mean", members, equal, classes)
 
 
@@ -260,7 +260,7 @@ def test_a_one_class_shard_gives_a_constant_member():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"strategy.rule": "mean"}, r"strategy.rule must be one of 'best', 'vote', 'soft', 'average'; "
+    ({"strategy.rule": "mean"}, r"strategy.rule must be one of 'best', 'vote', 'soft', 'average', 'stack'; "
                                 r"got 'mean'"),
     ({"strategy.validation": 1.0}, r"strategy.validation must be a fraction in \(0, 1\); got 1.0"),
     ({"strategy.weighting": "size"}, r"strategy.weighting must be 'samples' or 'equal'; got 'size'"),
@@ -317,3 +317,16 @@ def test_a_run_stopped_before_its_first_model_says_so():
     assert r.model is None and r.history == []
     assert r.summary["stop_reason"].endswith("no model yet: nothing to evaluate")
     assert "final accuracy   n/a" in format_summary(r)
+
+
+def test_stacking_learns_which_member_to_trust():
+    """On label-skewed digits each local model knows a few classes well; a meta-learner
+    fitted on the pooled validation split weighs them per class and beats the plain
+    vote; its fit is charged to the server."""
+    base = {"strategy.kind": "local_fusion", "model.kind": "logistic", "cluster.workers": 4,
+            "data.dataset": "digits", "data.partition": "label_skew", "data.alpha": 0.2}
+    vote = run(Scenario().replace(**{**base, "strategy.rule": "vote"}))
+    stack = run(Scenario().replace(**{**base, "strategy.rule": "stack"}))
+    assert stack.summary["final_accuracy"] > vote.summary["final_accuracy"]
+    assert stack.model.meta_ is not None and stack.model.fit_flops_ > 0
+    assert stack.nodes["server"]["compute"] > vote.nodes["server"]["compute"]

@@ -1,6 +1,6 @@
 """Local models and fusion: every worker fits a model on its own shard only, once; the
 server fuses them by a rule of ``simdml.fusion`` (best on validation, majority or soft
-vote, parameter averaging).
+vote, parameter averaging, stacking).
 
 One round, no iteration: 1. each worker fits the learner on its shard (its flops in
 simulated time), holding out a ``validation`` fraction of it when the rule needs a
@@ -34,7 +34,7 @@ __all__ = ["LocalFusionOptions", "start"]
 
 @dataclass(frozen=True, kw_only=True)
 class LocalFusionOptions:
-    rule: str = "vote"          # a fusion rule: best, vote, soft, average
+    rule: str = "vote"          # a fusion rule: best, vote, soft, average, stack
     validation: float = 0.2     # fraction of each shard held out, for rules that need it
                                 # (at least one row, and at least one row left to fit)
     weighting: str = "samples"  # "samples": weights n_i / n; "equal": 1 / n_workers
@@ -99,7 +99,7 @@ def server(job: Job):
     X_val = np.concatenate([msgs[i][2] for i in order])
     y_val = np.concatenate([msgs[i][3] for i in order])
     fused = fuse(rule, members, weights, job.classes, X_val, y_val)  # 4. fuse
-    if rule in NEEDS_VALIDATION:
-        yield node.compute(sum(m.predict_flops(y_val.size) for m in members))
+    if rule in NEEDS_VALIDATION:  # score the members on the split (and fit the meta-learner)
+        yield node.compute(sum(m.predict_flops(y_val.size) for m in members) + fused.fit_flops_)
     job.monitor.update(fused, 1)
     job.monitor.stop_reason = f"fused {len(members)} local models by {rule!r}"
