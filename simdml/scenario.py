@@ -328,9 +328,9 @@ class StrategyConfig:
                     f"unknown key strategy.{key} for strategy.kind={self.kind!r}; allowed: "
                     f"{', '.join(self.COMMON + tuple(allowed))}{_did_you_mean(key, allowed)}")
         for f in dataclasses.fields(cls):
-            if f.name in self.options and f.type in ("float", float):
-                _number(f"strategy.{f.name}", self.options[f.name], low=0, strict_low=True,
-                        finite=False)
+            if f.name in self.options and f.type in ("float", float):  # a number, not NaN;
+                _number(f"strategy.{f.name}", self.options[f.name], finite=False)  # its range:
+                # the options class says what it allows
         try:
             return cls(**self.options)
         except (ValueError, TypeError) as exc:  # the options' own checks name the field

@@ -169,9 +169,9 @@ def test_prox_hinge_closes_its_duality_gap():
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("strategy.rho", 0, r"strategy.rho must be > 0"),
+    ("strategy.rho", 0, r"strategy.rho must be a finite number > 0; got 0"),
     ("strategy.local_epochs", 0, r"strategy.local_epochs must be an integer >= 1; got 0"),
-    ("strategy.eps_rel", -1.0, r"strategy.eps_rel must be > 0"),
+    ("strategy.eps_rel", -1.0, r"strategy.eps_rel must be a finite number > 0; got -1.0"),
 ])
 def test_admm_options_are_checked(key, value, message):
     with pytest.raises(ScenarioError, match=message):

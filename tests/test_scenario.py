@@ -85,7 +85,7 @@ def test_replace_changes_only_the_dotted_key():
     ("[strategy]\nkind = 'asink'", r"strategy.kind must be one of 'sync'.*; got 'asink'"),
     ("[strategy]\nlr = -1", r"strategy.lr must be > 0; got -1.0"),
     ("[strategy]\nround_timout = 1.0", r"unknown key strategy.round_timout for strategy.kind='sync'; allowed: kind, lr, batch_size, wait_for, round_timeout"),
-    ("[strategy]\nround_timeout = -2.0", r"strategy.round_timeout must be > 0; got -2.0"),
+    ("[strategy]\nround_timeout = -2.0", r"strategy.round_timeout must be > 0 \(s\); got -2.0"),
     ("[stop]\nrounds = 0", r"stop.rounds must be an integer >= 1; got 0"),
     ("[stop]\ntarget_accuracy = 1.5", r"stop.target_accuracy must be <= 1; got 1.5"),
     ("seed = -1", r"seed must be an integer >= 0; got -1"),

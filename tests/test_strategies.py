@@ -280,3 +280,25 @@ def test_listening_while_computing_is_not_waiting():
                          "cluster.speed": 1e6, "stop.rounds": 50}))
     for name, t in r.nodes.items():
         assert t["compute"] + t["wait"] <= r.summary["sim_time"] + 1e-12, name
+
+
+def test_fedprox_and_equal_weighting():
+    """FedProx's pull towards the round's model is 0 on the first local step, so with
+    local_steps = 1 any mu is sync; with more steps it changes the model. Equal weighting
+    equals shard-size weighting on equal shards and differs on size-skewed ones."""
+    sync = _params_after("sync")
+    prox1 = _params_after("local_sgd", **{"strategy.local_steps": 1, "strategy.mu": 0.5})
+    np.testing.assert_allclose(prox1, sync, rtol=0, atol=1e-12)
+    plain = _params_after("local_sgd", **{"strategy.local_steps": 5})
+    prox = _params_after("local_sgd", **{"strategy.local_steps": 5, "strategy.mu": 0.5})
+    assert not np.allclose(plain, prox)
+    even = {"data.partition": "iid", "cluster.workers": 4, "cluster.speed": 1e9,
+            "data.dataset": "synthetic", "data.n_samples": 400}  # 300 rows: 75 per shard
+    a = _params_after("local_sgd", **even, **{"strategy.weighting": "equal"})
+    b = _params_after("local_sgd", **even)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    skew = {**even, "data.partition": "size_skew"}
+    assert not np.allclose(_params_after("local_sgd", **skew, **{"strategy.weighting": "equal"}),
+                           _params_after("local_sgd", **skew))
+    with pytest.raises(ScenarioError, match=r"strategy.mu must be a finite number >= 0; got -1"):
+        _scenario(**{"strategy.kind": "local_sgd", "strategy.mu": -1.0})

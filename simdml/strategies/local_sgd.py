@@ -7,11 +7,17 @@ back its model ``w_t^i``; the server averages them weighted by shard size,
 exactly synchronous gradient descent (``w_t - lr sum_i (n_i/n) g_i``); a larger H
 trades fewer messages for models that drift apart on non-iid shards.
 
+``mu > 0`` is FedProx: each local step also pulls towards the round's global model,
+``g + mu (w - w_t)`` (the gradient of ``F_i(w) + mu/2 ||w - w_t||^2``), which bounds the
+drift. ``weighting = "equal"`` averages the local models with weights 1/n instead of
+``n_i / n`` (what a server that does not know the shard sizes would do).
+
 References
 ----------
 McMahan et al. (2017), "Communication-Efficient Learning of Deep Networks from
 Decentralized Data" (FedAvg), AISTATS; Stich (2019), "Local SGD Converges Fast and
-Communicates Little", ICLR.
+Communicates Little", ICLR; Li et al. (2020), "Federated Optimization in Heterogeneous
+Networks" (FedProx), MLSys, eq. (2).
 """
 from __future__ import annotations
 
@@ -25,11 +31,18 @@ __all__ = ["LocalSGDOptions", "start", "server", "worker"]
 @dataclass(frozen=True, kw_only=True)
 class LocalSGDOptions:
     local_steps: int = 4  # H: gradient steps each worker takes between averages
+    mu: float = 0.0       # FedProx proximal strength; 0 is plain local SGD / FedAvg
+    weighting: str = "samples"  # average weighted by shard size ("samples") or "equal"
 
     def __post_init__(self):
         if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) \
                 or self.local_steps < 1:
             raise ValueError(f"local_steps must be an integer >= 1; got {self.local_steps!r}")
+        if isinstance(self.mu, bool) or not isinstance(self.mu, (int, float)) or not self.mu >= 0 \
+                or self.mu == float("inf"):
+            raise ValueError(f"mu must be a finite number >= 0; got {self.mu!r}")
+        if self.weighting not in ("samples", "equal"):
+            raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
 
 
 def start(job: Job):
@@ -52,7 +65,8 @@ def server(job: Job):
             if v == version:
                 models[i] = local
         yield node.compute((n + 1) * params.size)           # 3. average, weighted by samples
-        params = sum(job.weights[i] * models[i] for i in sorted(models))
+        weights = job.weights if job.options.weighting == "samples" else [1 / n] * n
+        params = sum(weights[i] * models[i] for i in sorted(models))
         version += 1
         if job.monitor.update(params, version):             # 4. record; stop?
             return
@@ -62,8 +76,11 @@ def worker(job: Job, i: int):
     node = job.workers[i]
     while True:
         version, params = yield node.recv()                 # 1. start from the global model
+        anchor, mu = params, job.options.mu
         for _ in range(job.options.local_steps):            # 2. H steps on my own shard
             grad, flops = job.gradient(i, params)
+            if mu:
+                grad = grad + mu * (params - anchor)        #    FedProx: stay near the anchor
             yield node.compute(flops + 2 * params.size)
             params = params - job.lr * grad
         yield node.send(job.server, (i, version, params))   # 3. send my model back
