@@ -23,7 +23,9 @@ from importlib import resources
 
 import numpy as np
 
-DATASETS: tuple[str, ...] = ("iris", "wine", "breast_cancer", "digits")
+# breast_cancer_rare is a view of breast_cancer.csv that keeps only the first 20
+# malignant tumours (datasets.json: "keep"): a real dataset where one class is rare.
+DATASETS: tuple[str, ...] = ("iris", "wine", "breast_cancer", "digits", "breast_cancer_rare")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -103,10 +105,9 @@ def _metadata() -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _read_csv(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _read_csv(filename: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     # Parsed once per process; the arrays are frozen so that no caller can corrupt
     # the cache, and load() hands out views, whose WRITEABLE flag cannot be turned back on.
-    filename = _metadata()[name]["file"]
     raw = resources.files("simdml.datasets").joinpath(filename).read_bytes()
     if filename.endswith(".gz"):
         raw = gzip.decompress(raw)
@@ -126,7 +127,9 @@ def load(name: str) -> Dataset:
 
     Parameters
     ----------
-    name : {"iris", "wine", "breast_cancer", "digits"}
+    name : {"iris", "wine", "breast_cancer", "digits", "breast_cancer_rare"}
+        ``breast_cancer_rare`` is breast_cancer with only its first 20 malignant rows
+        (of 212) kept: 20 malignant, 357 benign.
         Anything else raises ValueError; ``"synthetic"`` is made by :func:`make_classification`.
 
     Returns
@@ -145,8 +148,14 @@ def load(name: str) -> Dataset:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
                          "synthetic (made with make_classification)")
-    X, y, feature_names = _read_csv(name)
-    class_names = tuple(_metadata()[name]["classes"])
+    meta = _metadata()[name]
+    X, y, feature_names = _read_csv(meta["file"])
+    if "keep" in meta:  # a derived view: only the first rows of one class
+        rare, first = meta["keep"]["class"], meta["keep"]["first"]
+        rows = np.sort(np.concatenate([np.flatnonzero(y == rare)[:first], np.flatnonzero(y != rare)]))
+        X, y = X[rows], y[rows]
+        X.flags.writeable = y.flags.writeable = False
+    class_names = tuple(meta["classes"])
     return Dataset(name=name, X=X.view(), y=y.view(),
                    feature_names=feature_names, class_names=class_names)
 
@@ -249,7 +258,7 @@ def sizes(n_samples: int, weights, *, min_size: int = 0) -> np.ndarray:
 
 
 def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: int = 2, *,
-                        weights=None, class_sep: float = 1.0,
+                        weights=None, class_sep: float = 1.0, label_noise: float = 0.0,
                         rng: np.random.Generator) -> Dataset:
     """Draw Gaussian blobs, one per class, around distinct hypercube vertices.
 
@@ -268,6 +277,9 @@ def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: in
         Positive class proportions, normalised here; None means balanced.
     class_sep : float, default 1.0
         Half the side of the hypercube, in units of the noise standard deviation.
+    label_noise : float, default 0.0
+        Fraction of the rows, in [0, 1), whose label is replaced by a class drawn
+        uniformly at random (drawn last: the features do not change with it).
     rng : numpy.random.Generator
 
     Returns
@@ -302,6 +314,8 @@ def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: in
     w = np.ones(n_classes) if weights is None else _check_weights(
         "weights", weights, n=n_classes, n_name="n_classes")
     _check_non_negative("class_sep", class_sep)
+    if not (_is_real(label_noise) and 0 <= label_noise < 1):
+        raise ValueError(f"label_noise must be in [0, 1); got {label_noise!r}")
     _check_rng(rng)
 
     centres = class_sep * _distinct_signs(n_classes, n_features, rng=rng)
@@ -310,6 +324,9 @@ def make_classification(n_samples: int = 300, n_features: int = 4, n_classes: in
     y = y[rng.permutation(n_samples)]
     for j in range(n_features):  # in place, a column at a time: no second copy of X
         X[:, j] += centres[y, j]
+    if label_noise > 0:
+        flipped = rng.random(n_samples) < label_noise
+        y[flipped] = rng.integers(n_classes, size=int(flipped.sum()))
     return Dataset(name="synthetic", X=X, y=y,
                    feature_names=tuple(f"x{j}" for j in range(n_features)),
                    class_names=tuple(f"class_{k}" for k in range(n_classes)))

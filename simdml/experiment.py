@@ -233,7 +233,8 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     d = s.data
     if d.dataset == "synthetic":
         ds = _data.make_classification(d.n_samples, d.n_features, d.n_classes,
-                                       weights=d.weights, class_sep=d.class_sep, rng=rng)
+                                       weights=d.weights, class_sep=d.class_sep,
+                                       label_noise=d.label_noise, rng=rng)
     elif d.dataset == "synthetic_regression":
         ds = _data.make_regression(d.n_samples, d.n_features, noise=d.noise, rng=rng)
     else:

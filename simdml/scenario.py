@@ -232,6 +232,7 @@ class DataConfig:
     n_classes: int = 2
     weights: tuple | None = None  # class proportions; None: balanced
     class_sep: float = 1.0
+    label_noise: float = 0.0      # classification: fraction of labels drawn at random
     noise: float = 0.1            # regression: standard deviation of the target noise
 
     def __post_init__(self):
@@ -252,6 +253,9 @@ class DataConfig:
             _set(self, "weights", _per_item("data.weights", self.weights, self.n_classes, "data.n_classes",
                                               low=0, strict_low=True))
         _number("data.class_sep", self.class_sep, low=0)
+        _number("data.label_noise", self.label_noise, low=0)
+        if self.label_noise >= 1:
+            raise ScenarioError(f"data.label_noise must be < 1 (a fraction); got {self.label_noise!r}")
         _number("data.noise", self.noise, low=0)
         if self.dataset == "synthetic":
             if self.n_classes > self.n_samples:

@@ -67,6 +67,7 @@ def test_loaded_arrays_are_read_only():
 def test_load_unknown_name_lists_known_datasets():
     """An unknown dataset name raises ValueError naming it and listing the known ones."""
     expected = ("unknown dataset 'foo'; known datasets: iris, wine, breast_cancer, digits, "
+                "breast_cancer_rare, "
                 "synthetic (made with make_classification)")
     with pytest.raises(ValueError, match=re.escape(expected)):
         load("foo")
@@ -547,3 +548,22 @@ def test_metrics_of_a_classifier_result():
     assert report["macro_f1"] == pytest.approx((2 * 0.9 / 1.9 + 0) / 2)
     np.testing.assert_array_equal(confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], 3),
                                   [[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+
+
+def test_label_noise_flips_the_stated_fraction_and_keeps_the_features():
+    """label_noise draws labels at random for that fraction of rows (a random label can
+    equal the true one, so ~ fraction x (k-1)/k change), after the features are drawn."""
+    clean = make_classification(4000, 3, 3, rng=rng_of(0))
+    noisy = make_classification(4000, 3, 3, label_noise=0.3, rng=rng_of(0))
+    np.testing.assert_array_equal(clean.X, noisy.X)
+    changed = np.mean(clean.y != noisy.y)
+    assert changed == pytest.approx(0.3 * 2 / 3, abs=0.03)
+    with pytest.raises(ValueError, match=r"label_noise must be in \[0, 1\); got 1.0"):
+        make_classification(10, label_noise=1.0, rng=rng_of(0))
+
+
+def test_breast_cancer_rare_is_a_view_with_a_rare_class():
+    rare, full = load("breast_cancer_rare"), load("breast_cancer")
+    assert np.bincount(rare.y).tolist() == [20, 357]
+    malignant = full.X[full.y == 0][:20]
+    np.testing.assert_array_equal(rare.X[rare.y == 0], malignant)
