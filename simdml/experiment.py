@@ -171,7 +171,11 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
         monitor.train_weight = class_weight[y_train]
     sim.on_idle = _stall_judge(cluster, monitor)
     try:
-        training = start(job)
+        if split.moves:
+            training = sim.process(_rebalance_then(job, split.moves, start), name="rebalance")
+            job.count("rows_moved", sum(n for *_, n in split.moves))
+        else:
+            training = start(job)
     except ValueError as exc:  # what a strategy can only check against the data
         raise ScenarioError(str(exc)) from None
     stop_reason = _simulate(sim, training, s, job)
@@ -221,6 +225,7 @@ class DataSplit:
     parts: list
     scaling: tuple | None = None  # (mean, scale) per column applied to both; None: raw
     resampling: dict | None = None  # rows_added, rows_removed, resample_flops (imbalance)
+    moves: tuple = ()  # rebalancing: (from worker, to worker, rows) sent before training
 
 
 def prepare_data(scenario: Scenario) -> DataSplit:
@@ -264,9 +269,61 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
     bounds = np.cumsum([0] + [len(p) for p in parts])
     ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+    if d.rebalance:
+        split = _rebalance(split)
     if s.imbalance.method is not None:
         split = _resample(s, split, rng, options)
     return split
+
+
+def _rebalance(split: DataSplit) -> DataSplit:
+    """Move rows between shards so that every shard holds each class's fair share
+    (``sizes(n_c, ones)``): a worker keeps its first rows of a class up to its share,
+    its surplus goes to the workers short of that class, lowest index first. The rows
+    moved are the fewest that make the shards alike; ``moves`` says who sends how many
+    rows to whom (the run sends them as messages before training starts)."""
+    k = len(split.parts)
+    y = split.y_train
+    keep, receive = [[] for _ in range(k)], [[] for _ in range(k)]
+    moves: dict[tuple[int, int], int] = {}
+    for c in np.unique(y):
+        rows = [p[y[p] == c] for p in split.parts]
+        share = _data.sizes(sum(r.size for r in rows), np.ones(k))
+        surplus = []
+        for i in range(k):
+            keep[i].append(rows[i][:share[i]])
+            surplus += [(i, r) for r in rows[i][share[i]:]]
+        for i in range(k):
+            need = share[i] - min(rows[i].size, share[i])
+            for src, r in surplus[:need]:
+                receive[i].append(np.array([r]))
+                moves[(src, i)] = moves.get((src, i), 0) + 1
+            surplus = surplus[need:]
+    order = [np.concatenate(keep[i] + receive[i]) for i in range(k)]
+    X, y2 = split.X_train[np.concatenate(order)], y[np.concatenate(order)]
+    bounds = np.cumsum([0] + [o.size for o in order])
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(X, split.X_test, y2, split.y_test, ranges, split.scaling,
+                     split.resampling, tuple((a, b, n) for (a, b), n in sorted(moves.items())))
+
+
+def _exchange(job: Job, w: int, moves: tuple):
+    """Worker w's part of rebalancing: send its surplus rows, receive what it is owed."""
+    node = job.workers[w]
+    row_nbytes = 8 * (job.monitor.X_train.shape[1] + 1)  # features and label
+    for src, dst, rows in moves:
+        if src == w:
+            node.send(job.workers[dst], ("rows", rows), nbytes=rows * row_nbytes)
+    for _ in range(sum(1 for _, dst, _ in moves if dst == w)):
+        yield node.recv()
+
+
+def _rebalance_then(job: Job, moves: tuple, start):
+    """Rebalance the shards (real messages, their bytes and time), then train."""
+    exchanges = [job.sim.process(_exchange(job, w, moves), name=f"rebalance@worker{w}")
+                 for w in range(len(job.workers))]
+    yield job.sim.all_of(exchanges)
+    return (yield start(job))
 
 
 def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:

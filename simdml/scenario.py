@@ -225,6 +225,8 @@ class DataConfig:
     alpha: float = 0.5          # label_skew: Dirichlet concentration (small: non-iid)
     exponent: float = 1.0       # size_skew: shard sizes ~ rank ** -exponent (0: equal)
     classes_per_part: int = 2   # by_label: classes each shard holds
+    rebalance: bool = False     # move rows between workers (as messages, before training)
+                                # until every shard holds each class's fair share
     standardize: bool = True    # z-score features with training statistics
     # synthetic data only (data.make_classification, data.make_regression):
     n_samples: int = 300
@@ -244,6 +246,8 @@ class DataConfig:
         _number("data.alpha", self.alpha, low=0, strict_low=True)
         _number("data.exponent", self.exponent, low=0)
         _integer("data.classes_per_part", self.classes_per_part, low=1)
+        if not isinstance(self.rebalance, bool):
+            raise ScenarioError(f"data.rebalance must be true or false; got {self.rebalance!r}")
         if not isinstance(self.standardize, bool):
             raise ScenarioError(f"data.standardize must be true or false; got {self.standardize!r}")
         _integer("data.n_samples", self.n_samples, low=4)
@@ -438,6 +442,9 @@ class Scenario:
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
         model = MODELS[self.model.kind]
+        if self.data.rebalance and self.data.is_regression:
+            raise ScenarioError("data.rebalance balances the classes of the shards; "
+                                f"data.dataset={self.data.dataset!r} has none")
         if self.imbalance.method is not None and self.data.is_regression:
             raise ScenarioError(f"imbalance.method={self.imbalance.method!r} balances classes; "
                                 f"data.dataset={self.data.dataset!r} has none")

@@ -103,3 +103,30 @@ def test_imbalance_needs_classes():
     with pytest.raises(ScenarioError, match=r"imbalance.method='smote' balances classes"):
         Scenario().replace(**{"data.dataset": "synthetic_regression", "model.kind": "linear",
                               "imbalance.method": "smote"})
+
+
+# ------------------------------------------------------------------- rebalancing
+
+
+def test_rebalancing_moves_the_fewest_rows_to_fair_shares():
+    """After rebalancing every shard holds each class's fair share (within one row); the
+    rows moved are exactly the shards' surpluses; they travel as messages of
+    (d + 1) x 8 bytes per row before training; sync trains the same model (it is
+    partition-free) and every row is still there once."""
+    base = {"data.dataset": "digits", "cluster.workers": 8, "data.partition": "by_label",
+            "stop.rounds": 5}
+    s0 = Scenario().replace(**base)
+    s1 = Scenario().replace(**{**base, "data.rebalance": True})
+    before, after = prepare_data(s0), prepare_data(s1)
+    counts = np.array([np.bincount(after.y_train[p], minlength=10) for p in after.parts])
+    assert (counts.max(axis=0) - counts.min(axis=0)).max() <= 1
+    shares = counts.sum(axis=0) / 8
+    surplus = sum(np.maximum(0, np.bincount(before.y_train[p], minlength=10) - np.ceil(shares)).sum()
+                  for p in before.parts)
+    r0, r1 = run(s0), run(s1)
+    moved = r1.summary["rows_moved"]
+    assert surplus <= moved <= surplus + 8 * 10
+    assert r1.summary["bytes_sent"] - r0.summary["bytes_sent"] == moved * 65 * 8
+    np.testing.assert_allclose(r1.model.params_, r0.model.params_, rtol=0, atol=1e-12)
+    assert sorted(map(tuple, after.X_train.tolist())) == sorted(map(tuple, before.X_train.tolist()))
+    assert r1.history[0]["time"] > 0  # training starts once the rows have arrived
