@@ -12,7 +12,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-__all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "save",
+__all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
+           "save",
            "KIND_COLORS", "CLASS_COLORS"]
 
 KIND_COLORS = {
@@ -182,6 +183,27 @@ def decision_regions(predict, X, y, *, ax=None, highlight=None, resolution: int 
         ax.scatter(*X[highlight].T, s=40, facecolors="none", edgecolors="black", linewidths=0.8,
                    label="support vectors")
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel=xlabel, ylabel=ylabel, title=title)
+    return fig if fig is not None else ax.figure
+
+
+def confusion(matrix, *, ax=None, class_names=None, title: str = "Confusion matrix") -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted), each cell with its
+    count and its share of the true class (the row's recall on the diagonal)."""
+    m = np.asarray(matrix)
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(4.5, 4), layout="constrained")
+        ax = fig.subplots()
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    names = class_names or [str(c) for c in range(m.shape[0])]
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]}\n{100 * share[i, j]:.0f} %", ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(m.shape[1]), names)
+    ax.set_yticks(range(m.shape[0]), names)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     return fig if fig is not None else ax.figure
 
 
