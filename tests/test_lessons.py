@@ -27,7 +27,8 @@ def test_every_lesson_has_a_test():
     names = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
               "05_distributed_trees", "06_scheduling",
-              "07_failures", "08_imbalance"}
+              "07_failures", "08_imbalance",
+              "09_model_fusion"}
     assert set(names) == tested
 
 
@@ -140,3 +141,16 @@ def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(tmp_path):
     assert skew["local SGD"][low] < skew["local SGD"][high] - 0.02
     assert skew["local SGD + rebalance"][low] > skew["local SGD"][low] + 0.02
     assert out["malignant_recall"]["class weights"] >= out["malignant_recall"]["plain"]
+
+
+def test_09_stacking_survives_skew_and_best_does_not(tmp_path):
+    """On skewed shards stacking is the best rule and within 3 points of the centralized
+    model; best-on-validation is the worst; the vote loses over 5 points to iid."""
+    table = run_quick("09_model_fusion", tmp_path)
+    for (learner, part), row in table.items():
+        if part.startswith("label skew"):
+            rules = {r: a for r, a in row.items() if r != "central"}
+            assert max(rules, key=rules.get) == "stack", learner
+            assert min(rules, key=rules.get) == "best", learner
+            assert rules["stack"] > row["central"] - 0.03, learner
+            assert rules["vote"] < table[(learner, "iid")]["vote"] - 0.05, learner
