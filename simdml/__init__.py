@@ -11,10 +11,11 @@ from .cluster import Cluster, Crash, Network, Node
 from .engine import Deadlock, Interrupt, Simulator
 from .experiment import Result, run
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
+from .sweep import Comparison, SweepResult, compare, sweep
 from .trace import Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["Simulator", "Interrupt", "Deadlock", "Cluster", "Node", "Network", "Crash",
            "Scenario", "ScenarioError", "load_scenario", "bundled_scenarios", "run", "Result",
-           "Trace", "__version__"]
+           "Trace", "compare", "Comparison", "sweep", "SweepResult", "__version__"]

@@ -1,4 +1,5 @@
-"""The ``simdml`` command: run, validate and list scenarios, and a demo.
+"""The ``simdml`` command: run, validate, list, compare and sweep scenarios, draw
+result files, list and run the lessons, and a demo.
 
 Exit codes: 0 success, 2 bad input (a one-line error naming the key), 1 internal error.
 Set ``SIMDML_DEBUG=1`` to see the traceback of an internal error.
@@ -73,6 +74,42 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help=f"run the bundled '{DEMO_SCENARIO}' scenario, print a "
                                     f"summary and write {DEMO_FIGURE}")
     d.add_argument("--plot", metavar="PATH", default=str(DEMO_FIGURE))
+    example = "example: %(prog)s"
+    c = sub.add_parser("compare", help="run several scenarios and line them up",
+                       epilog=f"{example} iris_sync my_async.toml --plot cmp.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("scenarios", nargs="+", metavar="FILE_OR_NAME")
+    c.add_argument("--seed", type=int, help="one seed for all of them")
+    c.add_argument("--plot", metavar="PATH", help="loss and accuracy vs simulated time")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    w = sub.add_parser("sweep", help="run a scenario over a grid of settings and seeds",
+                       epilog=f"{example} iris_sync --grid cluster.workers=2,4,8 "
+                              f"--grid strategy.kind=sync,async --seeds 0,1,2 --jobs 2 "
+                              f"--out runs.jsonl --plot sweep.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("scenario", metavar="FILE_OR_NAME")
+    w.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                   help="a dotted key and its values (repeat for more keys)")
+    w.add_argument("--seeds", default="0", help="replicate indices, e.g. 0,1,2 (default 0)")
+    w.add_argument("--jobs", type=int, default=1, help="processes (default 1: in this one)")
+    w.add_argument("--out", metavar="FILE.jsonl", help="stream every run's record here")
+    w.add_argument("--resume", action="store_true", help="skip the runs already in --out")
+    w.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    w.add_argument("--metric", default="final_accuracy", help="what the table aggregates")
+    w.add_argument("--plot", metavar="PATH", help="mean ± sd of --metric vs the first key")
+    pl = sub.add_parser("plot", help="draw a figure from a result file (simdml run --out)",
+                        epilog=f"{example} result.json --kind loss --out loss.png",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pl.add_argument("result", metavar="RESULT.json")
+    pl.add_argument("--kind", choices=("loss", "utilization"), default="loss")
+    pl.add_argument("--out", metavar="PATH", required=True, help="the figure (.png, .svg, .pdf)")
+    sub.add_parser("lessons", help="list the lessons with their questions",
+                   epilog=f"{example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls = sub.add_parser("lesson", help="run one lesson (its table and its figure)",
+                        epilog=f"{example} 3 --quick",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls.add_argument("number", type=int)
+    ls.add_argument("--quick", action="store_true", help="smaller, for a first look")
     return p
 
 
@@ -170,4 +207,146 @@ def _demo(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "list": _list, "demo": _demo}
+def _compare(args) -> int:
+    from .sweep import compare
+    if args.plot:
+        _check_output_path("--plot", args.plot)
+    labels = [Path(name).stem if name.endswith(".toml") else name for name in args.scenarios]
+    if len(set(labels)) < len(labels):
+        labels = [f"{i}:{label}" for i, label in enumerate(labels)]
+    comparison = compare(dict(zip(labels, args.scenarios)), seed=args.seed)
+    if args.json:
+        import json
+        from .experiment import _jsonable
+        print(json.dumps(_jsonable(comparison.to_dict()), indent=1))
+    else:
+        print(comparison.format())
+    if args.plot:
+        from . import plots
+        plots.save(comparison.plot(), args.plot)
+        if not args.json:
+            print(f"wrote figure to {args.plot}")
+    return 0
+
+
+def _grid(items: list[str]) -> dict:
+    """``key=v1,v2`` options to a grid; values parsed as TOML values when they can be."""
+    import tomllib
+    from .scenario import ScenarioError
+    grid = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ScenarioError(f"--grid must be KEY=V1,V2,...; got {item!r}")
+        parsed = []
+        for v in values.split(","):
+            try:
+                parsed.append(tomllib.loads(f"x = {v}")["x"])
+            except tomllib.TOMLDecodeError:
+                parsed.append(v)  # a bare word: a string
+        grid[key.strip()] = parsed
+    return grid
+
+
+def _sweep(args) -> int:
+    from .scenario import ScenarioError
+    from .sweep import sweep
+    if args.plot:
+        _check_output_path("--plot", args.plot)
+    if args.resume and not args.out:
+        raise ScenarioError("--resume needs --out (the file of the runs to resume)")
+    if args.out and Path(args.out).suffix != ".jsonl":
+        raise ScenarioError(f"--out must end in .jsonl (one JSON record per line); got {args.out!r}")
+    try:
+        seeds = [int(k) for k in args.seeds.split(",")]
+    except ValueError:
+        raise ScenarioError(f"--seeds must be integers separated by commas; got {args.seeds!r}") from None
+    if args.jobs < 1:
+        raise ScenarioError(f"--jobs must be >= 1; got {args.jobs}")
+    grid = _grid(args.grid)
+    progress = False if args.no_progress else None
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(args.jobs) as pool:
+            result = sweep(args.scenario, grid, seeds=seeds, executor=pool, out=args.out,
+                           resume=args.resume, progress=progress)
+    else:
+        result = sweep(args.scenario, grid, seeds=seeds, out=args.out, resume=args.resume,
+                       progress=progress)
+    print(result.format(args.metric))
+    if result.skipped:
+        print(f"resumed: {result.skipped} run(s) already in {args.out}")
+    if args.out:
+        print(f"wrote {len(result.records)} record(s) to {args.out}")
+    if args.plot:
+        from . import plots
+        plots.save(result.plot(metric=args.metric), args.plot)
+        print(f"wrote figure to {args.plot}")
+    return 1 if result.failures else 0
+
+
+def _plot_file(args) -> int:
+    import json
+    from types import SimpleNamespace
+    from .scenario import ScenarioError
+    from . import plots
+    _check_output_path("--plot", args.out)
+    try:
+        data = json.loads(Path(args.result).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"cannot read a result from {args.result!r}: {exc}") from None
+    if not isinstance(data, dict) or "history" not in data or "nodes" not in data:
+        raise ScenarioError(f"{args.result!r} is not a result file (simdml run --out "
+                            f"writes one)")
+    if args.kind == "loss":
+        run = SimpleNamespace(history=data["history"], model=SimpleNamespace(
+            is_classifier=data.get("score_name") == "accuracy"))
+        fig = plots.history({data.get("scenario", "run"): run})
+    else:
+        fig = plots.utilization(SimpleNamespace(nodes=data["nodes"],
+                                                trace=SimpleNamespace(end=data["sim_time"])))
+    plots.save(fig, args.out)
+    print(f"wrote figure to {args.out}")
+    return 0
+
+
+def _lessons_dir() -> Path:
+    from .scenario import ScenarioError
+    here = Path(__file__).resolve().parents[1] / "lessons"
+    if not here.is_dir():
+        raise ScenarioError("the lessons live in the repository's lessons/ folder; run simdml "
+                            "from a clone (pip install -e .)")
+    return here
+
+
+def _lesson_files() -> dict[int, Path]:
+    return {int(p.name[:2]): p for p in sorted(_lessons_dir().glob("[0-9][0-9]_*.py"))}
+
+
+def _lessons(args) -> int:
+    import ast
+    for number, path in _lesson_files().items():
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        title = doc.splitlines()[0] if doc else path.stem
+        print(f"{number:>2}  {title}")
+    print("\nrun one with: simdml lesson N [--quick]")
+    return 0
+
+
+def _lesson(args) -> int:
+    import importlib.util
+    from .scenario import ScenarioError
+    files = _lesson_files()
+    if args.number not in files:
+        raise ScenarioError(f"no lesson {args.number}; lessons: {', '.join(map(str, files))}")
+    path = files[args.number]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(quick=args.quick)
+    return 0
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "list": _list, "demo": _demo,
+             "compare": _compare, "sweep": _sweep, "plot": _plot_file, "lessons": _lessons,
+             "lesson": _lesson}

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
-           "save",
+           "utilization", "speedup", "sweep", "save",
            "KIND_COLORS", "CLASS_COLORS"]
 
 KIND_COLORS = {
@@ -204,6 +204,80 @@ def confusion(matrix, *, ax=None, class_names=None, title: str = "Confusion matr
     ax.set_xticks(range(m.shape[1]), names)
     ax.set_yticks(range(m.shape[0]), names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    return fig if fig is not None else ax.figure
+
+
+def utilization(result, *, ax=None) -> Figure:
+    """Per node, the share of the run spent computing, sending, receiving, waiting and
+    down, as stacked bars (send and receive overlap computing: they are drawn beside)."""
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(8, 4), layout="constrained")
+        ax = fig.subplots()
+    nodes = result.nodes
+    names = list(nodes)
+    end = result.trace.end or 1.0
+    x = np.arange(len(names))
+    bottom = np.zeros(len(names))
+    for kind in ("compute", "checkpoint", "down", "wait"):
+        values = np.array([100 * nodes[n].get(kind, 0.0) / end for n in names])
+        if values.any():
+            ax.bar(x, values, 0.6, bottom=bottom, label=kind, color=KIND_COLORS[kind])
+            bottom += values
+    ax.set_xticks(x, names, rotation=30 if len(names) > 6 else 0)
+    ax.set(ylabel="share of the run (%)", ylim=(0, 105),
+           title=f"Where each node's time went ({end:.3g} s simulated)")
+    ax.legend(loc="upper right", fontsize=8)
+    return fig if fig is not None else ax.figure
+
+
+def speedup(results: dict, *, ax=None) -> Figure:
+    """Speedup ``T(1) / T(n)`` and efficiency ``speedup / n`` against the number of
+    workers, from ``{n_workers: Result}`` (the run with the fewest workers is the
+    baseline, scaled to it)."""
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.subplots()
+    ns = sorted(results)
+    t = np.array([results[n].summary["sim_time"] for n in ns])
+    base = t[0] * ns[0]  # T(1) estimated as n0 T(n0) when the baseline is not 1 worker
+    ax.plot(ns, base / t, "o-", label="speedup T(1) / T(n)")
+    ax.plot(ns, ns, "--", color="gray", label="ideal")
+    ax.set(xlabel="workers", ylabel="speedup", title="Speedup and efficiency")
+    twin = ax.twinx()
+    twin.plot(ns, base / t / np.array(ns), "s:", color="#e76f51", label="efficiency")
+    twin.set(ylabel="efficiency (speedup / workers)", ylim=(0, 1.1))
+    lines, more = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    return fig if fig is not None else ax.figure
+
+
+def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
+    """Mean ± standard deviation (error bars) of ``metric`` over a sweep's replicates
+    against grid key ``x``, one line per combination of the other keys."""
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.subplots()
+    if x not in result.grid:
+        raise ValueError(f"x must be one of the grid keys {list(result.grid)}; got {x!r}")
+    rows = result.aggregate(metric)
+    others = [k for k in result.grid if k != x]
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in others), []).append(row)
+    for key, group in groups.items():
+        label = ", ".join(f"{k}={v}" for k, v in zip(others, key)) or metric
+        xs = [row[x] for row in group]
+        positions = xs if all(isinstance(v, (int, float)) for v in xs) else range(len(xs))
+        ax.errorbar(positions, [row["mean"] for row in group], [row["std"] for row in group],
+                    fmt="o-", capsize=3, label=label)
+        if positions is not xs:
+            ax.set_xticks(list(positions), [str(v) for v in xs])
+    n = max((row["n"] for row in rows), default=0)
+    ax.set(xlabel=x, ylabel=f"{metric} (mean ± sd over {n} seeds)", title=f"{metric} vs {x}")
+    ax.legend(fontsize=8)
     return fig if fig is not None else ax.figure
 
 

@@ -1,0 +1,280 @@
+"""Experiments: ``compare`` a few scenarios side by side, ``sweep`` a grid over seeds on
+any executor, with results that stream to disk and a sweep that resumes.
+
+>>> c = compare({"sync": "iris_sync", "async": s})            # doctest: +SKIP
+>>> print(c.format())                                          # doctest: +SKIP
+>>> sw = sweep(base, grid={"cluster.workers": [2, 4, 8]}, seeds=[0, 1, 2],
+...            out="runs.jsonl")                                # doctest: +SKIP
+>>> sw.aggregate("final_accuracy")                              # doctest: +SKIP
+
+Seeds: replicate ``k`` of every grid point runs with seed ``child_seeds[k]``, derived
+from the base scenario's seed by ``numpy.random.SeedSequence.spawn``
+(``simdml._rng.Streams.child_seeds``): a run's numbers depend only on its grid point
+and its replicate, never on the order, the process or the machine it ran in.
+
+Executors: anything with ``submit(fn, *args) -> concurrent.futures.Future``. None runs
+in this process, one run after the other. A ``ProcessPoolExecutor`` uses the local
+cores; on a real cluster, dask's ``Client.get_executor()`` or a small Ray adapter (a
+class whose ``submit`` wraps ``ray.remote(fn).remote(*args)`` in a Future) fit the
+same slot -- neither is a dependency.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._rng import Streams
+from .experiment import Result, _jsonable, run
+from .scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS"]
+
+# the summary fields a comparison or a sweep reports, with how to show them
+COLUMNS = {"final_accuracy": "accuracy", "balanced_accuracy": "balanced acc.",
+           "time_to_target": "time to target (s)", "sim_time": "sim. time (s)",
+           "updates_per_s": "updates/s", "bytes_sent": "bytes sent",
+           "utilization": "worker util."}
+
+
+def _row(summary: dict, nodes: dict | None = None) -> dict:
+    """The columns of one run (mean worker utilization from its nodes)."""
+    row = {k: summary.get(k) for k in COLUMNS if k != "utilization"}
+    if nodes:
+        workers = [t["utilization"] for n, t in nodes.items() if n != "server"]
+        row["utilization"] = float(np.mean(workers)) if workers else None
+    return row
+
+
+# ------------------------------------------------------------------------- compare
+
+
+@dataclass
+class Comparison:
+    """Several runs side by side: ``results`` (label -> Result), ``table()`` rows,
+    ``format()`` text and ``plot()`` a figure of loss and accuracy against time."""
+
+    results: dict[str, Result]
+
+    def table(self) -> dict[str, dict]:
+        return {label: _row(r.summary, r.nodes) for label, r in self.results.items()}
+
+    def format(self) -> str:
+        table = self.table()
+        width = max(len(label) for label in table)
+        lines = [f"{'run':<{width}}  " + "  ".join(f"{h:>18}" for h in COLUMNS.values())]
+        for label, row in table.items():
+            lines.append(f"{label:<{width}}  " + "  ".join(f"{_cell(row[k]):>18}" for k in COLUMNS))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {label: {**row, "stop_reason": self.results[label].summary["stop_reason"]}
+                for label, row in self.table().items()}
+
+    def plot(self, x: str = "time"):
+        from . import plots
+        return plots.history(self.results, x=x)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
+def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
+    """Run each scenario (a Scenario, a TOML path or a bundled name) and line them up.
+
+    Parameters
+    ----------
+    scenarios : dict of label -> Scenario | str | Path
+    seed : int, optional
+        Override every scenario's seed (same randomness for all).
+    """
+    if not scenarios:
+        raise ScenarioError("compare needs at least one scenario")
+    return Comparison({label: run(s, seed=seed) for label, s in scenarios.items()})
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
+    """One run of a sweep, as a JSON-able record; an error is recorded, not raised.
+    A top-level function of plain data, so that any executor can ship it."""
+    record = {"point": point, "replicate": replicate, "seed": scenario_dict["seed"]}
+    try:
+        result = run(Scenario.from_dict(scenario_dict))
+        record.update(summary=_jsonable(result.summary), row=_jsonable(_row(result.summary,
+                                                                            result.nodes)),
+                      error=None)
+    except Exception as exc:  # recorded with the run, so the sweep goes on
+        record.update(summary=None, row=None, error=f"{type(exc).__name__}: {exc}")
+    return record
+
+
+@dataclass
+class SweepResult:
+    """The records of a sweep (one per grid point and replicate), in grid order."""
+
+    records: list[dict]
+    grid: dict
+    path: Path | None = None
+    skipped: int = 0  # runs found in the output file and not run again (resume)
+    failures: list[dict] = field(default_factory=list)
+
+    def aggregate(self, metric: str = "final_accuracy") -> list[dict]:
+        """Per grid point: the mean, standard deviation (ddof=1) and count of ``metric``
+        over the replicates that ran without error."""
+        out = []
+        for point in _points(self.grid):
+            values = [r["row"][metric] if metric in r["row"] else r["summary"][metric]
+                      for r in self.records
+                      if r["point"] == point and r["error"] is None]
+            values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+            out.append({**point, "metric": metric, "n": len(values),
+                        "mean": float(np.mean(values)) if values else float("nan"),
+                        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0})
+        return out
+
+    def format(self, metric: str = "final_accuracy") -> str:
+        keys = list(self.grid)
+        rows = self.aggregate(metric)
+        lines = ["  ".join(f"{k:>16}" for k in keys) + f"  {metric + ' (mean ± sd)':>28}  {'n':>3}"]
+        for row in rows:
+            lines.append("  ".join(f"{str(row[k]):>16}" for k in keys)
+                         + f"  {_cell(row['mean']) + ' ± ' + _cell(row['std']):>28}  {row['n']:>3}")
+        if self.failures:
+            lines.append(f"{len(self.failures)} run(s) failed: " + "; ".join(
+                f"{f['point']} #{f['replicate']}: {f['error']}" for f in self.failures[:3]))
+        return "\n".join(lines)
+
+    def plot(self, x: str | None = None, metric: str = "final_accuracy"):
+        """Mean ± sd of ``metric`` against grid key ``x`` (default: the first), one line
+        per value of the other keys."""
+        from . import plots
+        return plots.sweep(self, x=x or next(iter(self.grid)), metric=metric)
+
+
+def _points(grid: dict) -> list[dict]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+class _InProcess:
+    """The default executor: runs each task at once, in this process."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 -- the future carries it
+            future.set_exception(exc)
+        return future
+
+
+def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None = None,
+          resume: bool = False, progress: bool | None = None) -> SweepResult:
+    """One run per grid point and replicate, on ``executor``.
+
+    Parameters
+    ----------
+    base : Scenario, TOML path or bundled name
+    grid : dict of dotted key -> list of values
+        E.g. ``{"cluster.workers": [4, 8], "strategy.kind": ["sync", "async"]}``; every
+        combination is checked (a ScenarioError names the bad one) before anything runs.
+    seeds : sequence of int
+        Replicate indices; replicate k runs with the k-th child seed of ``base.seed``.
+    executor : object with ``submit(fn, *args) -> Future``, optional
+    out : path, optional
+        A JSON-lines file; each record is appended (and flushed) as its run finishes, so
+        an interrupted or crashed sweep keeps every finished run.
+    resume : bool
+        Skip the grid points and replicates already recorded in ``out`` without an error
+        (failed runs are run again).
+    progress : bool, optional
+        Count, elapsed time and an estimate on stderr; default: when stderr is a terminal.
+    """
+    if not isinstance(base, Scenario):
+        base = load_scenario(base)
+    if not isinstance(grid, dict) or not grid or not all(isinstance(v, (list, tuple)) and v
+                                                         for v in grid.values()):
+        raise ScenarioError("grid must map each dotted key to a non-empty list of values; "
+                            f"got {grid!r}")
+    seeds = list(seeds)
+    if not seeds or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in seeds):
+        raise ScenarioError(f"seeds must be replicate indices >= 0; got {seeds!r}")
+    child = Streams(base.seed).child_seeds(max(seeds) + 1)
+    tasks = []
+    for point in _points(grid):
+        try:
+            scenario = base.replace(**point)  # checked here, before any run
+        except ScenarioError as exc:
+            raise ScenarioError(f"grid point {point}: {exc}") from None
+        for k in seeds:
+            tasks.append((scenario.replace(seed=child[k]).to_dict(), point, k))
+    path = Path(out) if out is not None else None
+    done = _load_records(path) if (resume and path is not None and path.exists()) else []
+    finished = {(json.dumps(r["point"], sort_keys=True), r["replicate"])
+                for r in done if r["error"] is None}
+    todo = [t for t in tasks if (json.dumps(t[1], sort_keys=True), t[2]) not in finished]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume or not path.exists():
+            path.write_text("")
+        elif path.read_bytes()[-1:] not in (b"", b"\n"):  # a killed sweep's half line:
+            with path.open("a") as f:                    # end it, so that the next record
+                f.write("\n")                            # starts a line of its own
+    show = sys.stderr.isatty() if progress is None else progress
+    executor = executor or _InProcess()
+    started = time.perf_counter()
+    futures = [executor.submit(run_record, *task) for task in todo]
+    new = []
+    for i, future in enumerate(_as_completed(futures), start=1):
+        record = future.result()
+        new.append(record)
+        if path is not None:
+            with path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+        if show:
+            _progress(i, len(futures), time.perf_counter() - started)
+    if show and futures:
+        print(file=sys.stderr)
+    kept = [r for r in done if r["error"] is None]
+    order = {(json.dumps(p, sort_keys=True), k): i for i, (_, p, k) in enumerate(tasks)}
+    records = sorted(kept + new, key=lambda r: order.get(
+        (json.dumps(r["point"], sort_keys=True), r["replicate"]), len(order)))
+    return SweepResult(records, dict(grid), path, skipped=len(tasks) - len(todo),
+                       failures=[r for r in records if r["error"] is not None])
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+    return as_completed(futures)
+
+
+def _load_records(path: Path) -> list[dict]:
+    """The records of a JSON-lines file; a truncated last line (a killed sweep) is ignored."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _progress(done: int, total: int, elapsed: float) -> None:
+    left = elapsed / done * (total - done)
+    print(f"\r[{done}/{total}] {elapsed:.0f} s elapsed, ~{left:.0f} s left  ",
+          end="", file=sys.stderr, flush=True)
