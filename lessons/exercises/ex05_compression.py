@@ -1,0 +1,19 @@
+"""Exercise 5.1 -- gradient compression by top-k sparsification (lessons 2 and 5).
+
+Send only the k entries of a gradient with the largest magnitude, as (indices, values);
+the receiver puts them back into a vector of zeros.
+
+Implement ``compress(grad, k) -> (indices, values)`` (indices int64, sorted increasingly;
+values float64; ties in magnitude: the lower index) and ``decompress(indices, values,
+size) -> ndarray``.
+
+Check it with:  python -m simdml.check ex05
+"""
+
+
+def compress(grad, k):
+    raise NotImplementedError("Exercise 5.1: keep the k largest entries")
+
+
+def decompress(indices, values, size):
+    raise NotImplementedError("Exercise 5.1: rebuild the dense vector")

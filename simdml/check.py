@@ -1,0 +1,227 @@
+"""Checkers of the classroom exercises: ``python -m simdml.check ex01`` tests your
+``lessons/exercises/ex01_*.py`` and says, in words, what is wrong (or that it passes).
+``--solution`` checks the reference solution instead.
+
+Each checker returns a list of problems (empty: passed); it runs the student's code on
+cases whose answers come from the simulator or from the contracts the tests hold.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["check", "main", "EXERCISES"]
+
+EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
+             "ex04": "ex04_partitioner", "ex05": "ex05_compression",
+             "ex06": "ex06_straggler_aggregation"}
+
+
+def _folder() -> Path:
+    return Path(__file__).resolve().parents[1] / "lessons" / "exercises"
+
+
+def load(name: str, solution: bool = False, folder: Path | None = None):
+    """Import an exercise module by path (the student's file, or the solution)."""
+    folder = folder or _folder()
+    path = folder / ("solutions" if solution else "") / f"{EXERCISES[name]}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (the exercises live in a clone's "
+                                f"lessons/exercises/)")
+    spec = importlib.util.spec_from_file_location(f"_exercise_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check(name: str, module) -> list[str]:
+    """The problems of ``module`` as an answer to exercise ``name``; [] means passed."""
+    try:
+        return CHECKERS[name](module)
+    except NotImplementedError as exc:
+        return [f"not done yet: {exc}"]
+    except Exception as exc:  # the student's code raised: say where, in one line
+        return [f"your code raised {type(exc).__name__}: {exc}"]
+
+
+# --------------------------------------------------------------------- checkers
+
+
+def _ex01(m) -> list[str]:
+    from simdml import Scenario, run
+    from simdml.experiment import prepare_data
+    from simdml.models import LogisticRegression
+    problems = []
+    for n, latency, bandwidth in ((2, 1e-3, 1e6), (4, 1e-3, 1e6), (4, 1e-4, 1e8)):
+        s = Scenario().replace(**{"cluster.workers": n, "cluster.speed": 2e5,
+                                  "cluster.server_speed": 1e9, "network.latency": latency,
+                                  "network.bandwidth": bandwidth, "stop.rounds": 3,
+                                  "data.dataset": "synthetic", "data.n_samples": 4 * n * 10})
+        parts = prepare_data(s).parts
+        model = LogisticRegression()
+        size = model.init_params(4, 2).size
+        compute = model.grad_flops(len(parts[0])) / 2e5
+        simulated = run(s).history[1]["time"]
+        predicted = m.predict_round_time(n, compute, latency, bandwidth, 16 + 8 * size,
+                                         24 + 8 * size, (n + 2) * size / 1e9)
+        if abs(predicted - simulated) > 1e-9 * simulated:
+            problems.append(f"with {n} workers, latency {latency:g} s and bandwidth "
+                            f"{bandwidth:g} B/s you predict {predicted:.6g} s, the simulator "
+                            f"measures {simulated:.6g} s. Did you let the copies of the model "
+                            f"leave one after another, and the gradients queue at the server?")
+    return problems
+
+
+def _ex02(m) -> list[str]:
+    from collections import deque
+    from simdml import Scenario, run
+    from simdml.scheduling import POLICIES, RoundState
+    problems = []
+    state = RoundState(np.ones(12, dtype=int), np.array([1e9, 1e9, 5e7, 2e9]), {},
+                       np.random.default_rng(0))
+    queues = m.Threshold().assign(list(range(12)), [0, 1, 2, 3], state)
+    got = sorted(b for q in queues.values() for b in q)
+    if got != list(range(12)):
+        problems.append(f"every block must be in exactly one queue; your queues hold {got}")
+    if set(queues) != {0, 1, 2, 3} or not all(isinstance(q, deque) for q in queues.values()):
+        problems.append("return a deque for every worker (an empty one for those left out)")
+    elif len(queues[2]) != 0:
+        problems.append("worker 2 runs at 5 % of the fastest speed: it must get no block")
+    elif not len(queues[3]) > len(queues[0]):
+        problems.append("worker 3 is twice as fast as worker 0: it should get more blocks")
+    if problems:
+        return problems
+    POLICIES["threshold"] = m.Threshold
+    try:
+        base = Scenario().replace(**{"data.dataset": "digits", "cluster.workers": 4,
+                                     "cluster.speed": [1e8, 1e8, 1e6, 2e8], "stop.rounds": 3,
+                                     "scheduling.blocks": 16})
+        ours = run(base.replace(**{"scheduling.policy": "threshold"}))
+        rr = run(base.replace(**{"scheduling.policy": "round_robin"}))
+    finally:
+        POLICIES.pop("threshold", None)
+    if not np.array_equal(ours.model.params_, rr.model.params_):
+        problems.append("the model changed with the policy: did a block go missing?")
+    if not ours.summary["sim_time"] < 0.2 * rr.summary["sim_time"]:
+        problems.append(f"with a worker 100x slower, your policy takes "
+                        f"{ours.summary['sim_time']:.3g} s against round robin's "
+                        f"{rr.summary['sim_time']:.3g} s: it should be far faster")
+    return problems
+
+
+class _Fixed:
+    """A fake member that predicts given labels for the rows of a fixed X."""
+
+    def __init__(self, labels):
+        self.labels = np.asarray(labels)
+
+    def predict(self, X):
+        return self.labels[: len(X)]
+
+
+def _ex03(m) -> list[str]:
+    problems = []
+    y_val = np.array([0, 0, 1, 1, 2, 2])
+    good, bad1, bad2 = _Fixed([0, 0, 1, 1, 2, 2]), _Fixed([1, 1, 1, 1, 1, 1]), _Fixed([1] * 6)
+    predict = m.accuracy_weighted_vote([good, bad1, bad2], np.zeros((6, 1)), y_val, [0, 1, 2])
+    got = np.asarray(predict(np.zeros((6, 1))))
+    if got.tolist() != [0, 0, 1, 1, 2, 2]:
+        problems.append(f"one member always right (weight 1) against two that say 1 (weight "
+                        f"1/3 each): the right one should win everywhere; you predict "
+                        f"{got.tolist()}")
+    tie = m.accuracy_weighted_vote([_Fixed([0, 1]), _Fixed([1, 0])], np.zeros((2, 1)),
+                                   np.array([0, 0]), [0, 1])
+    if np.asarray(tie(np.zeros((2, 1)))).tolist() != [0, 0]:
+        problems.append("equal weights on two classes: the tie goes to the lower class")
+    return problems
+
+
+def _ex04(m) -> list[str]:
+    problems = []
+    y = np.array([2, 0, 1, 0, 2, 1, 0, 2, 1, 1])
+    shards = m.sorted_by_label(y, 3, np.random.default_rng(0))
+    if len(shards) != 3:
+        return [f"asked for 3 shards, got {len(shards)}"]
+    flat = np.sort(np.concatenate(shards))
+    if not np.array_equal(flat, np.arange(10)):
+        problems.append("every index must be in exactly one shard")
+    if [len(s) for s in shards] != [4, 3, 3]:
+        problems.append(f"sizes should be [4, 3, 3] (as np.array_split); got {[len(s) for s in shards]}")
+    labels = np.concatenate([y[s] for s in shards])
+    if not np.all(np.diff(labels) >= 0):
+        problems.append(f"the labels along the shards should never decrease; got {labels.tolist()}")
+    if any(np.asarray(s).dtype != np.int64 for s in shards):
+        problems.append("return int64 index arrays")
+    return problems
+
+
+def _ex05(m) -> list[str]:
+    problems = []
+    g = np.array([0.5, -3.0, 0.0, 2.0, -2.0, 1.0])
+    idx, val = m.compress(g, 3)
+    if np.asarray(idx).tolist() != [1, 3, 4] or np.asarray(val).tolist() != [-3.0, 2.0, -2.0]:
+        problems.append(f"top-3 by magnitude of {g.tolist()} is indices [1, 3, 4] with values "
+                        f"[-3, 2, -2] (ties: the lower index); got {np.asarray(idx).tolist()}, "
+                        f"{np.asarray(val).tolist()}")
+    back = np.asarray(m.decompress(*m.compress(g, g.size), g.size))
+    if not np.array_equal(back, g):
+        problems.append("with k = size, decompress(compress(g)) must give g back exactly")
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=100)
+    errors = [np.linalg.norm(h - np.asarray(m.decompress(*m.compress(h, k), 100))) for k in (5, 20, 60)]
+    if not errors[0] > errors[1] > errors[2]:
+        problems.append("keeping more entries should always lose less of the gradient")
+    return problems
+
+
+def _ex06(m) -> list[str]:
+    problems = []
+    weights = [0.1, 0.2, 0.3, 0.4]
+    rng = np.random.default_rng(1)
+    grads = {i: rng.normal(size=5) for i in range(4)}
+    full = m.aggregate(grads, weights)
+    if not np.allclose(full, sum(w * grads[i] for i, w in enumerate(weights)), rtol=0, atol=1e-12):
+        problems.append("with every gradient in, the result is sum_i w_i g_i (weights sum to 1)")
+    some = {2: grads[2], 0: grads[0]}  # arrived in this order
+    expected = (0.1 * grads[0] + 0.3 * grads[2]) / 0.4
+    got = m.aggregate(some, weights)
+    if not np.allclose(got, expected, rtol=0, atol=1e-12):
+        problems.append("with workers 0 and 2 only: (0.1 g_0 + 0.3 g_2) / 0.4 -- re-normalize "
+                        "by the weights of the workers that answered")
+    elif not np.array_equal(got, m.aggregate({0: grads[0], 2: grads[2]}, weights)):
+        problems.append("the arrival order changed the result: sum in worker order")
+    return problems
+
+
+CHECKERS = {"ex01": _ex01, "ex02": _ex02, "ex03": _ex03, "ex04": _ex04, "ex05": _ex05,
+            "ex06": _ex06}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m simdml.check",
+                                description="Check a classroom exercise.",
+                                epilog="example: python -m simdml.check ex02")
+    p.add_argument("exercise", choices=sorted(EXERCISES))
+    p.add_argument("--solution", action="store_true", help="check the reference solution")
+    args = p.parse_args(argv)
+    try:
+        module = load(args.exercise, args.solution)
+    except FileNotFoundError as exc:
+        print(f"simdml.check: {exc}", file=sys.stderr)
+        return 2
+    problems = check(args.exercise, module)
+    if not problems:
+        print(f"{args.exercise}: passed -- well done.")
+        return 0
+    print(f"{args.exercise}: not yet:")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
