@@ -143,7 +143,8 @@ class SweepResult:
             values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
             out.append({**point, "metric": metric, "n": len(values),
                         "mean": float(np.mean(values)) if values else float("nan"),
-                        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0})
+                        "std": float(np.std(values, ddof=1))
+                        if len(values) > 1 and max(values) > min(values) else 0.0})
         return out
 
     def format(self, metric: str = "final_accuracy") -> str:
