@@ -263,7 +263,7 @@ def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
     if x not in result.grid:
         raise ValueError(f"x must be one of the grid keys {list(result.grid)}; got {x!r}")
     rows = result.aggregate(metric)
-    others = [k for k in result.grid if k != x]
+    others = [k for k in result.grid if k != x and len(result.grid[k]) > 1]  # fixed keys: no label
     groups: dict = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in others), []).append(row)
