@@ -61,18 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simdml", description=(
         "Simulate distributed machine-learning training: real numpy math, simulated time."))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    r = sub.add_parser("run", help="run a scenario (a TOML file or a bundled name)")
+    raw = argparse.RawDescriptionHelpFormatter
+    r = sub.add_parser("run", help="run a scenario (a TOML file or a bundled name)",
+                       epilog="example: %(prog)s iris_sync --plot run.png --out result.json",
+                       formatter_class=raw)
     r.add_argument("scenario", metavar="FILE_OR_NAME")
     r.add_argument("--seed", type=int, help="override the scenario's seed")
     r.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     r.add_argument("--trace", metavar="PATH", help="write the trace: .json (Perfetto) or .csv")
     r.add_argument("--plot", metavar="PATH", help="write a figure (.png, .svg, .pdf)")
     r.add_argument("--out", metavar="PATH", help="write the result as JSON")
-    v = sub.add_parser("validate", help="check a scenario file without running it")
+    v = sub.add_parser("validate", help="check a scenario file without running it",
+                       epilog="example: %(prog)s my_scenario.toml", formatter_class=raw)
     v.add_argument("scenario", metavar="FILE_OR_NAME")
-    sub.add_parser("list", help="list the bundled scenarios")
+    sub.add_parser("list", help="list the bundled scenarios", epilog="example: %(prog)s",
+                   formatter_class=raw)
     d = sub.add_parser("demo", help=f"run the bundled '{DEMO_SCENARIO}' scenario, print a "
-                                    f"summary and write {DEMO_FIGURE}")
+                                    f"summary and write {DEMO_FIGURE}",
+                       epilog="example: %(prog)s --plot demo.svg", formatter_class=raw)
     d.add_argument("--plot", metavar="PATH", default=str(DEMO_FIGURE))
     example = "example: %(prog)s"
     c = sub.add_parser("compare", help="run several scenarios and line them up",

@@ -146,7 +146,27 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_every_command_help_has_an_example(capsys):
-    for command in ("compare", "sweep", "plot", "lessons", "lesson"):
+    for command in ("run", "validate", "list", "demo", "compare", "sweep", "plot", "lessons",
+                    "lesson"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "example: simdml" in capsys.readouterr().out
+
+
+def test_plots_draw_the_numbers_of_the_run():
+    """Utilization bars are the nodes' shares of the run; speedup is T(n0) n0 / T(n);
+    a confusion matrix shows counts and row shares."""
+    from simdml import plots
+    r = run("iris_sync")
+    fig = plots.utilization(r)
+    compute_bars = fig.axes[0].containers[0]
+    shares = [100 * t["compute"] / r.trace.end for t in r.nodes.values()]
+    np.testing.assert_allclose([b.get_height() for b in compute_bars], shares)
+    runs = {n: run(BASE.replace(**{"cluster.workers": n, "stop.rounds": 5})) for n in (1, 2, 4)}
+    fig = plots.speedup(runs)
+    speed = fig.axes[0].get_lines()[0]
+    t = [runs[n].summary["sim_time"] for n in (1, 2, 4)]
+    np.testing.assert_allclose(np.asarray(speed.get_ydata(), float), [t[0] / x for x in t])
+    fig = plots.confusion([[3, 1], [0, 4]], class_names=["a", "b"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["3\n75 %", "1\n25 %", "0\n0 %", "4\n100 %"]
