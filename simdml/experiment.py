@@ -193,7 +193,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
         monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
     if model is not None and model.is_classifier:  # the test set, class by class
-        report = classification_report(y_test, model.predict(X_test), n_outputs)
+        with np.errstate(all="ignore"):  # a diverged model predicts too; its stop reason says so
+            report = classification_report(y_test, model.predict(X_test), n_outputs)
         counters = {**job.counters, "balanced_accuracy": report["balanced_accuracy"],
                     "macro_f1": report["macro_f1"], "recall": report["recall"],
                     "precision": report["precision"], "f1": report["f1"],

@@ -63,12 +63,24 @@ def _u(unit):
     return f" ({unit})" if unit else ""
 
 
-def _integer(key, value, *, low):
+MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
+
+
+def _integer(key, value, *, low, high=MAX_INT):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
     if value < low:
         raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
+    if value > high:
+        raise ScenarioError(f"{key} must be at most {high:,}; got {value!r}")
     return value
+
+
+def _list(key, value) -> list:
+    """A TOML array (a list of tables or of numbers)."""
+    if not isinstance(value, (list, tuple)):
+        raise ScenarioError(f"{key} must be a list; got {value!r}")
+    return list(value)
 
 
 def _choice(key, value, allowed):
@@ -160,7 +172,7 @@ class NetworkConfig:
         if self.loss >= 1:
             raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
         links = []
-        for i, link in enumerate(self.links):
+        for i, link in enumerate(_list("network.links", self.links)):
             key = f"network.links[{i}]"
             link = _table(key, link, LinkConfig, required=("a", "b"))
             for end in ("a", "b"):
@@ -192,7 +204,7 @@ class FaultsConfig:
 
     def __post_init__(self):
         crashes = []
-        for i, c in enumerate(self.crash):
+        for i, c in enumerate(_list("faults.crash", self.crash)):
             key = f"faults.crash[{i}]"
             c = _table(key, c, CrashConfig, required=("node", "at"))
             if isinstance(c.node, (list, tuple)):
