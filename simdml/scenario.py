@@ -442,7 +442,7 @@ class Scenario:
             raise ScenarioError(f"name must be a non-empty string; got {self.name!r}")
         if not isinstance(self.description, str):
             raise ScenarioError(f"description must be a string; got {self.description!r}")
-        _integer("seed", self.seed, low=0)
+        _integer("seed", self.seed, low=0, high=2**63 - 1)  # spawned seeds are 63-bit
         _integer("eval_every", self.eval_every, low=1)
         if not isinstance(self.trace_spans, bool):
             raise ScenarioError(f"trace_spans must be true or false; got {self.trace_spans!r}")
