@@ -42,6 +42,12 @@ def format_summary(result) -> str:
         ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
                        + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
     ]
+    events = [(k, s[k]) for k in ("retries", "incomplete_rounds", "blocks_requeued",
+                                  "block_retries", "blocks_moved", "duplicate_results",
+                                  "checkpoints", "server_restarts", "updates_lost", "rows_moved")
+              if s.get(k)]
+    if events:
+        rows.append(("events", ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in events)))
     if s.get("target_accuracy") is not None:
         ttt = s["time_to_target"]
         rows.append((f"time to {s['score_name']} {s['target_accuracy']:g}",
@@ -49,11 +55,14 @@ def format_summary(result) -> str:
     rows.append(("stopped because", s["stop_reason"]))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    checkpoints = any(t.get("checkpoint") for t in result.nodes.values())
     lines += ["", f"{'node':<10} {'compute s':>10} {'send s':>8} {'recv s':>8} {'wait s':>8} "
-                  f"{'down s':>8} {'util %':>7}"]
+                  f"{'down s':>8}" + (f" {'ckpt s':>8}" if checkpoints else "") + f" {'util %':>7}"]
     for name, t in result.nodes.items():
         lines.append(f"{name:<10} {t['compute']:>10.4g} {t['send']:>8.3g} {t['recv']:>8.3g} "
-                     f"{t['wait']:>8.3g} {t['down']:>8.3g} {100 * t['utilization']:>7.1f}")
+                     f"{t['wait']:>8.3g} {t['down']:>8.3g}"
+                     + (f" {t['checkpoint']:>8.3g}" if checkpoints else "")
+                     + f" {100 * t['utilization']:>7.1f}")
     return "\n".join(lines)
 
 

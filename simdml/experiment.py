@@ -409,8 +409,11 @@ def _stall_judge(cluster: Cluster, monitor: Monitor):
         if monitor.updates != seen["updates"]:
             seen["updates"] = monitor.updates
             spent.clear()
-        spent.update(n.name for n in cluster.nodes if n.is_up)
-        return all(n.name in spent for n in cluster.nodes if n.recovery_due is not None)
+        # keyed by life (epoch): a node that crashed again since it was seen up has a
+        # new chance coming
+        spent.update((n.name, n.epoch) for n in cluster.nodes if n.is_up)
+        return all((n.name, n.epoch) in spent for n in cluster.nodes
+                   if n.recovery_due is not None)
     return is_stuck
 
 

@@ -475,6 +475,7 @@ class Scenario:
                                 "model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'")
         if not STRATEGIES[self.strategy.kind].survives_faults:
             faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
+                      "faults.server_mtbf": self.faults.server_mtbf < _INF,
                       "network.loss": self.network.loss > 0}
             for key, present in faults.items():
                 if present:
@@ -489,6 +490,9 @@ class Scenario:
                                 f"checkpoints (and restarts); got strategy.kind="
                                 f"{self.strategy.kind!r}")
         if self.scheduling.policy is not None:
+            if self.strategy.batch_size is not None:
+                raise ScenarioError("strategy.batch_size: task-based rounds compute whole "
+                                    "blocks (scheduling.blocks sets their size); remove it")
             if self.strategy.kind != "sync" or self.strategy.options:
                 raise ScenarioError(
                     f"scheduling.policy={self.scheduling.policy!r} schedules the blocks of "

@@ -183,7 +183,7 @@ class WorkStealing(Policy):
 
     def next_block(self, w, queues, pool):
         got = super().next_block(w, queues, pool)
-        if got is not None:
+        if got is not None or not queues:
             return got
         victim = max(queues, key=lambda v: (len(queues[v]), -v))
         if len(queues[victim]) > 0:

@@ -152,3 +152,74 @@ def test_random_policies_follow_the_seed():
 def test_bad_scheduling_sections_name_the_key(changes, message):
     with pytest.raises(ScenarioError, match=message):
         _scenario(**changes)
+
+
+# ------------------------------------------------ regressions from the fault review
+
+
+def _exact(s, reference):
+    r = run(s)
+    assert r.summary["updates"] == s.stop.rounds, r.summary["stop_reason"]
+    np.testing.assert_array_equal(r.model.params_, reference.model.params_)
+    return r
+
+
+def test_a_result_that_arrives_after_its_worker_crashed_frees_the_slot():
+    """The worker crashes while its result is on the wire: the block is re-queued, the
+    result still counts, the copy comes back as a duplicate -- and the worker holding it
+    is free again (it used to stall the round)."""
+    base = {"cluster.workers": 2, "cluster.speed": [1e9, 1e9], "scheduling.prefetch": 1,
+            "network.latency": 1e-3}
+    calm = run(_scenario("round_robin", **base))
+    _exact(_scenario("round_robin", **base, **{"faults.crash": [{"node": 1, "at": 0.0015}]}), calm)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_round_that_starts_with_every_worker_down_waits_for_them(policy):
+    """A rack of all workers fails and comes back: rounds that start with nobody live
+    put every block in the pool (no policy may fail on an empty cluster)."""
+    changes = {"scheduling.blocks": 5, "scheduling.prefetch": 1,
+               "faults.crash": [{"node": [0, 1, 2, 3, 4], "at": 0.005, "recover_after": 0.003}]}
+    calm = run(_scenario(policy, **{"scheduling.blocks": 5, "scheduling.prefetch": 1}))
+    _exact(_scenario(policy, **changes), calm)
+
+
+def test_crashes_close_together_are_each_noticed():
+    """A second crash inside the detection delay of the first, and a hello from a life
+    that already ended: both handled, no stall."""
+    calm = run(_scenario())
+    _exact(_scenario(**{"scheduling.detect_after": 0.002, "faults.crash": [
+        {"node": 1, "at": 0.001, "recover_after": 0.0002}, {"node": 1, "at": 0.0015}]}), calm)
+    _exact(_scenario(**{"faults.crash": [{"node": 1, "at": 0.001, "recover_after": 0.0002},
+                                         {"node": 1, "at": 0.00121, "recover_after": 0.001}]}),
+           calm)
+
+
+def test_a_short_block_timeout_backs_off_instead_of_storming():
+    """A timeout shorter than the slow worker's block: copies go out, each later retry
+    waits twice as long, and the run ends exact and without a flood of retries."""
+    calm = run(_scenario())
+    r = _exact(_scenario(**{"scheduling.block_timeout": 2e-4}), calm)
+    assert r.summary["block_retries"] < 200
+    assert r.summary["sim_time"] < 3 * calm.summary["sim_time"]
+
+
+def test_a_server_failing_faster_than_it_progresses_gives_up_with_a_reason():
+    r = run(_scenario(**{"faults.server_mtbf": 0.0005, "faults.mttr": 1e-4,
+                         "faults.checkpoint_every": 3, "stop.rounds": 50}))
+    assert r.summary["stop_reason"].startswith("the server fails faster than it makes progress")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"data.dataset": "iris", "scheduling.blocks": 200},
+     r"scheduling.blocks must be at most the 111 training rows; got 200"),
+])
+def test_blocks_beyond_the_rows_are_a_scenario_error(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        run(_scenario(**changes))
+
+
+def test_batch_size_is_refused_in_task_rounds():
+    with pytest.raises(ScenarioError, match=r"strategy.batch_size: task-based rounds compute "
+                                            r"whole blocks"):
+        _scenario(**{"strategy.batch_size": 8})

@@ -11,6 +11,8 @@ from ..engine import Simulator
 
 __all__ = ["Job", "Monitor", "Shard"]
 
+MAX_FUTILE_RESTARTS = 20
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -128,6 +130,7 @@ class Job:
     class_weight: np.ndarray | None = None  # per class: each row's weight in the loss
 
     def __post_init__(self):
+        self._best_version, self._futile = 0, 0  # restarts that made no progress
         n = sum(s.n_rows for s in self.shards)
         self.n_train = n
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
@@ -175,6 +178,17 @@ class Job:
         params, version = ((self.checkpoint["params"], self.checkpoint["version"])
                            if self.checkpoint else (self.params, 0))
         self.count("updates_lost", self.monitor.updates - version)
+        # a server that keeps failing before it gets past its checkpoint would restart
+        # for ever: give up after MAX_FUTILE_RESTARTS restarts without a new update
+        best = max(self.monitor.updates, self._best_version)
+        self._futile = self._futile + 1 if best <= self._best_version else 0
+        self._best_version = best
+        if self._futile >= MAX_FUTILE_RESTARTS:
+            self.monitor.stop_reason = (
+                f"the server fails faster than it makes progress: {self._futile} restarts "
+                f"without getting past update {best}; checkpoint more often "
+                f"(faults.checkpoint_every) or let it fail less (faults.server_mtbf)")
+            return None, version
         return params, version
 
     def after_update(self, node, params, version: int):

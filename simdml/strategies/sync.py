@@ -74,7 +74,9 @@ def server(job: Job):
     node = job.server
     k = job.options.wait_for or len(job.workers)
     params, version = job.restore(node)                     # 0. the initial model, or the
-    if job.monitor.update(params, version):                 #    last checkpoint after a crash
+    if params is None:                                      #    last checkpoint after a crash
+        return job.finish()                                 #    (None: it gave up)
+    if job.monitor.update(params, version):
         return job.finish()
     while True:
         tag = (node.epoch, version)                         #    never confused with a model

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..scheduling import POLICIES, RoundState
 from ._job import Job
+from .sync import recv_before
 
 __all__ = ["SchedulingOptions", "start"]
 
@@ -67,6 +68,9 @@ def start(job: Job):
     k = len(job.workers)
     n_blocks = opts.blocks or 4 * k
     X, y = job.monitor.X_train, job.monitor.y_train
+    if n_blocks > y.size:
+        raise ValueError(f"scheduling.blocks must be at most the {y.size} training rows; "
+                         f"got {n_blocks}")
     bounds = np.linspace(0, y.size, n_blocks + 1).round().astype(int)
     job.blocks = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     for i, node in enumerate(job.workers):
@@ -81,14 +85,17 @@ def start(job: Job):
 def _detector(job: Job, i: int):
     """The server's failure detector for worker i: a notice ``detect_after`` s after each
     crash (delivered locally, as a heartbeat timeout would fire)."""
-    node, server = job.workers[i], job.server
-    while True:
+    node = job.workers[i]
+    while True:  # watch for the next crash at once: one notice per crash, however close
         yield node.when_down()
-        epoch = node.epoch
-        if job.options.detect_after > 0:
-            yield job.sim.timeout(job.options.detect_after)
-        if server.is_up:
-            server.mailbox.put(("down", i, epoch))
+        job.sim.process(_notify(job, i, node.epoch), name=f"notice@{node.name}")
+
+
+def _notify(job: Job, i: int, epoch: int):
+    if job.options.detect_after > 0:
+        yield job.sim.timeout(job.options.detect_after)
+    if job.server.is_up:
+        job.server.mailbox.put(("down", i, epoch))
 
 
 def server(job: Job):
@@ -101,6 +108,8 @@ def server(job: Job):
     # the nominal speeds the scenario states; a slowdown is for the policy to discover
     state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
     params, version = job.restore(node)  # the initial model, or the last checkpoint
+    if params is None:                   # (None: restarting is futile, it gave up)
+        return job.finish()
     live = {i for i in range(k) if job.workers[i].is_up}
     known = {i: job.workers[i].epoch for i in range(k)}  # crashes the server has heard of
     if job.monitor.update(params, version):
@@ -109,7 +118,8 @@ def server(job: Job):
         began = node.sim.now
         tag = (node.epoch, version)  # a result of the server's previous life never counts
         r = _Round(job, policy, live, tag, params)
-        r.queues = policy.assign(list(range(n_blocks)), sorted(live), state)
+        # nobody live (all crashed, or not heard from since a restart): all in the pool
+        r.queues = policy.assign(list(range(n_blocks)), sorted(live), state) if live else {}
         queued = {b for q in r.queues.values() for b in q}
         r.pool = deque(b for b in range(n_blocks) if b not in queued)
         for w in sorted(live):
@@ -123,17 +133,18 @@ def server(job: Job):
                 _, w, v, b, grad, seconds = msg
                 if v != tag or b in r.results:
                     job.count("duplicate_results")           # late or re-sent: wasted work
+                    if v == tag:
+                        r.done(w, b)                         # ... but w is free again
                     continue
                 r.results[b] = grad
                 r.done(w, b)
                 state.seconds_per_row[w] = _smooth(state.seconds_per_row.get(w), seconds / sizes[b])
-                r.fill(w)
             else:                                            # "down" or "hello": (kind, w, epoch)
                 _, w, epoch = msg
                 if epoch > known[w]:                         # a crash not yet handled
                     known[w] = epoch
                     r.lost(w)
-                if kind == "hello":
+                if kind == "hello" and epoch >= known[w]:    # not a hello of a past life
                     live.add(w)
                     r.fill(w)
         g = sum(weights[b] * r.results[b] for b in range(n_blocks))   # block order
@@ -158,6 +169,7 @@ class _Round:
         self.results: dict = {}
         self.holding = {w: deque() for w in range(len(job.workers))}  # sent, not returned
         self.sent_at: dict = {}      # block -> when it was (last) sent
+        self.retries: dict = {}      # block -> times re-sent (each waits twice as long)
         self.has_model: set = set()  # workers that got this round's model
         self.queues, self.pool = {}, deque()
 
@@ -169,6 +181,8 @@ class _Round:
             if got is None:
                 return
             b, moved = got
+            if b in self.results:  # a copy of a block that is done already
+                continue
             if moved:
                 job.count("blocks_moved")
             self.send(w, b)
@@ -181,11 +195,12 @@ class _Round:
         self.job.server.send(self.job.workers[w], (self.version, model, b))
 
     def done(self, w: int, b: int) -> None:
-        if b in self.holding[w]:
-            self.holding[w].remove(b)
-        for v, held in self.holding.items():  # a re-sent block's other copy is moot now
-            if v != w and b in held:
+        """Block b is in (from w): every worker holding a copy of it is free of it."""
+        for v, held in self.holding.items():
+            if b in held:
                 held.remove(b)
+                self.fill(v)
+        self.fill(w)
 
     def lost(self, w: int) -> None:
         """Worker w crashed: its queued and unfinished blocks go back to the pool."""
@@ -196,7 +211,7 @@ class _Round:
         self.holding[w].clear()
         if w in self.queues:
             self.queues[w].clear()
-        self.pool.extend(back)
+        self.pool.extend(b for b in back if b not in self.pool)
         self.job.count("blocks_requeued", len(back))
         for v in sorted(self.live):
             self.fill(v)
@@ -206,23 +221,27 @@ class _Round:
         node, timeout = self.job.server, self.job.options.block_timeout
         if timeout == math.inf:
             return (yield node.recv())
-        pending = [(t, b) for b, t in self.sent_at.items() if b not in self.results]
+        pending = [(t + timeout * 2 ** self.retries.get(b, 0), b)
+                   for b, t in self.sent_at.items() if b not in self.results]
         if not pending:
             return (yield node.recv())
-        t, b = min(pending)
-        remaining = t + timeout - node.sim.now
+        due, b = min(pending)
+        remaining = due - node.sim.now
         if remaining > 0:
             get = node.recv()
             first, = yield node.sim.any_of([get, node.sim.timeout(remaining)])
             if first is get:
                 return get.value
+        # late: lost, or slow. A second copy goes out (the first may still come back:
+        # whichever is first counts), and the next wait for b is twice as long
         self.job.count("block_retries")
+        self.retries[b] = self.retries.get(b, 0) + 1
         for v, held in self.holding.items():
             if b in held:
-                held.remove(b)
                 self.has_model.discard(v)  # the model may have been lost with it
-        self.pool.appendleft(b)
         del self.sent_at[b]
+        if b not in self.pool:
+            self.pool.appendleft(b)
         for v in sorted(self.live):
             self.fill(v)
         return None
@@ -231,11 +250,16 @@ class _Round:
 def worker(job: Job, i: int):
     """Compute the gradient of every block I am sent, on the model of its round."""
     node = job.workers[i]
-    if node.epoch > 0:                       # restarted after a crash: ask for work
-        node.send(job.server, ("hello", i, node.epoch))
+    first = None
+    if node.epoch > 0:                       # restarted after a crash: ask for work, again
+        retry = job.options.block_timeout    # and again if the hello may have been lost
+        while first is None:
+            node.send(job.server, ("hello", i, node.epoch))
+            first = yield from recv_before(node, node.sim.now + retry)
     params, version = None, None
     while True:
-        v, model, b = yield node.recv()
+        v, model, b = first if first is not None else (yield node.recv())
+        first = None
         if model is not None:
             params, version = model, v
         if v != version:                     # a block of a round whose model I lack
