@@ -25,15 +25,16 @@ What the figure shows
     policy, for A and B. In A the speed-oblivious static policies wait for the
     straggler every round; proportional believes the stated speeds and does no better;
     pull and work stealing adapt within the round and halve the round time, but the
-    straggler still gets (and holds up the round with) a block per round;
-    earliest_finish learns after one round to give it none, and wins. In B
+    straggler still starts every round with ``prefetch`` = 2 blocks and holds the round
+    up with them (9.2 ms = 2 x 4.6 ms); earliest_finish learns after one round to give
+    it a single block, and wins. In B
     proportional is at its best: the speeds it was told are the true ones, and the
     slowest worker (75x slower than the fastest) gets almost nothing. Pull and work
     stealing know nothing: each worker starts with ``prefetch`` blocks, so the slowest
     one holds two blocks and the round waits for them.
     Bottom: the first two rounds of scenario A under round robin and under pull, as
     timelines: under round robin seven workers wait (grey) for worker 7 every round;
-    under pull they keep computing while it finishes its single block.
+    under pull they keep computing while it finishes its two blocks.
 
 Exercises
     1. Set ``prefetch`` to 1 in scenario B. How much faster is pull, and why? Then set
