@@ -200,7 +200,7 @@ def test_a_short_block_timeout_backs_off_instead_of_storming():
     waits twice as long, and the run ends exact and without a flood of retries."""
     calm = run(_scenario())
     r = _exact(_scenario(**{"scheduling.block_timeout": 2e-4}), calm)
-    assert r.summary["block_retries"] < 200
+    assert r.summary["block_retries"] < 3 * 8 * 20  # a few per block, not a flood (once 966k)
     assert r.summary["sim_time"] < 3 * calm.summary["sim_time"]
 
 

@@ -232,12 +232,14 @@ class _Round:
             first, = yield node.sim.any_of([get, node.sim.timeout(remaining)])
             if first is get:
                 return get.value
-        # late: lost, or slow. A second copy goes out (the first may still come back:
-        # whichever is first counts), and the next wait for b is twice as long
+        # late: lost, or slow. The holder's slot is freed (its copy may be lost) and the
+        # block goes out again (a slow first copy may still come back: whichever result
+        # is first counts); the next wait for b is twice as long, so retries thin out
         self.job.count("block_retries")
         self.retries[b] = self.retries.get(b, 0) + 1
         for v, held in self.holding.items():
             if b in held:
+                held.remove(b)
                 self.has_model.discard(v)  # the model may have been lost with it
         del self.sent_at[b]
         if b not in self.pool:
