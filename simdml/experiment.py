@@ -252,7 +252,8 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
     # proportional to the effective speed: a slowed-down node gets less
     effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
-    options = {"proportional": {"weights": effective}, "label_skew": {"alpha": d.alpha},
+    options = {"proportional": {"weights": effective}, "speed": {"weights": effective},
+               "label_skew": {"alpha": d.alpha},
                "size_skew": {"exponent": d.exponent},
                "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
     try:

@@ -482,8 +482,8 @@ class Scenario:
                     raise ScenarioError(
                         f"strategy.kind={self.strategy.kind!r} has no recovery protocol: it cannot "
                         f"go on after a crash or a lost message; remove {key}")
-        if self.data.partition == "proportional" and not all(map(math.isfinite, self.cluster.speed)):
-            raise ScenarioError(f"data.partition='proportional' needs finite cluster.speed "
+        if self.data.partition in ("proportional", "speed") and not all(map(math.isfinite, self.cluster.speed)):
+            raise ScenarioError(f"data.partition={self.data.partition!r} needs finite cluster.speed "
                                 f"(shards in proportion to speed); got {list(self.cluster.speed)}")
         if self.faults.checkpoint_every and self.strategy.kind != "sync":
             raise ScenarioError(f"faults.checkpoint_every: only the sync parameter server "
