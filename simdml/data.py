@@ -60,6 +60,12 @@ class Dataset:
         if X.ndim != 2 or X.dtype != np.float64 or len(self.feature_names) != X.shape[1]:
             raise ValueError(f"Dataset.X must be 2-D float64 with one column per feature name "
                              f"({len(self.feature_names)}); got {X.dtype} of shape {X.shape}")
+        bad = ~np.isfinite(X)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            raise ValueError(f"Dataset.X holds {X[row, col]} in column "
+                             f"{self.feature_names[col]!r} (row {row}); features must be finite "
+                             f"numbers: drop or impute the missing values first")
         if k == 0:  # regression
             if y.shape != (X.shape[0],) or y.dtype != np.float64 or not np.isfinite(y).all():
                 raise ValueError(f"Dataset.y of a regression dataset (class_names=()) must be "

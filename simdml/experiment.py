@@ -5,8 +5,11 @@ derived from ``scenario.seed`` only (see ``simdml._rng``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,11 +421,39 @@ def _stall_judge(cluster: Cluster, monitor: Monitor):
     return is_stuck
 
 
+class _WallClock(BaseException):  # not Exception: no process may catch it
+    """The run took longer in real time than stop.wall_time."""
+
+
+@contextlib.contextmanager
+def _wall_clock_guard(seconds: float):
+    """Raise _WallClock inside the run after ``seconds`` of real time (main thread only:
+    signals cannot reach others; there the guard is off)."""
+    if not math.isfinite(seconds) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _WallClock()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
     """Run until training ends, the time limit passes, or nothing can happen any more."""
     limit = s.stop.time if math.isfinite(s.stop.time) else None
     try:
-        sim.run(until=training, limit=limit)
+        with _wall_clock_guard(s.stop.wall_time):
+            sim.run(until=training, limit=limit)
+    except _WallClock:
+        return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "
+                f"time, at simulated t={sim.now:.4g} s; bound the run with stop.rounds or "
+                f"stop.time, or raise stop.wall_time")
     except Interrupt as exc:
         return (f"{exc.cause.node} crashed at t={exc.cause.at:.4g} s, and {s.strategy.kind} "
                 f"cannot go on without it (no checkpoint to restart from)")

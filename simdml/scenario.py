@@ -368,9 +368,12 @@ class StopConfig:
     rounds: int = 100           # global model updates (rounds for synchronous strategies)
     time: float = _INF          # s of simulated time
     target_accuracy: float | None = None  # stop once test accuracy reaches it
+    wall_time: float = 900.0    # s of real time: a guard against a runaway run (the only
+                                # place wall-clock time may end a run; it says so)
 
     def __post_init__(self):
         _integer("stop.rounds", self.rounds, low=1)
+        _number("stop.wall_time", self.wall_time, low=0, strict_low=True, finite=False, unit="s")
         _number("stop.time", self.time, low=0, strict_low=True, finite=False, unit="s")
         if self.target_accuracy is not None:
             _number("stop.target_accuracy", self.target_accuracy, low=0, high=1)

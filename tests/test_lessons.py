@@ -154,3 +154,26 @@ def test_09_stacking_survives_skew_and_best_does_not(tmp_path):
             assert min(rules, key=rules.get) == "best", learner
             assert rules["stack"] > row["central"] - 0.03, learner
             assert rules["vote"] < table[(learner, "iid")]["vote"] - 0.05, learner
+
+
+def _canonical(x):
+    """Numbers, lists and dicts of a lesson's results, arrays as lists: comparable."""
+    import numpy as np
+    if isinstance(x, dict):
+        return {str(k): _canonical(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_canonical(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py")))
+def test_every_lesson_is_reproducible(name, tmp_path):
+    """Determinism audit: a lesson run twice (quick) returns the same numbers exactly."""
+    module = lesson(name)
+    first = module.main(quick=True, out_dir=tmp_path / "a")
+    second = module.main(quick=True, out_dir=tmp_path / "b")
+    assert _canonical(first) == _canonical(second)
