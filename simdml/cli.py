@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .scenario import ScenarioError
     try:
+        _no_overwrite(args)
         return _COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(f"simdml: error: {exc}", file=sys.stderr)
@@ -179,6 +180,19 @@ def _run(args) -> int:
             if getattr(args, option):
                 print(f"wrote {what} to {getattr(args, option)}")
     return 0
+
+
+def _no_overwrite(args) -> None:
+    """No output may be written over an input file (a scenario, a result)."""
+    from .scenario import ScenarioError
+    inputs = [getattr(args, k) for k in ("scenario", "result") if getattr(args, k, None)]
+    inputs += list(getattr(args, "scenarios", None) or [])
+    inputs = {Path(p).resolve() for p in inputs if Path(p).exists()}
+    for option in ("out", "trace", "plot"):
+        path = getattr(args, option, None)
+        if path and Path(path).resolve() in inputs:
+            raise ScenarioError(f"--{option} {path!r} is an input of this command: it would be "
+                                f"written over; choose another path")
 
 
 def _check_output_path(option: str, path: str) -> None:

@@ -255,7 +255,8 @@ class Node:
         self.bytes_sent += nbytes
         self.messages_sent += 1
         self._span("send", start, end, nbytes)
-        if not self.cluster.network.drops():
+        network = self.cluster.network
+        if not network.drops() and not (network.partitions and network.cut(self.index, dst.index)):
             # perf: the transfer event is built and queued inline (no __init__ frame, no
             # checks: start + latency >= now by construction); sync K=256 benchmark
             t = _new(_Transfer)
@@ -420,6 +421,7 @@ class Network:
         self.links = dict(links or {})
         self.rng = rng
         self._default = (self.latency, self.bandwidth)
+        self.partitions: list[list] = []  # active: [node indices of one side, heals at (s)]
 
     def link(self, src: int, dst: int) -> tuple[float, float]:
         """``(latency, bandwidth)`` of the link from node index ``src`` to ``dst``."""
@@ -435,6 +437,12 @@ class Network:
     def drops(self) -> bool:
         """Whether the next message is lost (drawn from the network stream)."""
         return self.loss > 0 and self.rng.random() < self.loss
+
+    def cut(self, src: int, dst: int, *, for_good: bool = False) -> bool:
+        """Whether an active partition separates node indices ``src`` and ``dst`` (one
+        inside a side, the other outside); ``for_good``: one that never heals."""
+        return any((src in side) != (dst in side) and (not for_good or heals == _INF)
+                   for side, heals in self.partitions)
 
 
 class Cluster:

@@ -19,7 +19,7 @@ from . import data as _data
 from ._rng import Streams
 from .cluster import Cluster, Network
 from .engine import Deadlock, Interrupt, Simulator
-from .faults import crash_at, random_failures
+from .faults import crash_at, partition_at, random_failures
 from .metrics import classification_report, summarize
 from .imbalance import resample
 from .scenario import Scenario, ScenarioError, build_model, load_scenario
@@ -143,7 +143,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                                 compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
                                 slowdown=s.cluster.slowdown[i], rng=streams.node_rng("compute", i))
                for i in range(s.cluster.workers)]
-    _start_faults(s, sim, server, workers, streams)
+    _start_faults(s, sim, server, workers, streams, cluster)
 
     bounds = np.cumsum([0] + [len(p) for p in split.parts])  # parts are contiguous ranges
     shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -385,12 +385,16 @@ def _links(net) -> dict:
     return out
 
 
-def _start_faults(s: Scenario, sim, server, workers, streams) -> None:
+def _start_faults(s: Scenario, sim, server, workers, streams, cluster=None) -> None:
     for c in s.faults.crash:
         for ref in (c.node if isinstance(c.node, tuple) else (c.node,)):  # a rack: all at once
             node = server if ref == "server" else workers[ref]
             sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
                         daemon=True)
+    for c in s.faults.partition:
+        nodes = [server if ref == "server" else workers[ref] for ref in c.nodes]
+        sim.process(partition_at(cluster, nodes, c.at, c.heal_after), name="partition",
+                    daemon=True)
     if math.isfinite(s.faults.server_mtbf):
         sim.process(random_failures(server, s.faults.server_mtbf, s.faults.mttr,
                                     streams.rng("faults")), name="failures@server", daemon=True)

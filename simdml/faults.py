@@ -17,7 +17,7 @@ import numpy as np
 
 from .cluster import Node
 
-__all__ = ["crash_at", "random_failures", "young_interval", "daly_interval"]
+__all__ = ["crash_at", "random_failures", "partition_at", "young_interval", "daly_interval"]
 
 
 def crash_at(node: Node, at: float, recover_after: float | None = None):
@@ -40,6 +40,30 @@ def _crash_at(node: Node, at: float, recover_after: float | None):
         node.recovery_due = sim.now + recover_after
         yield sim.timeout(recover_after)
         node.recover()
+
+
+def partition_at(cluster, nodes: list[Node], at: float, heal_after: float | None = None):
+    """Process: from time ``at`` the network separates ``nodes`` from all the others
+    (messages across are lost) until ``heal_after`` s later; None: it never heals."""
+    if not at >= cluster.sim.now:
+        raise ValueError(f"partition time must be >= now ({cluster.sim.now}); got {at!r}")
+    if heal_after is not None and not heal_after >= 0:
+        raise ValueError(f"heal_after must be >= 0 (s) or None; got {heal_after!r}")
+    return _partition_at(cluster, frozenset(n.index for n in nodes), at, heal_after)
+
+
+def _partition_at(cluster, side: frozenset, at: float, heal_after: float | None):
+    sim = cluster.sim
+    yield sim.timeout(at - sim.now)
+    heals = math.inf if heal_after is None else sim.now + heal_after
+    entry = [side, heals]
+    cluster.network.partitions.append(entry)
+    names = sorted(n.name for n in cluster.nodes if n.index in side)
+    cluster.instants.append((sim.now, names[0], "partition"))
+    if heal_after is not None:
+        yield sim.timeout(heal_after)
+        cluster.network.partitions.remove(entry)
+        cluster.instants.append((sim.now, names[0], "heal"))
 
 
 def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generator):

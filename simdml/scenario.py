@@ -30,7 +30,7 @@ from .strategies import STRATEGIES
 from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
-           "FaultsConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
+           "FaultsConfig", "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
            "SchedulingConfig", "ImbalanceConfig", "StopConfig",
            "load_scenario", "bundled_scenarios"]
 
@@ -194,8 +194,16 @@ class CrashConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PartitionConfig:
+    nodes: tuple                # worker indices and/or "server": one side of the cut
+    at: float                   # s of simulated time
+    heal_after: float | None = None  # s; None: the partition never heals
+
+
+@dataclass(frozen=True, kw_only=True)
 class FaultsConfig:
     crash: tuple = ()           # CrashConfig entries
+    partition: tuple = ()       # PartitionConfig entries: network cuts (messages across lost)
     mtbf: float = _INF          # s, mean time between failures of each worker; inf: none
     mttr: float = 0.0           # s, mean time to repair
     server_mtbf: float = _INF   # s, mean time between failures of the server; inf: none
@@ -221,6 +229,20 @@ class FaultsConfig:
                 _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
             crashes.append(c)
         _set(self, "crash", tuple(crashes))
+        cuts = []
+        for i, c in enumerate(_list("faults.partition", self.partition)):
+            key = f"faults.partition[{i}]"
+            c = _table(key, c, PartitionConfig, required=("nodes", "at"))
+            nodes = _list(f"{key}.nodes", c.nodes)
+            if not nodes:
+                raise ScenarioError(f"{key}.nodes must list at least one node; got []")
+            for j, n in enumerate(nodes):
+                _node_ref(f"{key}.nodes[{j}]", n)
+            _number(f"{key}.at", c.at, low=0, unit="s")
+            if c.heal_after is not None:
+                _number(f"{key}.heal_after", c.heal_after, low=0, unit="s")
+            cuts.append(dataclasses.replace(c, nodes=tuple(nodes)))
+        _set(self, "partition", tuple(cuts))
         _number("faults.mtbf", self.mtbf, low=0, strict_low=True, finite=False, unit="s")
         _number("faults.mttr", self.mttr, low=0, unit="s")
         _number("faults.server_mtbf", self.server_mtbf, low=0, strict_low=True, finite=False,
@@ -454,6 +476,8 @@ class Scenario:
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
         refs = [(f"faults.crash[{i}].node", n) for i, c in enumerate(self.faults.crash)
                 for n in (c.node if isinstance(c.node, tuple) else (c.node,))]
+        refs += [(f"faults.partition[{i}].nodes", n) for i, c in enumerate(self.faults.partition)
+                 for n in c.nodes]
         refs += [(f"network.links[{i}].{end}", getattr(link, end))
                  for i, link in enumerate(self.network.links) for end in ("a", "b")]
         model = MODELS[self.model.kind]
@@ -478,6 +502,7 @@ class Scenario:
                                 "model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'")
         if not STRATEGIES[self.strategy.kind].survives_faults:
             faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
+                      "faults.partition": self.faults.partition != (),
                       "faults.server_mtbf": self.faults.server_mtbf < _INF,
                       "network.loss": self.network.loss > 0}
             for key, present in faults.items():

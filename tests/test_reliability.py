@@ -72,3 +72,49 @@ def test_every_bundled_scenario_is_a_pure_function_of_its_seed(name):
     assert a.trace.spans == b.trace.spans
     other = run(name, seed=12345)
     assert other.to_json() != a.to_json()
+
+
+def test_outputs_are_never_written_over_inputs(tmp_path, capsys):
+    from simdml.cli import main
+    scenario = tmp_path / "mine.toml"
+    scenario.write_text(Scenario(name="mine").to_toml())
+    before = scenario.read_text()
+    assert main(["run", str(scenario), "--out", str(scenario)]) == 2
+    assert "is an input of this command: it would be written over" in capsys.readouterr().err
+    assert scenario.read_text() == before
+
+
+def test_ten_thousand_workers_end_in_seconds():
+    """10,000 workers, 2 synchronous rounds (per-node totals only): it runs, and its
+    numbers are the full-batch ones."""
+    r = run(_s(**{"cluster.workers": 10_000, "data.dataset": "synthetic",
+                  "data.n_samples": 40_000, "stop.rounds": 2, "trace_spans": False}))
+    assert r.summary["updates"] == 2 and r.summary["messages_sent"] == 2 * 2 * 10_000
+
+
+def test_a_partition_that_heals_and_one_that_never_does():
+    """A cut between two workers and the rest loses the messages across while it lasts
+    (rounds close on their timeout) and training goes on after it heals; a cut around
+    the server that never heals ends the run, saying so (sync and task rounds)."""
+    base = _s(**{"stop.rounds": 200, "strategy.round_timeout": 0.005})
+    healed = run(base.replace(**{"faults.partition": [{"nodes": [0, 1], "at": 0.002,
+                                                       "heal_after": 0.01}]}))
+    assert healed.summary["updates"] == 200 and healed.summary["messages_lost"] > 0
+    assert [k for _, _, k in healed.trace.instants] == ["partition", "heal"]
+    for s in (base, _s(**{"stop.rounds": 200, "scheduling.policy": "pull",
+                          "scheduling.block_timeout": 0.005})):
+        r = run(s.replace(**{"faults.partition": [{"nodes": ["server"], "at": 0.002}]}))
+        assert r.summary["stop_reason"].startswith(
+            "the server is cut off from every live worker by a network partition that never heals")
+
+
+def test_partitions_are_checked_and_round_trip_through_toml():
+    import tomllib
+    s = _s(**{"faults.partition": [{"nodes": ["server", 2], "at": 0.1, "heal_after": 1.0}],
+              "strategy.round_timeout": 0.01})
+    assert Scenario.from_dict(tomllib.loads(s.to_toml())) == s
+    with pytest.raises(ScenarioError, match=r"faults.partition\[0\].nodes must list at least one"):
+        _s(**{"faults.partition": [{"nodes": [], "at": 0.1}]})
+    with pytest.raises(ScenarioError, match=r"faults.partition\[0\].nodes must be 'server' or a "
+                                            r"worker index below cluster.workers=4"):
+        _s(**{"faults.partition": [{"nodes": [7], "at": 0.1}]})

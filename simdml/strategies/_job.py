@@ -168,6 +168,19 @@ class Job:
         self.monitor.stop_reason = f"no live workers from t={since:.4g} s"
         return True
 
+    def cut_off(self) -> bool:
+        """True (and the stop reason set) when a network partition that never heals
+        separates the server from every live worker: no round can ever complete."""
+        live = [w for w in self.workers if w.is_up or w.recovery_due is not None]
+        network = self.cluster.network
+        if not live or not all(network.cut(self.server.index, w.index, for_good=True)
+                               for w in live):
+            return False
+        self.monitor.stop_reason = (f"the server is cut off from every live worker by a "
+                                    f"network partition that never heals (at t="
+                                    f"{self.sim.now:.4g} s)")
+        return True
+
     def restore(self, node) -> tuple:
         """The model a server (re)starts from: the initial one at first; after a crash,
         its last checkpoint (or the initial model, if none was written) -- the updates

@@ -104,7 +104,7 @@ def server(job: Job):
             else:
                 grads[i] = grad
         if not grads:                                       #    nobody answered:
-            if job.workers_lost():
+            if job.workers_lost() or job.cut_off():
                 return job.finish()                         #    ... and nobody ever will
             continue                                        #    ... try again
         share = sum(job.weights[i] for i in grads)          # 3. average, weighted by samples,

@@ -127,6 +127,8 @@ def server(job: Job):
         while len(r.results) < n_blocks:
             msg = yield from r.next_message()
             if msg is None:                                  # a block is overdue: re-send it
+                if job.cut_off():                            # ... to nobody reachable, ever
+                    return job.finish()
                 continue
             kind = msg[0]
             if kind == "result":
