@@ -433,7 +433,8 @@ class _WallClock(BaseException):  # not Exception: no process may catch it
 def _wall_clock_guard(seconds: float):
     """Raise _WallClock inside the run after ``seconds`` of real time (main thread only:
     signals cannot reach others; there the guard is off)."""
-    if not math.isfinite(seconds) or threading.current_thread() is not threading.main_thread():
+    if (not seconds < 1e8  # inf, or beyond what a timer can hold (3 years): no guard
+            or threading.current_thread() is not threading.main_thread()):
         yield
         return
 
