@@ -82,10 +82,15 @@ def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generat
 def _random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generator):
     sim = node.sim
     while True:
-        yield sim.timeout(rng.exponential(mtbf))
+        up = rng.exponential(mtbf)
+        if not math.isfinite(up):  # an mtbf near the float limit: the draw overflows
+            return                 # -- as good as never failing again
+        yield sim.timeout(up)
         if not node.crash():
             continue  # down already (another failure model's crash): not ours to repair
         repair = rng.exponential(mttr) if mttr > 0 else 0.0
+        if not math.isfinite(repair):
+            return  # never repaired
         node.recovery_due = sim.now + repair
         yield sim.timeout(repair)
         node.recover()
