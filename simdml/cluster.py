@@ -96,8 +96,17 @@ def payload_nbytes(payload) -> int:
     kind = type(payload)
     if kind is np.ndarray:
         return payload.nbytes
-    if kind is tuple:
-        return sum([payload_nbytes(p) for p in payload])
+    if kind is tuple:  # the common messages: (index, tag, array), flat
+        total = 0
+        for item in payload:
+            k = type(item)
+            if k is np.ndarray:
+                total += item.nbytes
+            elif k is int or k is float:
+                total += 8
+            else:
+                total += payload_nbytes(item)
+        return total
     if kind is int or kind is float:
         return 8
     if payload is None:
