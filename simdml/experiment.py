@@ -265,7 +265,12 @@ def _prepare_data(s: Scenario, streams: Streams) -> DataSplit:
         raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[np.concatenate(parts)]
-    X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
+    if ds.X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
+        y_train, y_test = ds.y[order], ds.y[test]
+        _data.permute_rows(ds.X, np.concatenate([order, test]))
+        X_train, X_test = ds.X[:order.size], ds.X[order.size:]  # views, in shard order
+    else:  # a bundled dataset is shared (read-only): copy the rows
+        X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
     del ds  # a generated dataset is not kept twice
     scaling = None
     if d.standardize:

@@ -568,3 +568,17 @@ def test_breast_cancer_rare_is_a_view_with_a_rare_class():
     assert np.bincount(rare.y).tolist() == [20, 357]
     malignant = full.X[full.y == 0][:20]
     np.testing.assert_array_equal(rare.X[rare.y == 0], malignant)
+
+
+def test_permute_rows_in_place_equals_fancy_indexing():
+    """permute_rows(X, perm) leaves X[perm] in X, without a second copy of X."""
+    from simdml.data import permute_rows
+    rng = rng_of(3)
+    for n in (1, 2, 7, 1000):
+        X = rng.normal(size=(n, 3))
+        perm = rng.permutation(n)
+        expected = X[perm]
+        permute_rows(X, perm)
+        np.testing.assert_array_equal(X, expected)
+    with pytest.raises(ValueError, match=r"perm has 2 entries for 3 rows"):
+        permute_rows(np.zeros((3, 1)), np.arange(2))

@@ -302,3 +302,20 @@ def test_fedprox_and_equal_weighting():
                            _params_after("local_sgd", **skew))
     with pytest.raises(ScenarioError, match=r"strategy.mu must be a finite number >= 0; got -1"):
         _scenario(**{"strategy.kind": "local_sgd", "strategy.mu": -1.0})
+
+
+def test_large_training_sets_are_evaluated_in_chunks_to_the_same_loss(monkeypatch):
+    """Past EVAL_CHUNK rows the monitor sums the chunks' losses by their share: the same
+    loss (to 1e-15 relative), with and without class weights, with no big temporaries."""
+    import simdml.strategies._job as job
+    s = _scenario(**{"data.dataset": "digits", "stop.rounds": 3})
+    whole = run(s)
+    monkeypatch.setattr(job, "EVAL_CHUNK", 100)
+    chunked = run(s)
+    for a, b in zip(whole.history, chunked.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-15)
+    weighted = s.replace(**{"model.class_weight": "balanced"})
+    monkeypatch.setattr(job, "EVAL_CHUNK", 10**9)
+    a = run(weighted).history[-1]["loss"]
+    monkeypatch.setattr(job, "EVAL_CHUNK", 100)
+    assert run(weighted).history[-1]["loss"] == pytest.approx(a, rel=1e-15)

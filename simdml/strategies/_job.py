@@ -12,6 +12,7 @@ from ..engine import Simulator
 __all__ = ["Job", "Monitor", "Shard"]
 
 MAX_FUTILE_RESTARTS = 20
+EVAL_CHUNK = 65536  # rows per piece when the monitor evaluates a large training set
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,26 @@ class Monitor:
 
     def _loss_and_score(self, params) -> tuple[float, float]:
         if isinstance(params, np.ndarray):
-            loss, _ = self.model.loss_grad(params, self.X_train, self.y_train, self.train_weight)
-            return loss, self.model.score(self.X_test, self.y_test, params)
+            return self._training_loss(params), self.model.score(self.X_test, self.y_test, params)
         return params.training_loss(self.X_train, self.y_train), params.score(self.X_test, self.y_test)
+
+    def _training_loss(self, params) -> float:
+        """The learner's loss on the whole training set; past EVAL_CHUNK rows in chunks
+        (their losses weighted by their share), so that evaluating a million rows needs
+        no million-row temporaries."""
+        X, y, w = self.X_train, self.y_train, self.train_weight
+        n = y.size
+        if n <= EVAL_CHUNK:
+            return self.model.loss_grad(params, X, y, w)[0]
+        total = w.sum() if w is not None else n
+        loss = 0.0
+        for a in range(0, n, EVAL_CHUNK):
+            b = min(n, a + EVAL_CHUNK)
+            ww = None if w is None else w[a:b]
+            share = (b - a) / total if w is None else ww.sum() / total
+            part, _ = self.model.loss_grad(params, X[a:b], y[a:b], ww)
+            loss += share * part  # the shares sum to 1, so the L2 term counts once
+        return loss
 
     def evaluate(self, params, updates: int, **extra) -> dict:
         """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
