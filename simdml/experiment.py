@@ -10,6 +10,7 @@ import json
 import math
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -446,12 +447,16 @@ def _wall_clock_guard(seconds: float):
     def expire(signum, frame):
         raise _WallClock()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    began = time.monotonic()
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if old_delay > 0:  # a timer of the caller's: give it back, minus the time spent
+            left = max(old_delay - (time.monotonic() - began), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
 def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
@@ -468,7 +473,7 @@ def _simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
         return (f"{exc.cause.node} crashed at t={exc.cause.at:.4g} s, and {s.strategy.kind} "
                 f"cannot go on without it (no checkpoint to restart from)")
     except Deadlock:
-        if job.workers_lost():
+        if job.workers_lost() or job.cut_off():
             return job.monitor.stop_reason
         if not job.server.is_up and job.server.recovery_due is None:
             return (f"the server crashed at t={job.server._crash_times[-1]:.4g} s and does "

@@ -25,7 +25,6 @@ import json
 import math
 import sys
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,18 +182,6 @@ def _points(grid: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-class _InProcess:
-    """The default executor: runs each task at once, in this process."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 -- the future carries it
-            future.set_exception(exc)
-        return future
-
-
 def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None = None,
           resume: bool = False, progress: bool | None = None) -> SweepResult:
     """One run per grid point and replicate, on ``executor``.
@@ -248,25 +235,28 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
             with path.open("a") as f:                    # end it, so that the next record
                 f.write("\n")                            # starts a line of its own
     show = sys.stderr.isatty() if progress is None else progress
-    executor = executor or _InProcess()
     started = time.perf_counter()
-    futures = [executor.submit(run_record, *task) for task in todo]
+    if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
+        futures = []
+        records = (run_record(*task) for task in todo)
+    else:
+        futures = [executor.submit(run_record, *task) for task in todo]
+        records = (future.result() for future in _as_completed(futures))
     new = []
     try:
-        for i, future in enumerate(_as_completed(futures), start=1):
-            record = future.result()
+        for i, record in enumerate(records, start=1):
             new.append(record)
             if path is not None:
                 with path.open("a") as f:
                     f.write(json.dumps(record) + "\n")
                     f.flush()
             if show:
-                _progress(i, len(futures), time.perf_counter() - started)
+                _progress(i, len(todo), time.perf_counter() - started)
     except KeyboardInterrupt:  # Ctrl-C: drop what has not started; what finished is saved
         for future in futures:
             future.cancel()
         raise
-    if show and futures:
+    if show and todo:
         print(file=sys.stderr)
     kept = [r for r in done if r["error"] is None]
     order = {(json.dumps(p, sort_keys=True), k): i for i, (_, p, k) in enumerate(tasks)}

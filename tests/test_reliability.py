@@ -118,3 +118,27 @@ def test_partitions_are_checked_and_round_trip_through_toml():
     with pytest.raises(ScenarioError, match=r"faults.partition\[0\].nodes must be 'server' or a "
                                             r"worker index below cluster.workers=4"):
         _s(**{"faults.partition": [{"nodes": [7], "at": 0.1}]})
+
+
+@pytest.mark.parametrize("policy", ["pull", "round_robin", "work_stealing"])
+def test_task_rounds_route_around_workers_cut_off_for_good(policy):
+    """A partition that never heals cuts off two of four workers: their blocks come back
+    on their timeout and go to the reachable ones, and training ends its rounds (it used
+    to re-send to the unreachable workers until the backoff overflowed)."""
+    calm = run(_s(**{"stop.rounds": 20, "scheduling.policy": policy}))
+    r = run(_s(**{"stop.rounds": 20, "scheduling.policy": policy,
+                  "scheduling.block_timeout": 0.01,
+                  "faults.partition": [{"nodes": [0, 1], "at": 0.0005}]}))
+    assert r.summary["updates"] == 20, r.summary["stop_reason"]
+    np.testing.assert_array_equal(r.model.params_, calm.model.params_)
+
+
+def test_the_wall_clock_guard_gives_back_a_callers_timer():
+    import signal
+    signal.setitimer(signal.ITIMER_REAL, 50.0)
+    try:
+        run(_s())
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 40.0 < left <= 50.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)

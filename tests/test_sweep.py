@@ -170,3 +170,23 @@ def test_plots_draw_the_numbers_of_the_run():
     fig = plots.confusion([[3, 1], [0, 4]], class_names=["a", "b"])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["3\n75 %", "1\n25 %", "0\n0 %", "4\n100 %"]
+
+
+def test_a_serial_sweep_writes_each_run_as_it_finishes(tmp_path, monkeypatch):
+    """In one process the runs go one at a time: an interruption after the second run
+    leaves both in the file (it used to run everything before writing anything)."""
+    import importlib
+    sweep_module = importlib.import_module("simdml.sweep")  # simdml.sweep is the function
+    calls = {"n": 0}
+    original = sweep_module.run_record
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args)
+    monkeypatch.setattr(sweep_module, "run_record", interrupted)
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        sweep(BASE, {"cluster.workers": [2, 3, 4]}, out=out)
+    assert len(out.read_text().splitlines()) == 2 and calls["n"] == 3

@@ -119,7 +119,8 @@ def server(job: Job):
         tag = (node.epoch, version)  # a result of the server's previous life never counts
         r = _Round(job, policy, live, tag, params)
         # nobody live (all crashed, or not heard from since a restart): all in the pool
-        r.queues = policy.assign(list(range(n_blocks)), sorted(live), state) if live else {}
+        reachable = sorted(w for w in live if not r.cut_off(w))
+        r.queues = policy.assign(list(range(n_blocks)), reachable, state) if reachable else {}
         queued = {b for q in r.queues.values() for b in q}
         r.pool = deque(b for b in range(n_blocks) if b not in queued)
         for w in sorted(live):
@@ -176,8 +177,18 @@ class _Round:
         self.queues, self.pool = {}, deque()
 
     def fill(self, w: int) -> None:
-        """Top worker w up to ``prefetch`` blocks."""
+        """Top worker w up to ``prefetch`` blocks (none for a worker a partition cuts off
+        for good: its blocks come back on their timeout and go to the others)."""
         job = self.job
+        if self.cut_off(w):  # its queued blocks go to the pool, for the reachable workers
+            queued = self.queues.get(w)
+            if queued:
+                self.pool.extend(b for b in queued if b not in self.pool)
+                queued.clear()
+                for v in sorted(self.live):
+                    if not self.cut_off(v):
+                        self.fill(v)
+            return
         while w in self.live and len(self.holding[w]) < job.options.prefetch:
             got = self.policy.next_block(w, self.queues, self.pool)
             if got is None:
@@ -188,6 +199,12 @@ class _Round:
             if moved:
                 job.count("blocks_moved")
             self.send(w, b)
+
+    def cut_off(self, w: int) -> bool:
+        """Whether a partition that never heals separates worker w from the server."""
+        network = self.job.cluster.network
+        return bool(network.partitions) and network.cut(
+            self.job.server.index, self.job.workers[w].index, for_good=True)
 
     def send(self, w: int, b: int) -> None:
         model = None if w in self.has_model else self.params
@@ -223,7 +240,7 @@ class _Round:
         node, timeout = self.job.server, self.job.options.block_timeout
         if timeout == math.inf:
             return (yield node.recv())
-        pending = [(t + timeout * 2 ** self.retries.get(b, 0), b)
+        pending = [(t + timeout * 2.0 ** min(self.retries.get(b, 0), 30), b)
                    for b, t in self.sent_at.items() if b not in self.results]
         if not pending:
             return (yield node.recv())
