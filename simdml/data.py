@@ -745,6 +745,9 @@ def permute_rows(X: np.ndarray, perm: np.ndarray) -> None:
     n = perm.size
     if X.shape[0] != n:
         raise ValueError(f"perm has {n} entries for {X.shape[0]} rows")
+    if n and (perm.min() < 0 or perm.max() >= n or not (np.bincount(perm, minlength=n) == 1).all()):
+        raise ValueError("perm must hold every row index exactly once")  # else: a cycle
+        # that never closes
     visited = np.zeros(n, dtype=bool)
     # perf: a memoryview yields Python ints, fast to index, at 8 bytes an entry (a list
     # would take 36): 0.6 s for 1e6 rows

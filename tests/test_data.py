@@ -582,3 +582,5 @@ def test_permute_rows_in_place_equals_fancy_indexing():
         np.testing.assert_array_equal(X, expected)
     with pytest.raises(ValueError, match=r"perm has 2 entries for 3 rows"):
         permute_rows(np.zeros((3, 1)), np.arange(2))
+    with pytest.raises(ValueError, match=r"perm must hold every row index exactly once"):
+        permute_rows(np.zeros((3, 1)), np.array([0, 0, 1]))
