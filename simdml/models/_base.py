@@ -45,6 +45,18 @@ def _check_class_weight(owner, value) -> None:
                          f"Got {_show(value)} instead.")
 
 
+def _check_fitted_X(model, X, fitted: str) -> np.ndarray:
+    """``X`` validated for a fitted learner (``fitted`` names an attribute that ``fit``
+    sets), with the number of features it was fitted on."""
+    if not hasattr(model, fitted):
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet; call fit(X, y) first.")
+    X = _check_X(X)
+    if X.shape[1] != model.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(model).__name__} "
+                         f"is expecting {model.n_features_in_} features.")
+    return X
+
+
 def clone(model, **changes):
     """A new, unfitted learner with ``model``'s settings (and ``changes``).
 

@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 
 from simdml.models._base import (
-    NotFittedError, _check_class_weight, _check_int, _check_positive, _check_sample_weight,
-    _check_X, _check_X_y, _show, class_weights,
+    NotFittedError, _check_class_weight, _check_fitted_X, _check_int, _check_positive,
+    _check_sample_weight, _check_X_y, _show, class_weights,
 )
 from simdml.models._smo import _intercept, _kernel, _KernelRows, _smo
 
@@ -300,13 +300,7 @@ class KernelSVM:
     # ------------------------------------------------------------------- prediction
 
     def _check_fitted_X(self, X) -> np.ndarray:
-        if not hasattr(self, "dual_coef_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(X, y) first.")
-        X = _check_X(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"is expecting {self.n_features_in_} features.")
-        return X
+        return _check_fitted_X(self, X, "dual_coef_")
 
     def decision_function(self, X) -> np.ndarray:
         """Scores ``f_p(x) = sum_i dual_coef_[p, i] K(sv_i, x) + intercept_[p]``.

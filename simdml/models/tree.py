@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-from simdml.models._base import NotFittedError, _check_class_weight, _check_int, \
-    _check_non_negative, _check_X, _check_X_y, _show, class_weights
+from simdml.models._base import NotFittedError, _check_class_weight, _check_fitted_X, \
+    _check_int, _check_non_negative, _check_X_y, _show, class_weights
 from simdml.models._hist import CRITERIA, Split, apply_bins, best_split, bin_edges, \
     histogram_flops, histograms, impurity, split_flops
 
@@ -256,13 +256,7 @@ class DecisionTree:
     # ---------------------------------------------------------------- prediction
 
     def _check_fitted_X(self, X) -> np.ndarray:
-        if not hasattr(self, "feature_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(X, y) first.")
-        X = _check_X(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"is expecting {self.n_features_in_} features.")
-        return X
+        return _check_fitted_X(self, X, "feature_")
 
     def apply(self, X) -> np.ndarray:
         """The leaf each row lands in, shape (n_samples,)."""
