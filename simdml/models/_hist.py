@@ -65,6 +65,11 @@ def histograms(codes: np.ndarray, y: np.ndarray, node: np.ndarray, nodes: np.nda
     return counts.reshape(nodes.size, d, n_bins, n_classes)
 
 
+def binning_flops(n_values: int, max_bins: int) -> float:
+    """A binary search among at most ``max_bins`` edges per value."""
+    return float(n_values * np.log2(max_bins))
+
+
 def histogram_flops(n_rows: int, n_features: int) -> float:
     """One index computation and one increment per row and feature."""
     return float(2 * n_rows * n_features)

@@ -16,7 +16,7 @@ import numpy as np
 from simdml.models._base import NotFittedError, _check_class_weight, _check_fitted_X, \
     _check_int, _check_non_negative, _check_X_y, _show, class_weights
 from simdml.models._hist import CRITERIA, Split, apply_bins, best_split, bin_edges, \
-    histogram_flops, histograms, impurity, split_flops
+    binning_flops, histogram_flops, histograms, impurity, split_flops
 
 __all__ = ["DecisionTree", "RandomForest", "TreeBuilder"]
 
@@ -238,7 +238,7 @@ class DecisionTree:
         codes = apply_bins(X, edges)
         builder = self.builder(edges, classes.size)
         node = np.zeros(y.size, dtype=np.int64)
-        flops = float(X.size * np.log2(self.max_bins))  # binary search per value
+        flops = binning_flops(X.size, self.max_bins)
         while builder.frontier:
             frontier = np.array(builder.frontier)
             hists = histograms(codes, y_index, node, frontier, builder.n_bins, classes.size)

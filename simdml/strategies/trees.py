@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models._base import clone
-from ..models._hist import apply_bins, bin_edges, histogram_flops, histograms, split_scores
+from ..models._hist import apply_bins, bin_edges, binning_flops, histogram_flops, histograms, \
+    split_flops, split_scores
 from ._job import Job
 
 __all__ = ["HistTreeOptions", "VotingTreeOptions", "start"]
@@ -117,7 +118,7 @@ def hist_server(job: Job):
         known = {n: summed[j] for j, n in enumerate(build)} | {
             n: known[p] - summed[build.index(s)] for n, p, s in _siblings(frontier, build, made, builder)}
         hists = np.array([known[n] for n in frontier])
-        yield node.compute(len(parts) * summed.size + _split_flops(builder, len(frontier)))
+        yield node.compute(len(parts) * summed.size + len(frontier) * split_flops(builder.n_features, builder.n_bins, builder.n_classes))
         made = builder.grow(frontier, hists)                     # 3. split every node
         level += 1
         if _record(job, tree, builder, level):
@@ -156,10 +157,6 @@ def _splits(made, builder) -> list[tuple]:
     return [(p, s.feature, s.bin, builder.left[p], builder.right[p]) for p, s in made]
 
 
-def _split_flops(builder, n_nodes: int) -> float:
-    return 12.0 * n_nodes * builder.n_features * builder.n_bins * builder.n_classes
-
-
 def voting_server(job: Job):
     node, k = job.server, job.options.top_k
     tree, builder, edges = _setup(job)
@@ -185,7 +182,7 @@ def voting_server(job: Job):
         for j in range(len(frontier)):
             hists[j, chosen[j]] = summed[j]
             allowed[j, chosen[j]] = True
-        yield node.compute(len(parts) * summed.size + _split_flops(builder, len(frontier)))
+        yield node.compute(len(parts) * summed.size + len(frontier) * split_flops(builder.n_features, builder.n_bins, builder.n_classes))
         made = builder.grow(frontier, hists, allowed=list(allowed))
         level += 1
         if _record(job, tree, builder, level):
@@ -208,7 +205,7 @@ def worker(job: Job, i: int):
             codes = apply_bins(shard.X, edges)
             n_bins = max(len(e) for e in edges) + 1
             where = np.zeros(y.size, dtype=np.int64)
-            yield node.compute(codes.size * np.log2(job.model.max_bins))
+            yield node.compute(binning_flops(codes.size, job.model.max_bins))
         if kind == "counts":                                     # voting: my class counts
             yield node.send(job.server, (i, np.bincount(y, minlength=n_classes)))
         elif kind == "vote":                                     # voting: my top_k per node
