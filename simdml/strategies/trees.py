@@ -118,7 +118,7 @@ def hist_server(job: Job):
         known = {n: summed[j] for j, n in enumerate(build)} | {
             n: known[p] - summed[build.index(s)] for n, p, s in _siblings(frontier, build, made, builder)}
         hists = np.array([known[n] for n in frontier])
-        yield node.compute(len(parts) * summed.size + len(frontier) * split_flops(builder.n_features, builder.n_bins, builder.n_classes))
+        yield node.compute(_server_flops(builder, len(parts), summed, len(frontier)))
         made = builder.grow(frontier, hists)                     # 3. split every node
         level += 1
         if _record(job, tree, builder, level):
@@ -152,6 +152,12 @@ def _siblings(frontier, build, made, builder):
                 yield n, parent, s
 
 
+def _server_flops(builder, n_parts: int, summed: np.ndarray, n_nodes: int) -> float:
+    """Summing the workers' histograms and searching the splits of the frontier."""
+    return n_parts * summed.size + n_nodes * split_flops(builder.n_features, builder.n_bins,
+                                                          builder.n_classes)
+
+
 def _splits(made, builder) -> list[tuple]:
     """What a worker needs to route its rows: (parent, feature, bin, left, right)."""
     return [(p, s.feature, s.bin, builder.left[p], builder.right[p]) for p, s in made]
@@ -182,7 +188,7 @@ def voting_server(job: Job):
         for j in range(len(frontier)):
             hists[j, chosen[j]] = summed[j]
             allowed[j, chosen[j]] = True
-        yield node.compute(len(parts) * summed.size + len(frontier) * split_flops(builder.n_features, builder.n_bins, builder.n_classes))
+        yield node.compute(_server_flops(builder, len(parts), summed, len(frontier)))
         made = builder.grow(frontier, hists, allowed=list(allowed))
         level += 1
         if _record(job, tree, builder, level):
