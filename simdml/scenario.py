@@ -24,7 +24,7 @@ from . import data as _data
 from ._toml import dumps as _dumps_toml
 from .cluster import COMPUTE_TIMES
 from .imbalance import RESAMPLERS
-from .models import MODELS
+from .models import GRADIENT_MODELS, MODELS
 from .scheduling import POLICIES
 from .strategies import STRATEGIES
 from .strategies.tasks import SchedulingOptions
@@ -497,9 +497,11 @@ class Scenario:
         if self.model.kind not in trains:
             raise ScenarioError(f"strategy.kind={self.strategy.kind!r} trains model.kind in "
                                 f"{', '.join(map(repr, trains))}; got model.kind={self.model.kind!r}")
-        if self.strategy.options.get("rule") == "average" and self.model.kind == "kernel_svm":
-            raise ScenarioError("strategy.rule='average' averages parameter vectors: it needs "
-                                "model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'")
+        if self.strategy.options.get("rule") == "average" and self.model.kind not in GRADIENT_MODELS:
+            linear = [k for k in trains if k in GRADIENT_MODELS]  # those with a parameter vector
+            raise ScenarioError(f"strategy.rule='average' averages parameter vectors: it needs "
+                                f"model.kind {' or '.join(map(repr, linear))}; got "
+                                f"model.kind={self.model.kind!r}")
         if not STRATEGIES[self.strategy.kind].survives_faults:
             faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
                       "faults.partition": self.faults.partition != (),

@@ -330,3 +330,13 @@ def test_stacking_learns_which_member_to_trust():
     assert stack.summary["final_accuracy"] > vote.summary["final_accuracy"]
     assert stack.model.meta_ is not None and stack.model.fit_flops_ > 0
     assert stack.nodes["server"]["compute"] > vote.nodes["server"]["compute"]
+
+
+@pytest.mark.parametrize("model", ["tree", "forest"])
+def test_average_of_learners_without_parameters_is_a_scenario_error(model):
+    """Trees and forests have no parameter vector to average: refused before the run,
+    naming the key (it used to fail inside the run)."""
+    with pytest.raises(ScenarioError, match=rf"strategy.rule='average' averages parameter "
+                                            rf"vectors: it needs model.kind 'logistic' or 'svm'; "
+                                            rf"got model.kind='{model}'"):
+        _scenario("local_fusion", model, **{"strategy.rule": "average"})
