@@ -109,7 +109,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     _draw_table(bottom.subplots(1, 3), table, methods)
     fig.suptitle(f"Distributed SVMs on {WORKERS} workers: what travels, what it costs, "
                  f"what is lost", fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return {"table": table, "two_d": two_d}

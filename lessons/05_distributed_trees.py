@@ -122,7 +122,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Distributed decision trees: what travels per level, and what it buys",
                  fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return {"by_workers": by_workers, "by_features": by_features, "votes": votes, "two_d": two_d}

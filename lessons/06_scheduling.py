@@ -119,7 +119,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
         ax.set_title(f"A under {policy}: the first {1e3 * until:.0f} ms")
     fig.suptitle("Scheduling blocks of a synchronous round: same model, different clocks",
                  fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return table

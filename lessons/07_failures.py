@@ -120,7 +120,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
              title=f"Time to {UPDATES} updates vs checkpoint interval", ylim=(0, 1.3 * top))
     ax_n.legend(fontsize=8)
     fig.suptitle("Checkpointing a parameter server that fails", fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return {"sweep": sweep, "young_updates": young / tau, "daly_updates": daly / tau,

@@ -136,7 +136,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
                         title=f"{name}\nmalignant recall {100 * s['recall'][0]:.0f} %")
     right.suptitle("breast_cancer_rare (20 malignant of 377)")
     fig.suptitle("Class imbalance and node imbalance are different problems", fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return {"recall": recall, "skew": skew, "moved": moved,

@@ -92,7 +92,6 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
                ncols=3, fontsize=9)
     fig.suptitle(f"Fusing {WORKERS} local models (digits): which rule, which learner, "
                  f"which shards", fontsize=14)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return table

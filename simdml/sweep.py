@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import time
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         records = (run_record(*task) for task in todo)
     else:
         futures = [executor.submit(run_record, *task) for task in todo]
-        records = (future.result() for future in _as_completed(futures))
+        records = (future.result() for future in as_completed(futures))
     new = []
     try:
         for i, record in enumerate(records, start=1):
@@ -264,11 +265,6 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         (json.dumps(r["point"], sort_keys=True), r["replicate"]), len(order)))
     return SweepResult(records, dict(grid), path, skipped=len(tasks) - len(todo),
                        failures=[r for r in records if r["error"] is not None])
-
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-    return as_completed(futures)
 
 
 def _load_records(path: Path) -> list[dict]:
