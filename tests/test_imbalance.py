@@ -130,3 +130,19 @@ def test_rebalancing_moves_the_fewest_rows_to_fair_shares():
     np.testing.assert_allclose(r1.model.params_, r0.model.params_, rtol=0, atol=1e-12)
     assert sorted(map(tuple, after.X_train.tolist())) == sorted(map(tuple, before.X_train.tolist()))
     assert r1.history[0]["time"] > 0  # training starts once the rows have arrived
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"imbalance.method": "smite"}, r"imbalance.method must be one of 'oversample', "
+                                    r"'undersample', 'smote'; got 'smite'"),
+    ({"imbalance.method": "smote", "imbalance.where": "node"},
+     r"imbalance.where must be one of 'global', 'local'; got 'node'"),
+    ({"data.label_noise": 1.0}, r"data.label_noise must be < 1 \(a fraction\); got 1.0"),
+    ({"data.dataset": "synthetic_regression", "model.kind": "linear", "data.rebalance": True},
+     r"data.rebalance balances the classes of the shards"),
+    ({"data.rebalance": "yes"}, r"data.rebalance must be true or false; got 'yes'"),
+    ({"stop.wall_time": 0}, r"stop.wall_time must be > 0 \(s\); got 0"),
+])
+def test_new_scenario_keys_are_checked(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario().replace(**changes)

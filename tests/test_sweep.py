@@ -190,3 +190,13 @@ def test_a_serial_sweep_writes_each_run_as_it_finishes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         sweep(BASE, {"cluster.workers": [2, 3, 4]}, out=out)
     assert len(out.read_text().splitlines()) == 2 and calls["n"] == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--metric", "accuracy"],
+     "metric must be one of final_accuracy,"),
+    (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--jobs", "0"], "--jobs must be >= 1; got 0"),
+])
+def test_cli_sweep_options_are_checked_before_any_run(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
