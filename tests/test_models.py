@@ -133,6 +133,19 @@ def test_sharded_weighted_gradient_with_sample_weight(name):
     np.testing.assert_allclose(grad, full_grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].is_classifier])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
+def test_loss_grad_takes_class_indices_of_any_integer_dtype(name, dtype):
+    """Class indices of a narrow dtype give the same loss and gradient: the flat index
+    of each row's true class (``y_i * n + i``) must not wrap around in that dtype
+    (300 rows x class 2 = 600 does not fit in uint8)."""
+    model, X, y, params, _ = _setup(name, n_samples=300)
+    loss, grad = model.loss_grad(params, X, y)
+    narrow_loss, narrow_grad = model.loss_grad(params, X, y.astype(dtype))
+    assert narrow_loss == loss
+    np.testing.assert_array_equal(narrow_grad, grad)
+
+
 # ---------------------------------------------- common checks: sample weights, purity
 
 

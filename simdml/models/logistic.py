@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import LinearClassifier, _split
+from simdml.models._base import (
+    LinearClassifier, _class_major_scores, _max, _split, _sum, _target_index,
+)
 
 
 class LogisticRegression(LinearClassifier):
@@ -115,16 +117,14 @@ class LogisticRegression(LinearClassifier):
         """
         n_samples, n_features = X.shape
         W, b = _split(params, n_features)
-        # Intercept added by broadcasting, not by a column of ones: no copy of X.
-        Z = X @ W
-        Z += b
-        Z -= Z.max(axis=1, keepdims=True)  # stable: exp(.) <= 1, and lse - z_y is unchanged
+        Z = _class_major_scores(X, W, b)  # (n_classes, n_samples)
+        Z -= _max(Z, axis=0)  # stable: exp(.) <= 1, and lse - z_y is unchanged
         P = np.exp(Z)
-        norm = P.sum(axis=1)
-        rows = np.arange(n_samples)
-        row_loss = np.log(norm) - Z[rows, y]
-        P /= norm[:, None]  # softmax probabilities
-        P[rows, y] -= 1.0  # minus the one-hot target, by indexing
+        norm = _sum(P, axis=0)
+        target = _target_index(y, n_samples)
+        row_loss = np.log(norm) - Z.reshape(-1)[target]
+        P /= norm  # softmax probabilities
+        P.reshape(-1)[target] -= 1.0  # minus the one-hot target, by indexing
         return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
 
     def grad_flops(self, n_rows: int) -> float:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import LinearClassifier, _split
+from simdml.models._base import (
+    LinearClassifier, _class_major_scores, _split, _sum, _target_index,
+)
 
 
 class LinearSVM(LinearClassifier):
@@ -139,16 +141,15 @@ class LinearSVM(LinearClassifier):
         """
         n_samples, n_features = X.shape
         W, b = _split(params, n_features)
-        rows = np.arange(n_samples)
-        H = X @ W
-        H += b
-        H[rows, y] *= -1.0  # -t_ic * z_ic: t is +1 only in the true class's column
-        H += 1.0  # h_ic = 1 - t_ic z_ic, computed in place: no second (n, k) array
+        target = _target_index(y, n_samples)
+        H = _class_major_scores(X, W, b)  # (n_classes, n_samples)
+        H.reshape(-1)[target] *= -1.0  # -t_ic * z_ic: t is +1 only in the true class's row
+        H += 1.0  # h_ic = 1 - t_ic z_ic, computed in place: no second (k, n) array
         is_active = H > 0.0  # margin violated; the kink h = 0 gets subgradient 0
         np.maximum(H, 0.0, out=H)
-        row_loss = H.sum(axis=1)
+        row_loss = _sum(H, axis=0)
         G = is_active.astype(np.float64)  # -t_ic where active: +1 off the true class ...
-        G[rows, y] *= -1.0  # ... and -1 on it
+        G.reshape(-1)[target] *= -1.0  # ... and -1 on it
         return self._mean_and_backprop(X, W, row_loss, G, sample_weight)
 
     def grad_flops(self, n_rows: int) -> float:
