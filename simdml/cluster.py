@@ -323,7 +323,7 @@ class Node:
             since = mailbox._getters[0].since
             if since < self.sim.now:
                 self._span("wait", since, self.sim.now, 0)
-        mailbox.put(t.payload)
+        mailbox.deliver(t.payload)
 
     def _span(self, kind: str, start: float, end: float, nbytes: int) -> list:
         """Account for a period of activity: in the node's running totals always, in the

@@ -133,6 +133,19 @@ class Event:
         self.sim._schedule(self, 0.0, NORMAL)
         return self
 
+    def _fire(self, value) -> None:
+        """Trigger this pending event with ``value`` and process it at once, inside the
+        event being processed now: for the kernel's own callbacks (a message delivered
+        to a process already waiting for it resumes that process without a second
+        event). The event a ``run`` waits for is queued as usual, so the run sees it."""
+        self._value = value
+        if self is self.sim._until:
+            self.sim._schedule(self, 0.0, NORMAL)
+            return
+        callbacks, self.callbacks = self.callbacks, None
+        for callback in callbacks:
+            callback(self)
+
     def _abandon(self, callback) -> None:
         """``callback`` no longer waits for this event (its waiter was interrupted)."""
         if self.callbacks is not None and callback in self.callbacks:
@@ -358,6 +371,19 @@ class Store:
         else:
             self.items.append(item)
 
+    def deliver(self, item) -> None:
+        """``put``, for a callback running inside the event loop (a message arriving):
+        the oldest waiting getter receives ``item`` and its waiter resumes at once, at
+        this same simulated time, instead of after an event of its own.
+
+        perf: one event per message at the receiver, not two (sync K=256 benchmark).
+        Not for a process's own code: the waiter would run before the putter yields.
+        """
+        if self._getters:
+            self._getters.popleft()._fire(item)
+        else:
+            self.items.append(item)
+
     def get(self) -> StoreGet:
         """An event that fires with the oldest item."""
         return StoreGet(self)
@@ -427,6 +453,7 @@ class Simulator:
         self._alive: dict[Process, None] = {}  # ordered set of running non-daemon processes
         self._daemon_events: set[Event] = set()  # queued timeouts only daemons wait for
         self.on_idle = None  # called when only daemons are busy; True = really stuck
+        self._until: Event | None = None  # the event the current run waits for
 
     # -- making events -------------------------------------------------------
     def event(self) -> Event:
@@ -517,6 +544,7 @@ class Simulator:
             self._daemon_events.add(end)
 
         queue, daemon_events = self._queue, self._daemon_events
+        self._until = stop  # callbacks run only inside a run: always current for them
         try:
             # perf: the event loop is inlined; it is the kernel's hot path.
             while queue:

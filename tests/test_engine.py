@@ -799,6 +799,82 @@ def test_getters_are_served_in_request_order():
     assert log == [("first", "x", 5.0), ("second", "y", 5.0), ("late", "z", 5.0)]
 
 
+def _message_log(how, monkeypatch):
+    """A process takes three items that arrive as events at t=1, 2, 2 and hand them over
+    with ``box.put`` or ``box.deliver``; returns (what it got when, events processed)."""
+    from simdml import engine
+    processed = []
+    pop = engine.heappop
+    monkeypatch.setattr(engine, "heappop", lambda q: processed.append(1) or pop(q))
+    sim = Simulator()
+    box, log = sim.store(), []
+
+    def taker(sim):
+        for _ in range(3):
+            item = yield box.get()
+            log.append((item, sim.now))
+
+    sim.process(taker(sim))
+    for at, item in [(1.0, "a"), (2.0, "b"), (2.0, "c")]:
+        arrival = sim.event()
+        arrival._value = None
+        arrival.callbacks.append(lambda _, item=item: getattr(box, how)(item))
+        sim.schedule_at(arrival, at)
+    sim.run()
+    return log, len(processed)
+
+
+def test_deliver_resumes_a_waiting_getter_within_the_same_event(monkeypatch):
+    """An item delivered from a callback resumes the process already waiting for it at
+    once, at the same time, with no event of its own: the same log as put(), one event
+    fewer per item (8 events: start, 3 arrivals, 3 gets, the end; 5 with deliver)."""
+    put_log, put_events = _message_log("put", monkeypatch)
+    log, events = _message_log("deliver", monkeypatch)
+    assert log == put_log == [("a", 1.0), ("b", 2.0), ("c", 2.0)]
+    assert (put_events, events) == (8, 5)
+
+
+def test_deliver_with_nobody_waiting_keeps_the_item_in_order():
+    sim = Simulator()
+    box = sim.store()
+    box.put("a")
+    box.deliver("b")
+    assert len(box) == 2
+    assert [box.get().value, box.get().value] == ["a", "b"]
+
+
+def test_deliver_to_the_event_a_run_waits_for_ends_that_run():
+    """A get that ``run(until=...)`` waits for is still seen by the run when delivered."""
+    sim = Simulator()
+    box = sim.store()
+    get = box.get()
+    arrival = sim.event()
+    arrival._value = None
+    arrival.callbacks.append(lambda _: box.deliver("x"))
+    sim.schedule_at(arrival, 3.0)
+    assert sim.run(until=get) == "x"
+    assert sim.now == 3.0
+
+
+def test_deliver_to_a_get_inside_any_of_fires_the_condition():
+    """A process waiting on any_of([get, timeout]) gets the delivered item, not the timeout."""
+    sim = Simulator()
+    box, log = sim.store(), []
+
+    def listener(sim):
+        get = box.get()
+        first, = yield sim.any_of([get, sim.timeout(5.0)])
+        log.append((first is get, get.value, sim.now))
+
+    sim.process(listener(sim))
+    arrival = sim.event()
+    arrival._value = None
+    arrival.callbacks.append(lambda _: box.deliver("x"))
+    sim.schedule_at(arrival, 1.0)
+    sim.run()
+    assert log == [(True, "x", 1.0)]
+
+
 # -- deadlock -----------------------------------------------------------------------
 
 def test_deadlock_names_who_waits_on_what_since_when():
