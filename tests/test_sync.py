@@ -205,3 +205,18 @@ def test_result_predicts_on_raw_features():
     X_raw = split.X_test * scale + mean
     np.testing.assert_array_equal(r.predict(X_raw), r.model.predict(split.X_test))
     assert r.score(X_raw, split.y_test) == r.summary["final_accuracy"]
+
+
+@pytest.mark.parametrize("shape", [(1,), (42,), (5, 3)])
+def test_weighted_sum_is_the_weighted_sum_and_depends_only_on_the_given_order(shape):
+    """The servers' aggregation equals sum_i w_i a_i (to rounding) for vectors and
+    arrays, and gives the same bits every time for the same order."""
+    from simdml.strategies._job import weighted_sum
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=shape) for _ in range(300)]
+    weights = rng.random(300)
+    expected = sum(w * a for w, a in zip(weights, arrays))
+    got = weighted_sum(weights, arrays)
+    assert got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    assert np.array_equal(weighted_sum(list(weights), list(arrays)), got)

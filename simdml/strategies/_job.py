@@ -9,10 +9,23 @@ import numpy as np
 from ..cluster import Cluster, Node
 from ..engine import Simulator
 
-__all__ = ["Job", "Monitor", "Shard"]
+__all__ = ["Job", "Monitor", "Shard", "weighted_sum"]
 
 MAX_FUTILE_RESTARTS = 20
 EVAL_CHUNK = 65536  # rows per piece when the monitor evaluates a large training set
+
+
+def weighted_sum(weights, arrays) -> np.ndarray:
+    """``sum_i weights[i] * arrays[i]`` in one vectorized pass over their stack, added in
+    a fixed order of the order given (so the order in which the arrays arrived cannot
+    change the bits: strategies pass them in worker or block order).
+
+    perf: a Python ``sum`` of ``w * a`` costs two array operations per worker; the
+    sync server of the 10,000-worker benchmark spent 1.5 us per gradient on it.
+    """
+    stacked = np.stack(arrays)
+    stacked *= np.asarray(weights, dtype=np.float64).reshape(-1, *[1] * (stacked.ndim - 1))
+    return np.add.reduce(stacked, axis=0)
 
 
 @dataclass(frozen=True)

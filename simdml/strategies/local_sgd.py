@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._job import Job
+from ._job import Job, weighted_sum
 
 __all__ = ["LocalSGDOptions", "start", "server", "worker"]
 
@@ -66,7 +66,8 @@ def server(job: Job):
                 models[i] = local
         yield node.compute((n + 1) * params.size)           # 3. average, weighted by samples
         weights = job.weights if job.options.weighting == "samples" else [1 / n] * n
-        params = sum(weights[i] * models[i] for i in sorted(models))
+        order = sorted(models)
+        params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
         version += 1
         if job.monitor.update(params, version):             # 4. record; stop?
             return

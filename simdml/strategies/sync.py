@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._job import Job
+from ._job import Job, weighted_sum
 
 __all__ = ["SyncOptions", "start", "server", "worker"]
 
@@ -107,9 +107,10 @@ def server(job: Job):
             if job.workers_lost() or job.cut_off():
                 return job.finish()                         #    ... and nobody ever will
             continue                                        #    ... try again
-        share = sum(job.weights[i] for i in grads)          # 3. average, weighted by samples,
-        g = sum((job.weights[i] / share) * grads[i]         #    in worker order (so arrival
-                for i in sorted(grads))                     #    order cannot change the sum)
+        order = sorted(grads)                               # 3. average, weighted by samples,
+        share = sum(job.weights[i] for i in order)          #    in worker order (so arrival
+        g = weighted_sum([job.weights[i] / share for i in order],  # order cannot change it)
+                         [grads[i] for i in order])
         yield node.compute((len(grads) + 2) * params.size)  # 4. step, on the server's CPU
         params = params - job.lr * g
         version += 1

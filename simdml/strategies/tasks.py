@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..scheduling import POLICIES, RoundState
-from ._job import Job
+from ._job import Job, weighted_sum
 from .sync import recv_before
 
 __all__ = ["SchedulingOptions", "start"]
@@ -150,7 +150,7 @@ def server(job: Job):
                 if kind == "hello" and epoch >= known[w]:    # not a hello of a past life
                     live.add(w)
                     r.fill(w)
-        g = sum(weights[b] * r.results[b] for b in range(n_blocks))   # block order
+        g = weighted_sum(weights, [r.results[b] for b in range(n_blocks)])  # block order
         yield node.compute((n_blocks + 2) * params.size)
         params = params - job.lr * g
         version += 1
