@@ -875,6 +875,28 @@ def test_deliver_to_a_get_inside_any_of_fires_the_condition():
     assert log == [(True, "x", 1.0)]
 
 
+def test_run_scans_the_oldest_gc_generation_less_often_and_restores_it():
+    """During a run the oldest generation's threshold is raised (pending events would
+    otherwise make the collector re-scan the simulation); after the run, and after a
+    run that raised, the caller's thresholds are back."""
+    import gc
+    from simdml.engine import GC_OLDEST_THRESHOLD
+    before = gc.get_threshold()
+    sim = Simulator()
+    seen = []
+
+    def look(sim):
+        seen.append(gc.get_threshold())
+        yield sim.timeout(1.0)
+        raise ValueError("boom")
+
+    sim.process(look(sim))
+    with pytest.raises(ValueError, match="boom"):
+        sim.run()
+    assert seen == [(before[0], before[1], max(before[2], GC_OLDEST_THRESHOLD))]
+    assert gc.get_threshold() == before
+
+
 # -- deadlock -----------------------------------------------------------------------
 
 def test_deadlock_names_who_waits_on_what_since_when():
