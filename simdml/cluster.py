@@ -140,7 +140,8 @@ class _Transfer(Event):
     __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch")
 
     def is_cut_by_sender(self) -> bool:
-        """Whether the sender crashed before the last byte left its NIC (at ``tx_end``)."""
+        """Whether the sender crashed before the last byte left its NIC (at ``tx_end``).
+        (The message path calls it only when the sender has crashed since: a perf guard.)"""
         src = self.src
         return src.epoch != self.src_epoch and src._crash_times[self.src_epoch] < self.tx_end
 
@@ -257,7 +258,8 @@ class Node:
         sim = self.sim
         now = sim.now
         network = self.cluster.network
-        latency, bandwidth = network.link(self.index, dst.index)
+        latency, bandwidth = (network.link(self.index, dst.index) if network.links
+                              else network._default)  # perf: no call on a uniform network
         duration = nbytes / bandwidth
         start = self._tx_free if self._tx_free > now else now
         end = start + duration
@@ -294,7 +296,7 @@ class Node:
 
     # -- message path (callbacks; they run inside the event loop) ----------------
     def _arrive(self, t: _Transfer) -> None:
-        if t.is_cut_by_sender():
+        if t.src.epoch != t.src_epoch and t.is_cut_by_sender():
             self.cluster.messages_lost += 1  # the sender crashed before the message left
             return
         if not self.is_up:
@@ -313,7 +315,7 @@ class Node:
         if self.epoch != t.dst_epoch or not self.is_up:
             self.cluster.messages_lost += 1  # crashed while receiving
             return
-        if t.is_cut_by_sender():
+        if t.src.epoch != t.src_epoch and t.is_cut_by_sender():
             # when latency < b / bandwidth the first bit arrives before the last one
             # leaves: a sender crash in between must still lose the message
             self.cluster.messages_lost += 1
