@@ -232,15 +232,17 @@ _max = np.maximum.reduce
 
 
 def _class_major_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The scores ``(X @ W + b).T``, of shape (n_classes, n_samples), computed in that
-    layout (no copy of ``X``).
+    """The scores ``(X @ W + b).T`` as a C-ordered array of shape (n_classes, n_samples).
 
     perf: a linear classifier's ``loss_grad`` reduces over the classes of each row (a
     max, a sum). Over the rows of this class-major array that is a few vectorized
     passes; over the short rows of ``X @ W`` it is a strided loop per sample, which made
-    ``loss_grad`` 1.5x (100 rows) to 1.9x (10,000 rows) slower for two classes.
+    ``loss_grad`` 1.5x (100 rows) to 1.9x (10,000 rows) slower for two classes. The
+    product itself is faster row-major (``X`` is read in its own order) and then
+    transposed: a copy of only n_samples x n_classes numbers (390 x 50 shards out of
+    cache: 36 us a gradient, against 49 us for ``W.T @ X.T``).
     """
-    Z = W.T @ X.T
+    Z = (X @ W).T.copy()
     Z += b[:, None]
     return Z
 
