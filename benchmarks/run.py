@@ -8,7 +8,9 @@ thread, and each figure is the median of several repetitions. The machines this 
 are shared and noisy: absolute times drift, ratios measured side by side hold.
 
 1. kernel: timeouts from P processes and worker-server message round trips, against a
-   bare heapq loop (the limit) and, when installed (``pip install .[bench]``), SimPy.
+   bare heapq loop (the limit) and, when installed (``pip install .[bench]``), SimPy;
+   timeouts also against the least any kernel of event objects must do (the floor of
+   the design, ``minimal_timeouts``).
 2. overhead: sync and async parameter servers training logistic regression, against a
    plain numpy loop computing the same shard gradients (the limit).
 3. scale: 10,000 workers: wall time, peak memory against the dataset, events per gradient.
@@ -78,6 +80,49 @@ def bare_timeouts(n_events: int, n_procs: int) -> None:
         except StopIteration:
             continue
         push(heap, (t + delay, next(seq), gen))
+
+
+class _MinimalEvent:
+    __slots__ = ("callbacks", "value")
+
+
+def minimal_timeouts(n_events: int, n_procs: int) -> None:
+    """The floor of any kernel whose processes yield event objects, as simdml's and
+    SimPy's do: an event object per timeout, its callbacks, a heap entry, and nothing
+    else (no priorities, failures, interrupts or deadlock checks)."""
+    heap, seq = [], itertools.count()
+    now = 0.0
+
+    def timeout(delay):
+        event = _MinimalEvent()
+        event.callbacks, event.value = [], None
+        heapq.heappush(heap, (now + delay, next(seq), event))
+        return event
+
+    def proc(n):
+        for _ in range(n):
+            yield timeout(1.0)
+
+    def starter(generator):
+        send = generator.send
+
+        def resume(event):
+            try:
+                send(event.value).callbacks.append(resume)
+            except StopIteration:
+                pass
+        return resume
+
+    for _ in range(n_procs):
+        start = _MinimalEvent()
+        start.callbacks, start.value = [starter(proc(n_events // n_procs))], None
+        heapq.heappush(heap, (0.0, next(seq), start))
+    pop = heapq.heappop
+    while heap:
+        now, _, event = pop(heap)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
 
 
 def simdml_timeouts(n_events: int, n_procs: int) -> None:
@@ -187,8 +232,12 @@ def bench_kernel(quick: bool, repeat: int) -> list[dict]:
     n_trips = 10_000 if quick else 100_000
     rows = []
     for n_procs in (10, 1_000, 10_000):
-        rows.append(_kernel_row(f"timeouts, P={n_procs:,}", n_events, repeat,
-                                bare_timeouts, simdml_timeouts, simpy_timeouts, n_events, n_procs))
+        row = _kernel_row(f"timeouts, P={n_procs:,}", n_events, repeat,
+                          bare_timeouts, simdml_timeouts, simpy_timeouts, n_events, n_procs)
+        t_minimal = timed(lambda: minimal_timeouts(n_events, n_procs), repeat)
+        row.update(minimal_s=t_minimal, minimal_vs_limit=t_minimal / row["limit_s"],
+                   vs_minimal=row["simdml_s"] / t_minimal)
+        rows.append(row)
     rows.append(_kernel_row("message round trips", 2 * n_trips, repeat, bare_round_trips,
                             simdml_round_trips, simpy_round_trips, n_trips))
     return rows
@@ -413,7 +462,9 @@ def main(argv=None) -> int:
 
 def _print(last: dict) -> None:
     cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"), ("vs_limit", "{:.2f}x limit"),
-            ("speedup_vs_simpy", "{:.2f}x SimPy's speed"), ("events_per_s", "{:,.0f} events/s"),
+            ("speedup_vs_simpy", "{:.2f}x SimPy's speed"),
+            ("minimal_vs_limit", "minimal event kernel {:.2f}x limit"),
+            ("events_per_s", "{:,.0f} events/s"),
             ("events_per_gradient", "{:.1f} events/gradient"),
             ("vs_dataset", "{:.2f}x the dataset"), ("vs_same_fits", "{:.2f}x its fits replayed"),
             ("smo_steps_vs_central", "{:.1f}x the central SMO steps")]

@@ -16,3 +16,4 @@ def test_kernel_benchmarks_run_and_write_results(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["name"] for r in rows][-1] == "message round trips"
     assert all(r["vs_limit"] > 0 and r["events_per_s"] > 0 for r in rows)
+    assert all(r["minimal_s"] > 0 and r["vs_minimal"] > 0 for r in rows[:3])  # the timeouts
