@@ -140,9 +140,11 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
                       loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
     cluster = Cluster(sim, network, record_spans=s.trace_spans)
     server = cluster.add_node("server", speed=s.cluster.server_speed)
+    is_random = s.cluster.compute_time != "deterministic"  # else no stream to draw from
     workers = [cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
                                 compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
-                                slowdown=s.cluster.slowdown[i], rng=streams.node_rng("compute", i))
+                                slowdown=s.cluster.slowdown[i],
+                                rng=streams.node_rng("compute", i) if is_random else None)
                for i in range(s.cluster.workers)]
     _start_faults(s, sim, server, workers, streams, cluster)
 
@@ -166,7 +168,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
               model=model, params=params, lr=s.strategy.lr, monitor=monitor,
               options=s.scheduling.build() if is_tasks else s.strategy.build_options(),
               batch_size=s.strategy.batch_size, policy_rng=streams.rng("policy"),
-              batch_rngs=[streams.node_rng("data", i) for i in range(s.cluster.workers)],
+              batch_rngs=streams.node_rngs("data", s.cluster.workers),
               classes=np.arange(n_outputs) if model.is_classifier else None,
               checkpoint_every=s.faults.checkpoint_every,
               checkpoint_time=s.faults.checkpoint_time, done=sim.event(),

@@ -607,6 +607,21 @@ def test_node_rng_is_a_pure_function_of_seed_name_and_index():
     assert np.array_equal(s.node_rng("compute", 3).random(8), alone)
 
 
+def test_node_rngs_are_the_node_streams_made_once_on_first_use():
+    """node_rngs(name, n)[i] is node_rng(name, i), made on first access and then the same
+    object (its draws continue); an unknown name fails at once."""
+    rngs = Streams(11).node_rngs("data", 4)
+    assert len(rngs) == 4 and rngs._made == [None] * 4  # nothing made yet
+    first = rngs[2].random(3)
+    assert np.array_equal(first, Streams(11).node_rng("data", 2).random(3))
+    assert rngs[2] is rngs[-2] and rngs._made.count(None) == 3
+    assert np.array_equal(rngs[2].random(3), Streams(11).node_rng("data", 2).random(6)[3:])
+    with pytest.raises(IndexError):
+        rngs[4]
+    with pytest.raises(ValueError, match="unknown random stream 'noise'"):
+        Streams(0).node_rngs("noise", 2)
+
+
 def test_unknown_stream_name_is_rejected():
     """An unknown stream name raises ValueError listing the known ones."""
     known = r"known: data, init, compute, network, faults, policy"
