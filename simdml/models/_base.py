@@ -242,9 +242,7 @@ def _class_major_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarr
     transposed: a copy of only n_samples x n_classes numbers (390 x 50 shards out of
     cache: 36 us a gradient, against 49 us for ``W.T @ X.T``).
     """
-    Z = (X @ W).T.copy()
-    Z += b[:, None]
-    return Z
+    return np.add((X @ W).T, b[:, None], order="C")  # the copy is the intercept's sum
 
 
 def _target_index(y: np.ndarray, n_samples: int) -> np.ndarray:
