@@ -135,19 +135,6 @@ class Event:
         self.sim._schedule(self, 0.0, NORMAL)
         return self
 
-    def _fire(self, value) -> None:
-        """Trigger this pending event with ``value`` and process it at once, inside the
-        event being processed now: for the kernel's own callbacks (a message delivered
-        to a process already waiting for it resumes that process without a second
-        event). The event a ``run`` waits for is queued as usual, so the run sees it."""
-        self._value = value
-        if self is self.sim._until:
-            self.sim._schedule(self, 0.0, NORMAL)
-            return
-        callbacks, self.callbacks = self.callbacks, None
-        for callback in callbacks:
-            callback(self)
-
     def _abandon(self, callback) -> None:
         """``callback`` no longer waits for this event (its waiter was interrupted)."""
         if self.callbacks is not None and callback in self.callbacks:
@@ -381,10 +368,17 @@ class Store:
         perf: one event per message at the receiver, not two (sync K=256 benchmark).
         Not for a process's own code: the waiter would run before the putter yields.
         """
-        if self._getters:
-            self._getters.popleft()._fire(item)
-        else:
+        if not self._getters:
             self.items.append(item)
+            return
+        get = self._getters.popleft()
+        get._value = item
+        if get is self.sim._until:  # the event a run waits for: queued, so the run sees it
+            self.sim._schedule(get, 0.0, NORMAL)
+            return
+        callbacks, get.callbacks = get.callbacks, None  # processed now, as the loop would
+        for callback in callbacks:
+            callback(get)
 
     def get(self) -> StoreGet:
         """An event that fires with the oldest item."""
