@@ -13,7 +13,8 @@ are shared and noisy: absolute times drift, ratios measured side by side hold.
    the design, ``minimal_timeouts``).
 2. overhead: sync and async parameter servers training logistic regression, against a
    plain numpy loop computing the same shard gradients (the limit).
-3. scale: 10,000 workers: wall time, peak memory against the dataset, events per gradient.
+3. scale: 10,000 workers: wall time, peak memory against the dataset, events per gradient;
+   for sync also the plain numpy loop of the same gradients (how much is the math).
 4. learners: the cascade SVM and the histogram tree on the largest bundled dataset (digits)
    with 4 workers, against the centralized fit of the same learner (the limit).
 """
@@ -313,9 +314,13 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
         events = counter()
         split_bytes = n_samples * 20 * 8
         gradients = rounds * n_workers
-        rows.append({"group": "scale", "name": f"{kind}, {n_workers:,} workers, {rounds} rounds",
-                     "simdml_s": wall, "events_per_gradient": events / gradients,
-                     "dataset_bytes": split_bytes, "sim_time_s": result.summary["sim_time"]})
+        row = {"group": "scale", "name": f"{kind}, {n_workers:,} workers, {rounds} rounds",
+               "simdml_s": wall, "events_per_gradient": events / gradients,
+               "dataset_bytes": split_bytes, "sim_time_s": result.summary["sim_time"]}
+        if kind == "sync":  # how much of it is the math: the same gradients, no simulation
+            row["limit_s"] = timed(numpy_loop(s, rounds), 1)
+            row["vs_limit"] = wall / row["limit_s"]
+        rows.append(row)
     return rows
 
 
