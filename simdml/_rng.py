@@ -10,6 +10,8 @@ True
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 __all__ = ["STREAMS", "NodeStreams", "Streams"]
@@ -62,6 +64,7 @@ class NodeStreams:
         return len(self._made)
 
     def __getitem__(self, index: int) -> np.random.Generator:
+        index = operator.index(index)  # a node's index; not a slice
         rng = self._made[index]
         if rng is None:
             rng = self._made[index] = self._streams.node_rng(self._name, index % len(self))

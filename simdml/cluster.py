@@ -258,8 +258,7 @@ class Node:
         sim = self.sim
         now = sim.now
         network = self.cluster.network
-        latency, bandwidth = (network.link(self.index, dst.index) if network.links
-                              else network._default)  # perf: no call on a uniform network
+        latency, bandwidth = network.link(self.index, dst.index)
         duration = nbytes / bandwidth
         start = self._tx_free if self._tx_free > now else now
         end = start + duration
@@ -267,8 +266,7 @@ class Node:
         self.bytes_sent += nbytes
         self.messages_sent += 1
         self._span("send", start, end, nbytes)
-        if not (network.loss and network.drops()) and not (
-                network.partitions and network.cut(self.index, dst.index)):
+        if not network.drops() and not (network.partitions and network.cut(self.index, dst.index)):
             # perf: the transfer event is built and queued inline (no __init__ frame, no
             # checks: start + latency >= now by construction); sync K=256 benchmark
             t = _new(_Transfer)

@@ -618,6 +618,8 @@ def test_node_rngs_are_the_node_streams_made_once_on_first_use():
     assert np.array_equal(rngs[2].random(3), Streams(11).node_rng("data", 2).random(6)[3:])
     with pytest.raises(IndexError):
         rngs[4]
+    with pytest.raises(TypeError):
+        rngs[0:2]  # a node's index, not a slice
     with pytest.raises(ValueError, match="unknown random stream 'noise'"):
         Streams(0).node_rngs("noise", 2)
 

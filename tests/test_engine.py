@@ -834,6 +834,63 @@ def test_deliver_resumes_a_waiting_getter_within_the_same_event(monkeypatch):
     assert (put_events, events) == (8, 5)
 
 
+def test_a_delivery_queued_first_wins_a_tie_with_a_timeout():
+    """At one instant, events go in insertion order: the delivery queued before the
+    timeout resumes its receiver first, so any_of([get, timeout]) returns the get (with
+    put() the get's own event came after the timeout and the timeout won)."""
+    sim = Simulator()
+    box, log = sim.store(), []
+    arrival = sim.event()
+    arrival._value = None
+    arrival.callbacks.append(lambda _: box.deliver("x"))
+    sim.schedule_at(arrival, 1.0)  # queued first
+
+    def listener(sim):
+        get = box.get()
+        first, = yield sim.any_of([get, sim.timeout(1.0)])  # the timeout queued second
+        log.append((first is get, sim.now, len(box)))
+
+    sim.process(listener(sim))
+    sim.run()
+    assert log == [(True, 1.0, 0)]
+
+
+def test_gc_setting_is_restored_when_the_last_of_overlapping_runs_ends():
+    """Runs that overlap (nested, or in threads of a sweep) raise the oldest generation's
+    threshold once and restore the caller's when the last one ends."""
+    import gc
+    from simdml.engine import GC_OLDEST_THRESHOLD, _gc_runs
+    before = gc.get_threshold()
+    _gc_runs.enter()
+    _gc_runs.enter()
+    _gc_runs.leave()
+    assert gc.get_threshold()[2] == max(before[2], GC_OLDEST_THRESHOLD)  # one still runs
+    _gc_runs.leave()
+    assert gc.get_threshold() == before
+
+
+def test_a_run_inside_a_run_gives_the_outer_run_its_stop_back():
+    """A run started from a callback of a run of the same simulator restores the outer
+    run's stop event when it returns, so a delivery to the get the outer run waits for
+    still ends the outer run there."""
+    sim = Simulator()
+    box = sim.store()
+    get = box.get()
+
+    def arrive(_):
+        sim.run(until=sim.now)  # a (null) run inside the outer run's callback
+        box.deliver("x")
+
+    arrival = sim.event()
+    arrival._value = None
+    arrival.callbacks.append(arrive)
+    sim.schedule_at(arrival, 2.0)
+    later = sim.timeout(5.0)
+    assert sim.run(until=get) == "x"
+    assert sim.now == 2.0 and later.callbacks is not None  # stopped at the get
+    assert sim._until is None  # and nothing left behind
+
+
 def test_deliver_with_nobody_waiting_keeps_the_item_in_order():
     sim = Simulator()
     box = sim.store()

@@ -220,3 +220,13 @@ def test_weighted_sum_is_the_weighted_sum_and_depends_only_on_the_given_order(sh
     assert got.shape == shape
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
     assert np.array_equal(weighted_sum(list(weights), list(arrays)), got)
+
+
+def test_weighted_sum_needs_one_weight_per_array_and_sums_integers_as_floats():
+    from simdml.strategies._job import weighted_sum
+    with pytest.raises(ValueError, match="one weight per array.*got 1 weights for 2 arrays"):
+        weighted_sum([0.5], [np.ones(3), np.ones(3)])
+    with pytest.raises(ValueError, match="at least one array"):
+        weighted_sum([], [])
+    got = weighted_sum([0.5, 0.25], [np.array([1, 2]), np.array([4, 8])])
+    assert got.dtype == np.float64 and got.tolist() == [1.5, 3.0]

@@ -16,15 +16,21 @@ EVAL_CHUNK = 65536  # rows per piece when the monitor evaluates a large training
 
 
 def weighted_sum(weights, arrays) -> np.ndarray:
-    """``sum_i weights[i] * arrays[i]`` in one vectorized pass over their stack, added in
-    a fixed order of the order given (so the order in which the arrays arrived cannot
-    change the bits: strategies pass them in worker or block order).
+    """``sum_i weights[i] * arrays[i]`` in one vectorized pass over their stack (float64).
+
+    The result depends only on the order given, not on the order the arrays arrived in:
+    strategies pass them in worker or block order. (numpy adds the stack sequentially,
+    or pairwise for arrays of one element: either way the same bits every time.)
 
     perf: a Python ``sum`` of ``w * a`` costs two array operations per worker; the
     sync server of the 10,000-worker benchmark spent 1.5 us per gradient on it.
     """
-    stacked = np.stack(arrays)
-    stacked *= np.asarray(weights, dtype=np.float64).reshape(-1, *[1] * (stacked.ndim - 1))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(arrays),) or not arrays:
+        raise ValueError(f"weighted_sum needs one weight per array and at least one array; "
+                         f"got {weights.size} weights for {len(arrays)} arrays")
+    stacked = np.stack(arrays).astype(np.float64, copy=False)
+    stacked *= weights.reshape(-1, *[1] * (stacked.ndim - 1))
     return np.add.reduce(stacked, axis=0)
 
 
