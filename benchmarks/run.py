@@ -1,6 +1,6 @@
 """simdml's benchmark suite: every figure with a ratio against a baseline timed in the same run.
 
-    python benchmarks/run.py            # the full suite (a few minutes)
+    python benchmarks/run.py            # the full suite (~10 minutes, most of it 10,000 workers)
     python benchmarks/run.py --quick    # smaller sizes, for a smoke test
 
 Prints a table and writes ``benchmarks/results.json``. numpy's BLAS is pinned to one
