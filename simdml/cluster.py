@@ -140,8 +140,7 @@ class _Transfer(Event):
     __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch")
 
     def is_cut_by_sender(self) -> bool:
-        """Whether the sender crashed before the last byte left its NIC (at ``tx_end``).
-        (The message path calls it only when the sender has crashed since: a perf guard.)"""
+        """Whether the sender crashed before the last byte left its NIC (at ``tx_end``)."""
         src = self.src
         return src.epoch != self.src_epoch and src._crash_times[self.src_epoch] < self.tx_end
 
@@ -294,7 +293,7 @@ class Node:
 
     # -- message path (callbacks; they run inside the event loop) ----------------
     def _arrive(self, t: _Transfer) -> None:
-        if t.src.epoch != t.src_epoch and t.is_cut_by_sender():
+        if t.is_cut_by_sender():
             self.cluster.messages_lost += 1  # the sender crashed before the message left
             return
         if not self.is_up:
@@ -313,7 +312,7 @@ class Node:
         if self.epoch != t.dst_epoch or not self.is_up:
             self.cluster.messages_lost += 1  # crashed while receiving
             return
-        if t.src.epoch != t.src_epoch and t.is_cut_by_sender():
+        if t.is_cut_by_sender():
             # when latency < b / bandwidth the first bit arrives before the last one
             # leaves: a sender crash in between must still lose the message
             self.cluster.messages_lost += 1
