@@ -9,7 +9,7 @@ in-process data shards while a simulated clock says how long it would have taken
 """
 from .cluster import Cluster, Crash, Network, Node
 from .engine import Deadlock, Interrupt, Simulator
-from .experiment import Result, run
+from .experiment import DataSplit, Result, prepare_data, run
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
 from .sweep import Comparison, SweepResult, compare, sweep
 from .trace import Trace
@@ -18,4 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Simulator", "Interrupt", "Deadlock", "Cluster", "Node", "Network", "Crash",
            "Scenario", "ScenarioError", "load_scenario", "bundled_scenarios", "run", "Result",
+           "prepare_data", "DataSplit",
            "Trace", "compare", "Comparison", "sweep", "SweepResult", "__version__"]

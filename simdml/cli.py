@@ -250,8 +250,8 @@ def _compare(args) -> int:
     comparison = compare(dict(zip(labels, args.scenarios)), seed=args.seed)
     if args.json:
         import json
-        from .experiment import _jsonable
-        print(json.dumps(_jsonable(comparison.to_dict()), indent=1))
+        from .result import jsonable
+        print(json.dumps(jsonable(comparison.to_dict()), indent=1))
     else:
         print(comparison.format())
     if args.plot:

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ._rng import Streams
-from .experiment import Result, _jsonable, run
+from .experiment import Result, run
+from .result import jsonable
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS"]
@@ -125,7 +126,7 @@ def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
     record = {"point": point, "replicate": replicate, "seed": scenario_dict["seed"]}
     try:
         result = run(Scenario.from_dict(scenario_dict))
-        record.update(summary=_jsonable(result.summary), row=_jsonable(_row(result.summary,
+        record.update(summary=jsonable(result.summary), row=jsonable(_row(result.summary,
                                                                             result.nodes)),
                       error=None)
     except Exception as exc:  # recorded with the run, so the sweep goes on

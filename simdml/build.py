@@ -1,0 +1,176 @@
+"""Build a run from its scenario: the virtual cluster and its faults, the learner and
+the job a strategy is handed, and the processes that train."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._rng import Streams
+from .cluster import Cluster, Network
+from .engine import Simulator
+from .faults import crash_at, partition_at, random_failures
+from .models import GRADIENT_MODELS
+from .models._base import class_weights
+from .pipeline import DataSplit
+from .scenario import Scenario, ScenarioError, build_model
+from .strategies import STRATEGIES, Job, Monitor, Shard, tasks
+
+__all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
+
+
+def build_cluster(s: Scenario, streams: Streams) -> Cluster:
+    """A simulator, the network and the nodes: the server (node 0), then the workers."""
+    sim = Simulator(seed=s.seed)
+    network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
+                      loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
+    cluster = Cluster(sim, network, record_spans=s.trace_spans)
+    cluster.add_node("server", speed=s.cluster.server_speed)
+    is_random = s.cluster.compute_time != "deterministic"  # else no stream to draw from
+    for i in range(s.cluster.workers):
+        cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
+                         compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
+                         slowdown=s.cluster.slowdown[i],
+                         rng=streams.node_rng("compute", i) if is_random else None)
+    return cluster
+
+
+def _links(net) -> dict:
+    """Per-link overrides by node index (the server is node 0, worker i is node i + 1)."""
+    out = {}
+    for link in net.links:
+        a, b = (0 if end == "server" else end + 1 for end in (link.a, link.b))
+        cost = (net.latency if link.latency is None else link.latency,
+                net.bandwidth if link.bandwidth is None else link.bandwidth)
+        out[(a, b)] = out[(b, a)] = cost
+    return out
+
+
+def start_faults(s: Scenario, cluster: Cluster, streams: Streams) -> None:
+    """Start the scenario's failure processes: scheduled crashes and partitions, random
+    failures of the server and of each worker (daemons: they never keep a run alive)."""
+    sim, server, workers = cluster.sim, cluster.nodes[0], cluster.nodes[1:]
+    for c in s.faults.crash:
+        for ref in (c.node if isinstance(c.node, tuple) else (c.node,)):  # a rack: all at once
+            node = server if ref == "server" else workers[ref]
+            sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
+                        daemon=True)
+    for c in s.faults.partition:
+        nodes = [server if ref == "server" else workers[ref] for ref in c.nodes]
+        sim.process(partition_at(cluster, nodes, c.at, c.heal_after), name="partition",
+                    daemon=True)
+    if math.isfinite(s.faults.server_mtbf):
+        sim.process(random_failures(server, s.faults.server_mtbf, s.faults.mttr,
+                                    streams.rng("faults")), name="failures@server", daemon=True)
+    if math.isfinite(s.faults.mtbf):
+        for i, node in enumerate(workers):
+            sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
+                                        streams.node_rng("faults", i)),
+                        name=f"failures@{node.name}", daemon=True)
+
+
+def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams) -> Job:
+    """The learner, the shards (views of the training rows), the monitor and the job the
+    strategy is handed."""
+    sim, X_train, y_train = cluster.sim, split.X_train, split.y_train
+    bounds = np.cumsum([0] + [len(p) for p in split.parts])  # parts are contiguous ranges
+    shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    model = build_model(s.model)
+    _check_model_for_data(model, y_train.size)
+    n_outputs = (int(max(y_train.max(), split.y_test.max())) + 1 if model.is_classifier
+                 else 1)
+    is_gradient = s.model.kind in GRADIENT_MODELS
+    params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
+    class_weight = None
+    if is_gradient and getattr(model, "class_weight", None) is not None:  # from all the rows
+        class_weight = class_weights(model.class_weight, np.bincount(y_train, minlength=n_outputs))
+        model.class_weight_ = class_weight
+    monitor = Monitor(sim, model, X_train, y_train, split.X_test, split.y_test,
+                      eval_every=s.eval_every, max_updates=s.stop.rounds,
+                      target_accuracy=s.stop.target_accuracy)
+    is_tasks = s.scheduling.policy is not None  # task-based sync rounds
+    job = Job(sim=sim, cluster=cluster, server=cluster.nodes[0], workers=cluster.nodes[1:],
+              shards=shards, model=model, params=params, lr=s.strategy.lr, monitor=monitor,
+              options=s.scheduling.build() if is_tasks else s.strategy.build_options(),
+              batch_size=s.strategy.batch_size, policy_rng=streams.rng("policy"),
+              batch_rngs=streams.node_rngs("data", s.cluster.workers),
+              classes=np.arange(n_outputs) if model.is_classifier else None,
+              checkpoint_every=s.faults.checkpoint_every,
+              checkpoint_time=s.faults.checkpoint_time, done=sim.event(),
+              class_weight=class_weight)
+    if class_weight is not None:
+        monitor.train_weight = class_weight[y_train]
+    return job
+
+
+def _check_model_for_data(model, n_train: int) -> None:
+    """The learner's settings that depend on the data size (a kernel SVM's cache must
+    hold one kernel row of the largest subset it may fit: the training set)."""
+    if hasattr(model, "cache_bytes"):
+        try:
+            model._validate_params(n_train)
+        except ValueError as exc:
+            raise ScenarioError(f"model.cache_bytes: {exc}") from None
+
+
+def _links(net) -> dict:
+    """Per-link overrides by node index (the server is node 0, worker i is node i + 1)."""
+    out = {}
+    for link in net.links:
+        a, b = (0 if end == "server" else end + 1 for end in (link.a, link.b))
+        cost = (net.latency if link.latency is None else link.latency,
+                net.bandwidth if link.bandwidth is None else link.bandwidth)
+        out[(a, b)] = out[(b, a)] = cost
+    return out
+
+
+def _start_faults(s: Scenario, sim, server, workers, streams, cluster=None) -> None:
+    for c in s.faults.crash:
+        for ref in (c.node if isinstance(c.node, tuple) else (c.node,)):  # a rack: all at once
+            node = server if ref == "server" else workers[ref]
+            sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
+                        daemon=True)
+    for c in s.faults.partition:
+        nodes = [server if ref == "server" else workers[ref] for ref in c.nodes]
+        sim.process(partition_at(cluster, nodes, c.at, c.heal_after), name="partition",
+                    daemon=True)
+    if math.isfinite(s.faults.server_mtbf):
+        sim.process(random_failures(server, s.faults.server_mtbf, s.faults.mttr,
+                                    streams.rng("faults")), name="failures@server", daemon=True)
+    if math.isfinite(s.faults.mtbf):
+        for i, node in enumerate(workers):
+            sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
+                                        streams.node_rng("faults", i)),
+                        name=f"failures@{node.name}", daemon=True)
+
+
+def start_training(s: Scenario, job: Job, split: DataSplit):
+    """Start the strategy's processes (after rebalancing's, if any); returns the process
+    whose end ends training."""
+    start = tasks.start if s.scheduling.policy is not None else STRATEGIES[s.strategy.kind].start
+    try:
+        if not split.moves:
+            return start(job)
+        job.count("rows_moved", sum(n for *_, n in split.moves))
+        return job.sim.process(_rebalance_then(job, split.moves, start), name="rebalance")
+    except ValueError as exc:  # what a strategy can only check against the data
+        raise ScenarioError(str(exc)) from None
+
+
+def _exchange(job: Job, w: int, moves: tuple):
+    """Worker w's part of rebalancing: send its surplus rows, receive what it is owed."""
+    node = job.workers[w]
+    row_nbytes = 8 * (job.monitor.X_train.shape[1] + 1)  # features and label
+    for src, dst, rows in moves:
+        if src == w:
+            node.send(job.workers[dst], ("rows", rows), nbytes=rows * row_nbytes)
+    for _ in range(sum(1 for _, dst, _ in moves if dst == w)):
+        yield node.recv()
+
+
+def _rebalance_then(job: Job, moves: tuple, start):
+    """Rebalance the shards (real messages, their bytes and time), then train."""
+    exchanges = [job.sim.process(_exchange(job, w, moves), name=f"rebalance@worker{w}")
+                 for w in range(len(job.workers))]
+    yield job.sim.all_of(exchanges)
+    return (yield start(job))

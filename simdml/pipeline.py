@@ -1,0 +1,149 @@
+"""A scenario's data as a run sees it: load, split, partition, standardize, rebalance,
+resample -- all before the clock starts (rebalancing's messages are sent by ``build``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import data as _data
+from ._rng import Streams
+from .imbalance import resample
+from .scenario import Scenario, ScenarioError
+
+__all__ = ["DataSplit", "prepare_data", "split_data"]
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """A scenario's data as the run sees it: standardized train/test arrays, with the
+    training rows laid out in shard order, and ``parts[i]``, the (contiguous) indices of
+    the training rows worker i holds."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    parts: list
+    scaling: tuple | None = None  # (mean, scale) per column applied to both; None: raw
+    resampling: dict | None = None  # rows_added, rows_removed, resample_flops (imbalance)
+    moves: tuple = ()  # rebalancing: (from worker, to worker, rows) sent before training
+
+
+def prepare_data(scenario: Scenario) -> DataSplit:
+    """Load, split, partition and standardize a scenario's data, as ``run`` does."""
+    return split_data(scenario, Streams(scenario.seed))
+
+
+def split_data(s: Scenario, streams: Streams) -> DataSplit:
+    """The data of scenario ``s``, drawn from its ``data`` stream of ``streams``."""
+    rng = streams.rng("data")
+    d = s.data
+    if d.dataset == "synthetic":
+        ds = _data.make_classification(d.n_samples, d.n_features, d.n_classes,
+                                       weights=d.weights, class_sep=d.class_sep,
+                                       label_noise=d.label_noise, rng=rng)
+    elif d.dataset == "synthetic_regression":
+        ds = _data.make_regression(d.n_samples, d.n_features, noise=d.noise, rng=rng)
+    else:
+        ds = _data.load(d.dataset)
+    train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
+                                           stratify=not ds.is_regression, rng=rng)
+    if s.cluster.workers > len(train):
+        raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
+                            f"{len(train)} training samples of data.dataset={d.dataset!r}")
+    # proportional to the effective speed: a slowed-down node gets less
+    effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
+    options = {"proportional": {"weights": effective}, "speed": {"weights": effective},
+               "label_skew": {"alpha": d.alpha},
+               "size_skew": {"exponent": d.exponent},
+               "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
+    try:
+        parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
+    except ValueError as exc:  # an option that does not fit the data (classes_per_part)
+        raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None
+    # Index the features once, in shard order, so that every shard is a view (no copies)
+    order = train[np.concatenate(parts)]
+    if ds.X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
+        y_train, y_test = ds.y[order], ds.y[test]
+        _data.permute_rows(ds.X, np.concatenate([order, test]))
+        X_train, X_test = ds.X[:order.size], ds.X[order.size:]  # views, in shard order
+    else:  # a bundled dataset is shared (read-only): copy the rows
+        X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
+    del ds  # a generated dataset is not kept twice
+    scaling = None
+    if d.standardize:
+        scaling = _data.scaling(X_train)
+        _data.standardize(X_train, X_test, copy=False)
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+    if d.rebalance:
+        split = _rebalance(split)
+    if s.imbalance.method is not None:
+        split = _resample(s, split, rng, options)
+    return split
+
+
+def _rebalance(split: DataSplit) -> DataSplit:
+    """Move rows between shards so that every shard holds each class's fair share
+    (``sizes(n_c, ones)``): a worker keeps its first rows of a class up to its share,
+    its surplus goes to the workers short of that class, lowest index first. The rows
+    moved are the fewest that make the shards alike; ``moves`` says who sends how many
+    rows to whom (the run sends them as messages before training starts)."""
+    k = len(split.parts)
+    y = split.y_train
+    keep, receive = [[] for _ in range(k)], [[] for _ in range(k)]
+    moves: dict[tuple[int, int], int] = {}
+    for c in np.unique(y):
+        rows = [p[y[p] == c] for p in split.parts]
+        share = _data.sizes(sum(r.size for r in rows), np.ones(k))
+        surplus = []
+        for i in range(k):
+            keep[i].append(rows[i][:share[i]])
+            surplus += [(i, r) for r in rows[i][share[i]:]]
+        for i in range(k):
+            need = share[i] - min(rows[i].size, share[i])
+            for src, r in surplus[:need]:
+                receive[i].append(np.array([r]))
+                moves[(src, i)] = moves.get((src, i), 0) + 1
+            surplus = surplus[need:]
+    order = [np.concatenate(keep[i] + receive[i]) for i in range(k)]
+    X, y2 = split.X_train[np.concatenate(order)], y[np.concatenate(order)]
+    bounds = np.cumsum([0] + [o.size for o in order])
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(X, split.X_test, y2, split.y_test, ranges, split.scaling,
+                     split.resampling, tuple((a, b, n) for (a, b), n in sorted(moves.items())))
+
+
+def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:
+    """Balance the classes of the (standardized) training rows: globally, then partition
+    the result again; or locally, shard by shard (``simdml.imbalance``)."""
+    im = s.imbalance
+    kwargs = {"k_neighbors": im.k_neighbors}
+    if im.where == "global":
+        X, y, flops = resample(im.method, split.X_train, split.y_train, rng, **kwargs)
+        parts = _data.partition(s.data.partition, y, s.cluster.workers, rng=rng, **options)
+        order = np.concatenate(parts)
+        X, y = X[order], y[order]
+        sizes = [len(p) for p in parts]
+    else:
+        pieces = [resample(im.method, split.X_train[p], split.y_train[p], rng, **kwargs)
+                  for p in split.parts]
+        X = np.concatenate([piece[0] for piece in pieces])
+        y = np.concatenate([piece[1] for piece in pieces])
+        flops = sum(piece[2] for piece in pieces)
+        sizes = [piece[1].size for piece in pieces]
+    if min(sizes) == 0:
+        raise ScenarioError(f"imbalance.method={im.method!r} left a worker without rows; "
+                            f"use fewer cluster.workers or another method")
+    n_before = split.y_train.size
+    counts = {"rows_added": int(max(0, y.size - n_before)),
+              "rows_removed": int(max(0, n_before - y.size)), "resample_flops": float(flops)}
+    if im.where == "local":  # a shard can both gain and lose rows: count per shard
+        before = [len(p) for p in split.parts]
+        counts["rows_added"] = int(sum(max(0, a - b) for a, b in zip(sizes, before)))
+        counts["rows_removed"] = int(sum(max(0, b - a) for a, b in zip(sizes, before)))
+    bounds = np.cumsum([0] + sizes)
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(X, split.X_test, y, split.y_test, ranges, split.scaling, counts)

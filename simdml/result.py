@@ -1,0 +1,137 @@
+"""What a run produced (``Result``), how its record is assembled, and its JSON form."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import classification_report, summarize
+from .scenario import Scenario
+from .trace import Trace
+
+__all__ = ["Result", "jsonable", "report"]
+
+
+@dataclass
+class Result:
+    """What a run produced.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    history : list of dict
+        One row per evaluation: simulated ``time`` (s), ``update`` count, training
+        ``loss``, test ``score`` (also as ``accuracy`` for classifiers, ``r2`` for
+        regressors), ``epoch`` (gradient work in passes over the training set).
+    trace : Trace
+        Spans, instants and counters of every node.
+    summary : dict
+        ``sim_time``, ``updates``, ``final_loss``, ``final_accuracy``, ``time_to_target``,
+        ``bytes_sent``, ``messages_sent``, ``stop_reason``, ...
+    model : learner
+        The trained learner (``predict``, ``score``; ``params`` for gradient strategies).
+        It works on the run's features, standardized with the training statistics:
+        use ``result.predict`` / ``result.score`` for raw features.
+    scaling : (mean, scale) or None
+        The standardization the run applied (``data.standardize``).
+    """
+
+    scenario: Scenario
+    history: list[dict]
+    trace: Trace
+    summary: dict
+    model: object
+    scaling: tuple | None = None
+
+    def _features(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.scaling is None:
+            return X
+        mean, scale = self.scaling
+        return (X - mean) / scale
+
+    def predict(self, X) -> np.ndarray:
+        """The trained model's predictions for raw features ``X`` (standardized first,
+        with the training statistics, as in the run)."""
+        return self.model.predict(self._features(X))
+
+    def score(self, X, y) -> float:
+        """The trained model's score (accuracy or R²) on raw features ``X``."""
+        return self.model.score(self._features(X), y)
+
+    @property
+    def nodes(self) -> dict[str, dict[str, float]]:
+        """Per node, seconds of compute / send / recv / wait / down / idle, and utilization."""
+        return self.trace.totals()
+
+    def to_dict(self) -> dict:
+        """The summary's fields at top level, plus ``scenario``, ``history`` and ``nodes``."""
+        return {**self.summary, "scenario": self.scenario.name, "seed": self.scenario.seed,
+                "history": self.history, "nodes": self.nodes}
+
+    def to_json(self) -> str:
+        return json.dumps(jsonable(self.to_dict()), indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON, atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+
+def jsonable(x):
+    """A copy of ``x`` that ``json.dumps`` writes as valid JSON: numpy scalars as Python
+    numbers, tuples as lists, and inf / nan (which JSON lacks) as the strings
+    ``"inf"`` / ``"nan"`` instead of invalid tokens."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    return x
+
+
+def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
+    """The Result of a finished run: the global model, the trace up to now, the test
+    set's classification report and the summary. ``stop_reason`` is the simulation's
+    (a time limit, a stall...); the monitor's own reason, if it stopped training, wins."""
+    monitor, cluster = job.monitor, job.cluster
+    monitor.finish()
+    model = job.model
+    if isinstance(monitor.params, np.ndarray):
+        model.params_ = monitor.params
+    elif monitor.params is not None:
+        model = monitor.params  # the global model is a fitted learner (or an ensemble)
+    else:  # stopped before the first model was built
+        model = None
+        stop_reason = f"{monitor.stop_reason or stop_reason}; no model yet: nothing to evaluate"
+        monitor.stop_reason = None
+    trace = Trace.from_cluster(cluster, job.sim.now, counters={
+        "loss": [(h["time"], h["loss"]) for h in monitor.history],
+        monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
+    counters = job.counters
+    if model is not None and model.is_classifier:  # the test set, class by class
+        n_outputs = len(job.classes)
+        with np.errstate(all="ignore"):  # a diverged model predicts too; its stop reason says so
+            test = classification_report(split.y_test, model.predict(split.X_test), n_outputs)
+        counters = {**counters, **{k: test[k] for k in (
+            "balanced_accuracy", "macro_f1", "recall", "precision", "f1", "confusion_matrix")}}
+    counters = {**counters, **(split.resampling or {})}
+    summary = summarize(monitor.history, trace, updates=monitor.updates,
+                        score_name=monitor.model.score_name,
+                        stop_reason=monitor.stop_reason or stop_reason,
+                        target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
+                        messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
+                        messages_skipped=cluster.messages_skipped,
+                        counters=counters, staleness=job.staleness)
+    return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
+                  scaling=split.scaling)
