@@ -27,6 +27,7 @@ import numpy as np
 
 from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
 from ..models._base import clone
+from .. import _checks
 from ._job import Job
 
 __all__ = ["LocalFusionOptions", "start"]
@@ -40,13 +41,10 @@ class LocalFusionOptions:
     weighting: str = "samples"  # "samples": weights n_i / n; "equal": 1 / n_workers
 
     def __post_init__(self):
-        if self.rule not in FUSION_RULES:
-            raise ValueError(f"rule must be one of {', '.join(map(repr, FUSION_RULES))}; "
-                             f"got {self.rule!r}")
-        if self.weighting not in ("samples", "equal"):
+        _checks.choice("rule", self.rule, FUSION_RULES)
+        if self.weighting not in ("samples", "equal"):  # two choices read best as "a or b"
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
-        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) \
-                or not 0 < self.validation < 1:
+        if not (_checks.is_real(self.validation) and 0 < self.validation < 1):
             raise ValueError(f"validation must be a fraction in (0, 1); got {self.validation!r}")
 
 
