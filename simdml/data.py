@@ -781,10 +781,14 @@ def _fill_empty(shards: list[np.ndarray], n_samples: int) -> list[np.ndarray]:
 PARTITIONERS: dict[str, Callable[..., list[np.ndarray]]] = {
     "iid": iid,
     "proportional": proportional,   # to node speed (the data pipeline passes the speeds)
-    "speed": proportional,          # the same, by the name the imbalance lessons use
     "label_skew": label_skew,
     "size_skew": size_skew,
     "by_label": by_label,
+}
+
+# Other names a scenario may use for a partitioner; ``DataConfig`` resolves them.
+PARTITION_ALIASES: dict[str, str] = {
+    "speed": "proportional",        # by the name the imbalance lessons use
 }
 
 

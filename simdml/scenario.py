@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import _checks
+from . import _checks, _rules
 from . import data as _data
 from ._toml import dumps as _dumps_toml
 from .cluster import COMPUTE_TIMES
@@ -236,6 +236,11 @@ class FaultsConfig:
         _number("faults.checkpoint_time", self.checkpoint_time, low=0, unit="s")
 
 
+# each partitioner's name, followed by its aliases ("proportional", "speed")
+_PARTITION_NAMES = tuple(n for p in _data.PARTITIONERS for n in (p, *(
+    alias for alias, target in _data.PARTITION_ALIASES.items() if target == p)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
@@ -261,7 +266,9 @@ class DataConfig:
         _number("data.test_size", self.test_size, low=0, strict_low=True)
         if self.test_size >= 1:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
-        _choice("data.partition", self.partition, tuple(_data.PARTITIONERS))
+        _choice("data.partition", self.partition, _PARTITION_NAMES)
+        # an alias is resolved here, once: nothing downstream ever sees it
+        _set(self, "partition", _data.PARTITION_ALIASES.get(self.partition, self.partition))
         _number("data.alpha", self.alpha, low=0, strict_low=True)
         _number("data.exponent", self.exponent, low=0)
         _integer("data.classes_per_part", self.classes_per_part, low=1)
@@ -454,74 +461,11 @@ class Scenario:
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
-        refs = [(f"faults.crash[{i}].node", n) for i, c in enumerate(self.faults.crash)
-                for n in (c.node if isinstance(c.node, tuple) else (c.node,))]
-        refs += [(f"faults.partition[{i}].nodes", n) for i, c in enumerate(self.faults.partition)
-                 for n in c.nodes]
-        refs += [(f"network.links[{i}].{end}", getattr(link, end))
-                 for i, link in enumerate(self.network.links) for end in ("a", "b")]
-        model = MODELS[self.model.kind]
-        if self.data.rebalance and self.data.is_regression:
-            raise ScenarioError("data.rebalance balances the classes of the shards; "
-                                f"data.dataset={self.data.dataset!r} has none")
-        if self.imbalance.method is not None and self.data.is_regression:
-            raise ScenarioError(f"imbalance.method={self.imbalance.method!r} balances classes; "
-                                f"data.dataset={self.data.dataset!r} has none")
-        if model.is_classifier == self.data.is_regression:
-            need = "a classification dataset" if model.is_classifier else \
-                "data.dataset = 'synthetic_regression'"
-            raise ScenarioError(f"model.kind={self.model.kind!r} is a "
-                                f"{'classifier' if model.is_classifier else 'regressor'} and needs "
-                                f"{need}; got data.dataset={self.data.dataset!r}")
-        trains = STRATEGIES[self.strategy.kind].models
-        if self.model.kind not in trains:
-            raise ScenarioError(f"strategy.kind={self.strategy.kind!r} trains model.kind in "
-                                f"{', '.join(map(repr, trains))}; got model.kind={self.model.kind!r}")
-        if self.strategy.options.get("rule") == "average" and self.model.kind not in GRADIENT_MODELS:
-            linear = [k for k in trains if k in GRADIENT_MODELS]  # those with a parameter vector
-            raise ScenarioError(f"strategy.rule='average' averages parameter vectors: it needs "
-                                f"model.kind {' or '.join(map(repr, linear))}; got "
-                                f"model.kind={self.model.kind!r}")
-        if not STRATEGIES[self.strategy.kind].survives_faults:
-            faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
-                      "faults.partition": self.faults.partition != (),
-                      "faults.server_mtbf": self.faults.server_mtbf < _INF,
-                      "network.loss": self.network.loss > 0}
-            for key, present in faults.items():
-                if present:
-                    raise ScenarioError(
-                        f"strategy.kind={self.strategy.kind!r} has no recovery protocol: it cannot "
-                        f"go on after a crash or a lost message; remove {key}")
-        if self.data.partition in ("proportional", "speed") and not all(map(math.isfinite, self.cluster.speed)):
-            raise ScenarioError(f"data.partition={self.data.partition!r} needs finite cluster.speed "
-                                f"(shards in proportion to speed); got {list(self.cluster.speed)}")
-        if self.faults.checkpoint_every and self.strategy.kind != "sync":
-            raise ScenarioError(f"faults.checkpoint_every: only the sync parameter server "
-                                f"checkpoints (and restarts); got strategy.kind="
-                                f"{self.strategy.kind!r}")
-        if self.scheduling.policy is not None:
-            if self.strategy.batch_size is not None:
-                raise ScenarioError("strategy.batch_size: task-based rounds compute whole "
-                                    "blocks (scheduling.blocks sets their size); remove it")
-            if self.strategy.kind != "sync" or self.strategy.options:
-                raise ScenarioError(
-                    f"scheduling.policy={self.scheduling.policy!r} schedules the blocks of "
-                    f"synchronous rounds: it needs strategy.kind = 'sync' without "
-                    f"wait_for / round_timeout; got strategy.kind={self.strategy.kind!r}"
-                    + (f" with {', '.join(self.strategy.options)}" if self.strategy.options else ""))
-            blocks = self.scheduling.blocks
-            if blocks is not None and blocks < self.cluster.workers:
-                raise ScenarioError(f"scheduling.blocks must be >= cluster.workers="
-                                    f"{self.cluster.workers} (a block per worker at least); "
-                                    f"got {blocks}")
-        wait_for = self.strategy.options.get("wait_for")
-        if isinstance(wait_for, int) and wait_for > self.cluster.workers:
-            raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="
-                                f"{self.cluster.workers}; got {wait_for}")
-        for key, node in refs:
-            if node != "server" and node >= self.cluster.workers:
-                raise ScenarioError(f"{key} must be 'server' or a worker index below "
-                                    f"cluster.workers={self.cluster.workers}; got {node!r}")
+        for rule in _rules.RULES:  # the rules that span sections, in a fixed order
+            try:
+                rule(self)
+            except ValueError as exc:
+                raise ScenarioError(str(exc)) from None
 
     # -- dict / TOML ----------------------------------------------------------------
     @classmethod

@@ -396,7 +396,6 @@ def test_standardize_rejects_mismatched_columns():
 
 def _options(name, n_parts):
     return {"proportional": {"weights": np.arange(1, n_parts + 1)},
-            "speed": {"weights": np.arange(1, n_parts + 1)},
             "label_skew": {"alpha": 0.3}, "size_skew": {"exponent": 1.5},
             "by_label": {"classes_per_part": 2}}.get(name, {})
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models._base import clone
 from .. import _checks
+from ..models._base import clone
 from ._job import Job
 
 __all__ = ["CascadeOptions", "start"]

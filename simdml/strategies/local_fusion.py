@@ -25,12 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
-from ..models._base import clone
 from .. import _checks
+from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
+from ..models import GRADIENT_MODELS
+from ..models._base import clone
 from ._job import Job
 
-__all__ = ["LocalFusionOptions", "start"]
+__all__ = ["LocalFusionOptions", "MODELS", "start"]
+
+MODELS = ("logistic", "svm", "kernel_svm", "tree", "forest")  # the learners it can fuse
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +49,16 @@ class LocalFusionOptions:
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
         if not (_checks.is_real(self.validation) and 0 < self.validation < 1):
             raise ValueError(f"validation must be a fraction in (0, 1); got {self.validation!r}")
+
+
+def average_needs_parameter_vectors(s) -> None:
+    """A scenario rule: ``rule = 'average'`` averages parameter vectors, so the local
+    models must have one (a gradient model)."""
+    if s.strategy.options.get("rule") == "average" and s.model.kind not in GRADIENT_MODELS:
+        linear = [k for k in MODELS if k in GRADIENT_MODELS]
+        raise ValueError(f"strategy.rule='average' averages parameter vectors: it needs "
+                         f"model.kind {' or '.join(map(repr, linear))}; got "
+                         f"model.kind={s.model.kind!r}")
 
 
 def start(job: Job):

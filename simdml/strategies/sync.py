@@ -52,6 +52,14 @@ class SyncOptions:
         _checks.integer("retries", self.retries, low=0)
 
 
+def wait_for_at_most_workers(s) -> None:
+    """A scenario rule: k of n needs k <= n."""
+    wait_for = s.strategy.options.get("wait_for")
+    if isinstance(wait_for, int) and wait_for > s.cluster.workers:
+        raise ValueError(f"strategy.wait_for must be at most cluster.workers="
+                         f"{s.cluster.workers}; got {wait_for}")
+
+
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
     k = job.options.wait_for or len(job.workers)

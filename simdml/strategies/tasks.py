@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..scheduling import POLICIES, RoundState
 from .. import _checks
+from ..scheduling import POLICIES, RoundState
 from ._job import Job, weighted_sum
 from .sync import recv_before
 

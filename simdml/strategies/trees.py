@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ..models._base import clone
 from ..models._hist import apply_bins, bin_edges, binning_flops, histogram_flops, histograms, \
     split_flops, split_scores
-from .. import _checks
 from ._job import Job
 
 __all__ = ["HistTreeOptions", "VotingTreeOptions", "start"]
