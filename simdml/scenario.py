@@ -12,7 +12,6 @@ the rule and the value received::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 import tomllib
@@ -20,12 +19,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from . import _checks, _rules
 from . import data as _data
 from ._toml import dumps as _dumps_toml
 from .cluster import COMPUTE_TIMES
 from .imbalance import RESAMPLERS
 from .models import GRADIENT_MODELS, MODELS
-from .scheduling import POLICIES
 from .strategies import STRATEGIES
 from .strategies.tasks import SchedulingOptions
 
@@ -44,36 +43,34 @@ class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the key, the rule and the value."""
 
 
-# -- checks: each raises ScenarioError naming the key --------------------------------
-def _number(key, value, *, low=None, high=None, strict_low=False, finite=True, unit=""):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{key} must be a number{_u(unit)}; got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (finite and math.isinf(value)):
-        raise ScenarioError(f"{key} must be a finite number{_u(unit)}; got {value!r}")
-    if low is not None and (value <= low if strict_low else value < low):
-        raise ScenarioError(f"{key} must be {'>' if strict_low else '>='} {low:g}{_u(unit)}; "
-                            f"got {value!r}")
-    if high is not None and value > high:
-        raise ScenarioError(f"{key} must be <= {high:g}{_u(unit)}; got {value!r}")
-    return value
-
-
-def _u(unit):
-    return f" ({unit})" if unit else ""
+# -- checks: simdml._checks, each ValueError re-raised as a ScenarioError ----------------
+def _check(check, key, value, **rule):
+    try:
+        return check(key, value, **rule)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
 
 
+def _number(key, value, **rule):
+    return _check(_checks.number, key, value, **rule)
+
+
 def _integer(key, value, *, low, high=MAX_INT):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
-    if value < low:
-        raise ScenarioError(f"{key} must be an integer >= {low}; got {value!r}")
-    if value > high:
-        raise ScenarioError(f"{key} must be at most {high:,}; got {value!r}")
-    return value
+    return _check(_checks.integer, key, value, low=low, high=high)
+
+
+def _choice(key, value, allowed):
+    return _check(_checks.choice, key, value, allowed=allowed)
+
+
+def _flag(key, value):
+    return _check(_checks.flag, key, value)
+
+
+_did_you_mean = _checks.did_you_mean  # sweep.py's name for it
 
 
 def _list(key, value) -> list:
@@ -81,18 +78,6 @@ def _list(key, value) -> list:
     if not isinstance(value, (list, tuple)):
         raise ScenarioError(f"{key} must be a list; got {value!r}")
     return list(value)
-
-
-def _choice(key, value, allowed):
-    if value not in allowed:
-        raise ScenarioError(f"{key} must be one of {', '.join(map(repr, allowed))}; "
-                            f"got {value!r}{_did_you_mean(value, allowed)}")
-    return value
-
-
-def _did_you_mean(value, allowed):
-    close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _per_item(key, value, n, n_key, **rule):
@@ -251,6 +236,11 @@ class FaultsConfig:
         _number("faults.checkpoint_time", self.checkpoint_time, low=0, unit="s")
 
 
+# each partitioner's name, followed by its aliases ("proportional", "speed")
+_PARTITION_NAMES = tuple(n for p in _data.PARTITIONERS for n in (p, *(
+    alias for alias, target in _data.PARTITION_ALIASES.items() if target == p)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
@@ -276,14 +266,14 @@ class DataConfig:
         _number("data.test_size", self.test_size, low=0, strict_low=True)
         if self.test_size >= 1:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")
-        _choice("data.partition", self.partition, tuple(_data.PARTITIONERS))
+        _choice("data.partition", self.partition, _PARTITION_NAMES)
+        # an alias is resolved here, once: nothing downstream ever sees it
+        _set(self, "partition", _data.PARTITION_ALIASES.get(self.partition, self.partition))
         _number("data.alpha", self.alpha, low=0, strict_low=True)
         _number("data.exponent", self.exponent, low=0)
         _integer("data.classes_per_part", self.classes_per_part, low=1)
-        if not isinstance(self.rebalance, bool):
-            raise ScenarioError(f"data.rebalance must be true or false; got {self.rebalance!r}")
-        if not isinstance(self.standardize, bool):
-            raise ScenarioError(f"data.standardize must be true or false; got {self.standardize!r}")
+        _flag("data.rebalance", self.rebalance)
+        _flag("data.standardize", self.standardize)
         _integer("data.n_samples", self.n_samples, low=4)
         _integer("data.n_features", self.n_features, low=1)
         _integer("data.n_classes", self.n_classes, low=2)
@@ -369,20 +359,21 @@ class StrategyConfig:
                 raise ScenarioError(
                     f"unknown key strategy.{key} for strategy.kind={self.kind!r}; allowed: "
                     f"{', '.join(self.COMMON + tuple(allowed))}{_did_you_mean(key, allowed)}")
-        for f in dataclasses.fields(cls):
-            if f.name in self.options and f.type in ("float", float):  # a number, not NaN;
-                _number(f"strategy.{f.name}", self.options[f.name], finite=False)  # its range:
-                # the options class says what it allows
-        try:
-            return cls(**self.options)
-        except (ValueError, TypeError) as exc:  # the options' own checks name the field
-            raise ScenarioError(f"strategy.{exc}") from None
+        return _build_options(cls, "strategy", self.options)
 
     def to_dict(self):
         common = {"kind": self.kind, "lr": self.lr}
         if self.batch_size is not None:
             common["batch_size"] = self.batch_size
         return {**common, **{k: v for k, v in self.options.items() if v is not None}}
+
+
+def _build_options(cls, section: str, options: dict):
+    """``cls(**options)``; the error of its own checks, prefixed with the section."""
+    try:
+        return cls(**options)
+    except (ValueError, TypeError) as exc:  # the options' checks name the (local) key
+        raise ScenarioError(f"{section}.{exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,18 +414,15 @@ class SchedulingConfig:
     block_timeout: float = _INF  # s: re-send a block whose result is this late (lost messages)
 
     def __post_init__(self):
-        if self.policy is not None:
-            _choice("scheduling.policy", self.policy, tuple(POLICIES))
-        if self.blocks is not None:
-            _integer("scheduling.blocks", self.blocks, low=1)
-        _integer("scheduling.prefetch", self.prefetch, low=1)
-        _number("scheduling.detect_after", self.detect_after, low=0, unit="s")
-        _number("scheduling.block_timeout", self.block_timeout, low=0, strict_low=True,
-                finite=False, unit="s")
+        self.build()  # the options class checks every setting, once
 
     def build(self) -> SchedulingOptions:
-        return SchedulingOptions(**{f.name: getattr(self, f.name)
-                                    for f in dataclasses.fields(self)})
+        """The options of task-based rounds, checked; without a policy, the default
+        policy stands in, so that the other settings are checked all the same."""
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.policy is None:
+            options.pop("policy")
+        return _build_options(SchedulingOptions, "scheduling", options)
 
 
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
@@ -469,79 +457,15 @@ class Scenario:
             raise ScenarioError(f"description must be a string; got {self.description!r}")
         _integer("seed", self.seed, low=0, high=2**63 - 1)  # spawned seeds are 63-bit
         _integer("eval_every", self.eval_every, low=1)
-        if not isinstance(self.trace_spans, bool):
-            raise ScenarioError(f"trace_spans must be true or false; got {self.trace_spans!r}")
+        _flag("trace_spans", self.trace_spans)
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
-        refs = [(f"faults.crash[{i}].node", n) for i, c in enumerate(self.faults.crash)
-                for n in (c.node if isinstance(c.node, tuple) else (c.node,))]
-        refs += [(f"faults.partition[{i}].nodes", n) for i, c in enumerate(self.faults.partition)
-                 for n in c.nodes]
-        refs += [(f"network.links[{i}].{end}", getattr(link, end))
-                 for i, link in enumerate(self.network.links) for end in ("a", "b")]
-        model = MODELS[self.model.kind]
-        if self.data.rebalance and self.data.is_regression:
-            raise ScenarioError("data.rebalance balances the classes of the shards; "
-                                f"data.dataset={self.data.dataset!r} has none")
-        if self.imbalance.method is not None and self.data.is_regression:
-            raise ScenarioError(f"imbalance.method={self.imbalance.method!r} balances classes; "
-                                f"data.dataset={self.data.dataset!r} has none")
-        if model.is_classifier == self.data.is_regression:
-            need = "a classification dataset" if model.is_classifier else \
-                "data.dataset = 'synthetic_regression'"
-            raise ScenarioError(f"model.kind={self.model.kind!r} is a "
-                                f"{'classifier' if model.is_classifier else 'regressor'} and needs "
-                                f"{need}; got data.dataset={self.data.dataset!r}")
-        trains = STRATEGIES[self.strategy.kind].models
-        if self.model.kind not in trains:
-            raise ScenarioError(f"strategy.kind={self.strategy.kind!r} trains model.kind in "
-                                f"{', '.join(map(repr, trains))}; got model.kind={self.model.kind!r}")
-        if self.strategy.options.get("rule") == "average" and self.model.kind not in GRADIENT_MODELS:
-            linear = [k for k in trains if k in GRADIENT_MODELS]  # those with a parameter vector
-            raise ScenarioError(f"strategy.rule='average' averages parameter vectors: it needs "
-                                f"model.kind {' or '.join(map(repr, linear))}; got "
-                                f"model.kind={self.model.kind!r}")
-        if not STRATEGIES[self.strategy.kind].survives_faults:
-            faults = {"faults.crash": self.faults.crash != (), "faults.mtbf": self.faults.mtbf < _INF,
-                      "faults.partition": self.faults.partition != (),
-                      "faults.server_mtbf": self.faults.server_mtbf < _INF,
-                      "network.loss": self.network.loss > 0}
-            for key, present in faults.items():
-                if present:
-                    raise ScenarioError(
-                        f"strategy.kind={self.strategy.kind!r} has no recovery protocol: it cannot "
-                        f"go on after a crash or a lost message; remove {key}")
-        if self.data.partition in ("proportional", "speed") and not all(map(math.isfinite, self.cluster.speed)):
-            raise ScenarioError(f"data.partition={self.data.partition!r} needs finite cluster.speed "
-                                f"(shards in proportion to speed); got {list(self.cluster.speed)}")
-        if self.faults.checkpoint_every and self.strategy.kind != "sync":
-            raise ScenarioError(f"faults.checkpoint_every: only the sync parameter server "
-                                f"checkpoints (and restarts); got strategy.kind="
-                                f"{self.strategy.kind!r}")
-        if self.scheduling.policy is not None:
-            if self.strategy.batch_size is not None:
-                raise ScenarioError("strategy.batch_size: task-based rounds compute whole "
-                                    "blocks (scheduling.blocks sets their size); remove it")
-            if self.strategy.kind != "sync" or self.strategy.options:
-                raise ScenarioError(
-                    f"scheduling.policy={self.scheduling.policy!r} schedules the blocks of "
-                    f"synchronous rounds: it needs strategy.kind = 'sync' without "
-                    f"wait_for / round_timeout; got strategy.kind={self.strategy.kind!r}"
-                    + (f" with {', '.join(self.strategy.options)}" if self.strategy.options else ""))
-            blocks = self.scheduling.blocks
-            if blocks is not None and blocks < self.cluster.workers:
-                raise ScenarioError(f"scheduling.blocks must be >= cluster.workers="
-                                    f"{self.cluster.workers} (a block per worker at least); "
-                                    f"got {blocks}")
-        wait_for = self.strategy.options.get("wait_for")
-        if isinstance(wait_for, int) and wait_for > self.cluster.workers:
-            raise ScenarioError(f"strategy.wait_for must be at most cluster.workers="
-                                f"{self.cluster.workers}; got {wait_for}")
-        for key, node in refs:
-            if node != "server" and node >= self.cluster.workers:
-                raise ScenarioError(f"{key} must be 'server' or a worker index below "
-                                    f"cluster.workers={self.cluster.workers}; got {node!r}")
+        for rule in _rules.RULES:  # the rules that span sections, in a fixed order
+            try:
+                rule(self)
+            except ValueError as exc:
+                raise ScenarioError(str(exc)) from None
 
     # -- dict / TOML ----------------------------------------------------------------
     @classmethod

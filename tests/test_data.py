@@ -10,7 +10,7 @@ import pytest
 
 from simdml.data import (DATASETS, PARTITIONERS, Dataset, by_label, iid, label_skew, load,
                          make_classification,
-                         make_regression, partition, proportional, size_skew, sizes,
+                         make_regression, partition, proportional, size_skew, apportion,
                          standardize,
                          train_test_split)
 
@@ -139,8 +139,8 @@ def _xy(ds):
     ({"n_classes": 3, "weights": [1, 2]}, "weights must have n_classes=3 entries; got 2"),
     ({"weights": [1.0, -1.0]}, "weights must be finite and > 0; got [1.0, -1.0]"),
     ({"weights": [1.0, math.inf]}, "weights must be finite and > 0; got [1.0, inf]"),
-    ({"class_sep": math.nan}, "class_sep must be finite and >= 0; got nan"),
-    ({"class_sep": -1.0}, "class_sep must be finite and >= 0; got -1.0"),
+    ({"class_sep": math.nan}, "class_sep must be a finite number >= 0; got nan"),
+    ({"class_sep": -1.0}, "class_sep must be a finite number >= 0; got -1.0"),
 ])
 def test_make_classification_validation_messages(kwargs, message):
     """Each invalid argument raises ValueError naming the argument, the rule and the value."""
@@ -217,9 +217,9 @@ def test_make_regression_same_seed_same_data_and_noise_changes_only_y():
     ({"n_samples": 1}, "n_samples must be an integer >= 2; got 1"),
     ({"n_samples": 2.5}, "n_samples must be an integer >= 2; got 2.5"),
     ({"n_features": 0}, "n_features must be an integer >= 1; got 0"),
-    ({"noise": -1.0}, "noise must be finite and >= 0; got -1.0"),
-    ({"noise": math.inf}, "noise must be finite and >= 0; got inf"),
-    ({"noise": True}, "noise must be finite and >= 0; got True"),
+    ({"noise": -1.0}, "noise must be a finite number >= 0; got -1.0"),
+    ({"noise": math.inf}, "noise must be a finite number >= 0; got inf"),
+    ({"noise": True}, "noise must be a finite number >= 0; got True"),
 ])
 def test_make_regression_validation_messages(kwargs, message):
     """Each invalid argument raises ValueError naming the argument, the rule and the value."""
@@ -234,23 +234,23 @@ def test_make_regression_rejects_seed_as_rng():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_sizes_sum_and_stay_within_one_of_exact_shares(seed):
+def test_apportion_sum_and_stay_within_one_of_exact_shares(seed):
     """Largest-remainder sizes sum to n and each is within 1 of its exact share."""
     rng = rng_of(seed)
     weights = rng.uniform(0.1, 5.0, size=7)
     n = int(rng.integers(7, 1000))
-    counts = sizes(n, weights)
+    counts = apportion(n, weights)
     assert counts.sum() == n and counts.dtype == np.int64
     assert np.all(np.abs(counts - n * weights / weights.sum()) < 1)
 
 
-def test_sizes_min_size_pins_small_parts():
+def test_apportion_min_size_pins_small_parts():
     """Parts whose share is below min_size get exactly min_size; the rest share the remainder."""
-    assert sizes(100, [1, 1, 98], min_size=5).tolist() == [5, 5, 90]
+    assert apportion(100, [1, 1, 98], min_size=5).tolist() == [5, 5, 90]
     with pytest.raises(ValueError, match=re.escape("n_samples must be >= min_size * n_parts = 6; got 5")):
-        sizes(5, [1, 1, 1], min_size=2)
+        apportion(5, [1, 1, 1], min_size=2)
     with pytest.raises(ValueError, match="weights must be a non-empty 1-D sequence"):
-        sizes(5, [])
+        apportion(5, [])
 
 
 # ------------------------------------------------------------ split and scale
@@ -350,7 +350,7 @@ def test_train_test_split_refuses_to_stratify_a_regression_target():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"stratify": "no"}, "stratify must be True or False; got 'no'"),
+    ({"stratify": "no"}, "stratify must be true or false; got 'no'"),
     ({"stratify": False, "X": np.zeros((1, 1)), "y": [0.5]},
      "need at least 2 samples to split without stratification; got 1"),
 ])
@@ -396,7 +396,6 @@ def test_standardize_rejects_mismatched_columns():
 
 def _options(name, n_parts):
     return {"proportional": {"weights": np.arange(1, n_parts + 1)},
-            "speed": {"weights": np.arange(1, n_parts + 1)},
             "label_skew": {"alpha": 0.3}, "size_skew": {"exponent": 1.5},
             "by_label": {"classes_per_part": 2}}.get(name, {})
 

@@ -157,3 +157,34 @@ def test_the_readme_scenario_is_valid_and_runs():
     s = parse_scenario(block).replace(**{"stop.rounds": 20})
     r = run(s)
     assert r.summary["stop_reason"] == "20 updates done (stop.rounds)"
+
+
+def test_speed_is_an_alias_resolved_once():
+    """data.partition = 'speed' is read as 'proportional': nothing downstream sees the alias."""
+    s = Scenario().replace(**{"data.partition": "speed"})
+    assert s.data.partition == "proportional"
+    with pytest.raises(ScenarioError, match=r"data.partition='proportional' needs finite cluster.speed"):
+        Scenario().replace(**{"data.partition": "speed", "cluster.speed": math.inf})
+
+
+def test_cross_section_rules_report_the_first_broken_one():
+    """RULES run in a fixed order: a scenario breaking two rules reports the earlier one."""
+    from simdml._rules import RULES
+    names = [r.__name__ for r in RULES]
+    assert names.index("scheduling_needs_plain_sync") < names.index("strategy_rules")
+    with pytest.raises(ScenarioError, match=r"scheduling.policy='round_robin' .* with wait_for"):
+        Scenario().replace(**{"scheduling.policy": "round_robin", "strategy.wait_for": 9})
+    with pytest.raises(ScenarioError, match=r"strategy.wait_for must be at most cluster.workers=4"):
+        Scenario().replace(**{"strategy.wait_for": 9})
+
+
+def test_a_strategy_declares_its_own_rules():
+    """sync's k-of-n rule and local_fusion's averaging rule are registered with them."""
+    from simdml.strategies import STRATEGIES
+    from simdml.strategies import local_fusion, sync
+    assert sync.wait_for_at_most_workers in STRATEGIES["sync"].rules
+    assert STRATEGIES["sync"].checkpoints and not STRATEGIES["async"].checkpoints
+    assert local_fusion.average_needs_parameter_vectors in STRATEGIES["local_fusion"].model_rules
+    with pytest.raises(ScenarioError, match=r"strategy.rule='average' averages parameter vectors"):
+        Scenario().replace(**{"strategy.kind": "local_fusion", "strategy.rule": "average",
+                              "model.kind": "tree"})

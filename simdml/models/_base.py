@@ -1,5 +1,8 @@
 """Shared pieces of the learners: parameter checks, input checks, gradient-descent bases.
 
+The parameter checks speak scikit-learn's words (``The 'lr' parameter of ...``) over the
+rules of :mod:`simdml._checks` (``is_real``, ``is_integer``: a bool is no number).
+
 Every learner validates its hyper-parameters in ``fit`` (never in ``__init__``, which
 only stores its arguments) with the same messages, so that the common tests can assert
 them. The strategy-facing methods (``loss_grad``, ``grad_flops``) skip these checks:
@@ -8,9 +11,9 @@ they are on the hot path and receive arrays the strategy already validated.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from simdml._checks import is_integer, is_real
 
 
 def class_weights(spec, counts) -> np.ndarray:
@@ -38,7 +41,7 @@ def class_weights(spec, counts) -> np.ndarray:
 
 def _check_class_weight(owner, value) -> None:
     if not (value is None or value == "balanced" or (isinstance(value, dict) and all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+            is_real(v) and v >= 0
             and str(k).isdigit() for k, v in value.items()))):
         raise ValueError(f"The 'class_weight' parameter of {_owner_name(owner)} must be None, "
                          f"'balanced' or a dict of class index -> non-negative weight. "
@@ -81,14 +84,13 @@ def _owner_name(owner) -> str:
 
 def _show(value) -> str:
     # str() of a number reads like the user typed it (-1, nan); repr() quotes strings.
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    return str(value) if is_number else repr(value)
+    return str(value) if is_real(value) else repr(value)
 
 
 def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
     rule = f"> {low}" if strict else f">= {low}"
     prefix = f"The {name!r} parameter of {_owner_name(owner)}"
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_real(value):
         raise ValueError(f"{prefix} must be a real number {rule}. Got {_show(value)} instead.")
     if not np.isfinite(value):
         raise ValueError(f"{prefix} must be finite. Got {_show(value)} instead.")
@@ -112,7 +114,7 @@ def _check_non_negative(owner, name: str, value) -> None:
 
 def _check_int(owner, name: str, value, *, low: int) -> None:
     """Raise unless ``value`` is an int >= ``low`` (``bool`` is not an int here)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if not is_integer(value) or value < low:
         raise ValueError(
             f"The {name!r} parameter of {_owner_name(owner)} must be an int >= {low}. "
             f"Got {_show(value)} instead."

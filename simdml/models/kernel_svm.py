@@ -18,11 +18,11 @@ solution) and probability estimates.
 from __future__ import annotations
 
 import itertools
-import numbers
 import warnings
 
 import numpy as np
 
+from simdml._checks import is_integer, is_real
 from simdml.models._base import (
     NotFittedError, _check_class_weight, _check_fitted_X, _check_int, _check_positive,
     _check_sample_weight, _check_X_y, _show, class_weights,
@@ -183,21 +183,18 @@ class KernelSVM:
                                  f"{', '.join(map(repr, allowed))}. "
                                  f"Got {_show(getattr(self, param))} instead.")
         if not (isinstance(self.gamma, str) and self.gamma == "scale"):
-            is_real = isinstance(self.gamma, numbers.Real) and not isinstance(self.gamma, bool)
-            if not (is_real and np.isfinite(self.gamma) and self.gamma > 0):
+            if not (is_real(self.gamma) and np.isfinite(self.gamma) and self.gamma > 0):
                 raise ValueError(f"The 'gamma' parameter of {name} must be 'scale' or a real "
                                  f"number > 0. Got {_show(self.gamma)} instead.")
         _check_int(self, "degree", self.degree, low=1)
-        is_real = isinstance(self.coef0, numbers.Real) and not isinstance(self.coef0, bool)
-        if not (is_real and np.isfinite(self.coef0)):
+        if not (is_real(self.coef0) and np.isfinite(self.coef0)):
             raise ValueError(f"The 'coef0' parameter of {name} must be a finite real number. "
                              f"Got {_show(self.coef0)} instead.")
         _check_positive(self, "tol", self.tol)
         _check_int(self, "max_iter", self.max_iter, low=1)
         _check_class_weight(self, self.class_weight)
         row_nbytes = 8 * (n_samples or 1)
-        if not (isinstance(self.cache_bytes, numbers.Integral) and not isinstance(
-                self.cache_bytes, bool) and self.cache_bytes >= row_nbytes):
+        if not (is_integer(self.cache_bytes) and self.cache_bytes >= row_nbytes):
             raise ValueError(f"The 'cache_bytes' parameter of {name} must be an int >= "
                              f"{row_nbytes} (one kernel row: 8 bytes x {n_samples} samples). "
                              f"Got {_show(self.cache_bytes)} instead.")

@@ -9,9 +9,9 @@ histograms first), so that both build the same tree from the same histograms.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from simdml._checks import is_integer
 
 from simdml.models._base import NotFittedError, _check_class_weight, _check_fitted_X, \
     _check_int, _check_non_negative, _check_X_y, _show, class_weights
@@ -195,8 +195,7 @@ class DecisionTree:
                              f"uint8). Got {self.max_bins} instead.")
         _check_class_weight(self, self.class_weight)
         mf = self.max_features
-        if not (mf is None or mf == "sqrt" or (isinstance(mf, numbers.Integral)
-                                               and not isinstance(mf, bool) and mf >= 1)):
+        if not (mf is None or mf == "sqrt" or (is_integer(mf) and mf >= 1)):
             raise ValueError(f"The 'max_features' parameter of {name} must be None, 'sqrt' or "
                              f"an int >= 1. Got {_show(mf)} instead.")
         _check_int(self, "seed", self.seed, low=0)

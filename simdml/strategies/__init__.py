@@ -17,17 +17,29 @@ __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
 
 @dataclass(frozen=True)
 class StrategySpec:
+    """A registered strategy: its settings, its start, and what it can and cannot do.
+
+    A rule is a function of the whole ``Scenario`` that raises ``ValueError`` naming
+    the dotted keys that do not go together; the scenario runs ``model_rules`` once it
+    knows that the strategy trains the model, and ``rules`` after its own rules of the
+    cluster and the scheduling (``simdml._rules.RULES`` gives the order).
+    """
+
     options: type   # frozen kw_only dataclass of the strategy's own settings
     start: object   # start(job) -> Process
     summary: str
     survives_faults: bool = True  # False: crashes and lost messages would corrupt its math
     models: tuple[str, ...] = GRADIENT_MODELS  # the model kinds it can train
+    checkpoints: bool = False     # its server checkpoints and restarts (faults.checkpoint_every)
+    model_rules: tuple = ()       # rules of its options against the model
+    rules: tuple = ()             # rules of its options against the cluster
 
 
 STRATEGIES: dict[str, StrategySpec] = {
     "sync": StrategySpec(sync.SyncOptions, sync.start,
                          "synchronous parameter server (exact full-batch gradient descent); "
-                         "wait_for = k uses the first k of n gradients"),
+                         "wait_for = k uses the first k of n gradients",
+                         checkpoints=True, rules=(sync.wait_for_at_most_workers,)),
     "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
                           "asynchronous parameter server: every push updates at once"),
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
@@ -48,8 +60,8 @@ STRATEGIES: dict[str, StrategySpec] = {
     "local_fusion": StrategySpec(local_fusion.LocalFusionOptions, local_fusion.start,
                                  "local models, one per shard, fused by a rule (best, vote, "
                                  "soft, average)",
-                                 survives_faults=False,
-                                 models=("logistic", "svm", "kernel_svm", "tree", "forest")),
+                                 survives_faults=False, models=local_fusion.MODELS,
+                                 model_rules=(local_fusion.average_needs_parameter_vectors,)),
     "hist_tree": StrategySpec(trees.HistTreeOptions, trees.start,
                               "data-parallel histogram tree: workers build class histograms "
                               "per level, the server sums them and splits (exact)",

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ._job import Job
 
 __all__ = ["ADMMOptions", "start"]
@@ -49,13 +50,8 @@ class ADMMOptions:
 
     def __post_init__(self):
         for name in ("rho", "eps_abs", "eps_rel", "local_tol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        if isinstance(self.local_epochs, bool) or not isinstance(self.local_epochs, int) \
-                or self.local_epochs < 1:
-            raise ValueError(f"local_epochs must be an integer >= 1; got {self.local_epochs!r}")
+            _checks.finite_number(name, getattr(self, name), low=0, strict_low=True)
+        _checks.integer("local_epochs", self.local_epochs, low=1)
 
 
 def start(job: Job):

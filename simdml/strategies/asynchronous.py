@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import _checks
 from ._job import Job
 from .sync import worker
 
@@ -41,9 +42,7 @@ class SSPOptions:
     staleness: int = 2  # s: how many pushes a worker may run ahead of the slowest
 
     def __post_init__(self):
-        if isinstance(self.staleness, bool) or not isinstance(self.staleness, int) \
-                or self.staleness < 0:
-            raise ValueError(f"staleness must be an integer >= 0; got {self.staleness!r}")
+        _checks.integer("staleness", self.staleness, low=0)
 
 
 def start(job: Job):

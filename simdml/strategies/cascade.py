@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _checks
 from ..models._base import clone
 from ._job import Job
 
@@ -44,8 +45,7 @@ class CascadeOptions:
     feedback: bool = True  # feed the top's support vectors back until they stop changing
 
     def __post_init__(self):
-        if not isinstance(self.feedback, bool):
-            raise ValueError(f"feedback must be true or false; got {self.feedback!r}")
+        _checks.flag("feedback", self.feedback)
 
 
 def start(job: Job):

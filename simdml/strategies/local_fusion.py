@@ -25,11 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
+from ..models import GRADIENT_MODELS
 from ..models._base import clone
 from ._job import Job
 
-__all__ = ["LocalFusionOptions", "start"]
+__all__ = ["LocalFusionOptions", "MODELS", "start"]
+
+MODELS = ("logistic", "svm", "kernel_svm", "tree", "forest")  # the learners it can fuse
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,14 +44,21 @@ class LocalFusionOptions:
     weighting: str = "samples"  # "samples": weights n_i / n; "equal": 1 / n_workers
 
     def __post_init__(self):
-        if self.rule not in FUSION_RULES:
-            raise ValueError(f"rule must be one of {', '.join(map(repr, FUSION_RULES))}; "
-                             f"got {self.rule!r}")
-        if self.weighting not in ("samples", "equal"):
+        _checks.choice("rule", self.rule, FUSION_RULES)
+        if self.weighting not in ("samples", "equal"):  # two choices read best as "a or b"
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
-        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) \
-                or not 0 < self.validation < 1:
+        if not (_checks.is_real(self.validation) and 0 < self.validation < 1):
             raise ValueError(f"validation must be a fraction in (0, 1); got {self.validation!r}")
+
+
+def average_needs_parameter_vectors(s) -> None:
+    """A scenario rule: ``rule = 'average'`` averages parameter vectors, so the local
+    models must have one (a gradient model)."""
+    if s.strategy.options.get("rule") == "average" and s.model.kind not in GRADIENT_MODELS:
+        linear = [k for k in MODELS if k in GRADIENT_MODELS]
+        raise ValueError(f"strategy.rule='average' averages parameter vectors: it needs "
+                         f"model.kind {' or '.join(map(repr, linear))}; got "
+                         f"model.kind={s.model.kind!r}")
 
 
 def start(job: Job):

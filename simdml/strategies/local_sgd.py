@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import _checks
 from ._job import Job, weighted_sum
 
 __all__ = ["LocalSGDOptions", "start", "server", "worker"]
@@ -35,13 +36,9 @@ class LocalSGDOptions:
     weighting: str = "samples"  # average weighted by shard size ("samples") or "equal"
 
     def __post_init__(self):
-        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) \
-                or self.local_steps < 1:
-            raise ValueError(f"local_steps must be an integer >= 1; got {self.local_steps!r}")
-        if isinstance(self.mu, bool) or not isinstance(self.mu, (int, float)) or not self.mu >= 0 \
-                or self.mu == float("inf"):
-            raise ValueError(f"mu must be a finite number >= 0; got {self.mu!r}")
-        if self.weighting not in ("samples", "equal"):
+        _checks.integer("local_steps", self.local_steps, low=1)
+        _checks.finite_number("mu", self.mu, low=0)
+        if self.weighting not in ("samples", "equal"):  # two choices read best as "a or b"
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import _checks
 from ._job import Job, weighted_sum
 
 __all__ = ["SyncOptions", "start", "server", "worker"]
@@ -44,14 +45,19 @@ class SyncOptions:
                                      # this many times before closing the round without them
 
     def __post_init__(self):
-        if self.wait_for is not None and (isinstance(self.wait_for, bool)
-                                          or not isinstance(self.wait_for, int)
-                                          or self.wait_for < 1):
-            raise ValueError(f"wait_for must be an integer >= 1; got {self.wait_for!r}")
-        if not self.round_timeout > 0:
-            raise ValueError(f"round_timeout must be > 0 (s); got {self.round_timeout!r}")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be an integer >= 0; got {self.retries!r}")
+        if self.wait_for is not None:
+            _checks.integer("wait_for", self.wait_for, low=1)
+        _checks.number("round_timeout", self.round_timeout, low=0, strict_low=True, finite=False,
+                       unit="s")
+        _checks.integer("retries", self.retries, low=0)
+
+
+def wait_for_at_most_workers(s) -> None:
+    """A scenario rule: k of n needs k <= n."""
+    wait_for = s.strategy.options.get("wait_for")
+    if isinstance(wait_for, int) and wait_for > s.cluster.workers:
+        raise ValueError(f"strategy.wait_for must be at most cluster.workers="
+                         f"{s.cluster.workers}; got {wait_for}")
 
 
 def start(job: Job):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ..scheduling import POLICIES, RoundState
 from ._job import Job, weighted_sum
 from .sync import recv_before
@@ -48,18 +49,13 @@ class SchedulingOptions:
     block_timeout: float = math.inf  # s: re-send a block whose result is this late
 
     def __post_init__(self):
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}; "
-                             f"got {self.policy!r}")
-        if self.blocks is not None and (isinstance(self.blocks, bool)
-                                        or not isinstance(self.blocks, int) or self.blocks < 1):
-            raise ValueError(f"blocks must be an integer >= 1; got {self.blocks!r}")
-        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 1:
-            raise ValueError(f"prefetch must be an integer >= 1; got {self.prefetch!r}")
-        if not self.detect_after >= 0:
-            raise ValueError(f"detect_after must be >= 0 (s); got {self.detect_after!r}")
-        if not self.block_timeout > 0:
-            raise ValueError(f"block_timeout must be > 0 (s); got {self.block_timeout!r}")
+        _checks.choice("policy", self.policy, tuple(POLICIES))
+        if self.blocks is not None:
+            _checks.integer("blocks", self.blocks, low=1)
+        _checks.integer("prefetch", self.prefetch, low=1)
+        _checks.number("detect_after", self.detect_after, low=0, unit="s")
+        _checks.number("block_timeout", self.block_timeout, low=0, strict_low=True, finite=False,
+                       unit="s")
 
 
 def start(job: Job):

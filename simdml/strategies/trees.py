@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from ..models._base import clone
 from ..models._hist import apply_bins, bin_edges, binning_flops, histogram_flops, histograms, \
     split_flops, split_scores
@@ -51,8 +52,7 @@ class HistTreeOptions:
     subtraction: bool = True  # build the smaller child only; the sibling is parent - child
 
     def __post_init__(self):
-        if not isinstance(self.subtraction, bool):
-            raise ValueError(f"subtraction must be true or false; got {self.subtraction!r}")
+        _checks.flag("subtraction", self.subtraction)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,8 +60,7 @@ class VotingTreeOptions:
     top_k: int = 4  # features each worker votes for per node; 2 top_k histograms travel
 
     def __post_init__(self):
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1; got {self.top_k!r}")
+        _checks.integer("top_k", self.top_k, low=1)
 
 
 def start(job: Job):

@@ -1,0 +1,159 @@
+"""Input checks shared by every layer: one rule, one message, whoever asks.
+
+Each check raises ``ValueError`` naming the key it was given, the rule and the value
+received (``wait_for must be an integer >= 1; got 0``), and returns the value in its
+plain Python type. The key is local (``wait_for``); the scenario layer adds the dotted
+path (``strategy.wait_for``). Stdlib only, and it imports nothing of simdml, so that
+the kernel, the data and the learners can all use it.
+
+>>> integer("wait_for", 3, low=1)
+3
+>>> choice("rule", "vote", ("best", "vote"))
+'vote'
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+
+__all__ = ["is_integer", "is_real", "number", "finite_number", "integer", "choice", "flag",
+           "did_you_mean"]
+
+
+def is_integer(value) -> bool:
+    """True for an ``int`` (numpy's integers too), False for a ``bool``: True is no count."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """True for a real number (int, float, numpy scalars), False for a ``bool``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _unit(unit: str) -> str:
+    return f" ({unit})" if unit else ""
+
+
+def number(name: str, value, *, low: float | None = None, high: float | None = None,
+           strict_low: bool = False, finite: bool = True, unit: str = "") -> float:
+    """A real number in ``[low, high]`` (``(low, high]`` with `strict_low`), as a float.
+
+    The message names the part of the rule that failed, with the unit:
+    ``latency must be >= 0 (s); got -1.0``; ``speed must be a finite number (flop/s); got nan``.
+
+    Parameters
+    ----------
+    name : str
+        The key, as the user wrote it.
+    value : object
+        Anything; a ``bool`` is not a number.
+    low, high : float or None
+        Bounds; None: unbounded on that side.
+    strict_low : bool, default False
+        ``value > low`` rather than ``>=``.
+    finite : bool, default True
+        False lets ``inf`` through (an infinite bandwidth or time); NaN never passes.
+    unit : str
+        SI unit shown in the message, e.g. ``"s"``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Naming `name`, the rule and `value`.
+    """
+    if not is_real(value):
+        raise ValueError(f"{name} must be a number{_unit(unit)}; got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number{_unit(unit)}; got {value!r}")
+    if low is not None and (value <= low if strict_low else value < low):
+        raise ValueError(f"{name} must be {'>' if strict_low else '>='} {low:g}{_unit(unit)}; "
+                         f"got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high:g}{_unit(unit)}; got {value!r}")
+    return value
+
+
+def finite_number(name: str, value, *, low: float, strict_low: bool = False,
+                  unit: str = "") -> float:
+    """A finite number ``>= low`` (``> low`` with `strict_low`), as a float.
+
+    The same rule as :func:`number` with ``finite=True``, but every message states the
+    whole rule in one phrase (``rho must be a finite number > 0; got 0.0``): for an
+    option whose rule reads best whole.
+    """
+    is_in = is_real(value) and math.isfinite(value) and (value > low if strict_low else value >= low)
+    if not is_in:
+        shown = float(value) if is_real(value) else value
+        raise ValueError(f"{name} must be a finite number {'>' if strict_low else '>='} "
+                         f"{low:g}{_unit(unit)}; got {shown!r}")
+    return float(value)
+
+
+def integer(name: str, value, *, low: int, high: int | None = None, high_name: str = "") -> int:
+    """An integer ``>= low`` (and ``<= high``), as an ``int``; a ``bool`` is not one.
+
+    Parameters
+    ----------
+    name : str
+        The key.
+    value : object
+    low : int
+    high : int or None
+        None: no upper bound.
+    high_name : str
+        What `high` is (``"len(y)"``): the message then states the whole range,
+        ``n_parts must be an integer with 1 <= n_parts <= len(y)=10; got 0``; without
+        it, ``workers must be at most 2,147,483,647; got ...`` for a value above `high`.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Naming `name`, the rule and `value`.
+    """
+    if high_name:
+        if not is_integer(value) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer with {low} <= {name} <= "
+                             f"{high_name}={high}; got {value!r}")
+        return int(value)
+    if not is_integer(value) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be at most {high:,}; got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value, allowed):
+    """`value` itself if it is one of `allowed`; else the list, and a near miss if any.
+
+    >>> choice("kind", "asink", ("sync", "async"))
+    Traceback (most recent call last):
+    ...
+    ValueError: kind must be one of 'sync', 'async'; got 'asink' (did you mean 'async'?)
+    """
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; "
+                         f"got {value!r}{did_you_mean(value, allowed)}")
+    return value
+
+
+def flag(name: str, value) -> bool:
+    """A ``bool``; 0, 1 and strings are not flags (TOML writes ``true``)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def did_you_mean(value, allowed) -> str:
+    """`` (did you mean 'x'?)`` for the closest of `allowed` to `value`, or ``""``."""
+    close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,118 @@
+"""The rules of a scenario that span sections, each a small named function.
+
+A rule takes a :class:`~simdml.scenario.Scenario` whose sections are each valid on their
+own, and raises ``ValueError`` naming the keys that do not go together; the scenario
+turns it into a ``ScenarioError``. ``RULES`` runs in a fixed order, so that a scenario
+breaking several rules always reports the same one first. A strategy's own rules live
+next to its code (``StrategySpec.model_rules`` and ``StrategySpec.rules``); two steps of
+``RULES`` run them.
+"""
+from __future__ import annotations
+
+import math
+
+from .models import MODELS
+from .strategies import STRATEGIES
+
+__all__ = ["RULES"]
+
+
+def rebalance_needs_classes(s) -> None:
+    if s.data.rebalance and s.data.is_regression:
+        raise ValueError("data.rebalance balances the classes of the shards; "
+                         f"data.dataset={s.data.dataset!r} has none")
+
+
+def resampling_needs_classes(s) -> None:
+    if s.imbalance.method is not None and s.data.is_regression:
+        raise ValueError(f"imbalance.method={s.imbalance.method!r} balances classes; "
+                         f"data.dataset={s.data.dataset!r} has none")
+
+
+def model_fits_the_data(s) -> None:
+    is_classifier = MODELS[s.model.kind].is_classifier
+    if is_classifier == s.data.is_regression:
+        need = "a classification dataset" if is_classifier else \
+            "data.dataset = 'synthetic_regression'"
+        raise ValueError(f"model.kind={s.model.kind!r} is a "
+                         f"{'classifier' if is_classifier else 'regressor'} and needs "
+                         f"{need}; got data.dataset={s.data.dataset!r}")
+
+
+def strategy_trains_the_model(s) -> None:
+    trains = STRATEGIES[s.strategy.kind].models
+    if s.model.kind not in trains:
+        raise ValueError(f"strategy.kind={s.strategy.kind!r} trains model.kind in "
+                         f"{', '.join(map(repr, trains))}; got model.kind={s.model.kind!r}")
+
+
+def strategy_model_rules(s) -> None:
+    for rule in STRATEGIES[s.strategy.kind].model_rules:
+        rule(s)
+
+
+def strategy_survives_the_faults(s) -> None:
+    if STRATEGIES[s.strategy.kind].survives_faults:
+        return
+    faults = {"faults.crash": s.faults.crash != (), "faults.mtbf": s.faults.mtbf < math.inf,
+              "faults.partition": s.faults.partition != (),
+              "faults.server_mtbf": s.faults.server_mtbf < math.inf,
+              "network.loss": s.network.loss > 0}
+    for key, present in faults.items():
+        if present:
+            raise ValueError(f"strategy.kind={s.strategy.kind!r} has no recovery protocol: it "
+                             f"cannot go on after a crash or a lost message; remove {key}")
+
+
+def proportional_needs_finite_speed(s) -> None:
+    if s.data.partition == "proportional" and not all(map(math.isfinite, s.cluster.speed)):
+        raise ValueError(f"data.partition={s.data.partition!r} needs finite cluster.speed "
+                         f"(shards in proportion to speed); got {list(s.cluster.speed)}")
+
+
+def checkpoints_need_a_strategy_that_restarts(s) -> None:
+    if s.faults.checkpoint_every and not STRATEGIES[s.strategy.kind].checkpoints:
+        raise ValueError(f"faults.checkpoint_every: only the sync parameter server "
+                         f"checkpoints (and restarts); got strategy.kind={s.strategy.kind!r}")
+
+
+def scheduling_needs_plain_sync(s) -> None:
+    if s.scheduling.policy is None:
+        return
+    if s.strategy.batch_size is not None:
+        raise ValueError("strategy.batch_size: task-based rounds compute whole "
+                         "blocks (scheduling.blocks sets their size); remove it")
+    if s.strategy.kind != "sync" or s.strategy.options:  # tasks.py replaces sync's rounds
+        raise ValueError(
+            f"scheduling.policy={s.scheduling.policy!r} schedules the blocks of "
+            f"synchronous rounds: it needs strategy.kind = 'sync' without "
+            f"wait_for / round_timeout; got strategy.kind={s.strategy.kind!r}"
+            + (f" with {', '.join(s.strategy.options)}" if s.strategy.options else ""))
+    blocks = s.scheduling.blocks
+    if blocks is not None and blocks < s.cluster.workers:
+        raise ValueError(f"scheduling.blocks must be >= cluster.workers={s.cluster.workers} "
+                         f"(a block per worker at least); got {blocks}")
+
+
+def strategy_rules(s) -> None:
+    for rule in STRATEGIES[s.strategy.kind].rules:
+        rule(s)
+
+
+def nodes_exist(s) -> None:
+    refs = [(f"faults.crash[{i}].node", n) for i, c in enumerate(s.faults.crash)
+            for n in (c.node if isinstance(c.node, tuple) else (c.node,))]
+    refs += [(f"faults.partition[{i}].nodes", n) for i, c in enumerate(s.faults.partition)
+             for n in c.nodes]
+    refs += [(f"network.links[{i}].{end}", getattr(link, end))
+             for i, link in enumerate(s.network.links) for end in ("a", "b")]
+    for key, node in refs:
+        if node != "server" and node >= s.cluster.workers:
+            raise ValueError(f"{key} must be 'server' or a worker index below "
+                             f"cluster.workers={s.cluster.workers}; got {node!r}")
+
+
+RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
+         strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
+         proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
+         scheduling_needs_plain_sync, strategy_rules, nodes_exist)
