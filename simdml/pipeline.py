@@ -54,7 +54,7 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
     # proportional to the effective speed: a slowed-down node gets less
     effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
-    options = {"proportional": {"weights": effective}, "speed": {"weights": effective},
+    options = {"proportional": {"weights": effective},
                "label_skew": {"alpha": d.alpha},
                "size_skew": {"exponent": d.exponent},
                "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
@@ -87,7 +87,7 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
 
 def _rebalance(split: DataSplit) -> DataSplit:
     """Move rows between shards so that every shard holds each class's fair share
-    (``sizes(n_c, ones)``): a worker keeps its first rows of a class up to its share,
+    (``apportion(n_c, ones)``): a worker keeps its first rows of a class up to its share,
     its surplus goes to the workers short of that class, lowest index first. The rows
     moved are the fewest that make the shards alike; ``moves`` says who sends how many
     rows to whom (the run sends them as messages before training starts)."""
@@ -97,7 +97,7 @@ def _rebalance(split: DataSplit) -> DataSplit:
     moves: dict[tuple[int, int], int] = {}
     for c in np.unique(y):
         rows = [p[y[p] == c] for p in split.parts]
-        share = _data.sizes(sum(r.size for r in rows), np.ones(k))
+        share = _data.apportion(sum(r.size for r in rows), np.ones(k))
         surplus = []
         for i in range(k):
             keep[i].append(rows[i][:share[i]])

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import did_you_mean
 from ._rng import Streams
 from .experiment import Result, run
 from .result import jsonable
@@ -51,9 +52,8 @@ METRICS = tuple(COLUMNS) + ("final_loss", "final_score", "macro_f1", "updates", 
 
 def check_metric(metric: str) -> None:
     if metric not in METRICS:
-        from .scenario import _did_you_mean
         raise ScenarioError(f"metric must be one of {', '.join(METRICS)}; got "
-                            f"{metric!r}{_did_you_mean(metric, METRICS)}")
+                            f"{metric!r}{did_you_mean(metric, METRICS)}")
 
 
 def _row(summary: dict, nodes: dict | None = None) -> dict:

@@ -7,7 +7,7 @@ Everything a strategy trains on comes from here, one module per concern:
 ``permute`` (``permute_rows``, in place). Functions that draw take an explicit
 ``rng: np.random.Generator``; nothing here touches global random state.
 """
-from .apportion import apportion, sizes
+from .apportion import apportion
 from .dataset import Dataset
 from .load import DATASETS, load
 from .partition import (PARTITION_ALIASES, PARTITIONERS, by_label, iid, label_skew, partition,
@@ -19,4 +19,4 @@ from .synthetic import make_classification, make_regression
 __all__ = ["Dataset", "DATASETS", "load", "make_classification", "make_regression",
            "train_test_split", "train_test_indices", "scaling", "standardize",
            "PARTITIONERS", "PARTITION_ALIASES", "partition", "iid", "proportional",
-           "label_skew", "size_skew", "by_label", "apportion", "sizes", "permute_rows"]
+           "label_skew", "size_skew", "by_label", "apportion", "permute_rows"]

@@ -59,4 +59,3 @@ def apportion(n_samples: int, weights, *, min_size: int = 0) -> np.ndarray:
     return counts
 
 
-sizes = apportion  # the old name; simdml/experiment.py still calls it
