@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..models._base import clone
+from ..messages import SupportSet
 from ._job import Job
 
 __all__ = ["CascadeOptions", "start"]
 
-TOP = -1  # the sender in the tag (pass, sender) of the top's feedback
+TOP = -1  # the sender of the top's feedback (SupportSet.sender)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +99,8 @@ def worker(job: Job, i: int, model, offset: int):
                 fitted, svs = yield from _train(job, node, model, _union(svs, child))
             step *= 2
         if i != 0:
-            yield node.send(job.workers[i - step], ((p, i), svs))  # to my parent
+            up = SupportSet(p, i, svs)
+            yield node.send(job.workers[i - step], up, nbytes=up.nbytes)  # to my parent
             if not job.options.feedback:
                 return
             fed_back = yield from _expect(node, inbox, (p, TOP))   # 3. the top, fed back
@@ -112,7 +114,8 @@ def worker(job: Job, i: int, model, offset: int):
                                        f"pass {p}" if is_same else "one pass (feedback = false)")
             return
         fed_back = svs
-        node.broadcast(job.workers[1:], ((p, TOP), svs))
+        down = SupportSet(p, TOP, svs)
+        node.broadcast(job.workers[1:], down, nbytes=down.nbytes)
 
 
 def _train(job: Job, node, model, rows: SupportVectors):
@@ -147,9 +150,12 @@ def _union(a: SupportVectors, b: SupportVectors) -> SupportVectors:
             dense[np.searchsorted(ids, side.ids)] += side.alpha[key]
         alpha[key], objective[key] = dense, max(s.objective[key] for s in sides)
     return SupportVectors(ids, X, y, alpha, objective)
-def _expect(node, inbox: dict, tag):
-    """Wait for the message tagged ``tag``, keeping others that arrive first."""
-    while tag not in inbox:
-        key, payload = yield node.recv()
-        inbox[key] = payload
-    return inbox.pop(tag)
+
+
+def _expect(node, inbox: dict, key: tuple[int, int]):
+    """Wait for the support vectors of ``key = (pass, sender)``, keeping others that
+    arrive first; returns them."""
+    while key not in inbox:
+        msg = yield node.recv()
+        inbox[msg.pass_no, msg.sender] = msg.svs
+    return inbox.pop(key)
