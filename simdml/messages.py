@@ -20,6 +20,7 @@ import numpy as np
 from .cluster import payload_nbytes
 
 __all__ = ["INT_NBYTES", "TAG_NBYTES", "TAGGED_MODEL_HEADER", "TAGGED_GRADIENT_HEADER",
+           "SUPPORT_SET_HEADER",
            "Tag", "TaggedModel", "TaggedGradient", "Pull", "Model", "Gradient", "LocalModel",
            "LocalSolution", "SupportSet", "FittedModel", "CountClasses", "Level", "Vote",
            "SendChosen", "Part", "Block", "Result", "Hello", "Down", "Rows"]
@@ -28,6 +29,7 @@ INT_NBYTES = 8                                   # an index, count or version: 8
 TAG_NBYTES = 2 * INT_NBYTES                      # a Tag: epoch and version
 TAGGED_MODEL_HEADER = TAG_NBYTES                 # a TaggedModel besides its parameters
 TAGGED_GRADIENT_HEADER = INT_NBYTES + TAG_NBYTES  # a TaggedGradient besides its gradient
+SUPPORT_SET_HEADER = 2 * INT_NBYTES              # a SupportSet besides its support vectors
 
 
 class Tag(NamedTuple):
@@ -135,7 +137,7 @@ class SupportSet(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return 2 * INT_NBYTES + self.svs.nbytes
+        return SUPPORT_SET_HEADER + self.svs.nbytes
 
 
 class FittedModel(NamedTuple):
