@@ -12,9 +12,9 @@ to every worker for the next pass.
 
 Only support vectors travel, as real messages (``SupportVectors``): global row ids,
 features and labels, ``n_SV * (8 d + 16)`` bytes, plus their alphas, sparse, behind a
-16-byte header, pass and sender (``SupportSet``). As in Graf et al., every fit is warm-started from the
-alphas that came with its rows: a merge from its two children's (summed; they are
-feasible on disjoint sets), a fed-back pass from the top's. The solution is the same;
+16-byte header, pass and sender (``SupportSet``). As in Graf et al., every fit is
+warm-started from the alphas that came with its rows: a merge from its two children's
+(summed; they are feasible on disjoint sets), a fed-back pass from the top's. The solution is the same;
 the work shrinks, most in the passes after the first. A subset of one class has no margin to find:
 all its rows go up. The cascade needs no server (its top is worker 0). A
 ``gamma = "scale"`` kernel is resolved once on the whole training set, so every layer
