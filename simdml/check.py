@@ -55,6 +55,7 @@ def check(name: str, module) -> list[str]:
 def _ex01(m) -> list[str]:
     from simdml import Scenario, run
     from simdml.experiment import prepare_data
+    from simdml.messages import TAGGED_GRADIENT_HEADER, TAGGED_MODEL_HEADER
     from simdml.models import LogisticRegression
     problems = []
     for n, latency, bandwidth in ((2, 1e-3, 1e6), (4, 1e-3, 1e6), (4, 1e-4, 1e8)):
@@ -67,8 +68,9 @@ def _ex01(m) -> list[str]:
         size = model.init_params(4, 2).size
         compute = model.grad_flops(len(parts[0])) / 2e5
         simulated = run(s).history[1]["time"]
-        predicted = m.predict_round_time(n, compute, latency, bandwidth, 16 + 8 * size,
-                                         24 + 8 * size, (n + 2) * size / 1e9)
+        predicted = m.predict_round_time(n, compute, latency, bandwidth,
+                                         TAGGED_MODEL_HEADER + 8 * size,
+                                         TAGGED_GRADIENT_HEADER + 8 * size, (n + 2) * size / 1e9)
         if abs(predicted - simulated) > 1e-9 * simulated:
             problems.append(f"with {n} workers, latency {latency:g} s and bandwidth "
                             f"{bandwidth:g} B/s you predict {predicted:.6g} s, the simulator "

@@ -123,3 +123,17 @@ def test_retries_recover_lost_messages_in_sync(calm):
     np.testing.assert_array_equal(retried.model.params_, calm.model.params_)
     with pytest.raises(ScenarioError, match=r"strategy.retries must be an integer >= 0; got -1"):
         _scenario(**{"strategy.retries": -1})
+
+
+@pytest.mark.parametrize("retries", [1, 3])
+def test_retries_are_bounded_per_round(retries):
+    """A worker down for good: each round re-sends the model exactly ``retries`` times,
+    one round_timeout apart, then closes without it (incomplete), and training goes on."""
+    timeout = 1e-2
+    r = run(_scenario(**{"faults.crash": [{"node": 3, "at": 0.0}], "stop.rounds": 5,
+                         "strategy.round_timeout": timeout, "strategy.retries": retries,
+                         "stop.time": 10.0}))  # the guard if retries never ran out
+    assert r.summary["stop_reason"] == "5 updates done (stop.rounds)"
+    assert r.summary["retries"] == 5 * retries
+    assert r.summary["incomplete_rounds"] == 5
+    assert r.summary["sim_time"] == pytest.approx(5 * (retries + 1) * timeout, rel=1e-3)

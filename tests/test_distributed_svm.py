@@ -9,6 +9,7 @@ import pytest
 from simdml import Scenario, ScenarioError, run
 from simdml.experiment import prepare_data
 from simdml.fusion import Constant, fuse
+from simdml.messages import SUPPORT_SET_HEADER
 from simdml.models import KernelSVM, LinearSVM, LogisticRegression
 from simdml.strategies.local_fusion import local_fit
 
@@ -55,9 +56,9 @@ def test_cascade_reaches_the_centralized_optimum(dataset, workers, partition):
 def test_cascade_time_and_bytes_follow_the_messages():
     """Two workers, one pass: worker 1 fits and sends its n_SV support vectors (ids,
     features, labels: n_SV (8 d + 16) bytes; the alphas sparse, 16 bytes per non-zero
-    and 24 per problem; a 16-byte tag); worker 0 merges, warm-started from both; the
-    simulated time is max(fit_0, fit_1 + latency + bytes / bandwidth) + fit_merge,
-    exactly."""
+    and 24 per problem; a 16-byte header, pass and sender); worker 0 merges, warm-started
+    from both; the simulated time is max(fit_0, fit_1 + latency + bytes / bandwidth)
+    + fit_merge, exactly."""
     s = _scenario("cascade_svm", "kernel_svm", **{"cluster.workers": 2, "strategy.feedback": False,
                                                   "cluster.speed": [1e9, 2e9]})
     r = run(s)
@@ -73,7 +74,7 @@ def test_cascade_time_and_bytes_follow_the_messages():
             start.setdefault(key, np.zeros(merged.size))[np.searchsorted(merged, sv)] += alpha
     merge = KernelSVM(gamma=gamma).fit(X[merged], y[merged], alpha_init=start)
     n_alpha = sum(np.count_nonzero(a) for a in fits[1].support_alpha().values())
-    nbytes = svs[1].size * (8 * X.shape[1] + 16) + 16 * n_alpha + 24 * 3 + 16
+    nbytes = svs[1].size * (8 * X.shape[1] + 16) + 16 * n_alpha + 24 * 3 + SUPPORT_SET_HEADER
     assert r.summary["bytes_sent"] == nbytes and r.summary["messages_sent"] == 1
     net = s.network
     expected = (max(fits[0].flops_ / 1e9, fits[1].flops_ / 2e9 + net.latency + nbytes / net.bandwidth)

@@ -53,6 +53,17 @@ def test_ssp_bound_holds():
     assert free.summary["staleness_max"] > r.summary["staleness_max"]
 
 
+@pytest.mark.parametrize("s", [0, 1, 2])
+def test_ssp_bound_is_reached(s):
+    """The bound is tight: a fast worker runs exactly s pushes ahead of a slow one, no
+    fewer, so the stalest gradient is exactly (s + 1) (n - 1) versions old."""
+    n = 3
+    skewed = {"cluster.speed": [1e6, 1e6, 1e5], "data.partition": "iid", "stop.rounds": 60}
+    r = run(_scenario(**{"strategy.kind": "ssp", "strategy.staleness": s}, **skewed))
+    assert r.summary["stop_reason"] == "60 updates done (stop.rounds)"
+    assert r.summary["staleness_max"] == (s + 1) * (n - 1)
+
+
 @pytest.mark.parametrize("kind, extra", [("local_sgd", {"strategy.local_steps": 1}),
                                          ("allreduce", {})])
 def test_equals_full_batch_gradient_descent(kind, extra):

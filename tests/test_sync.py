@@ -6,6 +6,7 @@ import pytest
 
 from simdml import Scenario, run
 from simdml.experiment import prepare_data
+from simdml.messages import TAGGED_GRADIENT_HEADER, TAGGED_MODEL_HEADER
 from simdml.models import LogisticRegression
 
 ROUNDS = 12
@@ -61,11 +62,13 @@ def test_round_time_equals_the_alpha_beta_model():
     model = LogisticRegression()
     n_params = model.init_params(4, 3).size
     computes = [model.grad_flops(len(p)) / speed for p in prepare_data(s).parts]
-    expected = _round_time(computes, 16 + 8 * n_params, 24 + 8 * n_params, latency, bandwidth,
+    model_nbytes = TAGGED_MODEL_HEADER + 8 * n_params
+    grad_nbytes = TAGGED_GRADIENT_HEADER + 8 * n_params
+    expected = _round_time(computes, model_nbytes, grad_nbytes, latency, bandwidth,
                            (n + 2) * n_params / 1e9)
     times = [h["time"] for h in result.history]
     np.testing.assert_allclose(np.diff(times), expected, rtol=1e-12)
-    assert result.summary["bytes_sent"] == ROUNDS * n * (16 + 8 * n_params + 24 + 8 * n_params)
+    assert result.summary["bytes_sent"] == ROUNDS * n * (model_nbytes + grad_nbytes)
 
 
 def test_same_seed_same_everything_different_seed_different_timing():

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import admm, allreduce, asynchronous, cascade, local_fusion, local_sgd, sync, trees
+from . import (admm, allreduce, asynchronous, cascade, hist_tree, local_fusion, local_sgd, sync,
+               trees, voting_tree)
 from ._job import Job, Monitor, Shard
 
 __all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
@@ -62,11 +63,11 @@ STRATEGIES: dict[str, StrategySpec] = {
                                  "soft, average)",
                                  survives_faults=False, models=local_fusion.MODELS,
                                  model_rules=(local_fusion.average_needs_parameter_vectors,)),
-    "hist_tree": StrategySpec(trees.HistTreeOptions, trees.start,
+    "hist_tree": StrategySpec(trees.HistTreeOptions, hist_tree.start,
                               "data-parallel histogram tree: workers build class histograms "
                               "per level, the server sums them and splits (exact)",
                               survives_faults=False, models=("tree",)),
-    "voting_tree": StrategySpec(trees.VotingTreeOptions, trees.start,
+    "voting_tree": StrategySpec(trees.VotingTreeOptions, voting_tree.start,
                                 "voting-parallel tree: workers vote for their top_k features, "
                                 "only the 2 top_k most voted send histograms",
                                 survives_faults=False, models=("tree",)),

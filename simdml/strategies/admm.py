@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from ..messages import LocalSolution
 from ._job import Job
 
 __all__ = ["ADMMOptions", "start"]
@@ -72,8 +73,8 @@ def server(job: Job):
     for k in range(1, job.monitor.max_updates + 1):
         x = np.zeros_like(u)
         for _ in range(n_workers):                           # 1. gather every x_i
-            i, x_i = yield node.recv()
-            x[i] = x_i
+            msg = yield node.recv()
+            x[msg.worker] = msg.x
         z_prev = z                                           # 2. z-update
         v = (x + u).mean(axis=0).reshape(d1, -1)
         v[:-1] *= shrink
@@ -107,6 +108,7 @@ def worker(job: Job, i: int):
                                            tol=opts.local_tol, max_epochs=opts.local_epochs)
         job.monitor.rows += shard.n_rows
         yield node.compute(flops)
-        yield node.send(job.server, (i, x))
+        mine = LocalSolution(i, x)
+        yield node.send(job.server, mine, nbytes=mine.nbytes)
         z = yield node.recv()                                # 2. the new consensus
         u += x - z                                           # 3. my scaled dual

@@ -26,10 +26,11 @@ import math
 from dataclasses import dataclass
 
 from .. import _checks
+from ..messages import Gradient, Model, Pull
+from ._costs import step_flops
 from ._job import Job
-from .sync import worker
 
-__all__ = ["AsyncOptions", "SSPOptions", "start", "server"]
+__all__ = ["AsyncOptions", "SSPOptions", "start", "server", "worker"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +49,7 @@ class SSPOptions:
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
     for i, node in enumerate(job.workers):
-        node.start(worker, job, i, False, True)  # workers pull: a restarted one rejoins
+        node.start(worker, job, i)
     bound = getattr(job.options, "staleness", math.inf)
     return job.server.start(server, job, bound)
 
@@ -58,41 +59,59 @@ def server(job: Job, bound: float = math.inf):
     params, version = job.params, 0
     if job.monitor.update(params, version):
         return
-    clock = _Clocks(len(workers))                   # pushes received from each worker
+    clock = _Clocks(len(workers), bound)            # pushes received from each worker
     held = []                                       # workers too far ahead of the slowest
     while True:
-        i, v, grad = yield node.recv()              # 1. any worker's message:
-        if grad is None:                            #    a pull (at its start or restart)
-            node.send(workers[i], (version, params))
-            continue
-        job.record_staleness(version - v)           # 2. a gradient, computed on version v
-        yield node.compute(2 * params.size)
-        params = params - (job.lr * job.weights[i]) * grad   # 3. apply it at once
-        version += 1
-        slowest_moved = clock.tick(i)
-        if job.monitor.update(params, version):
-            return
-        if clock[i] - clock.slowest <= bound:       # 4. reply to whoever may go on
-            node.send(workers[i], (version, params))
-        else:
-            held.append(i)
-        if slowest_moved and held:
-            go = sorted(j for j in held if clock[j] - clock.slowest <= bound)
-            held = [j for j in held if clock[j] - clock.slowest > bound]
-            node.broadcast([workers[j] for j in go], (version, params))
+        match (yield node.recv()):                  # 1. any worker's message:
+            case Gradient(i, v, grad):              #    a gradient, computed on version v
+                job.record_staleness(version - v)
+                yield node.compute(step_flops(params.size))
+                params = params - (job.lr * job.weights[i]) * grad   # 2. apply it at once
+                version += 1
+                slowest_moved = clock.tick(i)
+                if job.monitor.update(params, version):
+                    return
+                model = Model(version, params)      # 3. reply to whoever may go on
+                if clock.may_go(i):
+                    node.send(workers[i], model, nbytes=model.nbytes)
+                else:
+                    held.append(i)
+                if slowest_moved and held:          #    ... and to those it held back
+                    go = sorted(j for j in held if clock.may_go(j))
+                    held = [j for j in held if not clock.may_go(j)]
+                    node.broadcast([workers[j] for j in go], model, nbytes=model.nbytes)
+            case Pull(i):                           #    a pull (at its start or restart)
+                model = Model(version, params)
+                node.send(workers[i], model, nbytes=model.nbytes)
+
+
+def worker(job: Job, i: int):
+    """An asynchronous worker: ask for the model, then compute and push for ever; each push
+    is answered with a fresher model (under ssp, once the slowest worker is near)."""
+    node, server_node = job.workers[i], job.server
+    pull = Pull(i)                                  # 0. ask for the model: at my start,
+    node.send(server_node, pull, nbytes=pull.nbytes)  #  and so again after a restart
+    while True:
+        model = node.newest((yield node.recv()))    # 1. the freshest model I have
+        grad, flops = job.gradient(i, model.params)  # 2. real gradient on my shard
+        yield node.compute(flops)                   #    ... which takes simulated time
+        push = Gradient(i, model.version, grad)
+        yield node.send(server_node, push, nbytes=push.nbytes)  # 3. push it to the server
 
 
 class _Clocks:
     """Each worker's clock (its pushes so far) and the slowest clock, kept up to date in
     O(1) per tick (a count of workers per clock value), so 10,000 workers cost no scan."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, bound: float):
         self.clocks = [0] * n
         self.count = {0: n}     # clock value -> number of workers at it
         self.slowest = 0
+        self.bound = bound      # s: how far ahead of the slowest a worker may run
 
-    def __getitem__(self, i: int) -> int:
-        return self.clocks[i]
+    def may_go(self, i: int) -> bool:
+        """SSP's condition: worker i is at most ``bound`` pushes ahead of the slowest."""
+        return self.clocks[i] - self.slowest <= self.bound
 
     def tick(self, i: int) -> bool:
         """Worker i pushed once more; returns whether the slowest clock moved."""

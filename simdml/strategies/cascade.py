@@ -12,9 +12,9 @@ to every worker for the next pass.
 
 Only support vectors travel, as real messages (``SupportVectors``): global row ids,
 features and labels, ``n_SV * (8 d + 16)`` bytes, plus their alphas, sparse, behind a
-16-byte tag (pass, sender). As in Graf et al., every fit is warm-started from the
-alphas that came with its rows: a merge from its two children's (summed; they are
-feasible on disjoint sets), a fed-back pass from the top's. The solution is the same;
+16-byte header, pass and sender (``SupportSet``). As in Graf et al., every fit is
+warm-started from the alphas that came with its rows: a merge from its two children's
+(summed; they are feasible on disjoint sets), a fed-back pass from the top's. The solution is the same;
 the work shrinks, most in the passes after the first. A subset of one class has no margin to find:
 all its rows go up. The cascade needs no server (its top is worker 0). A
 ``gamma = "scale"`` kernel is resolved once on the whole training set, so every layer
@@ -33,11 +33,12 @@ import numpy as np
 
 from .. import _checks
 from ..models._base import clone
+from ..messages import SupportSet
 from ._job import Job
 
 __all__ = ["CascadeOptions", "start"]
 
-TOP = -1  # the sender in the tag (pass, sender) of the top's feedback
+TOP = -1  # the sender of the top's feedback (SupportSet.sender)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +99,8 @@ def worker(job: Job, i: int, model, offset: int):
                 fitted, svs = yield from _train(job, node, model, _union(svs, child))
             step *= 2
         if i != 0:
-            yield node.send(job.workers[i - step], ((p, i), svs))  # to my parent
+            up = SupportSet(p, i, svs)
+            yield node.send(job.workers[i - step], up, nbytes=up.nbytes)  # to my parent
             if not job.options.feedback:
                 return
             fed_back = yield from _expect(node, inbox, (p, TOP))   # 3. the top, fed back
@@ -112,7 +114,8 @@ def worker(job: Job, i: int, model, offset: int):
                                        f"pass {p}" if is_same else "one pass (feedback = false)")
             return
         fed_back = svs
-        node.broadcast(job.workers[1:], ((p, TOP), svs))
+        down = SupportSet(p, TOP, svs)
+        node.broadcast(job.workers[1:], down, nbytes=down.nbytes)
 
 
 def _train(job: Job, node, model, rows: SupportVectors):
@@ -147,9 +150,12 @@ def _union(a: SupportVectors, b: SupportVectors) -> SupportVectors:
             dense[np.searchsorted(ids, side.ids)] += side.alpha[key]
         alpha[key], objective[key] = dense, max(s.objective[key] for s in sides)
     return SupportVectors(ids, X, y, alpha, objective)
-def _expect(node, inbox: dict, tag):
-    """Wait for the message tagged ``tag``, keeping others that arrive first."""
-    while tag not in inbox:
-        key, payload = yield node.recv()
-        inbox[key] = payload
-    return inbox.pop(tag)
+
+
+def _expect(node, inbox: dict, key: tuple[int, int]):
+    """Wait for the support vectors of ``key = (pass, sender)``, keeping others that
+    arrive first; returns them."""
+    while key not in inbox:
+        msg = yield node.recv()
+        inbox[msg.pass_no, msg.sender] = msg.svs
+    return inbox.pop(key)

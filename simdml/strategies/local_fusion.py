@@ -29,6 +29,7 @@ from .. import _checks
 from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
 from ..models import GRADIENT_MODELS
 from ..models._base import clone
+from ..messages import FittedModel
 from ._job import Job
 
 __all__ = ["LocalFusionOptions", "MODELS", "start"]
@@ -84,7 +85,8 @@ def worker(job: Job, i: int):
     member = local_fit(job.model, X, y, job.classes)            # 1. fit on my shard
     job.monitor.rows += y.shape[0]
     yield node.compute(member.flops_)
-    yield node.send(job.server, (i, y.shape[0], member, X_val, y_val))  # 2. model + held-out rows
+    mine = FittedModel(i, y.shape[0], member, X_val, y_val)
+    yield node.send(job.server, mine, nbytes=mine.nbytes)      # 2. model + held-out rows
 
 
 def local_fit(model, X, y, classes):
@@ -101,14 +103,14 @@ def server(job: Job):
     node, rule = job.server, job.options.rule
     msgs = {}
     while len(msgs) < len(job.workers):                         # 3. gather every model
-        i, n_rows, member, X_val, y_val = yield node.recv()
-        msgs[i] = (n_rows, member, X_val, y_val)
-    order = sorted(msgs)
-    members = [msgs[i][1] for i in order]
-    n = np.array([msgs[i][0] for i in order], dtype=np.float64)
+        msg = yield node.recv()
+        msgs[msg.worker] = msg
+    fitted = [msgs[i] for i in sorted(msgs)]
+    members = [m.member for m in fitted]
+    n = np.array([m.n_rows for m in fitted], dtype=np.float64)
     weights = n / n.sum() if job.options.weighting == "samples" else np.full(n.size, 1 / n.size)
-    X_val = np.concatenate([msgs[i][2] for i in order])
-    y_val = np.concatenate([msgs[i][3] for i in order])
+    X_val = np.concatenate([m.X_val for m in fitted])
+    y_val = np.concatenate([m.y_val for m in fitted])
     fused = fuse(rule, members, weights, job.classes, X_val, y_val)  # 4. fuse
     if rule in NEEDS_VALIDATION:  # score the members on the split (and fit the meta-learner)
         yield node.compute(sum(m.predict_flops(y_val.size) for m in members) + fused.fit_flops_)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _checks
+from ..messages import LocalModel, Model
+from ._costs import aggregate_flops, step_flops
 from ._job import Job, weighted_sum
 
 __all__ = ["LocalSGDOptions", "start", "server", "worker"]
@@ -55,14 +57,15 @@ def server(job: Job):
     if job.monitor.update(params, version):
         return
     while True:
-        node.broadcast(job.workers, (version, params))      # 1. broadcast the model
+        model = Model(version, params)
+        node.broadcast(job.workers, model, nbytes=model.nbytes)  # 1. broadcast the model
         models = {}                                         # 2. gather the local models
         while len(models) < n:
-            i, v, local = yield node.recv()
-            if v == version:
-                models[i] = local
-        yield node.compute((n + 1) * params.size)           # 3. average, weighted by samples
-        weights = job.weights if job.options.weighting == "samples" else [1 / n] * n
+            msg = yield node.recv()
+            if msg.version == version:
+                models[msg.worker] = msg.params
+        yield node.compute(aggregate_flops(n, params.size, average=True))  # 3. average them,
+        weights = job.weights if job.options.weighting == "samples" else [1 / n] * n  # weighted
         order = sorted(models)
         params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
         version += 1
@@ -73,12 +76,14 @@ def server(job: Job):
 def worker(job: Job, i: int):
     node = job.workers[i]
     while True:
-        version, params = yield node.recv()                 # 1. start from the global model
-        anchor, mu = params, job.options.mu
+        model = yield node.recv()                           # 1. start from the global model
+        params = anchor = model.params
+        mu = job.options.mu
         for _ in range(job.options.local_steps):            # 2. H steps on my own shard
             grad, flops = job.gradient(i, params)
             if mu:
                 grad = grad + mu * (params - anchor)        #    FedProx: stay near the anchor
-            yield node.compute(flops + 2 * params.size)
+            yield node.compute(flops + step_flops(params.size))
             params = params - job.lr * grad
-        yield node.send(job.server, (i, version, params))   # 3. send my model back
+        mine = LocalModel(i, model.version, params)
+        yield node.send(job.server, mine, nbytes=mine.nbytes)  # 3. send my model back

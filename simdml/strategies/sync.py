@@ -32,9 +32,11 @@ import math
 from dataclasses import dataclass
 
 from .. import _checks
+from ..messages import Tag, TaggedGradient, TaggedModel
+from ._costs import aggregate_flops
 from ._job import Job, weighted_sum
 
-__all__ = ["SyncOptions", "start", "server", "worker"]
+__all__ = ["SyncOptions", "start", "server", "gather", "worker", "recv_before"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,10 +64,7 @@ def wait_for_at_most_workers(s) -> None:
 
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
-    k = job.options.wait_for or len(job.workers)
-    if k > len(job.workers):
-        raise ValueError(f"wait_for must be at most the number of workers "
-                         f"({len(job.workers)}); got {k}")
+    k = job.options.wait_for or len(job.workers)  # k <= n: a scenario rule (above)
     # a round that can close without a worker makes that worker's work stale
     preemptible = k < len(job.workers) or job.options.round_timeout < math.inf
     for i, node in enumerate(job.workers):
@@ -78,37 +77,15 @@ def start(job: Job):
 
 def server(job: Job):
     node = job.server
-    k = job.options.wait_for or len(job.workers)
     params, version = job.restore(node)                     # 0. the initial model, or the
     if params is None:                                      #    last checkpoint after a crash
         return job.finish()                                 #    (None: it gave up)
     if job.monitor.update(params, version):
         return job.finish()
     while True:
-        tag = (node.epoch, version)                         #    never confused with a model
-        node.broadcast(job.workers, (tag, params))          # 1. broadcast the model
-        grads = {}                                          # 2. gather this round's gradients
-        deadline = node.sim.now + job.options.round_timeout
-        retries = job.options.retries
-        while len(grads) < k:
-            msg = yield from recv_before(node, deadline)
-            if msg is None and retries:                     #    late: a lost message? ask again
-                retries -= 1
-                job.count("retries")
-                missing = [w for i, w in enumerate(job.workers) if i not in grads]
-                node.broadcast(missing, (tag, params))
-                deadline = node.sim.now + job.options.round_timeout
-                continue
-            if msg is None:
-                job.count("incomplete_rounds")              #    round timed out
-                break
-            i, v, grad = msg
-            if v != tag:
-                job.count("stale_gradients_dropped")
-            elif i in grads:
-                job.count("duplicate_gradients")            #    wasted work (a retry's twin)
-            else:
-                grads[i] = grad
+        model = TaggedModel(Tag(node.epoch, version), params)
+        node.broadcast(job.workers, model, nbytes=model.nbytes)  # 1. broadcast the model
+        grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
             if job.workers_lost() or job.cut_off():
                 return job.finish()                         #    ... and nobody ever will
@@ -117,7 +94,7 @@ def server(job: Job):
         share = sum(job.weights[i] for i in order)          #    in worker order (so arrival
         g = weighted_sum([job.weights[i] / share for i in order],  # order cannot change it)
                          [grads[i] for i in order])
-        yield node.compute((len(grads) + 2) * params.size)  # 4. step, on the server's CPU
+        yield node.compute(aggregate_flops(len(grads), params.size))  # 4. step, on the server
         params = params - job.lr * g
         version += 1
         if job.monitor.update(params, version):             # 5. record; stop?
@@ -125,33 +102,62 @@ def server(job: Job):
         yield from job.after_update(node, params, version)  # 6. checkpoint, every N
 
 
-def worker(job: Job, i: int, preemptible: bool = False, pull: bool = False):
-    """A parameter-server worker: pull, compute, push. With ``preemptible``, a newer model
-    arriving while it computes makes the current work stale: it is dropped. With
-    ``pull``, it asks for the model when it starts (and so when it restarts after a
-    crash) instead of waiting for the server's next broadcast."""
+def gather(job: Job, model: TaggedModel):
+    """Process: collect the gradients of the round of ``model``; returns ``{worker: grad}``.
+
+    The round closes when ``wait_for`` (k) gradients are in, or when ``round_timeout``
+    passes without them: then, ``retries`` times, the model goes again to the workers
+    still missing (a lost message is asked for again) before the round closes with what
+    it has. A gradient of another round (``model.tag``) is stale; a second one from the
+    same worker (a retry's twin) is wasted work: both are counted and dropped.
+    """
+    node, k = job.server, job.options.wait_for or len(job.workers)
+    grads = {}
+    deadline = node.sim.now + job.options.round_timeout
+    retries = job.options.retries
+    while len(grads) < k:
+        msg = yield from recv_before(node, deadline)
+        if msg is None and retries:                         # late: a lost message? ask again
+            retries -= 1
+            job.count("retries")
+            missing = [w for i, w in enumerate(job.workers) if i not in grads]
+            node.broadcast(missing, model, nbytes=model.nbytes)
+            deadline = node.sim.now + job.options.round_timeout
+        elif msg is None:                                   # late, no retry left: close it
+            job.count("incomplete_rounds")
+            break
+        elif msg.tag != model.tag:
+            job.count("stale_gradients_dropped")
+        elif msg.worker in grads:
+            job.count("duplicate_gradients")
+        else:
+            grads[msg.worker] = msg.grad
+    return grads
+
+
+def worker(job: Job, i: int, preemptible: bool = False):
+    """A parameter-server worker: wait for the model, compute, push. With ``preemptible``,
+    a newer model arriving while it computes makes the current work stale: it is dropped."""
     node, server_node = job.workers[i], job.server
-    if pull:
-        node.send(server_node, (i, None, None))
-    msg = node.newest((yield node.recv()))                  # 1. get the current model
+    model = node.newest((yield node.recv()))                # 1. get the current model
     while True:
-        version, params = msg
-        grad, flops = job.gradient(i, params)               # 2. real gradient on my shard
+        grad, flops = job.gradient(i, model.params)         # 2. real gradient on my shard
         work = node.compute(flops)                          #    ... which takes simulated time
         if preemptible:
-            newer = yield from _finish_or_newer(node, work, version)
+            newer = yield from _finish_or_newer(node, work, model.tag)
             if newer is not None:                           #    the round closed without me
                 node.abandon(work)
                 job.count("dropped_gradients")
-                msg = node.newest(newer)
+                model = node.newest(newer)
                 continue
         else:
             yield work
-        yield node.send(server_node, (i, version, grad))    # 3. push it to the server
-        msg = node.newest((yield node.recv()))
+        push = TaggedGradient(i, model.tag, grad)
+        yield node.send(server_node, push, nbytes=push.nbytes)  # 3. push it to the server
+        model = node.newest((yield node.recv()))
 
 
-def _finish_or_newer(node, work, version: int):
+def _finish_or_newer(node, work, tag: Tag):
     """Wait for ``work``; return None when it is done, or the newer model that made it
     stale first (the same model sent again, after an empty round, does not)."""
     while True:
@@ -160,7 +166,7 @@ def _finish_or_newer(node, work, version: int):
         first, = yield node.sim.any_of([work, newer])
         if first is work:
             return None
-        if newer.value[0] != version:
+        if newer.value.tag != tag:
             return newer.value
 
 

@@ -34,6 +34,8 @@ import numpy as np
 
 from .. import _checks
 from ..scheduling import POLICIES, RoundState
+from ..messages import Block, Down, Hello, Result, Tag
+from ._costs import aggregate_flops
 from ._job import Job, weighted_sum
 from .sync import recv_before
 
@@ -91,7 +93,7 @@ def _notify(job: Job, i: int, epoch: int):
     if job.options.detect_after > 0:
         yield job.sim.timeout(job.options.detect_after)
     if job.server.is_up:
-        job.server.mailbox.put(("down", i, epoch))
+        job.server.mailbox.put(Down(i, epoch))
 
 
 def server(job: Job):
@@ -112,7 +114,7 @@ def server(job: Job):
         return job.finish()
     while True:
         began = node.sim.now
-        tag = (node.epoch, version)  # a result of the server's previous life never counts
+        tag = Tag(node.epoch, version)  # a result of the server's previous life never counts
         r = _Round(job, policy, live, tag, params)
         # nobody live (all crashed, or not heard from since a restart): all in the pool
         reachable = sorted(w for w in live if not r.cut_off(w))
@@ -122,37 +124,40 @@ def server(job: Job):
         for w in sorted(live):
             r.fill(w)
         while len(r.results) < n_blocks:
-            msg = yield from r.next_message()
-            if msg is None:                                  # a block is overdue: re-send it
-                if job.cut_off():                            # ... to nobody reachable, ever
-                    return job.finish()
-                continue
-            kind = msg[0]
-            if kind == "result":
-                _, w, v, b, grad, seconds = msg
-                if v != tag or b in r.results:
+            match (yield from r.next_message()):
+                case None:                                   # a block was overdue: re-sent
+                    if job.cut_off():                        # ... to nobody reachable, ever
+                        return job.finish()
+                case Result(w, v, b, _, _) if v != tag or b in r.results:
                     job.count("duplicate_results")           # late or re-sent: wasted work
                     if v == tag:
                         r.done(w, b)                         # ... but w is free again
-                    continue
-                r.results[b] = grad
-                r.done(w, b)
-                state.seconds_per_row[w] = _smooth(state.seconds_per_row.get(w), seconds / sizes[b])
-            else:                                            # "down" or "hello": (kind, w, epoch)
-                _, w, epoch = msg
-                if epoch > known[w]:                         # a crash not yet handled
-                    known[w] = epoch
-                    r.lost(w)
-                if kind == "hello" and epoch >= known[w]:    # not a hello of a past life
-                    live.add(w)
-                    r.fill(w)
+                case Result(w, _, b, grad, seconds):
+                    r.results[b] = grad
+                    r.done(w, b)
+                    state.seconds_per_row[w] = _smooth(state.seconds_per_row.get(w),
+                                                       seconds / sizes[b])
+                case Down(w, epoch):                         # the detector: w crashed
+                    _crash_news(r, known, w, epoch)
+                case Hello(w, epoch):                        # w restarted (a crash, if news)
+                    _crash_news(r, known, w, epoch)
+                    if epoch >= known[w]:                    # not a hello of a past life
+                        live.add(w)
+                        r.fill(w)
         g = weighted_sum(weights, [r.results[b] for b in range(n_blocks)])  # block order
-        yield node.compute((n_blocks + 2) * params.size)
+        yield node.compute(aggregate_flops(n_blocks, params.size))
         params = params - job.lr * g
         version += 1
         if job.monitor.update(params, version, makespan=node.sim.now - began):
             return job.finish()
         yield from job.after_update(node, params, version)
+
+
+def _crash_news(r: _Round, known: dict, w: int, epoch: int) -> None:
+    """Worker w's life ``epoch`` ended: its blocks go back, unless that crash is old news."""
+    if epoch > known[w]:
+        known[w] = epoch
+        r.lost(w)
 
 
 def _smooth(old, new, keep: float = 0.5):
@@ -162,9 +167,9 @@ def _smooth(old, new, keep: float = 0.5):
 class _Round:
     """One round's bookkeeping at the server: queues, pool, what each worker holds."""
 
-    def __init__(self, job: Job, policy, live: set, version: int, params):
+    def __init__(self, job: Job, policy, live: set, tag: Tag, params):
         self.job, self.policy, self.live = job, policy, live
-        self.version, self.params = version, params
+        self.tag, self.params = tag, params
         self.results: dict = {}
         self.holding = {w: deque() for w in range(len(job.workers))}  # sent, not returned
         self.sent_at: dict = {}      # block -> when it was (last) sent
@@ -207,7 +212,8 @@ class _Round:
         self.has_model.add(w)
         self.holding[w].append(b)
         self.sent_at[b] = self.job.sim.now
-        self.job.server.send(self.job.workers[w], (self.version, model, b))
+        block = Block(self.tag, model, b)
+        self.job.server.send(self.job.workers[w], block, nbytes=block.nbytes)
 
     def done(self, w: int, b: int) -> None:
         """Block b is in (from w): every worker holding a copy of it is free of it."""
@@ -271,19 +277,21 @@ def worker(job: Job, i: int):
     if node.epoch > 0:                       # restarted after a crash: ask for work, again
         retry = job.options.block_timeout    # and again if the hello may have been lost
         while first is None:
-            node.send(job.server, ("hello", i, node.epoch))
+            hello = Hello(i, node.epoch)
+            node.send(job.server, hello, nbytes=hello.nbytes)
             first = yield from recv_before(node, node.sim.now + retry)
-    params, version = None, None
+    params, tag = None, None
     while True:
-        v, model, b = first if first is not None else (yield node.recv())
+        msg = first if first is not None else (yield node.recv())
         first = None
-        if model is not None:
-            params, version = model, v
-        if v != version:                     # a block of a round whose model I lack
+        if msg.params is not None:           # the first block of a round brings its model
+            params, tag = msg.params, msg.tag
+        if msg.tag != tag:                   # a block of a round whose model I lack
             continue
-        X, y = job.blocks[b]
+        X, y = job.blocks[msg.block]
         _, grad = job.loss_grad(params, X, y)
         job.monitor.rows += y.size
         began = node.sim.now
         yield node.compute(job.model.grad_flops(y.size))
-        yield node.send(job.server, ("result", i, v, b, grad, node.sim.now - began))
+        result = Result(i, tag, msg.block, grad, node.sim.now - began)
+        yield node.send(job.server, result, nbytes=result.nbytes)

@@ -1,5 +1,7 @@
-"""Distributed decision trees: data-parallel histograms (``hist_tree``) and
-voting-parallel histograms (``voting_tree``).
+"""Distributed decision trees: what data-parallel histograms (``hist_tree``, in
+``hist_tree.py``) and voting-parallel histograms (``voting_tree``, in ``voting_tree.py``)
+share -- their options, the bins, routing rows down the splits, gathering the workers'
+parts, recording a level.
 
 Both grow one ``DecisionTree`` level by level at the server, from class histograms of
 the frontier nodes that the workers build on their own rows:
@@ -39,12 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from ..messages import Part
 from ..models._base import clone
-from ..models._hist import apply_bins, bin_edges, binning_flops, histogram_flops, histograms, \
-    split_flops, split_scores
+from ..models._hist import apply_bins, bin_edges, binning_flops, split_flops
 from ._job import Job
 
-__all__ = ["HistTreeOptions", "VotingTreeOptions", "start"]
+__all__ = ["HistTreeOptions", "VotingTreeOptions", "setup", "gather", "record", "splits_made",
+           "server_flops", "bin_rows", "route", "send_part"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,17 +66,10 @@ class VotingTreeOptions:
         _checks.integer("top_k", self.top_k, low=1)
 
 
-def start(job: Job):
-    for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
-    program = hist_server if isinstance(job.options, HistTreeOptions) else voting_server
-    return job.server.start(program, job)
-
-
 # --------------------------------------------------------------------------- server
 
 
-def _setup(job: Job):
+def setup(job: Job):
     """Bins from the training set, a tree and its builder; the bins go to every worker
     with the workers' first instruction."""
     tree = clone(job.model)
@@ -82,16 +78,16 @@ def _setup(job: Job):
     return tree, tree.builder(edges, job.classes.size), edges
 
 
-def _gather(job: Job, node):
-    """The workers' answers of this step, summed in worker order."""
+def gather(job: Job, node):
+    """Process: every worker's part of this step (a ``Part``); returns them in worker order."""
     parts = {}
     while len(parts) < len(job.workers):
-        i, part = yield node.recv()
-        parts[i] = part
+        msg = yield node.recv()
+        parts[msg.worker] = msg.data
     return [parts[i] for i in sorted(parts)]
 
 
-def _record(job: Job, tree, builder, level: int) -> bool:
+def record(job: Job, tree, builder, level: int) -> bool:
     """The tree so far to the monitor; True means stop."""
     builder.to_tree()
     if job.monitor.update(tree, level):
@@ -103,137 +99,32 @@ def _record(job: Job, tree, builder, level: int) -> bool:
     return False
 
 
-def hist_server(job: Job):
-    node = job.server
-    tree, builder, edges = _setup(job)
-    made, known, level = [], {}, 0   # known: node -> summed histogram
-    while builder.frontier:
-        frontier = list(builder.frontier)
-        build = _to_build(frontier, made, builder, known) if job.options.subtraction else frontier
-        node.broadcast(job.workers, ("level", edges if level == 0 else None,  # 1. splits, asks
-                                     _splits(made, builder), build))
-        parts = yield from _gather(job, node)                    # 2. the shards' histograms
-        summed = np.sum([p.astype(np.int64) for p in parts], axis=0)
-        known = {n: summed[j] for j, n in enumerate(build)} | {
-            n: known[p] - summed[build.index(s)] for n, p, s in _siblings(frontier, build, made, builder)}
-        hists = np.array([known[n] for n in frontier])
-        yield node.compute(_server_flops(builder, len(parts), summed, len(frontier)))
-        made = builder.grow(frontier, hists)                     # 3. split every node
-        level += 1
-        if _record(job, tree, builder, level):
-            return
+def splits_made(made, builder) -> list[tuple]:
+    """What a worker needs to route its rows: (parent, feature, bin, left, right)."""
+    return [(p, s.feature, s.bin, builder.left[p], builder.right[p]) for p, s in made]
 
 
-def _to_build(frontier, made, builder, known) -> list[int]:
-    """The nodes whose histograms the workers must build: the root, and of two siblings
-    both on the frontier the smaller (its counts are known from the parent's split)."""
-    if not made:
-        return list(frontier)
-    on = set(frontier)
-    build = []
-    for parent, _ in made:
-        left, right = builder.left[parent], builder.right[parent]
-        if left in on and right in on:
-            smaller = left if builder.counts[left].sum() <= builder.counts[right].sum() else right
-            build.append(smaller)
-        else:
-            build += [c for c in (left, right) if c in on]
-    return build
-
-
-def _siblings(frontier, build, made, builder):
-    """``(node, parent, built sibling)`` for each frontier node derived by subtraction."""
-    built = set(build)
-    for parent, _ in made:
-        left, right = builder.left[parent], builder.right[parent]
-        for n, s in ((left, right), (right, left)):
-            if n in frontier and n not in built:
-                yield n, parent, s
-
-
-def _server_flops(builder, n_parts: int, summed: np.ndarray, n_nodes: int) -> float:
+def server_flops(builder, n_parts: int, summed: np.ndarray, n_nodes: int) -> float:
     """Summing the workers' histograms and searching the splits of the frontier."""
     return n_parts * summed.size + n_nodes * split_flops(builder.n_features, builder.n_bins,
                                                           builder.n_classes)
 
 
-def _splits(made, builder) -> list[tuple]:
-    """What a worker needs to route its rows: (parent, feature, bin, left, right)."""
-    return [(p, s.feature, s.bin, builder.left[p], builder.right[p]) for p, s in made]
-
-
-def voting_server(job: Job):
-    node, k = job.server, job.options.top_k
-    tree, builder, edges = _setup(job)
-    node.broadcast(job.workers, ("counts", edges))
-    counts = yield from _gather(job, node)                       # 0. class counts, for weights
-    builder._start(np.sum(counts, axis=0))
-    d, made, level = builder.n_features, [], 0
-    while builder.frontier:
-        frontier = list(builder.frontier)
-        node.broadcast(job.workers, ("vote", _splits(made, builder), frontier,
-                                     builder.class_weight))
-        votes = yield from _gather(job, node)                    # 1. every worker's top_k
-        tally = np.zeros((len(frontier), d), dtype=np.int64)
-        for v in votes:
-            np.add.at(tally, (np.arange(len(frontier))[:, None], v), 1)
-        # 2. the 2 top_k most-voted features per node (ties: the lower feature)
-        chosen = np.sort(np.argsort(-tally, axis=1, kind="stable")[:, :min(2 * k, d)], axis=1)
-        node.broadcast(job.workers, ("send", chosen))
-        parts = yield from _gather(job, node)                    # 3. their histograms
-        summed = np.sum([p.astype(np.int64) for p in parts], axis=0)
-        hists = np.zeros((len(frontier), d, builder.n_bins, builder.n_classes), dtype=np.int64)
-        allowed = np.zeros((len(frontier), d), dtype=bool)
-        for j in range(len(frontier)):
-            hists[j, chosen[j]] = summed[j]
-            allowed[j, chosen[j]] = True
-        yield node.compute(_server_flops(builder, len(parts), summed, len(frontier)))
-        made = builder.grow(frontier, hists, allowed=list(allowed))
-        level += 1
-        if _record(job, tree, builder, level):
-            return
-
-
 # --------------------------------------------------------------------------- worker
 
 
-def worker(job: Job, i: int):
-    """Route my rows, build the histograms I am asked for, send them (and votes)."""
-    node, shard = job.workers[i], job.shards[i]
-    y, n_classes = shard.y, job.classes.size
-    codes = where = local = None
-    while True:
-        msg = yield node.recv()
-        kind = msg[0]
-        if kind in ("counts", "level") and msg[1] is not None:  # the bins, once
-            edges = msg[1]
-            codes = apply_bins(shard.X, edges)
-            n_bins = max(len(e) for e in edges) + 1
-            where = np.zeros(y.size, dtype=np.int64)
-            yield node.compute(binning_flops(codes.size, job.model.max_bins))
-        if kind == "counts":                                     # voting: my class counts
-            yield node.send(job.server, (i, np.bincount(y, minlength=n_classes)))
-        elif kind == "vote":                                     # voting: my top_k per node
-            _, splits, frontier, class_weight = msg
-            where = _route(codes, where, splits)
-            local = histograms(codes, y, where, np.asarray(frontier), n_bins, n_classes)
-            yield node.compute(histogram_flops(int(np.isin(where, frontier).sum()),
-                                               codes.shape[1]))
-            top = [_top_features(h, class_weight, job.model.criterion, job.options.top_k)
-                   for h in local]
-            yield node.send(job.server, (i, np.array(top, dtype=np.int32)))
-        elif kind == "send":                                     # voting: the chosen features
-            hist = np.stack([local[j][f] for j, f in enumerate(msg[1])])
-            yield node.send(job.server, (i, hist.astype(np.int32)))
-        else:                                                    # hist_tree: a level
-            _, _, splits, build = msg
-            where = _route(codes, where, splits)
-            hist = histograms(codes, y, where, np.asarray(build), n_bins, n_classes)
-            yield node.compute(histogram_flops(int(np.isin(where, build).sum()), codes.shape[1]))
-            yield node.send(job.server, (i, hist.astype(np.int32)))
+def bin_rows(job: Job, i: int, edges: list):
+    """Process: worker i's rows as bin codes (its flops in simulated time); returns the
+    codes, the number of bins and where each row is in the tree (all at the root)."""
+    codes = apply_bins(job.shards[i].X, edges)
+    n_bins = max(len(e) for e in edges) + 1
+    where = np.zeros(job.shards[i].y.size, dtype=np.int64)
+    yield job.workers[i].compute(binning_flops(codes.size, job.model.max_bins))
+    return codes, n_bins, where
 
 
-def _route(codes, where, splits) -> np.ndarray:
+def route(codes, where, splits) -> np.ndarray:
+    """Where each row is after ``splits``: down to the left or right child of its node."""
     where = where.copy()
     for parent, feature, b, left, right in splits:
         rows = np.flatnonzero(where == parent)
@@ -241,7 +132,7 @@ def _route(codes, where, splits) -> np.ndarray:
     return where
 
 
-def _top_features(hist, class_weight, criterion: str, k: int) -> np.ndarray:
-    """The k features whose best local split lowers the impurity most (ties: lower)."""
-    best = split_scores(hist, class_weight, criterion, 1, 1.0).max(axis=1)
-    return np.argsort(-best, kind="stable")[:k]
+def send_part(job: Job, i: int, data: np.ndarray):
+    """Worker i's part of the server's sum, to the server (an event to yield)."""
+    part = Part(i, data)
+    return job.workers[i].send(job.server, part, nbytes=part.nbytes)
