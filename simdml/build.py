@@ -10,6 +10,7 @@ from ._rng import Streams
 from .cluster import Cluster, Network
 from .engine import Simulator
 from .faults import crash_at, partition_at, random_failures
+from .messages import Rows
 from .models import GRADIENT_MODELS
 from .models._base import class_weights
 from .pipeline import DataSplit
@@ -163,7 +164,8 @@ def _exchange(job: Job, w: int, moves: tuple):
     row_nbytes = 8 * (job.monitor.X_train.shape[1] + 1)  # features and label
     for src, dst, rows in moves:
         if src == w:
-            node.send(job.workers[dst], ("rows", rows), nbytes=rows * row_nbytes)
+            msg = Rows(rows, row_nbytes)
+            node.send(job.workers[dst], msg, nbytes=msg.nbytes)
     for _ in range(sum(1 for _, dst, _ in moves if dst == w)):
         yield node.recv()
 
