@@ -15,7 +15,7 @@ from .models import GRADIENT_MODELS
 from .models._base import class_weights
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
-from .strategies import STRATEGIES, Job, Monitor, Shard, tasks
+from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, tasks
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 
@@ -90,15 +90,17 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
                       eval_every=s.eval_every, max_updates=s.stop.rounds,
                       target_accuracy=s.stop.target_accuracy)
     is_tasks = s.scheduling.policy is not None  # task-based sync rounds
+    stats = Stats()
     job = Job(sim=sim, cluster=cluster, server=cluster.nodes[0], workers=cluster.nodes[1:],
               shards=shards, model=model, params=params, lr=s.strategy.lr, monitor=monitor,
               options=s.scheduling.build() if is_tasks else s.strategy.build_options(),
               batch_size=s.strategy.batch_size, policy_rng=streams.rng("policy"),
               batch_rngs=streams.node_rngs("data", s.cluster.workers),
               classes=np.arange(n_outputs) if model.is_classifier else None,
-              checkpoint_every=s.faults.checkpoint_every,
-              checkpoint_time=s.faults.checkpoint_time, done=sim.event(),
-              class_weight=class_weight)
+              class_weight=class_weight, stats=stats, done=sim.event(),
+              checkpoints=Checkpoints(every=s.faults.checkpoint_every,
+                                      seconds=s.faults.checkpoint_time, initial=params,
+                                      monitor=monitor, stats=stats))
     if class_weight is not None:
         monitor.train_weight = class_weight[y_train]
     return job
@@ -152,7 +154,7 @@ def start_training(s: Scenario, job: Job, split: DataSplit):
     try:
         if not split.moves:
             return start(job)
-        job.count("rows_moved", sum(n for *_, n in split.moves))
+        job.stats.count("rows_moved", sum(n for *_, n in split.moves))
         return job.sim.process(_rebalance_then(job, split.moves, start), name="rebalance")
     except ValueError as exc:  # what a strategy can only check against the data
         raise ScenarioError(str(exc)) from None

@@ -118,7 +118,7 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
     trace = Trace.from_cluster(cluster, job.sim.now, counters={
         "loss": [(h["time"], h["loss"]) for h in monitor.history],
         monitor.model.score_name: [(h["time"], h["score"]) for h in monitor.history]})
-    counters = job.counters
+    counters = job.stats.counters
     if model is not None and model.is_classifier:  # the test set, class by class
         n_outputs = len(job.classes)
         with np.errstate(all="ignore"):  # a diverged model predicts too; its stop reason says so
@@ -132,6 +132,6 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         messages_skipped=cluster.messages_skipped,
-                        counters=counters, staleness=job.staleness)
+                        counters=counters, staleness=job.stats.staleness)
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
                   scaling=split.scaling)

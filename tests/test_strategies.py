@@ -318,7 +318,7 @@ def test_fedprox_and_equal_weighting():
 def test_large_training_sets_are_evaluated_in_chunks_to_the_same_loss(monkeypatch):
     """Past EVAL_CHUNK rows the monitor sums the chunks' losses by their share: the same
     loss (to 1e-15 relative), with and without class weights, with no big temporaries."""
-    import simdml.strategies._job as job
+    import simdml.strategies.monitor as job
     s = _scenario(**{"data.dataset": "digits", "stop.rounds": 3})
     whole = run(s)
     monkeypatch.setattr(job, "EVAL_CHUNK", 100)

@@ -214,7 +214,7 @@ def test_result_predicts_on_raw_features():
 def test_weighted_sum_is_the_weighted_sum_and_depends_only_on_the_given_order(shape):
     """The servers' aggregation equals sum_i w_i a_i (to rounding) for vectors and
     arrays, and gives the same bits every time for the same order."""
-    from simdml.strategies._job import weighted_sum
+    from simdml.strategies.job import weighted_sum
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=shape) for _ in range(300)]
     weights = rng.random(300)
@@ -226,7 +226,7 @@ def test_weighted_sum_is_the_weighted_sum_and_depends_only_on_the_given_order(sh
 
 
 def test_weighted_sum_needs_one_weight_per_array_and_sums_integers_as_floats():
-    from simdml.strategies._job import weighted_sum
+    from simdml.strategies.job import weighted_sum
     with pytest.raises(ValueError, match="one weight per array.*got 1 weights for 2 arrays"):
         weighted_sum([0.5], [np.ones(3), np.ones(3)])
     with pytest.raises(ValueError, match="at least one array"):

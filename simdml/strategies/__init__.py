@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from ..models import GRADIENT_MODELS
 from . import (admm, allreduce, asynchronous, cascade, hist_tree, local_fusion, local_sgd, sync,
                trees, voting_tree)
-from ._job import Job, Monitor, Shard
+from .checkpoints import Checkpoints
+from .job import Job, Shard
+from .monitor import Monitor
+from .stats import Stats
 
-__all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard"]
+__all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import _checks
 from ..messages import LocalSolution
-from ._job import Job
+from .job import Job
 
 __all__ = ["ADMMOptions", "start"]
 

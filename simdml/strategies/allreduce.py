@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._costs import step_flops
-from ._job import Job
+from .job import Job
 
 __all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce"]
 
@@ -46,7 +46,7 @@ def worker(job: Job, i: int):
     while True:
         grad, flops = job.gradient(i, params)                 # 1. real gradient on my shard
         yield node.compute(flops)                             #    ... in simulated time
-        total = yield from ring_allreduce(job, i, job.weights[i] * grad)  # 2. sum over the ring
+        total = yield from ring_allreduce(job, i, job.shard_weights[i] * grad)  # 2. sum over the ring
         yield node.compute(step_flops(params.size))           # 3. the same step everywhere
         params = params - job.lr * total
         version += 1

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from .. import _checks
 from ..messages import Gradient, Model, Pull
 from ._costs import step_flops
-from ._job import Job
+from .job import Job
 
 __all__ = ["AsyncOptions", "SSPOptions", "start", "server", "worker"]
 
@@ -64,9 +64,9 @@ def server(job: Job, bound: float = math.inf):
     while True:
         match (yield node.recv()):                  # 1. any worker's message:
             case Gradient(i, v, grad):              #    a gradient, computed on version v
-                job.record_staleness(version - v)
+                job.stats.record_staleness(version - v)
                 yield node.compute(step_flops(params.size))
-                params = params - (job.lr * job.weights[i]) * grad   # 2. apply it at once
+                params = params - (job.lr * job.shard_weights[i]) * grad   # 2. apply it at once
                 version += 1
                 slowest_moved = clock.tick(i)
                 if job.monitor.update(params, version):

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _checks
 from ..models._base import clone
 from ..messages import SupportSet
-from ._job import Job
+from .job import Job
 
 __all__ = ["CascadeOptions", "start"]
 

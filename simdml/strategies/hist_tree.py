@@ -24,7 +24,7 @@ import numpy as np
 
 from ..messages import Level
 from ..models._hist import histogram_flops, histograms
-from ._job import Job
+from .job import Job
 from .trees import bin_rows, gather, record, route, send_part, server_flops, setup, splits_made
 
 __all__ = ["start", "server", "worker"]

@@ -30,7 +30,7 @@ from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
 from ..models import GRADIENT_MODELS
 from ..models._base import clone
 from ..messages import FittedModel
-from ._job import Job
+from .job import Job
 
 __all__ = ["LocalFusionOptions", "MODELS", "start"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .. import _checks
 from ..messages import LocalModel, Model
 from ._costs import aggregate_flops, step_flops
-from ._job import Job, weighted_sum
+from .job import Job, weighted_sum
 
 __all__ = ["LocalSGDOptions", "start", "server", "worker"]
 
@@ -65,7 +65,7 @@ def server(job: Job):
             if msg.version == version:
                 models[msg.worker] = msg.params
         yield node.compute(aggregate_flops(n, params.size, average=True))  # 3. average them,
-        weights = job.weights if job.options.weighting == "samples" else [1 / n] * n  # weighted
+        weights = job.shard_weights if job.options.weighting == "samples" else [1 / n] * n  # weighted
         order = sorted(models)
         params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
         version += 1

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from .. import _checks
 from ..messages import Tag, TaggedGradient, TaggedModel
 from ._costs import aggregate_flops
-from ._job import Job, weighted_sum
+from .job import Job, weighted_sum
 
 __all__ = ["SyncOptions", "start", "server", "gather", "worker", "recv_before"]
 
@@ -72,12 +72,12 @@ def start(job: Job):
     process = job.server.start(server, job)
     # a server that checkpoints restarts after a crash (a new process): training ends
     # when some incarnation of it says so
-    return job.done if job.checkpoint_every else process
+    return job.done if job.checkpoints.every else process
 
 
 def server(job: Job):
     node = job.server
-    params, version = job.restore(node)                     # 0. the initial model, or the
+    params, version = job.checkpoints.restore(node)                     # 0. the initial model, or the
     if params is None:                                      #    last checkpoint after a crash
         return job.finish()                                 #    (None: it gave up)
     if job.monitor.update(params, version):
@@ -91,15 +91,15 @@ def server(job: Job):
                 return job.finish()                         #    ... and nobody ever will
             continue                                        #    ... try again
         order = sorted(grads)                               # 3. average, weighted by samples,
-        share = sum(job.weights[i] for i in order)          #    in worker order (so arrival
-        g = weighted_sum([job.weights[i] / share for i in order],  # order cannot change it)
+        share = sum(job.shard_weights[i] for i in order)          #    in worker order (so arrival
+        g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot change it)
                          [grads[i] for i in order])
         yield node.compute(aggregate_flops(len(grads), params.size))  # 4. step, on the server
         params = params - job.lr * g
         version += 1
         if job.monitor.update(params, version):             # 5. record; stop?
             return job.finish()
-        yield from job.after_update(node, params, version)  # 6. checkpoint, every N
+        yield from job.checkpoints.after_update(node, params, version)  # 6. checkpoint, every N
 
 
 def gather(job: Job, model: TaggedModel):
@@ -119,17 +119,17 @@ def gather(job: Job, model: TaggedModel):
         msg = yield from recv_before(node, deadline)
         if msg is None and retries:                         # late: a lost message? ask again
             retries -= 1
-            job.count("retries")
+            job.stats.count("retries")
             missing = [w for i, w in enumerate(job.workers) if i not in grads]
             node.broadcast(missing, model, nbytes=model.nbytes)
             deadline = node.sim.now + job.options.round_timeout
         elif msg is None:                                   # late, no retry left: close it
-            job.count("incomplete_rounds")
+            job.stats.count("incomplete_rounds")
             break
         elif msg.tag != model.tag:
-            job.count("stale_gradients_dropped")
+            job.stats.count("stale_gradients_dropped")
         elif msg.worker in grads:
-            job.count("duplicate_gradients")
+            job.stats.count("duplicate_gradients")
         else:
             grads[msg.worker] = msg.grad
     return grads
@@ -147,7 +147,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
             newer = yield from _finish_or_newer(node, work, model.tag)
             if newer is not None:                           #    the round closed without me
                 node.abandon(work)
-                job.count("dropped_gradients")
+                job.stats.count("dropped_gradients")
                 model = node.newest(newer)
                 continue
         else:

@@ -36,7 +36,7 @@ from .. import _checks
 from ..scheduling import POLICIES, RoundState
 from ..messages import Block, Down, Hello, Result, Tag
 from ._costs import aggregate_flops
-from ._job import Job, weighted_sum
+from .job import Job, weighted_sum
 from .sync import recv_before
 
 __all__ = ["SchedulingOptions", "start"]
@@ -70,14 +70,14 @@ def start(job: Job):
         raise ValueError(f"scheduling.blocks must be at most the {y.size} training rows; "
                          f"got {n_blocks}")
     bounds = np.linspace(0, y.size, n_blocks + 1).round().astype(int)
-    job.blocks = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    blocks = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]  # (X, y) views
     for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
+        node.start(worker, job, i, blocks)
         # not a daemon: its notice is progress (it un-stalls a round that waits on a
         # crashed worker), so the simulation must not end while it is due
         job.sim.process(_detector(job, i), name=f"detector@{node.name}")
-    process = job.server.start(server, job)
-    return job.done if job.checkpoint_every else process  # see sync.start
+    process = job.server.start(server, job, blocks)
+    return job.done if job.checkpoints.every else process  # see sync.start
 
 
 def _detector(job: Job, i: int):
@@ -96,16 +96,16 @@ def _notify(job: Job, i: int, epoch: int):
         job.server.mailbox.put(Down(i, epoch))
 
 
-def server(job: Job):
+def server(job: Job, blocks: list):
     node, opts = job.server, job.options
-    k, n_blocks = len(job.workers), len(job.blocks)
-    sizes = np.array([b[1].size for b in job.blocks])
-    masses = np.array([job.mass(b[1]) for b in job.blocks])
+    k, n_blocks = len(job.workers), len(blocks)
+    sizes = np.array([b[1].size for b in blocks])
+    masses = np.array([job.weight_of(b[1]) for b in blocks])
     weights = masses / masses.sum()  # n_b / n, or the block's share of the class weights
     policy = POLICIES[opts.policy]()
     # the nominal speeds the scenario states; a slowdown is for the policy to discover
     state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
-    params, version = job.restore(node)  # the initial model, or the last checkpoint
+    params, version = job.checkpoints.restore(node)  # the initial model, or the last checkpoint
     if params is None:                   # (None: restarting is futile, it gave up)
         return job.finish()
     live = {i for i in range(k) if job.workers[i].is_up}
@@ -129,7 +129,7 @@ def server(job: Job):
                     if job.cut_off():                        # ... to nobody reachable, ever
                         return job.finish()
                 case Result(w, v, b, _, _) if v != tag or b in r.results:
-                    job.count("duplicate_results")           # late or re-sent: wasted work
+                    job.stats.count("duplicate_results")           # late or re-sent: wasted work
                     if v == tag:
                         r.done(w, b)                         # ... but w is free again
                 case Result(w, _, b, grad, seconds):
@@ -150,7 +150,7 @@ def server(job: Job):
         version += 1
         if job.monitor.update(params, version, makespan=node.sim.now - began):
             return job.finish()
-        yield from job.after_update(node, params, version)
+        yield from job.checkpoints.after_update(node, params, version)
 
 
 def _crash_news(r: _Round, known: dict, w: int, epoch: int) -> None:
@@ -198,7 +198,7 @@ class _Round:
             if b in self.results:  # a copy of a block that is done already
                 continue
             if moved:
-                job.count("blocks_moved")
+                job.stats.count("blocks_moved")
             self.send(w, b)
 
     def cut_off(self, w: int) -> bool:
@@ -233,7 +233,7 @@ class _Round:
         if w in self.queues:
             self.queues[w].clear()
         self.pool.extend(b for b in back if b not in self.pool)
-        self.job.count("blocks_requeued", len(back))
+        self.job.stats.count("blocks_requeued", len(back))
         for v in sorted(self.live):
             self.fill(v)
 
@@ -256,7 +256,7 @@ class _Round:
         # late: lost, or slow. The holder's slot is freed (its copy may be lost) and the
         # block goes out again (a slow first copy may still come back: whichever result
         # is first counts); the next wait for b is twice as long, so retries thin out
-        self.job.count("block_retries")
+        self.job.stats.count("block_retries")
         self.retries[b] = self.retries.get(b, 0) + 1
         for v, held in self.holding.items():
             if b in held:
@@ -270,7 +270,7 @@ class _Round:
         return None
 
 
-def worker(job: Job, i: int):
+def worker(job: Job, i: int, blocks: list):
     """Compute the gradient of every block I am sent, on the model of its round."""
     node = job.workers[i]
     first = None
@@ -288,7 +288,7 @@ def worker(job: Job, i: int):
             params, tag = msg.params, msg.tag
         if msg.tag != tag:                   # a block of a round whose model I lack
             continue
-        X, y = job.blocks[msg.block]
+        X, y = blocks[msg.block]
         _, grad = job.loss_grad(params, X, y)
         job.monitor.rows += y.size
         began = node.sim.now

@@ -44,7 +44,7 @@ from .. import _checks
 from ..messages import Part
 from ..models._base import clone
 from ..models._hist import apply_bins, bin_edges, binning_flops, split_flops
-from ._job import Job
+from .job import Job
 
 __all__ = ["HistTreeOptions", "VotingTreeOptions", "setup", "gather", "record", "splits_made",
            "server_flops", "bin_rows", "route", "send_part"]

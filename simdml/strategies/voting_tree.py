@@ -20,7 +20,7 @@ import numpy as np
 
 from ..messages import CountClasses, SendChosen, Vote
 from ..models._hist import histogram_flops, histograms, split_scores
-from ._job import Job
+from .job import Job
 from .trees import bin_rows, gather, record, route, send_part, server_flops, setup, splits_made
 
 __all__ = ["start", "server", "worker"]

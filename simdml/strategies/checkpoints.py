@@ -1,0 +1,59 @@
+"""A parameter server's checkpoints on stable storage, and where it restarts from."""
+from __future__ import annotations
+
+import numpy as np
+
+from .monitor import Monitor
+from .stats import Stats
+
+__all__ = ["Checkpoints", "MAX_FUTILE_RESTARTS"]
+
+MAX_FUTILE_RESTARTS = 20  # restarts in a row without a new update before giving up
+
+
+class Checkpoints:
+    """Every ``every`` updates the server writes its model to stable storage, taking
+    ``seconds`` of its time; after a crash it restarts from the last checkpoint (or from
+    the initial model, if none was written) and the updates since then are lost.
+
+    ``every = 0`` never checkpoints: a restarted server begins again from the start.
+    A server that keeps failing before it gets past its checkpoint would restart for
+    ever: after ``MAX_FUTILE_RESTARTS`` restarts without a new update it gives up.
+    """
+
+    def __init__(self, *, every: int, seconds: float, initial: np.ndarray | None,
+                 monitor: Monitor, stats: Stats):
+        self.every = every           # updates between checkpoints; 0: never
+        self.seconds = seconds       # s to write one
+        self.initial = initial       # the model training began with
+        self.last: dict | None = None  # the last one written: params, version, time
+        self._monitor, self._stats = monitor, stats
+        self._best_version, self._futile = 0, 0
+
+    def restore(self, node) -> tuple:
+        """The model a server (re)starts from, and its version: the initial one at first;
+        after a crash, the last checkpoint -- counting ``server_restarts`` and the
+        ``updates_lost``. ``(None, version)`` means: give up (the stop reason says why)."""
+        if node.epoch == 0:
+            return self.initial, 0
+        self._stats.count("server_restarts")
+        params, version = ((self.last["params"], self.last["version"]) if self.last
+                           else (self.initial, 0))
+        self._stats.count("updates_lost", self._monitor.updates - version)
+        best = max(self._monitor.updates, self._best_version)
+        self._futile = self._futile + 1 if best <= self._best_version else 0
+        self._best_version = best
+        if self._futile >= MAX_FUTILE_RESTARTS:
+            self._monitor.stop_reason = (
+                f"the server fails faster than it makes progress: {self._futile} restarts "
+                f"without getting past update {best}; checkpoint more often "
+                f"(faults.checkpoint_every) or let it fail less (faults.server_mtbf)")
+            return None, version
+        return params, version
+
+    def after_update(self, node, params, version: int):
+        """Process step after each update: a checkpoint every ``every`` updates."""
+        if self.every and version % self.every == 0:
+            yield node.checkpoint(self.seconds)
+            self.last = {"params": params, "version": version, "time": node.sim.now}
+            self._stats.count("checkpoints")
