@@ -116,37 +116,6 @@ def _check_model_for_data(model, n_train: int) -> None:
             raise ScenarioError(f"model.cache_bytes: {exc}") from None
 
 
-def _links(net) -> dict:
-    """Per-link overrides by node index (the server is node 0, worker i is node i + 1)."""
-    out = {}
-    for link in net.links:
-        a, b = (0 if end == "server" else end + 1 for end in (link.a, link.b))
-        cost = (net.latency if link.latency is None else link.latency,
-                net.bandwidth if link.bandwidth is None else link.bandwidth)
-        out[(a, b)] = out[(b, a)] = cost
-    return out
-
-
-def _start_faults(s: Scenario, sim, server, workers, streams, cluster=None) -> None:
-    for c in s.faults.crash:
-        for ref in (c.node if isinstance(c.node, tuple) else (c.node,)):  # a rack: all at once
-            node = server if ref == "server" else workers[ref]
-            sim.process(crash_at(node, c.at, c.recover_after), name=f"crash@{node.name}",
-                        daemon=True)
-    for c in s.faults.partition:
-        nodes = [server if ref == "server" else workers[ref] for ref in c.nodes]
-        sim.process(partition_at(cluster, nodes, c.at, c.heal_after), name="partition",
-                    daemon=True)
-    if math.isfinite(s.faults.server_mtbf):
-        sim.process(random_failures(server, s.faults.server_mtbf, s.faults.mttr,
-                                    streams.rng("faults")), name="failures@server", daemon=True)
-    if math.isfinite(s.faults.mtbf):
-        for i, node in enumerate(workers):
-            sim.process(random_failures(node, s.faults.mtbf, s.faults.mttr,
-                                        streams.node_rng("faults", i)),
-                        name=f"failures@{node.name}", daemon=True)
-
-
 def start_training(s: Scenario, job: Job, split: DataSplit):
     """Start the strategy's processes (after rebalancing's, if any); returns the process
     whose end ends training."""
