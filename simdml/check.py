@@ -52,7 +52,7 @@ def check(name: str, module) -> list[str]:
 # --------------------------------------------------------------------- checkers
 
 
-def _ex01(m) -> list[str]:
+def _check_round_time(m) -> list[str]:
     from simdml import Scenario, run
     from simdml.experiment import prepare_data
     from simdml.messages import TAGGED_GRADIENT_HEADER, TAGGED_MODEL_HEADER
@@ -79,7 +79,7 @@ def _ex01(m) -> list[str]:
     return problems
 
 
-def _ex02(m) -> list[str]:
+def _check_policy(m) -> list[str]:
     from collections import deque
     from simdml import Scenario, run
     from simdml.scheduling import POLICIES, RoundState
@@ -126,7 +126,7 @@ class _Fixed:
         return self.labels[: len(X)]
 
 
-def _ex03(m) -> list[str]:
+def _check_fusion_rule(m) -> list[str]:
     problems = []
     y_val = np.array([0, 0, 1, 1, 2, 2])
     good, bad1, bad2 = _Fixed([0, 0, 1, 1, 2, 2]), _Fixed([1, 1, 1, 1, 1, 1]), _Fixed([1] * 6)
@@ -143,7 +143,7 @@ def _ex03(m) -> list[str]:
     return problems
 
 
-def _ex04(m) -> list[str]:
+def _check_partitioner(m) -> list[str]:
     problems = []
     y = np.array([2, 0, 1, 0, 2, 1, 0, 2, 1, 1])
     shards = m.sorted_by_label(y, 3, np.random.default_rng(0))
@@ -167,7 +167,7 @@ def _ex04(m) -> list[str]:
     return problems
 
 
-def _ex05(m) -> list[str]:
+def _check_compression(m) -> list[str]:
     problems = []
     g = np.array([0.5, -3.0, 0.0, 2.0, -2.0, 1.0])
     idx, val = m.compress(g, 3)
@@ -186,7 +186,7 @@ def _ex05(m) -> list[str]:
     return problems
 
 
-def _ex06(m) -> list[str]:
+def _check_straggler_aggregation(m) -> list[str]:
     problems = []
     weights = [0.1, 0.2, 0.3, 0.4]
     rng = np.random.default_rng(1)
@@ -212,8 +212,9 @@ def _ex06(m) -> list[str]:
     return problems
 
 
-CHECKERS = {"ex01": _ex01, "ex02": _ex02, "ex03": _ex03, "ex04": _ex04, "ex05": _ex05,
-            "ex06": _ex06}
+CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
+            "ex04": _check_partitioner, "ex05": _check_compression,
+            "ex06": _check_straggler_aggregation}
 
 
 def main(argv: list[str] | None = None) -> int:
