@@ -12,7 +12,7 @@ from .engine import Simulator
 from .faults import crash_at, partition_at, random_failures
 from .messages import Rows
 from .models import GRADIENT_MODELS
-from .models._base import class_weights
+from .models._validation import class_weights
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
 from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, tasks

@@ -11,7 +11,8 @@ Each class says what its ``score`` means: ``is_classifier`` and ``score_name``
 ("accuracy" for classifiers, "r2" for regressors).
 """
 
-from simdml.models._base import GradientModel, NotFittedError
+from simdml.models._base import GradientModel
+from simdml.models._validation import NotFittedError
 from simdml.models.kernel_svm import ConvergenceWarning, KernelSVM
 from simdml.models.linear import LinearRegression
 from simdml.models.logistic import LogisticRegression

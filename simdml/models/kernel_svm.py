@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 
 from simdml._checks import is_integer, is_real
-from simdml.models._base import (
+from simdml.models._validation import (
     NotFittedError, _check_class_weight, _check_fitted_X, _check_int, _check_positive,
     _check_sample_weight, _check_X_y, _show, class_weights,
 )

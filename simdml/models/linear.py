@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import GradientRegressor, _check_int, _split
+from simdml.models._base import GradientRegressor, _split
+from simdml.models._validation import _check_int
 
 
 class LinearRegression(GradientRegressor):

@@ -13,7 +13,7 @@ import numpy as np
 
 from simdml._checks import is_integer
 
-from simdml.models._base import NotFittedError, _check_class_weight, _check_fitted_X, \
+from simdml.models._validation import NotFittedError, _check_class_weight, _check_fitted_X, \
     _check_int, _check_non_negative, _check_X_y, _show, class_weights
 from simdml.models._hist import CRITERIA, Split, apply_bins, best_split, bin_edges, \
     binning_flops, histogram_flops, histograms, impurity, split_flops
