@@ -10,7 +10,7 @@ import pytest
 
 from simdml import Cluster, Crash, Interrupt, Network, Simulator
 from simdml._rng import STREAMS, Streams
-from simdml.cluster import COMPUTE_TIMES, payload_nbytes
+from simdml.cluster import COMPUTE_TIMES, Span, payload_nbytes
 from simdml.faults import crash_at, random_failures
 
 LATENCY = 0.5       # s
@@ -52,8 +52,8 @@ def test_one_message_takes_latency_plus_transmission():
     sim.run(until=10.0)
     assert sent == [(D, "m")]
     assert got == [(LATENCY + D, "m")]
-    assert ["n0", "send", 0.0, D, NBYTES] in cluster.spans
-    assert ["n1", "recv", LATENCY, LATENCY + D, NBYTES] in cluster.spans
+    assert Span("n0", "send", 0.0, D, NBYTES) in cluster.spans
+    assert Span("n1", "recv", LATENCY, LATENCY + D, NBYTES) in cluster.spans
     assert (cluster.messages_sent, cluster.bytes_sent, cluster.messages_delivered) == (1, NBYTES, 1)
 
 
@@ -274,7 +274,7 @@ def test_deterministic_compute_takes_flops_over_speed_times_slowdown(flops, spee
     sim = Simulator()
     node = Cluster(sim).add_node("w", speed=speed, slowdown=slowdown)
     assert run_compute(node, flops) == [expected]
-    assert node.cluster.spans == [["w", "compute", 0.0, expected, 0]]
+    assert node.cluster.spans == [Span("w", "compute", 0.0, expected, 0)]
 
 
 def test_infinite_speed_computes_in_no_time():
@@ -402,8 +402,8 @@ def test_crash_interrupts_a_compute_at_the_crash_time():
     sim.process(crash_at(node, 1.5))
     sim.run(until=10.0)
     assert log == [(Crash("w", 1.5), 1.5)]
-    assert ["w", "compute_lost", 0.0, 1.5, 0] in cluster.spans
-    assert not any(s[1] == "compute" for s in cluster.spans)
+    assert Span("w", "compute_lost", 0.0, 1.5, 0) in cluster.spans
+    assert not any(s.kind == "compute" for s in cluster.spans)
 
 
 def test_crash_empties_the_mailbox():
@@ -469,7 +469,7 @@ def test_message_is_lost_when_its_receiver_crashes_while_receiving():
     sim.run(until=10.0)
     assert got == []
     assert (cluster.messages_lost, cluster.messages_delivered) == (1, 0)
-    assert ["n1", "recv_lost", 0.5, 0.625, NBYTES] in cluster.spans
+    assert Span("n1", "recv_lost", 0.5, 0.625, NBYTES) in cluster.spans
 
 
 def test_recovered_node_restarts_its_programs_and_receives_again():
@@ -505,7 +505,7 @@ def test_crash_at_crashes_and_recovers_at_the_right_times():
     sim.process(probe())
     sim.run(until=10.0)
     assert seen == [True, False, False, True]  # crash_at was created first: at t=1 it runs first
-    assert cluster.spans == [["w", "down", 1.0, 3.0, 0]]
+    assert cluster.spans == [Span("w", "down", 1.0, 3.0, 0)]
     assert cluster.instants == [(1.0, "w", "crash"), (3.0, "w", "recover")]
 
 

@@ -801,7 +801,7 @@ def test_getters_are_served_in_request_order():
 
 def _message_log(how, monkeypatch):
     """A process takes three items that arrive as events at t=1, 2, 2 and hand them over
-    with ``box.put`` or ``box.deliver``; returns (what it got when, events processed)."""
+    with ``box.put`` or ``box._deliver``; returns (what it got when, events processed)."""
     from simdml import engine
     processed = []
     pop = engine.heappop
@@ -829,7 +829,7 @@ def test_deliver_resumes_a_waiting_getter_within_the_same_event(monkeypatch):
     once, at the same time, with no event of its own: the same log as put(), one event
     fewer per item (8 events: start, 3 arrivals, 3 gets, the end; 5 with deliver)."""
     put_log, put_events = _message_log("put", monkeypatch)
-    log, events = _message_log("deliver", monkeypatch)
+    log, events = _message_log("_deliver", monkeypatch)
     assert log == put_log == [("a", 1.0), ("b", 2.0), ("c", 2.0)]
     assert (put_events, events) == (8, 5)
 
@@ -842,7 +842,7 @@ def test_a_delivery_queued_first_wins_a_tie_with_a_timeout():
     box, log = sim.store(), []
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 1.0)  # queued first
 
     def listener(sim):
@@ -879,7 +879,7 @@ def test_a_run_inside_a_run_gives_the_outer_run_its_stop_back():
 
     def arrive(_):
         sim.run(until=sim.now)  # a (null) run inside the outer run's callback
-        box.deliver("x")
+        box._deliver("x")
 
     arrival = sim.event()
     arrival._value = None
@@ -895,7 +895,7 @@ def test_deliver_with_nobody_waiting_keeps_the_item_in_order():
     sim = Simulator()
     box = sim.store()
     box.put("a")
-    box.deliver("b")
+    box._deliver("b")
     assert len(box) == 2
     assert [box.get().value, box.get().value] == ["a", "b"]
 
@@ -907,7 +907,7 @@ def test_deliver_to_the_event_a_run_waits_for_ends_that_run():
     get = box.get()
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 3.0)
     assert sim.run(until=get) == "x"
     assert sim.now == 3.0
@@ -926,7 +926,7 @@ def test_deliver_to_a_get_inside_any_of_fires_the_condition():
     sim.process(listener(sim))
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 1.0)
     sim.run()
     assert log == [(True, "x", 1.0)]
