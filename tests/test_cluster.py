@@ -669,3 +669,65 @@ def test_random_failures_repair_only_their_own_crashes():
     sim.process(random_failures(a, 1.0, 0.1, np.random.default_rng(0)), daemon=True)
     sim.run(until=100.0)
     assert not a.is_up and [k for _, _, k in cluster.instants] == ["crash"]
+
+
+# ------------------------------------------------------------------ public read-only views
+
+def test_crash_times_and_last_crash_time_follow_the_crashes():
+    """crash_times lists every crash, oldest first; last_crash_time is the newest (None before any)."""
+    sim = Simulator()
+    node = Cluster(sim).add_node("w")
+    assert node.crash_times == () and node.last_crash_time is None
+    sim.process(crash_at(node, 1.0, recover_after=0.5))
+    sim.process(crash_at(node, 2.0))
+    sim.run(until=3.0)
+    assert node.crash_times == (1.0, 2.0) and node.last_crash_time == 2.0
+
+
+def test_work_ends_at_its_planned_end_or_where_it_was_cut():
+    """A compute's ends_at is its planned end, and the abandon time once abandoned."""
+    sim = Simulator()
+    cluster = Cluster(sim)
+    node = cluster.add_node("w", speed=1e9)
+    seen = []
+
+    def job():
+        work = node.compute(2e9)
+        seen.append(work.ends_at)
+        yield sim.timeout(0.5)
+        node.abandon(work)
+        seen.append(work.ends_at)
+    node.start(job)
+    sim.run()
+    assert seen == [2.0, 0.5]
+    assert cluster.spans == [Span("w", "compute_dropped", 0.0, 0.5, 0)]
+
+
+def test_open_spans_are_the_ones_still_running():
+    """open_spans holds every span of the node that ends after now (a copy of the list)."""
+    sim = Simulator()
+    node = Cluster(sim).add_node("w", speed=1e9)
+    node.start(lambda: (yield node.compute(1e9)))
+    sim.run(until=0.5)
+    assert node.open_spans() == [Span("w", "compute", 0.0, 1.0)]
+    node.open_spans().clear()
+    assert len(node.open_spans()) == 1
+
+
+def test_the_cluster_uses_no_underscored_name_of_the_kernel_but_its_package_private_api():
+    """cluster.py and trace.py read no other object's underscored attribute, except the
+    kernel's package-private API made for the message path."""
+    import ast
+    import inspect
+
+    import simdml.cluster
+    import simdml.trace
+    allowed = {"_fire_at", "_deliver",   # the kernel's package-private API
+               "_arrive_cb"}             # a Node's callback, read by another Node
+    for module in (simdml.cluster, simdml.trace):
+        tree = ast.parse(inspect.getsource(module))
+        reached = {node.attr for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                   and not node.attr.startswith("__")
+                   and not (isinstance(node.value, ast.Name) and node.value.id == "self")}
+        assert reached <= allowed, (module.__name__, reached - allowed)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simdml import Deadlock, Interrupt, Simulator
-from simdml.engine import URGENT
+from simdml.engine import URGENT, Timeout
 
 
 # -- ordering -----------------------------------------------------------------------
@@ -303,6 +303,42 @@ def test_bad_timeout_delay_is_a_value_error(delay):
     message = rf"timeout delay must be finite and >= 0 \(s\); got {delay!r}"
     with pytest.raises(ValueError, match=message):
         sim.timeout(delay)
+    with pytest.raises(ValueError, match=message):
+        Timeout(sim, delay)
+
+
+def test_timeout_class_and_factory_make_the_same_event():
+    """Timeout(sim, d) and sim.timeout(d) (its inlined copy) give equal events, queued in
+    creation order: same value, delay, state, and no ``since``."""
+    sim = Simulator()
+    log = []
+    made = [Timeout(sim, 1.0, "a"), sim.timeout(1.0, "b"), Timeout(sim, 1.0, "c")]
+    for ev in made:
+        ev.callbacks.append(lambda e: log.append((e.value, sim.now)))
+    assert [(type(e), e.delay, e.triggered, e.ok, e.callbacks is not None) for e in made] \
+        == [(Timeout, 1.0, True, True, True)] * 3
+    assert not any(hasattr(e, "since") for e in made)
+    sim.run()
+    assert log == [("a", 1.0), ("b", 1.0), ("c", 1.0)]
+
+
+def test_the_kernel_has_no_seed():
+    """The kernel draws nothing, so a simulator keeps no seed."""
+    assert not hasattr(Simulator(), "seed")
+
+
+def test_fire_at_queues_a_bare_event_in_insertion_order():
+    """_fire_at (the cluster's message path) triggers an event made without __init__ and
+    queues it at the given time, FIFO with the other events of that time."""
+    from simdml.engine import Event
+    sim = Simulator()
+    log = []
+    sim.timeout(2.0).callbacks.append(lambda e: log.append(("timeout", sim.now)))
+    bare = object.__new__(Event)
+    sim._fire_at(bare, 2.0, lambda e: log.append(("bare", sim.now, e.value, e.ok)))
+    sim.run()
+    assert log == [("timeout", 2.0), ("bare", 2.0, None, True)]
+    assert bare.processed and bare.sim is sim
 
 
 def test_process_needs_a_generator():
@@ -889,6 +925,20 @@ def test_a_run_inside_a_run_gives_the_outer_run_its_stop_back():
     assert sim.run(until=get) == "x"
     assert sim.now == 2.0 and later.callbacks is not None  # stopped at the get
     assert sim._until is None  # and nothing left behind
+
+
+def test_store_shows_its_waiting_gets_oldest_first():
+    """oldest_get and getters show the gets still waiting, oldest first; a get withdrawn
+    (its waiter took another event) is no longer among them."""
+    sim = Simulator()
+    box = sim.store()
+    assert box.oldest_get is None and box.getters == ()
+    first, second = box.get(), box.get()
+    assert box.oldest_get is first and box.getters == (first, second)
+    wait = sim.any_of([first, sim.timeout(1.0)])
+    sim.run(until=2.0)
+    assert wait.processed  # the timeout won: the first get was withdrawn
+    assert box.oldest_get is second and box.getters == (second,)
 
 
 def test_deliver_with_nobody_waiting_keeps_the_item_in_order():
