@@ -16,21 +16,21 @@ Time model
   interrupted with ``Interrupt(Crash(...))``, its mailbox is emptied, messages it was
   sending or receiving are lost. A recovered node restarts the programs started on it.
 
-Everything a node does is recorded as a span ``[node, kind, start, end, nbytes]`` in
-``cluster.spans``; observing costs no simulated time.
+Everything a node does is recorded as a :class:`Span` (``node``, ``kind``, ``start``,
+``end``, ``nbytes``) in ``cluster.spans``; observing costs no simulated time.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from heapq import heappush
 from numbers import Number
 
 import numpy as np
 
-from .engine import NORMAL, Event, Process, Simulator, Store, Timeout
+from ._span import Span
+from .engine import Event, Process, Simulator, Store, Timeout
 
-__all__ = ["COMPUTE_TIMES", "Crash", "Node", "Network", "Cluster", "payload_nbytes"]
+__all__ = ["COMPUTE_TIMES", "Crash", "Node", "Network", "Cluster", "Span", "payload_nbytes"]
 
 _INF = math.inf
 _new = object.__new__
@@ -91,8 +91,8 @@ def payload_nbytes(payload) -> int:
     """Bytes on the wire for a payload: arrays by ``.nbytes``, numbers 8 bytes each,
     containers the sum of their items, ``None`` nothing; any other object by its own
     integer ``nbytes`` (fitted learners have one)."""
-    # perf: exact-type checks for what strategies send (tuples of ints and arrays) first;
-    # 0.10 s -> 0.02 s of a 0.92 s profile of sync training with 256 workers
+    # perf: exact-type checks first for what strategies send (tuples of ints and arrays):
+    # the general isinstance chain was a tenth of a sync run with many workers
     kind = type(payload)
     if kind is np.ndarray:
         return payload.nbytes
@@ -133,6 +133,11 @@ class _Work(Timeout):
 
     __slots__ = ("span",)
 
+    @property
+    def ends_at(self) -> float:
+        """When the work ends (s): as planned, or when a crash or ``abandon`` cut it."""
+        return self.span.end
+
 
 class _Transfer(Event):
     """One message on its way; the same event object is queued for arrival, then delivery."""
@@ -142,7 +147,7 @@ class _Transfer(Event):
     def is_cut_by_sender(self) -> bool:
         """Whether the sender crashed before the last byte left its NIC (at ``tx_end``)."""
         src = self.src
-        return src.epoch != self.src_epoch and src._crash_times[self.src_epoch] < self.tx_end
+        return src.epoch != self.src_epoch and src.crash_times[self.src_epoch] < self.tx_end
 
 
 class Node:
@@ -186,7 +191,7 @@ class Node:
         self._programs: list[tuple] = []
         self._down_events: list = []  # events waiting for this node's next crash
         self.processes: list[Process] = []
-        self._open: list[list] = []  # spans that may still be running (cut short by a crash)
+        self._open: list[Span] = []  # spans that may still be running (cut short by a crash)
         self._open_limit = 16
         self._record = cluster.spans if cluster.record_spans else None  # where spans go
         self.totals = dict.fromkeys(("compute", "send", "recv", "wait", "down", "checkpoint"),
@@ -197,6 +202,16 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name} speed={self.speed:g} flop/s>"
+
+    @property
+    def crash_times(self) -> tuple[float, ...]:
+        """When this node crashed (s), oldest first; ``crash_times[e]`` ended epoch ``e``."""
+        return tuple(self._crash_times)
+
+    @property
+    def last_crash_time(self) -> float | None:
+        """When this node last crashed (s), or None if it never did."""
+        return self._crash_times[-1] if self._crash_times else None
 
     # -- what processes yield -------------------------------------------------
     def compute(self, flops: float) -> Timeout:
@@ -224,15 +239,15 @@ class Node:
         The node is free at once; the trace shows the work as ``compute_dropped``.
         """
         span = work.span
-        if span[3] > self.sim.now and span[1] == "compute":
+        if span.end > self.sim.now and span.kind == "compute":
             self._cut(span, self.sim.now, "_dropped")
 
-    def _cut(self, span: list, at: float, suffix: str) -> None:
+    def _cut(self, span: Span, at: float, suffix: str) -> None:
         """End ``span`` at ``at`` (no later than it began) and mark why."""
-        start = min(span[2], at)
-        self.totals[span[1]] -= (span[3] - span[2]) - (at - start)
-        span[2], span[3] = start, at
-        span[1] += suffix
+        start = min(span.start, at)
+        self.totals[span.kind] -= (span.end - span.start) - (at - start)
+        span.start, span.end = start, at
+        span.kind += suffix
 
     def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
         """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
@@ -266,13 +281,12 @@ class Node:
         self.messages_sent += 1
         self._span("send", start, end, nbytes)
         if not network.drops() and not (network.partitions and network.cut(self.index, dst.index)):
-            # perf: the transfer event is built and queued inline (no __init__ frame, no
-            # checks: start + latency >= now by construction); sync K=256 benchmark
+            # perf: no __init__ frame (the kernel's _fire_at makes it an event) and no
+            # checks (start + latency >= now by construction): one per message
             t = _new(_Transfer)
-            t.sim, t.callbacks, t._value, t._ok = sim, [dst._arrive_cb], None, True
             t.src, t.dst, t.payload, t.nbytes = self, dst, payload, nbytes
             t.duration, t.tx_end, t.src_epoch = duration, end, self.epoch
-            heappush(sim._queue, (start + latency, NORMAL, next(sim._eid), t))
+            sim._fire_at(t, start + latency, dst._arrive_cb)
         else:
             self.cluster.messages_lost += 1
         return end
@@ -305,8 +319,7 @@ class Node:
         self._rx_free = end
         self._span("recv", start, end, t.nbytes)
         t.dst_epoch = self.epoch
-        t.callbacks = [self._deliver_cb]
-        heappush(self.sim._queue, (end, NORMAL, next(self.sim._eid), t))  # perf: end >= now
+        self.sim._fire_at(t, end, self._deliver_cb)  # the same event, queued again
 
     def _deliver(self, t: _Transfer) -> None:
         if self.epoch != t.dst_epoch or not self.is_up:
@@ -319,16 +332,22 @@ class Node:
             return
         self.cluster.messages_delivered += 1
         mailbox = self.mailbox
-        if mailbox._getters:
-            since = mailbox._getters[0].since
-            if since < self.sim.now:
-                self._waited(since)
-        mailbox.deliver(t.payload)
+        get = mailbox.oldest_get
+        if get is not None and get.since < self.sim.now:
+            self._waited(get.since)
+        mailbox._deliver(t.payload)
 
-    def _span(self, kind: str, start: float, end: float, nbytes: int) -> list:
+    def _span(self, kind: str, start: float, end: float, nbytes: int) -> Span:
         """Account for a period of activity: in the node's running totals always, in the
         cluster's list of spans when it records them."""
-        span = [self.name, kind, start, end, nbytes]
+        # perf: Span.__init__ inlined, a class call and a frame fewer (its frame was most of
+        # a span's cost; several spans per message)
+        span = _new(Span)
+        span.node = self.name
+        span.kind = kind
+        span.start = start
+        span.end = end
+        span.nbytes = nbytes
         self.totals[kind] += end - start
         if self._record is not None:
             self._record.append(span)
@@ -340,17 +359,27 @@ class Node:
 
     def _waited(self, since: float) -> None:
         """Account for waiting on the mailbox from ``since`` until now: a span already
-        over, so (perf: two per gradient in sync training) no list unless recorded."""
+        over, so (perf: two per gradient in sync training) no span unless recorded."""
         now = self.sim.now
         self.totals["wait"] += now - since
         if self._record is not None:
-            self._record.append([self.name, "wait", since, now, 0])
+            span = _new(Span)  # perf: as in _span
+            span.node = self.name
+            span.kind = "wait"
+            span.start = since
+            span.end = now
+            span.nbytes = 0
+            self._record.append(span)
+
+    def open_spans(self) -> list[Span]:
+        """The spans that may still be running: every one that ends after now is here."""
+        return list(self._open)
 
     def _prune(self) -> None:
         # Only when the list has doubled: amortized O(1) per span, even for a server
         # with thousands of queued sends.
         now = self.sim.now
-        self._open = [s for s in self._open if s[3] > now]
+        self._open = [s for s in self._open if s.end > now]
         self._open_limit = max(16, 2 * len(self._open))
 
     # -- programs, crashes and recovery ------------------------------------------
@@ -379,10 +408,10 @@ class Node:
         self.epoch += 1
         self._crash_times.append(now)
         for span in self._open:
-            if span[3] > now:  # running, or queued behind others: cut at the crash
+            if span.end > now:  # running, or queued behind others: cut at the crash
                 self._cut(span, now, "_lost")
         self._open.clear()
-        for getter in self.mailbox._getters:
+        for getter in self.mailbox.getters:
             if getter.since < now:
                 self._waited(getter.since)
         self.mailbox.items.clear()
@@ -412,7 +441,7 @@ class Node:
         self.is_up = True
         self.recovery_due = None
         self._tx_free = self._rx_free = now
-        self._span("down", self._crash_times[-1], now, 0)
+        self._span("down", self.last_crash_time, now, 0)
         self.cluster.instants.append((now, self.name, "recover"))
         for program, args, name in self._programs:
             self._launch(program, args, name)
@@ -476,7 +505,7 @@ class Cluster:
         self.network = network or Network()
         self.nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}  # a dict: 10,000 workers must not cost n^2 checks
-        self.spans: list[list] = []       # [node, kind, start, end, nbytes], if recorded
+        self.spans: list[Span] = []       # if recorded
         self.record_spans = record_spans
         self.instants: list[tuple] = []   # (time, node, kind)
         self.messages_lost = 0
@@ -503,15 +532,15 @@ class Cluster:
         """Per node and kind, the seconds of activity planned beyond ``end`` (to clip)."""
         out = {}
         for n in self.nodes:
-            for span in n._open:
-                if span[3] > end:
-                    kind = out.setdefault(n.name, {}).setdefault(span[1], 0.0)
-                    out[n.name][span[1]] = kind + span[3] - max(span[2], end)
+            for span in n.open_spans():
+                if span.end > end:
+                    kind = out.setdefault(n.name, {}).setdefault(span.kind, 0.0)
+                    out[n.name][span.kind] = kind + span.end - max(span.start, end)
         return out
 
     def open_waits(self) -> list[tuple[str, float]]:
         """``(node, since)`` for every process now blocked on an empty mailbox."""
-        return [(n.name, g.since) for n in self.nodes for g in n.mailbox._getters]
+        return [(n.name, g.since) for n in self.nodes for g in n.mailbox.getters]
 
     @property
     def bytes_sent(self) -> int:

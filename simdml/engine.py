@@ -25,6 +25,10 @@ References
 The event/process design follows SimPy (https://simpy.readthedocs.io): processes are
 generators, a process is itself an event, and the queue key is
 ``(time, priority, sequence number)``.
+
+Package-private API: the cluster's message path (:mod:`simdml.cluster`) uses
+``Simulator._fire_at`` and ``Store._deliver``, made for it; nothing outside this module
+touches the kernel's underscored attributes.
 """
 from __future__ import annotations
 
@@ -152,17 +156,22 @@ class Timeout(Event):
 
     def __init__(self, sim: Simulator, delay: float, value=None):
         if not 0.0 <= delay < _INF:
-            raise ValueError(f"timeout delay must be finite and >= 0 (s); got {delay!r}")
-        # perf: Event.__init__ and Simulator._schedule inlined; timeouts are the hot path.
+            raise _bad_delay(delay)
+        # Not Event.__init__: a timeout is triggered from the start (it only waits for its
+        # time) and has no `since` (what waits on it is not stuck).
         self.sim = sim
         self.callbacks = []
         self._value = value
         self._ok = True
         self.delay = delay
-        heappush(sim._queue, (sim.now + delay, NORMAL, next(sim._eid), self))
+        sim._schedule(self, delay)
 
     def __repr__(self) -> str:
         return f"<Timeout delay={self.delay!r} at {id(self):#x}>"
+
+
+def _bad_delay(delay) -> ValueError:
+    return ValueError(f"timeout delay must be finite and >= 0 (s); got {delay!r}")
 
 
 class Process(Event):
@@ -179,7 +188,7 @@ class Process(Event):
                 f"contains 'yield'; got {generator!r}")
         super().__init__(sim)
         self._generator = generator
-        # perf: bound methods made once, not at every resume (kernel benchmark, 1e6 timeouts)
+        # perf: bound methods made once, not at every resume
         self._resume_cb = self._resume
         self._send, self._throw = generator.send, generator.throw
         self.name = name or generator.__name__
@@ -361,7 +370,17 @@ class Store:
         else:
             self.items.append(item)
 
-    def deliver(self, item) -> None:
+    @property
+    def oldest_get(self) -> StoreGet | None:
+        """The get that has waited longest and will receive the next item, or None."""
+        return self._getters[0] if self._getters else None
+
+    @property
+    def getters(self) -> tuple[StoreGet, ...]:
+        """The gets still waiting, oldest first (a snapshot: withdraw one by abandoning it)."""
+        return tuple(self._getters)
+
+    def _deliver(self, item) -> None:
         """``put``, for a callback running inside the event loop (a message arriving):
         the oldest waiting getter receives ``item`` and its waiter resumes at once, at
         this same simulated time, instead of after an event of its own. So it resumes
@@ -370,8 +389,9 @@ class Store:
         an ``any_of`` against a timeout ending at that instant, and is taken before an
         interrupt or a crash queued after it.
 
-        perf: one event per message at the receiver, not two (sync K=256 benchmark).
-        Not for a process's own code: the waiter would run before the putter yields.
+        Package-private, for the cluster's message path (perf: one event per message at
+        the receiver, not two). Not for a process's own code: the waiter would run
+        before the putter yields.
         """
         if not self._getters:
             self.items.append(item)
@@ -464,10 +484,8 @@ _gc_runs = _GCRuns()
 class Simulator:
     """Virtual clock and event queue.
 
-    Parameters
-    ----------
-    seed : int or None
-        Kept for the models built on top (the kernel itself draws nothing).
+    The kernel draws no random numbers: randomness belongs to the models built on top
+    (``simdml._rng``), so a simulator has no seed.
 
     Examples
     --------
@@ -480,8 +498,9 @@ class Simulator:
     'done at 2.5'
     """
 
-    def __init__(self, seed: int | None = None):
-        self.seed = seed
+    def __init__(self, seed=None):
+        # `seed` is accepted, and ignored, only until simdml/experiment.py stops passing
+        # it (issue 15); then the parameter goes.
         self.now = 0.0
         self._queue: list = []
         self._eid = count()
@@ -497,9 +516,10 @@ class Simulator:
 
     def timeout(self, delay: float, value=None) -> Timeout:
         """An event that fires after ``delay`` seconds with ``value``."""
-        # perf: Timeout.__init__ inlined (one Python call fewer per timeout: kernel benchmark)
+        # perf: the one inlined copy of Timeout.__init__ and _schedule (keep them in step):
+        # it saves the class call and a frame on the kernel's most frequent event.
         if not 0.0 <= delay < _INF:
-            raise ValueError(f"timeout delay must be finite and >= 0 (s); got {delay!r}")
+            raise _bad_delay(delay)
         event = _new(Timeout)
         event.sim = self
         event.callbacks = []
@@ -538,6 +558,20 @@ class Simulator:
     def _schedule(self, event: Event, delay: float, priority: int = NORMAL) -> None:
         heappush(self._queue, (self.now + delay, priority, next(self._eid), event))
 
+    def _fire_at(self, event: Event, at: float, callback) -> None:
+        """Trigger ``event`` with value None, ``callback`` its only callback, and queue it
+        for time ``at`` (unchecked: the caller's arithmetic keeps ``at >= now``).
+
+        Package-private, for the cluster's message path: ``event`` may be an instance of
+        an Event subclass made with ``object.__new__`` (no ``__init__`` frame), or one
+        already processed that is queued again for its next step.
+        """
+        event.sim = self
+        event.callbacks = [callback]
+        event._value = None
+        event._ok = True
+        heappush(self._queue, (at, NORMAL, next(self._eid), event))
+
     def schedule_at(self, event: Event, at: float, priority: int = NORMAL) -> None:
         """Put an already triggered ``event`` on the queue for simulated time ``at``."""
         if not at >= self.now:
@@ -565,8 +599,8 @@ class Simulator:
         tenth as often (threshold ``GC_OLDEST_THRESHOLD``; restored when ``run``
         returns or raises). The queue keeps thousands of pending events alive for long
         stretches, so they are promoted to the oldest generation and the default
-        heuristic re-scans the whole simulation again and again: a quarter of the time
-        of a 10,000-worker run went to full collections. Young cyclic garbage is still
+        heuristic re-scans the whole simulation again and again (in large runs, a large
+        share of the time: see benchmarks/README.md). Young cyclic garbage is still
         collected as usual.
         """
         outer = self._until  # a run started inside a run gives the outer one back its stop
@@ -598,7 +632,7 @@ class Simulator:
             self._daemon_events.add(end)
 
         queue, daemon_events = self._queue, self._daemon_events
-        self._until = stop  # what Store.deliver must leave to the loop
+        self._until = stop  # what Store._deliver must leave to the loop
         try:
             # perf: the event loop is inlined; it is the kernel's hot path.
             while queue:

@@ -21,30 +21,16 @@ import csv
 import io
 import json
 import math
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
+
+from ._span import Span
 
 __all__ = ["Span", "Trace", "KINDS"]
 
 KINDS = ("compute", "send", "recv", "wait", "down", "checkpoint")
 
-
-class Span(NamedTuple):
-    """One period of one activity on one node (a named tuple: cheap to make by the million)."""
-
-    node: str
-    kind: str
-    start: float  # s
-    end: float    # s
-    nbytes: int = 0
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-_start_end = itemgetter(2, 3)
+_start_end = attrgetter("start", "end")
 
 
 class Trace:
@@ -62,15 +48,20 @@ class Trace:
         self.end = end
         self.busy: dict[str, dict[str, float]] | None = busy  # s per node and kind; None: spans
         self._spans = spans if spans is not None else (None if raw is not None else [])
-        self._raw = raw  # (records [node, kind, start, end, nbytes], tail spans) until needed
+        self._raw = raw  # (the cluster's spans, tail spans) until needed
 
     @property
     def spans(self) -> list[Span]:
+        """Every span that began by ``end``, clipped to it, sorted by (start, end).
+
+        They are the cluster's own records (a clipped one is a copy): read them, do not
+        change them.
+        """
         if self._spans is None:
             records, tail = self._raw
             end = self.end
-            spans = [Span(n, k, s, e if e < end else end, b) for n, k, s, e, b in records
-                     if s <= end]
+            spans = [r if r.end <= end else Span(r.node, r.kind, r.start, end, r.nbytes)
+                     for r in records if r.start <= end]
             spans += tail
             spans.sort(key=_start_end)
             self._spans, self._raw = spans, None
@@ -91,7 +82,7 @@ class Trace:
             busy[node.name] = t = dict(node.totals)
             for kind, extra in overrun.get(node.name, {}).items():
                 t[kind.partition("_")[0]] -= extra
-        tail = [Span(node.name, "down", node._crash_times[-1], end)
+        tail = [Span(node.name, "down", node.last_crash_time, end)
                 for node in cluster.nodes if not node.is_up]
         tail += [Span(name, "wait", since, end) for name, since in cluster.open_waits()
                  if since < end]

@@ -10,7 +10,7 @@ import pytest
 
 from simdml import Cluster, Crash, Interrupt, Network, Simulator
 from simdml._rng import STREAMS, Streams
-from simdml.cluster import COMPUTE_TIMES, payload_nbytes
+from simdml.cluster import COMPUTE_TIMES, Span, payload_nbytes
 from simdml.faults import crash_at, random_failures
 
 LATENCY = 0.5       # s
@@ -52,8 +52,8 @@ def test_one_message_takes_latency_plus_transmission():
     sim.run(until=10.0)
     assert sent == [(D, "m")]
     assert got == [(LATENCY + D, "m")]
-    assert ["n0", "send", 0.0, D, NBYTES] in cluster.spans
-    assert ["n1", "recv", LATENCY, LATENCY + D, NBYTES] in cluster.spans
+    assert Span("n0", "send", 0.0, D, NBYTES) in cluster.spans
+    assert Span("n1", "recv", LATENCY, LATENCY + D, NBYTES) in cluster.spans
     assert (cluster.messages_sent, cluster.bytes_sent, cluster.messages_delivered) == (1, NBYTES, 1)
 
 
@@ -274,7 +274,7 @@ def test_deterministic_compute_takes_flops_over_speed_times_slowdown(flops, spee
     sim = Simulator()
     node = Cluster(sim).add_node("w", speed=speed, slowdown=slowdown)
     assert run_compute(node, flops) == [expected]
-    assert node.cluster.spans == [["w", "compute", 0.0, expected, 0]]
+    assert node.cluster.spans == [Span("w", "compute", 0.0, expected, 0)]
 
 
 def test_infinite_speed_computes_in_no_time():
@@ -402,8 +402,8 @@ def test_crash_interrupts_a_compute_at_the_crash_time():
     sim.process(crash_at(node, 1.5))
     sim.run(until=10.0)
     assert log == [(Crash("w", 1.5), 1.5)]
-    assert ["w", "compute_lost", 0.0, 1.5, 0] in cluster.spans
-    assert not any(s[1] == "compute" for s in cluster.spans)
+    assert Span("w", "compute_lost", 0.0, 1.5, 0) in cluster.spans
+    assert not any(s.kind == "compute" for s in cluster.spans)
 
 
 def test_crash_empties_the_mailbox():
@@ -469,7 +469,7 @@ def test_message_is_lost_when_its_receiver_crashes_while_receiving():
     sim.run(until=10.0)
     assert got == []
     assert (cluster.messages_lost, cluster.messages_delivered) == (1, 0)
-    assert ["n1", "recv_lost", 0.5, 0.625, NBYTES] in cluster.spans
+    assert Span("n1", "recv_lost", 0.5, 0.625, NBYTES) in cluster.spans
 
 
 def test_recovered_node_restarts_its_programs_and_receives_again():
@@ -505,7 +505,7 @@ def test_crash_at_crashes_and_recovers_at_the_right_times():
     sim.process(probe())
     sim.run(until=10.0)
     assert seen == [True, False, False, True]  # crash_at was created first: at t=1 it runs first
-    assert cluster.spans == [["w", "down", 1.0, 3.0, 0]]
+    assert cluster.spans == [Span("w", "down", 1.0, 3.0, 0)]
     assert cluster.instants == [(1.0, "w", "crash"), (3.0, "w", "recover")]
 
 
@@ -669,3 +669,65 @@ def test_random_failures_repair_only_their_own_crashes():
     sim.process(random_failures(a, 1.0, 0.1, np.random.default_rng(0)), daemon=True)
     sim.run(until=100.0)
     assert not a.is_up and [k for _, _, k in cluster.instants] == ["crash"]
+
+
+# ------------------------------------------------------------------ public read-only views
+
+def test_crash_times_and_last_crash_time_follow_the_crashes():
+    """crash_times lists every crash, oldest first; last_crash_time is the newest (None before any)."""
+    sim = Simulator()
+    node = Cluster(sim).add_node("w")
+    assert node.crash_times == () and node.last_crash_time is None
+    sim.process(crash_at(node, 1.0, recover_after=0.5))
+    sim.process(crash_at(node, 2.0))
+    sim.run(until=3.0)
+    assert node.crash_times == (1.0, 2.0) and node.last_crash_time == 2.0
+
+
+def test_work_ends_at_its_planned_end_or_where_it_was_cut():
+    """A compute's ends_at is its planned end, and the abandon time once abandoned."""
+    sim = Simulator()
+    cluster = Cluster(sim)
+    node = cluster.add_node("w", speed=1e9)
+    seen = []
+
+    def job():
+        work = node.compute(2e9)
+        seen.append(work.ends_at)
+        yield sim.timeout(0.5)
+        node.abandon(work)
+        seen.append(work.ends_at)
+    node.start(job)
+    sim.run()
+    assert seen == [2.0, 0.5]
+    assert cluster.spans == [Span("w", "compute_dropped", 0.0, 0.5, 0)]
+
+
+def test_open_spans_are_the_ones_still_running():
+    """open_spans holds every span of the node that ends after now (a copy of the list)."""
+    sim = Simulator()
+    node = Cluster(sim).add_node("w", speed=1e9)
+    node.start(lambda: (yield node.compute(1e9)))
+    sim.run(until=0.5)
+    assert node.open_spans() == [Span("w", "compute", 0.0, 1.0)]
+    node.open_spans().clear()
+    assert len(node.open_spans()) == 1
+
+
+def test_the_cluster_uses_no_underscored_name_of_the_kernel_but_its_package_private_api():
+    """cluster.py and trace.py read no other object's underscored attribute, except the
+    kernel's package-private API made for the message path."""
+    import ast
+    import inspect
+
+    import simdml.cluster
+    import simdml.trace
+    allowed = {"_fire_at", "_deliver",   # the kernel's package-private API
+               "_arrive_cb"}             # a Node's callback, read by another Node
+    for module in (simdml.cluster, simdml.trace):
+        tree = ast.parse(inspect.getsource(module))
+        reached = {node.attr for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                   and not node.attr.startswith("__")
+                   and not (isinstance(node.value, ast.Name) and node.value.id == "self")}
+        assert reached <= allowed, (module.__name__, reached - allowed)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simdml import Deadlock, Interrupt, Simulator
-from simdml.engine import URGENT
+from simdml.engine import URGENT, Timeout
 
 
 # -- ordering -----------------------------------------------------------------------
@@ -303,6 +303,42 @@ def test_bad_timeout_delay_is_a_value_error(delay):
     message = rf"timeout delay must be finite and >= 0 \(s\); got {delay!r}"
     with pytest.raises(ValueError, match=message):
         sim.timeout(delay)
+    with pytest.raises(ValueError, match=message):
+        Timeout(sim, delay)
+
+
+def test_timeout_class_and_factory_make_the_same_event():
+    """Timeout(sim, d) and sim.timeout(d) (its inlined copy) give equal events, queued in
+    creation order: same value, delay, state, and no ``since``."""
+    sim = Simulator()
+    log = []
+    made = [Timeout(sim, 1.0, "a"), sim.timeout(1.0, "b"), Timeout(sim, 1.0, "c")]
+    for ev in made:
+        ev.callbacks.append(lambda e: log.append((e.value, sim.now)))
+    assert [(type(e), e.delay, e.triggered, e.ok, e.callbacks is not None) for e in made] \
+        == [(Timeout, 1.0, True, True, True)] * 3
+    assert not any(hasattr(e, "since") for e in made)
+    sim.run()
+    assert log == [("a", 1.0), ("b", 1.0), ("c", 1.0)]
+
+
+def test_the_kernel_has_no_seed():
+    """The kernel draws nothing, so a simulator keeps no seed."""
+    assert not hasattr(Simulator(), "seed")
+
+
+def test_fire_at_queues_a_bare_event_in_insertion_order():
+    """_fire_at (the cluster's message path) triggers an event made without __init__ and
+    queues it at the given time, FIFO with the other events of that time."""
+    from simdml.engine import Event
+    sim = Simulator()
+    log = []
+    sim.timeout(2.0).callbacks.append(lambda e: log.append(("timeout", sim.now)))
+    bare = object.__new__(Event)
+    sim._fire_at(bare, 2.0, lambda e: log.append(("bare", sim.now, e.value, e.ok)))
+    sim.run()
+    assert log == [("timeout", 2.0), ("bare", 2.0, None, True)]
+    assert bare.processed and bare.sim is sim
 
 
 def test_process_needs_a_generator():
@@ -801,7 +837,7 @@ def test_getters_are_served_in_request_order():
 
 def _message_log(how, monkeypatch):
     """A process takes three items that arrive as events at t=1, 2, 2 and hand them over
-    with ``box.put`` or ``box.deliver``; returns (what it got when, events processed)."""
+    with ``box.put`` or ``box._deliver``; returns (what it got when, events processed)."""
     from simdml import engine
     processed = []
     pop = engine.heappop
@@ -829,7 +865,7 @@ def test_deliver_resumes_a_waiting_getter_within_the_same_event(monkeypatch):
     once, at the same time, with no event of its own: the same log as put(), one event
     fewer per item (8 events: start, 3 arrivals, 3 gets, the end; 5 with deliver)."""
     put_log, put_events = _message_log("put", monkeypatch)
-    log, events = _message_log("deliver", monkeypatch)
+    log, events = _message_log("_deliver", monkeypatch)
     assert log == put_log == [("a", 1.0), ("b", 2.0), ("c", 2.0)]
     assert (put_events, events) == (8, 5)
 
@@ -842,7 +878,7 @@ def test_a_delivery_queued_first_wins_a_tie_with_a_timeout():
     box, log = sim.store(), []
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 1.0)  # queued first
 
     def listener(sim):
@@ -879,7 +915,7 @@ def test_a_run_inside_a_run_gives_the_outer_run_its_stop_back():
 
     def arrive(_):
         sim.run(until=sim.now)  # a (null) run inside the outer run's callback
-        box.deliver("x")
+        box._deliver("x")
 
     arrival = sim.event()
     arrival._value = None
@@ -891,11 +927,25 @@ def test_a_run_inside_a_run_gives_the_outer_run_its_stop_back():
     assert sim._until is None  # and nothing left behind
 
 
+def test_store_shows_its_waiting_gets_oldest_first():
+    """oldest_get and getters show the gets still waiting, oldest first; a get withdrawn
+    (its waiter took another event) is no longer among them."""
+    sim = Simulator()
+    box = sim.store()
+    assert box.oldest_get is None and box.getters == ()
+    first, second = box.get(), box.get()
+    assert box.oldest_get is first and box.getters == (first, second)
+    wait = sim.any_of([first, sim.timeout(1.0)])
+    sim.run(until=2.0)
+    assert wait.processed  # the timeout won: the first get was withdrawn
+    assert box.oldest_get is second and box.getters == (second,)
+
+
 def test_deliver_with_nobody_waiting_keeps_the_item_in_order():
     sim = Simulator()
     box = sim.store()
     box.put("a")
-    box.deliver("b")
+    box._deliver("b")
     assert len(box) == 2
     assert [box.get().value, box.get().value] == ["a", "b"]
 
@@ -907,7 +957,7 @@ def test_deliver_to_the_event_a_run_waits_for_ends_that_run():
     get = box.get()
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 3.0)
     assert sim.run(until=get) == "x"
     assert sim.now == 3.0
@@ -926,7 +976,7 @@ def test_deliver_to_a_get_inside_any_of_fires_the_condition():
     sim.process(listener(sim))
     arrival = sim.event()
     arrival._value = None
-    arrival.callbacks.append(lambda _: box.deliver("x"))
+    arrival.callbacks.append(lambda _: box._deliver("x"))
     sim.schedule_at(arrival, 1.0)
     sim.run()
     assert log == [(True, "x", 1.0)]

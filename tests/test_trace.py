@@ -271,3 +271,36 @@ def test_running_totals_equal_the_spans_and_need_no_spans(changes):
     lean = run(s.replace(trace_spans=False))
     assert lean.trace.spans == [] and lean.history == full.history
     assert lean.trace.totals() == full.trace.totals()
+
+
+def test_span_has_named_fields_compares_by_value_and_unpacks():
+    """A span reads by name, equals another with the same fields, unpacks in field order,
+    and is not hashable (the cluster cuts spans short)."""
+    span = Span("w0", "send", 1.0, 1.25, 256)
+    assert (span.node, span.kind, span.start, span.end, span.nbytes) == ("w0", "send", 1.0, 1.25, 256)
+    assert span.duration == 0.25 and tuple(span) == ("w0", "send", 1.0, 1.25, 256)
+    assert span == Span("w0", "send", 1.0, 1.25, 256) != Span("w0", "send", 1.0, 1.5, 256)
+    assert Span("w0", "wait", 0.0, 1.0).nbytes == 0
+    assert span != ("w0", "send", 1.0, 1.25, 256)  # a span is not a tuple
+    assert repr(span) == "Span(node='w0', kind='send', start=1.0, end=1.25, nbytes=256)"
+    with pytest.raises(TypeError):
+        hash(span)
+
+
+def test_trace_spans_are_the_cluster_records_and_clipping_copies():
+    """Trace.spans hands out the cluster's own span objects; one running past the end is
+    clipped in a copy, and the cluster's record is left as it was."""
+    sim = Simulator()
+    cluster = Cluster(sim)
+    node = cluster.add_node("w", speed=1e9)
+
+    def job():
+        yield node.compute(1e9)
+        yield node.compute(2e9)
+    node.start(job)
+    sim.run(until=2.0)
+    trace = Trace.from_cluster(cluster, sim.now)
+    done, running = cluster.spans
+    assert trace.spans[0] is done
+    assert trace.spans[1] == Span("w", "compute", 1.0, 2.0) and trace.spans[1] is not running
+    assert running == Span("w", "compute", 1.0, 3.0)
