@@ -61,11 +61,6 @@ class Span:
     def __iter__(self):
         return iter(self._fields())
 
-    def __getitem__(self, index):
-        # Transitional (issue 15): simdml/strategies/sync.py reads `work.span[3]` until it
-        # reads `work.ends_at`; remove this then, spans are read by name.
-        return self._fields()[index]
-
     def __eq__(self, other) -> bool:
         if type(other) is not Span:
             return NotImplemented

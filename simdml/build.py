@@ -22,7 +22,7 @@ __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 
 def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     """A simulator, the network and the nodes: the server (node 0), then the workers."""
-    sim = Simulator(seed=s.seed)
+    sim = Simulator()
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
                       loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
     cluster = Cluster(sim, network, record_spans=s.trace_spans)

@@ -498,9 +498,7 @@ class Simulator:
     'done at 2.5'
     """
 
-    def __init__(self, seed=None):
-        # `seed` is accepted, and ignored, only until simdml/experiment.py stops passing
-        # it (issue 15); then the parameter goes.
+    def __init__(self):
         self.now = 0.0
         self._queue: list = []
         self._eid = count()

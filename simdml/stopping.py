@@ -81,7 +81,7 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
         if job.workers_lost() or job.cut_off():
             return job.monitor.stop_reason
         if not job.server.is_up and job.server.recovery_due is None:
-            return (f"the server crashed at t={job.server._crash_times[-1]:.4g} s and does "
+            return (f"the server crashed at t={job.server.last_crash_time:.4g} s and does "
                     f"not come back (faults.crash[...].recover_after)")
         last = job.monitor.history[-1]["time"] if job.monitor.history else 0.0
         hint = ("set scheduling.block_timeout so that a lost block is sent again"

@@ -323,8 +323,10 @@ def test_timeout_class_and_factory_make_the_same_event():
 
 
 def test_the_kernel_has_no_seed():
-    """The kernel draws nothing, so a simulator keeps no seed."""
+    """The kernel draws nothing, so a simulator takes and keeps no seed."""
     assert not hasattr(Simulator(), "seed")
+    with pytest.raises(TypeError):
+        Simulator(seed=0)
 
 
 def test_fire_at_queues_a_bare_event_in_insertion_order():

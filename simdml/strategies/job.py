@@ -111,7 +111,7 @@ class Job:
         worker is due back. The simulator's view, so that a run always ends."""
         if any(w.is_up or w.recovery_due is not None for w in self.workers):
             return False
-        since = max(w._crash_times[-1] for w in self.workers)
+        since = max(w.last_crash_time for w in self.workers)
         self.monitor.stop_reason = f"no live workers from t={since:.4g} s"
         return True
 

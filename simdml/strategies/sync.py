@@ -162,7 +162,7 @@ def _finish_or_newer(node, work, tag: Tag):
     stale first (the same model sent again, after an empty round, does not)."""
     while True:
         newer = node.recv()
-        newer.since = work.span[3]  # listening while computing is not waiting
+        newer.since = work.ends_at  # listening while computing is not waiting
         first, = yield node.sim.any_of([work, newer])
         if first is work:
             return None
