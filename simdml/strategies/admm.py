@@ -109,6 +109,6 @@ def worker(job: Job, i: int):
         job.monitor.rows += shard.n_rows
         yield node.compute(flops)
         mine = LocalSolution(i, x)
-        yield node.send(job.server, mine, nbytes=mine.nbytes)
+        yield node.send(job.server, mine)
         z = yield node.recv()                                # 2. the new consensus
         u += x - z                                           # 3. my scaled dual

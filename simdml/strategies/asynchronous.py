@@ -73,16 +73,16 @@ def server(job: Job, bound: float = math.inf):
                     return
                 model = Model(version, params)      # 3. reply to whoever may go on
                 if clock.may_go(i):
-                    node.send(workers[i], model, nbytes=model.nbytes)
+                    node.send(workers[i], model)
                 else:
                     held.append(i)
                 if slowest_moved and held:          #    ... and to those it held back
                     go = sorted(j for j in held if clock.may_go(j))
                     held = [j for j in held if not clock.may_go(j)]
-                    node.broadcast([workers[j] for j in go], model, nbytes=model.nbytes)
+                    node.broadcast([workers[j] for j in go], model)
             case Pull(i):                           #    a pull (at its start or restart)
                 model = Model(version, params)
-                node.send(workers[i], model, nbytes=model.nbytes)
+                node.send(workers[i], model)
 
 
 def worker(job: Job, i: int):
@@ -90,13 +90,13 @@ def worker(job: Job, i: int):
     is answered with a fresher model (under ssp, once the slowest worker is near)."""
     node, server_node = job.workers[i], job.server
     pull = Pull(i)                                  # 0. ask for the model: at my start,
-    node.send(server_node, pull, nbytes=pull.nbytes)  #  and so again after a restart
+    node.send(server_node, pull)  #  and so again after a restart
     while True:
         model = node.newest((yield node.recv()))    # 1. the freshest model I have
         grad, flops = job.gradient(i, model.params)  # 2. real gradient on my shard
         yield node.compute(flops)                   #    ... which takes simulated time
         push = Gradient(i, model.version, grad)
-        yield node.send(server_node, push, nbytes=push.nbytes)  # 3. push it to the server
+        yield node.send(server_node, push)  # 3. push it to the server
 
 
 class _Clocks:

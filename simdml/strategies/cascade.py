@@ -100,7 +100,7 @@ def worker(job: Job, i: int, model, offset: int):
             step *= 2
         if i != 0:
             up = SupportSet(p, i, svs)
-            yield node.send(job.workers[i - step], up, nbytes=up.nbytes)  # to my parent
+            yield node.send(job.workers[i - step], up)  # to my parent
             if not job.options.feedback:
                 return
             fed_back = yield from _expect(node, inbox, (p, TOP))   # 3. the top, fed back
@@ -115,7 +115,7 @@ def worker(job: Job, i: int, model, offset: int):
             return
         fed_back = svs
         down = SupportSet(p, TOP, svs)
-        node.broadcast(job.workers[1:], down, nbytes=down.nbytes)
+        node.broadcast(job.workers[1:], down)
 
 
 def _train(job: Job, node, model, rows: SupportVectors):

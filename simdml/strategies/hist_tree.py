@@ -44,7 +44,7 @@ def server(job: Job):
         frontier = list(builder.frontier)
         build = _to_build(frontier, made, builder, known) if job.options.subtraction else frontier
         ask = Level(edges if level == 0 else None, splits_made(made, builder), build)
-        node.broadcast(job.workers, ask, nbytes=ask.nbytes)     # 1. splits, asks
+        node.broadcast(job.workers, ask)     # 1. splits, asks
         parts = yield from gather(job, node)                     # 2. the shards' histograms
         summed = np.sum([p.astype(np.int64) for p in parts], axis=0)
         known = {n: summed[j] for j, n in enumerate(build)} | {

@@ -86,7 +86,7 @@ def worker(job: Job, i: int):
     job.monitor.rows += y.shape[0]
     yield node.compute(member.flops_)
     mine = FittedModel(i, y.shape[0], member, X_val, y_val)
-    yield node.send(job.server, mine, nbytes=mine.nbytes)      # 2. model + held-out rows
+    yield node.send(job.server, mine)      # 2. model + held-out rows
 
 
 def local_fit(model, X, y, classes):

@@ -58,7 +58,7 @@ def server(job: Job):
         return
     while True:
         model = Model(version, params)
-        node.broadcast(job.workers, model, nbytes=model.nbytes)  # 1. broadcast the model
+        node.broadcast(job.workers, model)  # 1. broadcast the model
         models = {}                                         # 2. gather the local models
         while len(models) < n:
             msg = yield node.recv()
@@ -86,4 +86,4 @@ def worker(job: Job, i: int):
             yield node.compute(flops + step_flops(params.size))
             params = params - job.lr * grad
         mine = LocalModel(i, model.version, params)
-        yield node.send(job.server, mine, nbytes=mine.nbytes)  # 3. send my model back
+        yield node.send(job.server, mine)  # 3. send my model back

@@ -84,7 +84,7 @@ def server(job: Job):
         return job.finish()
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
-        node.broadcast(job.workers, model, nbytes=model.nbytes)  # 1. broadcast the model
+        node.broadcast(job.workers, model)  # 1. broadcast the model
         grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
             if job.workers_lost() or job.cut_off():
@@ -121,7 +121,7 @@ def gather(job: Job, model: TaggedModel):
             retries -= 1
             job.stats.count("retries")
             missing = [w for i, w in enumerate(job.workers) if i not in grads]
-            node.broadcast(missing, model, nbytes=model.nbytes)
+            node.broadcast(missing, model)
             deadline = node.sim.now + job.options.round_timeout
         elif msg is None:                                   # late, no retry left: close it
             job.stats.count("incomplete_rounds")
@@ -153,7 +153,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
         else:
             yield work
         push = TaggedGradient(i, model.tag, grad)
-        yield node.send(server_node, push, nbytes=push.nbytes)  # 3. push it to the server
+        yield node.send(server_node, push)  # 3. push it to the server
         model = node.newest((yield node.recv()))
 
 

@@ -213,7 +213,7 @@ class _Round:
         self.holding[w].append(b)
         self.sent_at[b] = self.job.sim.now
         block = Block(self.tag, model, b)
-        self.job.server.send(self.job.workers[w], block, nbytes=block.nbytes)
+        self.job.server.send(self.job.workers[w], block)
 
     def done(self, w: int, b: int) -> None:
         """Block b is in (from w): every worker holding a copy of it is free of it."""
@@ -278,7 +278,7 @@ def worker(job: Job, i: int, blocks: list):
         retry = job.options.block_timeout    # and again if the hello may have been lost
         while first is None:
             hello = Hello(i, node.epoch)
-            node.send(job.server, hello, nbytes=hello.nbytes)
+            node.send(job.server, hello)
             first = yield from recv_before(node, node.sim.now + retry)
     params, tag = None, None
     while True:
@@ -294,4 +294,4 @@ def worker(job: Job, i: int, blocks: list):
         began = node.sim.now
         yield node.compute(job.model.grad_flops(y.size))
         result = Result(i, tag, msg.block, grad, node.sim.now - began)
-        yield node.send(job.server, result, nbytes=result.nbytes)
+        yield node.send(job.server, result)

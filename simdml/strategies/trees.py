@@ -135,4 +135,4 @@ def route(codes, where, splits) -> np.ndarray:
 def send_part(job: Job, i: int, data: np.ndarray):
     """Worker i's part of the server's sum, to the server (an event to yield)."""
     part = Part(i, data)
-    return job.workers[i].send(job.server, part, nbytes=part.nbytes)
+    return job.workers[i].send(job.server, part)

@@ -64,7 +64,7 @@ def server(job: Job):
 
 
 def _broadcast(job: Job, msg) -> None:
-    job.server.broadcast(job.workers, msg, nbytes=msg.nbytes)
+    job.server.broadcast(job.workers, msg)
 
 
 def worker(job: Job, i: int):
