@@ -7,7 +7,8 @@ in-process data shards while a simulated clock says how long it would have taken
 >>> result = simdml.run("iris_sync")                     # doctest: +SKIP
 >>> result.summary["final_accuracy"]                     # doctest: +SKIP
 """
-from .cluster import Cluster, Crash, Network, Node
+from .cluster import Cluster, Crash, Node
+from .network import Network
 from .engine import Deadlock, Interrupt, Simulator
 from .experiment import DataSplit, Result, prepare_data, run
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario

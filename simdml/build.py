@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ._rng import Streams
-from .cluster import Cluster, Network
+from .cluster import Cluster
+from .network import Network
 from .engine import Simulator
 from .faults import crash_at, partition_at, random_failures
 from .messages import Rows
@@ -111,7 +112,7 @@ def _check_model_for_data(model, n_train: int) -> None:
     hold one kernel row of the largest subset it may fit: the training set)."""
     if hasattr(model, "cache_bytes"):
         try:
-            model._validate_params(n_train)
+            model.validate_params(n_train)
         except ValueError as exc:
             raise ScenarioError(f"model.cache_bytes: {exc}") from None
 

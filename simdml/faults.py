@@ -5,7 +5,7 @@ as the simulation does, but they are not progress, so a training that stalls whi
 tick is still reported as stalled. A node with a recovery scheduled says so
 (``node.recovery_due``), because its restart may un-stall the training.
 
-Message loss lives in :class:`simdml.cluster.Network` (``loss``), since it is a property
+Message loss lives in :class:`simdml.network.Network` (``loss``), since it is a property
 of the links. A crash is carried out by :meth:`simdml.cluster.Node.crash`; these
 functions only decide *when*.
 """

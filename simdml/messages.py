@@ -6,7 +6,7 @@ and a sender passes it on (``node.send(dst, msg, nbytes=msg.nbytes)``): the clus
 need not walk the message to size it, and a kind whose name used to travel as a string
 tag (``"level"``, ``"result"``) keeps those bytes as a header of that length.
 
-The sizes are those of ``simdml.cluster.payload_nbytes``: arrays by ``.nbytes``, every
+The sizes are those of ``simdml.network.payload_nbytes``: arrays by ``.nbytes``, every
 number 8 bytes, ``None`` nothing, containers the sum of their items. A message that is a
 single array -- a ring all-reduce's chunk, ADMM's consensus ``z`` -- travels as the bare
 array, which needs no name.
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cluster import payload_nbytes
+from .network import payload_nbytes
 
 __all__ = ["INT_NBYTES", "TAG_NBYTES", "TAGGED_MODEL_HEADER", "TAGGED_GRADIENT_HEADER",
            "SUPPORT_SET_HEADER",

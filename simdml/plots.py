@@ -84,7 +84,7 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top
     order = {"wait": 0, "down": 1, "recv": 2, "send": 3, "compute": 4, "checkpoint": 4}
-    bars: dict = {}  # perf: one broken_barh per node and kind, not per span (8 s -> 0.5 s)
+    bars: dict = {}  # perf: one broken_barh per node and kind, not one per span
     for span in trace.spans:
         if span.node in row and span.start <= end:
             bars.setdefault((span.node, span.kind), []).append(

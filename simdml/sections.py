@@ -314,7 +314,7 @@ def build_model(config: ModelConfig):
                                 f"allowed: kind, {', '.join(allowed)}{_did_you_mean(key, allowed)}")
     model = cls(**config.options)
     try:
-        model._validate_params()
+        model.validate_params()
     except ValueError as exc:
         name = re.search(r"'(\w+)' parameter", str(exc))
         raise ScenarioError(f"model.{name.group(1) if name else config.kind}: {exc}") from None

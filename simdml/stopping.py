@@ -11,7 +11,7 @@ import time
 from .cluster import Cluster
 from .engine import Deadlock, Interrupt, Simulator
 from .scenario import Scenario
-from .strategies import Job, Monitor
+from .strategies import STRATEGIES, Job, Monitor
 
 __all__ = ["stall_judge", "wall_clock_guard", "simulate"]
 
@@ -86,8 +86,7 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
         last = job.monitor.history[-1]["time"] if job.monitor.history else 0.0
         hint = ("set scheduling.block_timeout so that a lost block is sent again"
                 if s.scheduling.policy is not None else
-                "set strategy.round_timeout so that a round can close without it"
-                if s.strategy.kind == "sync" else
+                STRATEGIES[s.strategy.kind].stall_hint or
                 f"{s.strategy.kind} has no timeout to retry a lost push or pull")
         return (f"stalled at t={sim.now:.4g} s (last update at t={last:.4g} s): every "
                 f"process waits for a message that will never come (a crashed worker or "

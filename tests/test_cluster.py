@@ -10,7 +10,8 @@ import pytest
 
 from simdml import Cluster, Crash, Interrupt, Network, Simulator
 from simdml._rng import STREAMS, Streams
-from simdml.cluster import COMPUTE_TIMES, Span, payload_nbytes
+from simdml.cluster import COMPUTE_TIMES, Span
+from simdml.network import payload_nbytes
 from simdml.faults import crash_at, random_failures
 
 LATENCY = 0.5       # s
@@ -721,10 +722,11 @@ def test_the_cluster_uses_no_underscored_name_of_the_kernel_but_its_package_priv
     import inspect
 
     import simdml.cluster
+    import simdml.network
     import simdml.trace
     allowed = {"_fire_at", "_deliver",   # the kernel's package-private API
                "_arrive_cb"}             # a Node's callback, read by another Node
-    for module in (simdml.cluster, simdml.trace):
+    for module in (simdml.cluster, simdml.network, simdml.trace):
         tree = ast.parse(inspect.getsource(module))
         reached = {node.attr for node in ast.walk(tree)
                    if isinstance(node, ast.Attribute) and node.attr.startswith("_")

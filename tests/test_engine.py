@@ -1,4 +1,4 @@
-"""Contract tests for the simulation kernel (simdml/engine.py).
+"""Contract tests for the simulation kernel (simdml/engine/).
 
 In the SimPy manner, processes append ``(name, now)`` tuples to a log and each test
 asserts the exact list. The last section checks the kernel against queueing theory
@@ -840,7 +840,7 @@ def test_getters_are_served_in_request_order():
 def _message_log(how, monkeypatch):
     """A process takes three items that arrive as events at t=1, 2, 2 and hand them over
     with ``box.put`` or ``box._deliver``; returns (what it got when, events processed)."""
-    from simdml import engine
+    from simdml.engine import simulator as engine  # the module whose loop pops
     processed = []
     pop = engine.heappop
     monkeypatch.setattr(engine, "heappop", lambda q: processed.append(1) or pop(q))
@@ -897,7 +897,7 @@ def test_gc_setting_is_restored_when_the_last_of_overlapping_runs_ends():
     """Runs that overlap (nested, or in threads of a sweep) raise the oldest generation's
     threshold once and restore the caller's when the last one ends."""
     import gc
-    from simdml.engine import GC_OLDEST_THRESHOLD, _gc_runs
+    from simdml.engine.simulator import GC_OLDEST_THRESHOLD, _gc_runs
     before = gc.get_threshold()
     _gc_runs.enter()
     _gc_runs.enter()

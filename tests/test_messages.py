@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simdml.cluster import payload_nbytes
+from simdml.network import payload_nbytes
 from simdml.fusion import Constant
 from simdml.messages import (INT_NBYTES, TAG_NBYTES, TAGGED_GRADIENT_HEADER,
                              TAGGED_MODEL_HEADER, Block, CountClasses, FittedModel, Gradient,

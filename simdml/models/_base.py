@@ -49,11 +49,10 @@ def _class_major_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarr
 
     perf: a linear classifier's ``loss_grad`` reduces over the classes of each row (a
     max, a sum). Over the rows of this class-major array that is a few vectorized
-    passes; over the short rows of ``X @ W`` it is a strided loop per sample, which made
-    ``loss_grad`` 1.5x (100 rows) to 1.9x (10,000 rows) slower for two classes. The
+    passes; over the short rows of ``X @ W`` it is a strided loop per sample. The
     product itself is faster row-major (``X`` is read in its own order) and then
-    transposed: a copy of only n_samples x n_classes numbers (390 x 50 shards out of
-    cache: 36 us a gradient, against 49 us for ``W.T @ X.T``).
+    transposed: a copy of only n_samples x n_classes numbers (the figures are in
+    benchmarks/README.md).
     """
     return np.add((X @ W).T, b[:, None], order="C")  # the copy is the intercept's sum
 
@@ -72,7 +71,7 @@ class GradientModel:
     ``grad_flops`` -- and says what its targets are (``_validate_data``,
     ``_encode_targets``); this class supplies ``fit``, the ``params`` property and the
     ``params=None`` convention of ``predict`` and ``score``. Subclasses extend
-    ``_validate_params`` for their own hyper-parameters. Requires attributes ``lr``
+    ``validate_params`` for their own hyper-parameters. Requires attributes ``lr``
     (step size), ``n_iter`` (number of steps) and ``l2`` (L2 penalty strength), the
     hyper-parameters every learner here shares.
 
@@ -83,7 +82,9 @@ class GradientModel:
     is_classifier: bool
     score_name: str
 
-    def _validate_params(self) -> None:
+    def validate_params(self) -> None:
+        """Check the hyper-parameters, as ``fit`` does (a scenario checks them when it is
+        built); raises ValueError naming the parameter, the rule and the value."""
         _check_positive(self, "lr", self.lr)
         _check_int(self, "n_iter", self.n_iter, low=1)
         _check_non_negative(self, "l2", self.l2)
@@ -113,7 +114,7 @@ class GradientModel:
             operation count, ``n_iter * grad_flops(n_samples)``); a classifier also
             sets ``classes_`` and ``n_classes_``.
         """
-        self._validate_params()
+        self.validate_params()
         X, y = self._validate_data(X, y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])

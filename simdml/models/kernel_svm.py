@@ -172,7 +172,7 @@ class KernelSVM:
         self.multiclass = multiclass
         self.class_weight = class_weight
 
-    def _validate_params(self, n_samples: int | None = None) -> None:
+    def validate_params(self, n_samples: int | None = None) -> None:
         """Check the hyper-parameters; ``cache_bytes`` against one kernel row of
         ``n_samples`` when it is known."""
         name = type(self).__name__
@@ -222,7 +222,7 @@ class KernelSVM:
         self
         """
         X, y = _check_X_y(X, y)
-        self._validate_params(X.shape[0])
+        self.validate_params(X.shape[0])
         C = np.full(X.shape[0], float(self.C))
         if sample_weight is not None:
             C *= _check_sample_weight(sample_weight, X.shape[0])

@@ -47,7 +47,7 @@ class TreeBuilder:
         self.total_weight = 0.0
         self.flops = 0.0
 
-    def _start(self, root_counts: np.ndarray) -> None:
+    def set_root(self, root_counts: np.ndarray) -> None:
         """Class weights and the total weight, from the root's class counts."""
         w = class_weights(self.tree.class_weight, root_counts)
         self.class_weight = w
@@ -68,7 +68,7 @@ class TreeBuilder:
         ``allowed`` (a boolean mask over the features per node) restricts the
         candidates, e.g. to the histograms a voting tree asked for."""
         if self.class_weight is None:
-            self._start(hists[0, 0].sum(axis=0))
+            self.set_root(hists[0, 0].sum(axis=0))
         t = self.tree
         made = []
         for j, (node, hist) in enumerate(zip(frontier, hists)):
@@ -180,7 +180,9 @@ class DecisionTree:
         self.max_features = max_features
         self.seed = seed
 
-    def _validate_params(self) -> None:
+    def validate_params(self) -> None:
+        """Check the hyper-parameters, as ``fit`` does; raises ValueError naming the
+        parameter, the rule and the value."""
         name = type(self).__name__
         if self.criterion not in CRITERIA:
             raise ValueError(f"The 'criterion' parameter of {name} must be one of "
@@ -226,7 +228,7 @@ class DecisionTree:
         -------
         self
         """
-        self._validate_params()
+        self.validate_params()
         X, y = _check_X_y(X, y)
         classes = np.unique(y if classes is None else np.asarray(classes))
         if not np.isin(y, classes).all():
@@ -361,17 +363,19 @@ class RandomForest:
                             class_weight=self.class_weight, max_features=self.max_features,
                             seed=seed)
 
-    def _validate_params(self) -> None:
+    def validate_params(self) -> None:
+        """Check the hyper-parameters, as ``fit`` does; raises ValueError naming the
+        parameter, the rule and the value."""
         _check_int(self, "n_estimators", self.n_estimators, low=1)
         if not isinstance(self.bootstrap, bool):
             raise ValueError(f"The 'bootstrap' parameter of RandomForest must be true or false. "
                              f"Got {_show(self.bootstrap)} instead.")
-        self._tree(0)._validate_params()
+        self._tree(0).validate_params()
         _check_int(self, "seed", self.seed, low=0)
 
     def fit(self, X, y, *, classes=None):
         """Fit the trees; returns self (``estimators_``, ``classes_``, ``flops_``)."""
-        self._validate_params()
+        self.validate_params()
         X, y = _check_X_y(X, y)
         classes = np.unique(y if classes is None else np.asarray(classes))
         rng = np.random.default_rng(self.seed)

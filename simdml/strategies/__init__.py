@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
 from . import (admm, allreduce, asynchronous, cascade, hist_tree, local_fusion, local_sgd, sync,
-               trees, voting_tree)
+               voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -37,13 +37,16 @@ class StrategySpec:
     checkpoints: bool = False     # its server checkpoints and restarts (faults.checkpoint_every)
     model_rules: tuple = ()       # rules of its options against the model
     rules: tuple = ()             # rules of its options against the cluster
+    stall_hint: str | None = None  # what to set when a lost message stalls it for good
 
 
 STRATEGIES: dict[str, StrategySpec] = {
     "sync": StrategySpec(sync.SyncOptions, sync.start,
                          "synchronous parameter server (exact full-batch gradient descent); "
                          "wait_for = k uses the first k of n gradients",
-                         checkpoints=True, rules=(sync.wait_for_at_most_workers,)),
+                         checkpoints=True, rules=(sync.wait_for_at_most_workers,),
+                         stall_hint="set strategy.round_timeout so that a round can close "
+                                    "without it"),
     "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
                           "asynchronous parameter server: every push updates at once"),
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
@@ -66,11 +69,11 @@ STRATEGIES: dict[str, StrategySpec] = {
                                  "soft, average)",
                                  survives_faults=False, models=local_fusion.MODELS,
                                  model_rules=(local_fusion.average_needs_parameter_vectors,)),
-    "hist_tree": StrategySpec(trees.HistTreeOptions, hist_tree.start,
+    "hist_tree": StrategySpec(hist_tree.HistTreeOptions, hist_tree.start,
                               "data-parallel histogram tree: workers build class histograms "
                               "per level, the server sums them and splits (exact)",
                               survives_faults=False, models=("tree",)),
-    "voting_tree": StrategySpec(trees.VotingTreeOptions, voting_tree.start,
+    "voting_tree": StrategySpec(voting_tree.VotingTreeOptions, voting_tree.start,
                                 "voting-parallel tree: workers vote for their top_k features, "
                                 "only the 2 top_k most voted send histograms",
                                 survives_faults=False, models=("tree",)),

@@ -46,7 +46,8 @@ def worker(job: Job, i: int):
     while True:
         grad, flops = job.gradient(i, params)                 # 1. real gradient on my shard
         yield node.compute(flops)                             #    ... in simulated time
-        total = yield from ring_allreduce(job, i, job.shard_weights[i] * grad)  # 2. sum over the ring
+        mine = job.shard_weights[i] * grad                    #    my share of the average
+        total = yield from ring_allreduce(job, i, mine)       # 2. sum over the ring
         yield node.compute(step_flops(params.size))           # 3. the same step everywhere
         params = params - job.lr * total
         version += 1

@@ -66,7 +66,7 @@ def server(job: Job, bound: float = math.inf):
             case Gradient(i, v, grad):              #    a gradient, computed on version v
                 job.stats.record_staleness(version - v)
                 yield node.compute(step_flops(params.size))
-                params = params - (job.lr * job.shard_weights[i]) * grad   # 2. apply it at once
+                params = params - (job.lr * job.shard_weights[i]) * grad  # 2. apply it now
                 version += 1
                 slowest_moved = clock.tick(i)
                 if job.monitor.update(params, version):
@@ -81,22 +81,20 @@ def server(job: Job, bound: float = math.inf):
                     held = [j for j in held if not clock.may_go(j)]
                     node.broadcast([workers[j] for j in go], model)
             case Pull(i):                           #    a pull (at its start or restart)
-                model = Model(version, params)
-                node.send(workers[i], model)
+                node.send(workers[i], Model(version, params))
 
 
 def worker(job: Job, i: int):
     """An asynchronous worker: ask for the model, then compute and push for ever; each push
     is answered with a fresher model (under ssp, once the slowest worker is near)."""
     node, server_node = job.workers[i], job.server
-    pull = Pull(i)                                  # 0. ask for the model: at my start,
-    node.send(server_node, pull)  #  and so again after a restart
+    node.send(server_node, Pull(i))                 # 0. ask for the model: at my start,
+                                                    #    and so again after a restart
     while True:
-        model = node.newest((yield node.recv()))    # 1. the freshest model I have
-        grad, flops = job.gradient(i, model.params)  # 2. real gradient on my shard
+        model = node.skip_to_newest((yield node.recv()))  # 1. the freshest model I have
+        grad, flops = job.gradient(i, model.params)     # 2. real gradient on my shard
         yield node.compute(flops)                   #    ... which takes simulated time
-        push = Gradient(i, model.version, grad)
-        yield node.send(server_node, push)  # 3. push it to the server
+        yield node.send(server_node, Gradient(i, model.version, grad))  # 3. push it
 
 
 class _Clocks:

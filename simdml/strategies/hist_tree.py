@@ -20,14 +20,26 @@ Learning of Tree Ensembles with MapReduce", VLDB 2009; T. Chen and C. Guestrin,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from .. import _checks
 
 from ..messages import Level
 from ..models._hist import histogram_flops, histograms
 from .job import Job
 from .trees import bin_rows, gather, record, route, send_part, server_flops, setup, splits_made
 
-__all__ = ["start", "server", "worker"]
+__all__ = ["HistTreeOptions", "start", "server", "worker"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistTreeOptions:
+    subtraction: bool = True  # build the smaller child only; the sibling is parent - child
+
+    def __post_init__(self):
+        _checks.flag("subtraction", self.subtraction)
 
 
 def start(job: Job):

@@ -57,15 +57,15 @@ def server(job: Job):
     if job.monitor.update(params, version):
         return
     while True:
-        model = Model(version, params)
-        node.broadcast(job.workers, model)  # 1. broadcast the model
+        node.broadcast(job.workers, Model(version, params))  # 1. broadcast the model
         models = {}                                         # 2. gather the local models
         while len(models) < n:
             msg = yield node.recv()
             if msg.version == version:
                 models[msg.worker] = msg.params
         yield node.compute(aggregate_flops(n, params.size, average=True))  # 3. average them,
-        weights = job.shard_weights if job.options.weighting == "samples" else [1 / n] * n  # weighted
+        is_weighted = job.options.weighting == "samples"  #    weighted by samples, or
+        weights = job.shard_weights if is_weighted else [1 / n] * n  # equally
         order = sorted(models)
         params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
         version += 1

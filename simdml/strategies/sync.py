@@ -77,23 +77,23 @@ def start(job: Job):
 
 def server(job: Job):
     node = job.server
-    params, version = job.checkpoints.restore(node)                     # 0. the initial model, or the
-    if params is None:                                      #    last checkpoint after a crash
-        return job.finish()                                 #    (None: it gave up)
+    params, version = job.checkpoints.restore(node)     # 0. the initial model, or the last
+    if params is None:                                  #    checkpoint after a crash
+        return job.finish()                             #    (None: it gave up)
     if job.monitor.update(params, version):
         return job.finish()
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
-        node.broadcast(job.workers, model)  # 1. broadcast the model
+        node.broadcast(job.workers, model)                  # 1. broadcast the model
         grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
             if job.workers_lost() or job.cut_off():
                 return job.finish()                         #    ... and nobody ever will
             continue                                        #    ... try again
         order = sorted(grads)                               # 3. average, weighted by samples,
-        share = sum(job.shard_weights[i] for i in order)          #    in worker order (so arrival
-        g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot change it)
-                         [grads[i] for i in order])
+        share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
+        g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot
+                         [grads[i] for i in order])         #    change it)
         yield node.compute(aggregate_flops(len(grads), params.size))  # 4. step, on the server
         params = params - job.lr * g
         version += 1
@@ -139,7 +139,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
     """A parameter-server worker: wait for the model, compute, push. With ``preemptible``,
     a newer model arriving while it computes makes the current work stale: it is dropped."""
     node, server_node = job.workers[i], job.server
-    model = node.newest((yield node.recv()))                # 1. get the current model
+    model = node.skip_to_newest((yield node.recv()))    # 1. get the current model
     while True:
         grad, flops = job.gradient(i, model.params)         # 2. real gradient on my shard
         work = node.compute(flops)                          #    ... which takes simulated time
@@ -148,13 +148,12 @@ def worker(job: Job, i: int, preemptible: bool = False):
             if newer is not None:                           #    the round closed without me
                 node.abandon(work)
                 job.stats.count("dropped_gradients")
-                model = node.newest(newer)
+                model = node.skip_to_newest(newer)
                 continue
         else:
             yield work
-        push = TaggedGradient(i, model.tag, grad)
-        yield node.send(server_node, push)  # 3. push it to the server
-        model = node.newest((yield node.recv()))
+        yield node.send(server_node, TaggedGradient(i, model.tag, grad))  # 3. push it
+        model = node.skip_to_newest((yield node.recv()))
 
 
 def _finish_or_newer(node, work, tag: Tag):

@@ -1,6 +1,6 @@
 """Distributed decision trees: what data-parallel histograms (``hist_tree``, in
 ``hist_tree.py``) and voting-parallel histograms (``voting_tree``, in ``voting_tree.py``)
-share -- their options, the bins, routing rows down the splits, gathering the workers'
+share -- the bins, routing rows down the splits, gathering the workers'
 parts, recording a level.
 
 Both grow one ``DecisionTree`` level by level at the server, from class histograms of
@@ -36,34 +36,16 @@ NeurIPS 2016 (PV-Tree).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks
 from ..messages import Part
 from ..models._base import clone
 from ..models._hist import apply_bins, bin_edges, binning_flops, split_flops
 from .job import Job
 
-__all__ = ["HistTreeOptions", "VotingTreeOptions", "setup", "gather", "record", "splits_made",
+__all__ = ["setup", "gather", "record", "splits_made",
            "server_flops", "bin_rows", "route", "send_part"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class HistTreeOptions:
-    subtraction: bool = True  # build the smaller child only; the sibling is parent - child
-
-    def __post_init__(self):
-        _checks.flag("subtraction", self.subtraction)
-
-
-@dataclass(frozen=True, kw_only=True)
-class VotingTreeOptions:
-    top_k: int = 4  # features each worker votes for per node; 2 top_k histograms travel
-
-    def __post_init__(self):
-        _checks.integer("top_k", self.top_k, low=1)
 
 
 # --------------------------------------------------------------------------- server

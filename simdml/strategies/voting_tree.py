@@ -16,14 +16,26 @@ NeurIPS 2016 (PV-Tree).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from .. import _checks
 
 from ..messages import CountClasses, SendChosen, Vote
 from ..models._hist import histogram_flops, histograms, split_scores
 from .job import Job
 from .trees import bin_rows, gather, record, route, send_part, server_flops, setup, splits_made
 
-__all__ = ["start", "server", "worker"]
+__all__ = ["VotingTreeOptions", "start", "server", "worker"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VotingTreeOptions:
+    top_k: int = 4  # features each worker votes for per node; 2 top_k histograms travel
+
+    def __post_init__(self):
+        _checks.integer("top_k", self.top_k, low=1)
 
 
 def start(job: Job):
@@ -37,7 +49,7 @@ def server(job: Job):
     tree, builder, edges = setup(job)
     _broadcast(job, CountClasses(edges))
     counts = yield from gather(job, node)                        # 0. class counts, for weights
-    builder._start(np.sum(counts, axis=0))
+    builder.set_root(np.sum(counts, axis=0))
     d, made, level = builder.n_features, [], 0
     while builder.frontier:
         frontier = list(builder.frontier)
