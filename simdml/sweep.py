@@ -206,6 +206,29 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
     progress : bool, optional
         Count, elapsed time and an estimate on stderr; default: when stderr is a terminal.
     """
+    tasks = _tasks(base, grid, seeds)  # every grid point checked before anything runs
+    path = Path(out) if out is not None else None
+    done = _load_records(path) if (resume and path is not None and path.exists()) else []
+    finished = {_key(r["point"], r["replicate"]) for r in done if r["error"] is None}
+    todo = [t for t in tasks if _key(t[1], t[2]) not in finished]
+    if path is not None:
+        _open_results(path, resume)
+    new = _execute(todo, executor, path, sys.stderr.isatty() if progress is None else progress)
+    kept = [r for r in done if r["error"] is None]
+    order = {_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
+    records = sorted(kept + new, key=lambda r: order.get(_key(r["point"], r["replicate"]),
+                                                         len(order)))
+    return SweepResult(records, dict(grid), path, skipped=len(tasks) - len(todo),
+                       failures=[r for r in records if r["error"] is not None])
+
+
+def _key(point: dict, replicate: int) -> tuple[str, int]:
+    """A record's identity in a results file: its grid point and replicate."""
+    return json.dumps(point, sort_keys=True), replicate
+
+
+def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
+    """``(scenario as a dict, grid point, replicate)`` per run, each scenario validated."""
     if not isinstance(base, Scenario):
         base = load_scenario(base)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, (list, tuple)) and v
@@ -224,19 +247,22 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
             raise ScenarioError(f"grid point {point}: {exc}") from None
         for k in seeds:
             tasks.append((scenario.replace(seed=child[k]).to_dict(), point, k))
-    path = Path(out) if out is not None else None
-    done = _load_records(path) if (resume and path is not None and path.exists()) else []
-    finished = {(json.dumps(r["point"], sort_keys=True), r["replicate"])
-                for r in done if r["error"] is None}
-    todo = [t for t in tasks if (json.dumps(t[1], sort_keys=True), t[2]) not in finished]
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not resume or not path.exists():
-            path.write_text("")
-        elif path.read_bytes()[-1:] not in (b"", b"\n"):  # a killed sweep's half line:
-            with path.open("a") as f:                    # end it, so that the next record
-                f.write("\n")                            # starts a line of its own
-    show = sys.stderr.isatty() if progress is None else progress
+    return tasks
+
+
+def _open_results(path: Path, resume: bool) -> None:
+    """A new results file, or the one resumed, ready for records to be appended."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not resume or not path.exists():
+        path.write_text("")
+    elif path.read_bytes()[-1:] not in (b"", b"\n"):  # a killed sweep's half line: end
+        with path.open("a") as f:                     # it, so that the next record starts
+            f.write("\n")                             # a line of its own
+
+
+def _execute(todo: list, executor, path: Path | None, show: bool) -> list[dict]:
+    """Run ``todo`` (in this process, or on ``executor``), appending each record to
+    ``path`` as it finishes; returns the records in the order they finished."""
     started = time.perf_counter()
     if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
         futures = []
@@ -260,12 +286,7 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         raise
     if show and todo:
         print(file=sys.stderr)
-    kept = [r for r in done if r["error"] is None]
-    order = {(json.dumps(p, sort_keys=True), k): i for i, (_, p, k) in enumerate(tasks)}
-    records = sorted(kept + new, key=lambda r: order.get(
-        (json.dumps(r["point"], sort_keys=True), r["replicate"]), len(order)))
-    return SweepResult(records, dict(grid), path, skipped=len(tasks) - len(todo),
-                       failures=[r for r in records if r["error"] is not None])
+    return new
 
 
 def _load_records(path: Path) -> list[dict]:
