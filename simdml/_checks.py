@@ -69,9 +69,9 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
     if not is_real(value):
         raise ValueError(f"{name} must be a number{_unit(unit)}; got {value!r}")
     value = float(value)
-    if math.isnan(value) or (finite and math.isinf(value)):
+    if (math.isnan(value) and (finite or low is None)) or (finite and math.isinf(value)):
         raise ValueError(f"{name} must be a finite number{_unit(unit)}; got {value!r}")
-    if low is not None and (value <= low if strict_low else value < low):
+    if low is not None and not (value > low if strict_low else value >= low):  # NaN fails
         raise ValueError(f"{name} must be {'>' if strict_low else '>='} {low:g}{_unit(unit)}; "
                          f"got {value!r}")
     if high is not None and value > high:

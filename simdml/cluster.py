@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks
 from ._span import Span
 from .engine import Event, Process, Simulator, Store, Timeout
 from .network import Network, payload_nbytes
@@ -122,12 +123,10 @@ class Node:
         if compute_time not in COMPUTE_TIMES:
             raise ValueError(f"unknown compute_time {compute_time!r}; known: "
                              f"{', '.join(COMPUTE_TIMES)}")
-        if not speed > 0:
-            raise ValueError(f"speed of node {name} must be > 0 (flop/s); got {speed!r}")
-        if not (0 <= jitter < _INF):
-            raise ValueError(f"jitter of node {name} must be finite and >= 0; got {jitter!r}")
-        if not (0 < slowdown < _INF):
-            raise ValueError(f"slowdown of node {name} must be finite and > 0; got {slowdown!r}")
+        _checks.number(f"speed of node {name}", speed, low=0, strict_low=True, finite=False,
+                       unit="flop/s")
+        _checks.finite_number(f"jitter of node {name}", jitter, low=0)
+        _checks.finite_number(f"slowdown of node {name}", slowdown, low=0, strict_low=True)
         if compute_time != "deterministic" and rng is None:
             raise ValueError(f"node {name}: a random compute_time needs an rng")
         self.cluster = cluster

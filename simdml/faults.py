@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from . import _checks
 from .cluster import Node
 
 __all__ = ["crash_at", "random_failures", "partition_at", "young_interval", "daly_interval"]
@@ -27,7 +28,7 @@ def crash_at(node: Node, at: float, recover_after: float | None = None):
     """
     if not at >= node.sim.now:  # checked here, at the call, not when the process starts
         raise ValueError(f"crash time must be >= now ({node.sim.now}); got {at!r}")
-    if recover_after is not None and not recover_after >= 0:
+    if recover_after is not None and not (_checks.is_real(recover_after) and recover_after >= 0):
         raise ValueError(f"recover_after must be >= 0 (s) or None; got {recover_after!r}")
     return _crash_at(node, at, recover_after)
 
@@ -47,7 +48,7 @@ def partition_at(cluster, nodes: list[Node], at: float, heal_after: float | None
     (messages across are lost) until ``heal_after`` s later; None: it never heals."""
     if not at >= cluster.sim.now:
         raise ValueError(f"partition time must be >= now ({cluster.sim.now}); got {at!r}")
-    if heal_after is not None and not heal_after >= 0:
+    if heal_after is not None and not (_checks.is_real(heal_after) and heal_after >= 0):
         raise ValueError(f"heal_after must be >= 0 (s) or None; got {heal_after!r}")
     return _partition_at(cluster, frozenset(n.index for n in nodes), at, heal_after)
 
@@ -72,10 +73,8 @@ def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generat
 
     Long-run availability is ``mtbf / (mtbf + mttr)``.
     """
-    if not 0 < mtbf < math.inf:
-        raise ValueError(f"mtbf must be finite and > 0 (s); got {mtbf!r}")
-    if not 0 <= mttr < math.inf:
-        raise ValueError(f"mttr must be finite and >= 0 (s); got {mttr!r}")
+    _checks.finite_number("mtbf", mtbf, low=0, strict_low=True, unit="s")
+    _checks.finite_number("mttr", mttr, low=0, unit="s")
     return _random_failures(node, mtbf, mttr, rng)
 
 
@@ -129,7 +128,5 @@ def daly_interval(checkpoint_time: float, mtbf: float) -> float:
 
 
 def _check_interval_args(checkpoint_time: float, mtbf: float) -> None:
-    if not 0 < checkpoint_time < math.inf:
-        raise ValueError(f"checkpoint_time must be finite and > 0 (s); got {checkpoint_time!r}")
-    if not 0 < mtbf < math.inf:
-        raise ValueError(f"mtbf must be finite and > 0 (s); got {mtbf!r}")
+    _checks.finite_number("checkpoint_time", checkpoint_time, low=0, strict_low=True, unit="s")
+    _checks.finite_number("mtbf", mtbf, low=0, strict_low=True, unit="s")

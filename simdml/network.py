@@ -12,6 +12,8 @@ from numbers import Number
 
 import numpy as np
 
+from . import _checks
+
 __all__ = ["Network", "payload_nbytes"]
 
 _INF = math.inf
@@ -63,11 +65,10 @@ class Network:
 
     def __init__(self, *, latency: float = 1e-4, bandwidth: float = 1.25e9, loss: float = 0.0,
                  links: dict | None = None, rng: np.random.Generator | None = None):
-        if not 0 <= latency < _INF:
-            raise ValueError(f"latency must be finite and >= 0 (s); got {latency!r}")
-        if not bandwidth > 0:
-            raise ValueError(f"bandwidth must be > 0 (bytes/s); got {bandwidth!r}")
-        if not 0 <= loss < 1:
+        _checks.finite_number("latency", latency, low=0, unit="s")
+        _checks.number("bandwidth", bandwidth, low=0, strict_low=True, finite=False,
+                       unit="bytes/s")
+        if not (_checks.is_real(loss) and 0 <= loss < 1):
             raise ValueError(f"loss must be a probability in [0, 1); got {loss!r}")
         if loss > 0 and rng is None:
             raise ValueError("a network with message loss needs an rng")

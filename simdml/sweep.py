@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import did_you_mean
+from ._checks import did_you_mean, is_integer
 from ._rng import Streams
 from .experiment import Result, run
 from .result import jsonable
@@ -236,8 +236,9 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
         raise ScenarioError("grid must map each dotted key to a non-empty list of values; "
                             f"got {grid!r}")
     seeds = list(seeds)
-    if not seeds or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in seeds):
+    if not seeds or any(not is_integer(k) or k < 0 for k in seeds):
         raise ScenarioError(f"seeds must be replicate indices >= 0; got {seeds!r}")
+    seeds = [int(k) for k in seeds]  # numpy's integers too, written to JSON as numbers
     child = Streams(base.seed).child_seeds(max(seeds) + 1)
     tasks = []
     for point in _points(grid):

@@ -93,7 +93,7 @@ def test_young_and_daly_intervals():
     assert daly_interval(2.0, 100.0) == pytest.approx(
         20.0 * (1 + math.sqrt(0.01) / 3 + 0.01 / 9) - 2.0)
     assert daly_interval(300.0, 100.0) == 100.0
-    with pytest.raises(ValueError, match=r"checkpoint_time must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"checkpoint_time must be a finite number > 0"):
         young_interval(0.0, 1.0)
 
 

@@ -30,6 +30,15 @@ def test_number_returns_a_float_and_may_allow_infinity():
         _checks.number("x", 1.5, high=1)
 
 
+def test_nan_fails_the_bound_where_infinity_is_allowed():
+    """With finite=False (inf allowed), NaN is refused by the bound, not as 'not finite'."""
+    with pytest.raises(ValueError, match=r"^bandwidth must be > 0 \(bytes/s\); got nan$"):
+        _checks.number("bandwidth", math.nan, low=0, strict_low=True, finite=False,
+                       unit="bytes/s")
+    with pytest.raises(ValueError, match=r"^x must be a finite number; got nan$"):
+        _checks.number("x", math.nan, finite=False)
+
+
 @pytest.mark.parametrize("value", [0, -1.0, math.inf, math.nan, "a", False])
 def test_finite_number_states_the_whole_rule(value):
     """finite_number() gives one message for every failure: the whole rule."""

@@ -203,9 +203,9 @@ def test_transfer_time_is_the_alpha_beta_cost(latency, bandwidth, nbytes):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"latency": -1.0}, r"latency must be finite and >= 0 \(s\); got -1.0"),
-    ({"latency": math.inf}, r"latency must be finite and >= 0 \(s\); got inf"),
-    ({"latency": math.nan}, r"latency must be finite and >= 0 \(s\); got nan"),
+    ({"latency": -1.0}, r"latency must be a finite number >= 0 \(s\); got -1.0"),
+    ({"latency": math.inf}, r"latency must be a finite number >= 0 \(s\); got inf"),
+    ({"latency": math.nan}, r"latency must be a finite number >= 0 \(s\); got nan"),
     ({"bandwidth": 0.0}, r"bandwidth must be > 0 \(bytes/s\); got 0.0"),
     ({"bandwidth": math.nan}, r"bandwidth must be > 0 \(bytes/s\); got nan"),
     ({"loss": 1.0, "rng": np.random.default_rng(0)}, r"loss must be a probability in \[0, 1\); got 1.0"),
@@ -357,10 +357,10 @@ def test_random_compute_times_are_reproducible(compute_time):
     ({"speed": 0.0}, r"speed of node w must be > 0 \(flop/s\); got 0.0"),
     ({"speed": -1e9}, r"speed of node w must be > 0 \(flop/s\); got -1000000000.0"),
     ({"speed": math.nan}, r"speed of node w must be > 0 \(flop/s\); got nan"),
-    ({"jitter": -0.1}, r"jitter of node w must be finite and >= 0; got -0.1"),
-    ({"jitter": math.inf}, r"jitter of node w must be finite and >= 0; got inf"),
-    ({"slowdown": 0.0}, r"slowdown of node w must be finite and > 0; got 0.0"),
-    ({"slowdown": math.inf}, r"slowdown of node w must be finite and > 0; got inf"),
+    ({"jitter": -0.1}, r"jitter of node w must be a finite number >= 0; got -0.1"),
+    ({"jitter": math.inf}, r"jitter of node w must be a finite number >= 0; got inf"),
+    ({"slowdown": 0.0}, r"slowdown of node w must be a finite number > 0; got 0.0"),
+    ({"slowdown": math.inf}, r"slowdown of node w must be a finite number > 0; got inf"),
     ({"compute_time": "gamma"},
      r"unknown compute_time 'gamma'; known: deterministic, exponential, shifted_exponential, "
      r"lognormal, pareto"),
@@ -542,9 +542,9 @@ def test_crash_time_in_the_past_is_rejected():
     with pytest.raises(ValueError, match=r"recover_after must be >= 0 \(s\) or None; got -1"):
         crash_at(node, 3.0, recover_after=-1)
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match=r"mtbf must be finite and > 0 \(s\); got 0"):
+    with pytest.raises(ValueError, match=r"mtbf must be a finite number > 0 \(s\); got 0"):
         random_failures(node, 0, 1.0, rng)
-    with pytest.raises(ValueError, match=r"mttr must be finite and >= 0 \(s\); got -1"):
+    with pytest.raises(ValueError, match=r"mttr must be a finite number >= 0 \(s\); got -1"):
         random_failures(node, 1.0, -1, rng)
 
 

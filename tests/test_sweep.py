@@ -39,6 +39,14 @@ def test_replicate_seeds_are_spawned_from_the_base_seed(serial):
     assert other.records[0]["seed"] != children[0]
 
 
+def test_numpy_integers_are_replicate_indices(serial):
+    """seeds=[np.int64(1)] is replicate 1, recorded as a plain integer (JSON-able)."""
+    one = sweep(BASE, {"cluster.workers": [2]}, seeds=[np.int64(1)])
+    assert one.records[0]["replicate"] == 1 and type(one.records[0]["replicate"]) is int
+    assert one.records[0]["seed"] == serial.records[1]["seed"]
+    json.dumps(one.records[0])
+
+
 def test_aggregate_is_the_mean_and_spread_of_the_replicates(serial):
     rows = serial.aggregate("final_accuracy")
     assert len(rows) == 4

@@ -173,8 +173,7 @@ def by_label(y, n_parts: int, *, rng: np.random.Generator, classes_per_part: int
     y = np.asarray(y)
     classes = np.unique(y)
     k = classes.size
-    if isinstance(classes_per_part, bool) or not isinstance(classes_per_part, (int, np.integer)) \
-            or not 1 <= classes_per_part <= k:
+    if not _checks.is_integer(classes_per_part) or not 1 <= classes_per_part <= k:
         raise ValueError(f"classes_per_part must be an integer from 1 to the {k} classes; "
                          f"got {classes_per_part!r}")
     holders = {c: [i for i in range(n_parts) if (c - i) % k < classes_per_part] for c in range(k)}
