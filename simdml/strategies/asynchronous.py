@@ -48,10 +48,8 @@ class SSPOptions:
 
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
-    for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
-    bound = getattr(job.options, "staleness", math.inf)
-    return job.server.start(server, job, bound)
+    bound = getattr(job.options, "staleness", math.inf)  # async: no bound
+    return job.start(server, worker, bound)
 
 
 def server(job: Job, bound: float = math.inf):

@@ -43,9 +43,7 @@ class HistTreeOptions:
 
 
 def start(job: Job):
-    for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
-    return job.server.start(server, job)
+    return job.start(server, worker)
 
 
 def server(job: Job):

@@ -83,6 +83,13 @@ class Job:
         total = sum(self.weight_of(s.y) for s in self.shards)
         self.shard_weights = [self.weight_of(s.y) / total for s in self.shards]
 
+    def start(self, server, worker, *server_args):
+        """Start ``worker(job, i)`` on every worker, then ``server(job, *server_args)`` on
+        the server; returns the server's process (whose end ends training)."""
+        for i, node in enumerate(self.workers):
+            node.start(worker, self, i)
+        return self.server.start(server, self, *server_args)
+
     def weight_of(self, y: np.ndarray) -> float:
         """The weight of rows ``y`` in the loss: their number, or the sum of their class
         weights."""

@@ -67,9 +67,7 @@ def start(job: Job):
         raise ValueError(f"strategy.rule={job.options.rule!r} needs a validation split, but "
                          f"every shard holds a single row (cluster.workers="
                          f"{len(job.workers)}): there is nothing to hold out")
-    for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
-    return job.server.start(server, job)
+    return job.start(server, worker)
 
 
 def worker(job: Job, i: int):

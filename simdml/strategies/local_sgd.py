@@ -46,9 +46,7 @@ class LocalSGDOptions:
 
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
-    for i, node in enumerate(job.workers):
-        node.start(worker, job, i)
-    return job.server.start(server, job)
+    return job.start(server, worker)
 
 
 def server(job: Job):

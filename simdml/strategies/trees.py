@@ -1,38 +1,11 @@
-"""Distributed decision trees: what data-parallel histograms (``hist_tree``, in
-``hist_tree.py``) and voting-parallel histograms (``voting_tree``, in ``voting_tree.py``)
-share -- the bins, routing rows down the splits, gathering the workers'
-parts, recording a level.
+"""What the two distributed trees share -- ``hist_tree`` (data-parallel histograms, in
+``hist_tree.py``) and ``voting_tree`` (voting-parallel histograms, in ``voting_tree.py``):
+the bins, routing rows down the splits, gathering the workers' parts, recording a level.
 
 Both grow one ``DecisionTree`` level by level at the server, from class histograms of
-the frontier nodes that the workers build on their own rows:
-
-``hist_tree`` (PLANET / XGBoost-hist style), per level:
-1. the server broadcasts the splits it made and the nodes whose histograms it needs;
-2. each worker routes its rows down those splits, builds the class histograms of
-   those nodes on its shard (counts per feature, bin and class) and sends them;
-3. the server sums them -- integer counts, so the sum is the histogram of all the rows,
-   in any order -- and splits every frontier node where the impurity drops most.
-The tree is therefore the centralized tree on the same bins, split for split, for any
-partition. With ``subtraction`` (LightGBM's trick) the workers build only the smaller
-child of each split; the server gets its sibling as parent minus child.
-
-``voting_tree`` (PV-Tree, Meng et al. 2016), per level: each worker ranks the features
-by the best split of its *local* histogram and sends its ``top_k`` per node; the server
-counts the votes and asks for the histograms of the ``2 top_k`` most-voted features only;
-the best split is chosen among them. Bytes drop from ``d`` features' histograms to
-``2 top_k``; the tree can differ from the exact one where local and global rankings
-disagree (with ``2 top_k >= d`` it is the exact tree).
-
-The bins are computed once, on the whole training set, and broadcast (a simplification:
-a real system merges quantile sketches of the shards). Histograms travel as int32.
-
-References
-----------
-B. Panda, J. S. Herbach, S. Basu and R. J. Bayardo, "PLANET: Massively Parallel
-Learning of Tree Ensembles with MapReduce", VLDB 2009; T. Chen and C. Guestrin,
-"XGBoost", KDD 2016; G. Ke et al., "LightGBM", NeurIPS 2017 (histogram subtraction);
-Q. Meng et al., "A Communication-Efficient Parallel Algorithm for Decision Tree",
-NeurIPS 2016 (PV-Tree).
+the frontier nodes that the workers build on their own rows. The bins are computed once,
+on the whole training set, and broadcast (a simplification: a real system merges
+quantile sketches of the shards). Histograms travel as int32.
 """
 from __future__ import annotations
 
