@@ -324,22 +324,15 @@ def _sweep(args) -> int:
 
 
 def _plot_file(args) -> int:
-    import json
     from types import SimpleNamespace
-    from .scenario import ScenarioError
     from . import plots
+    from .result import load_result
     _check_output_path("--plot", args.out)
-    try:
-        data = json.loads(Path(args.result).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"cannot read a result from {args.result!r}: {exc}") from None
-    if not isinstance(data, dict) or "history" not in data or "nodes" not in data:
-        raise ScenarioError(f"{args.result!r} is not a result file (simdml run --out "
-                            f"writes one)")
+    data = load_result(args.result)  # checked: a malformed file is a one-line error
     if args.kind == "loss":
         run = SimpleNamespace(history=data["history"], model=SimpleNamespace(
             is_classifier=data.get("score_name") == "accuracy"))
-        fig = plots.history({data.get("scenario", "run"): run})
+        fig = plots.history({str(data.get("scenario", "run")): run})
     else:
         fig = plots.utilization(SimpleNamespace(nodes=data["nodes"],
                                                 trace=SimpleNamespace(end=data["sim_time"])))

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import classification_report, summarize
-from .scenario import Scenario
+from .scenario import Scenario, ScenarioError, read_bounded
 from .trace import Trace
 
-__all__ = ["Result", "jsonable", "report"]
+__all__ = ["Result", "jsonable", "load_result", "report"]
+
+RESULT_MAX_BYTES = 256 * 2**20  # 256 MiB: a result of a million evaluations is ~150 MiB
 
 
 @dataclass
@@ -98,6 +100,57 @@ def jsonable(x):
     if isinstance(x, np.generic):
         return jsonable(x.item())
     return x
+
+
+def load_result(path: str | Path) -> dict:
+    """A result file (``Result.save``, ``simdml run --out``) as a dict, checked.
+
+    The strings ``"inf"``, ``"-inf"`` and ``"nan"`` that ``jsonable`` wrote for numbers
+    JSON lacks are numbers again. The fields a figure reads are checked: ``history`` a
+    list of tables with numeric ``time``, ``loss`` and ``score``; ``nodes`` a table of
+    node -> table of seconds; ``sim_time`` a number.
+
+    Raises
+    ------
+    ScenarioError
+        Not a regular file, over RESULT_MAX_BYTES, not JSON, or a field of the wrong
+        shape (the field is named).
+    """
+    where = str(path)
+    raw = read_bounded(path, "result file", RESULT_MAX_BYTES)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+        raise ScenarioError(f"cannot read a result from {where!r}: {exc}") from None
+    if not isinstance(data, dict) or "history" not in data or "nodes" not in data:
+        raise ScenarioError(f"{where!r} is not a result file (simdml run --out writes one)")
+    history, nodes = data["history"], data["nodes"]
+    if not isinstance(history, list):
+        raise ScenarioError(f"{where}: history must be a list of evaluations; got {history!r:.60}")
+    for i, row in enumerate(history):
+        _numbers(where, f"history[{i}]", row, ("time", "loss", "score"))
+    if not isinstance(nodes, dict):
+        raise ScenarioError(f"{where}: nodes must be a table of node -> seconds; got {nodes!r:.60}")
+    for name, times in nodes.items():
+        _numbers(where, f"nodes.{name}", times, list(times) if isinstance(times, dict) else ())
+    data["sim_time"] = _number(where, "sim_time", data.get("sim_time"))
+    return data
+
+
+def _numbers(where: str, key: str, table, fields) -> None:
+    """Check that ``table`` is a dict and turn its ``fields`` into floats, in place."""
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: {key} must be a table; got {table!r:.60}")
+    for field in fields:
+        table[field] = _number(where, f"{key}.{field}", table.get(field))
+
+
+def _number(where: str, key: str, value) -> float:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)  # as jsonable wrote it
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{where}: {key} must be a number; got {value!r:.60}")
+    return float(value)
 
 
 def report(s: Scenario, job, split, stop_reason: str | None) -> Result:

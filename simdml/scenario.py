@@ -13,6 +13,8 @@ the rule and the value received::
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -142,6 +144,45 @@ def _to_plain(value):
     return value
 
 
+SCENARIO_MAX_BYTES = 2**20  # 1 MiB: the largest bundled scenario is under 2 KiB
+
+
+def read_bounded(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, or a ScenarioError.
+
+    A FIFO would block ``open`` until a writer comes, and ``/dev/zero`` never ends: only
+    a regular file is read, opened without blocking and checked on the opened file (so a
+    file swapped after a first look is caught too), and never more than the cap.
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file is, for the messages ("scenario file", "result file").
+    max_bytes : int
+        The cap, in bytes; the message names it in MiB.
+
+    Raises
+    ------
+    ScenarioError
+        Not a regular file, larger than the cap, or unreadable (the OS's reason).
+    """
+    name, cap = str(path), f"{max_bytes / 2**20:g} MiB"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ScenarioError(f"cannot read {what} {name!r}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(f"{what} {name!r} is not a regular file (a directory, a FIFO "
+                                f"or a device); give the path of a file")
+        data = f.read(max_bytes + 1)  # one more than the cap: a file that grew is seen
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        raise ScenarioError(f"{what} {name!r} is larger than {cap} (the limit for a {what})")
+    return data
+
+
 def load_scenario(source: str | Path) -> Scenario:
     """Read a scenario from a TOML file, or a bundled one by name (see ``simdml list``)."""
     path = Path(source)
@@ -151,10 +192,7 @@ def load_scenario(source: str | Path) -> Scenario:
             raise ScenarioError(f"no scenario file or bundled scenario named {str(source)!r}; "
                                 f"bundled: {', '.join(bundled)}{_did_you_mean(source, bundled)}")
         return parse_scenario(bundled[str(source)].read_text(encoding="utf-8"), str(source))
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
+    raw = read_bounded(path, "scenario file", SCENARIO_MAX_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
