@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "format_summary"]
@@ -108,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--seeds", default="0", help="replicate indices, e.g. 0,1,2 (default 0)")
     w.add_argument("--jobs", type=int, default=1, help="processes (default 1: in this one)")
     w.add_argument("--out", metavar="FILE.jsonl", help="stream every run's record here")
-    w.add_argument("--resume", action="store_true", help="skip the runs already in --out")
+    w.add_argument("--resume", action="store_true",
+                   help="run only the runs missing from --out (failed ones are kept); a record "
+                        "of another scenario, seed or simdml version is refused, not rerun")
+    w.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (an existing one is refused otherwise)")
     w.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     w.add_argument("--metric", default="final_accuracy",
                    help="what the table aggregates: final_accuracy, balanced_accuracy, "
@@ -288,6 +293,9 @@ def _sweep(args) -> int:
         _check_output_path("--plot", args.plot)
     if args.resume and not args.out:
         raise ScenarioError("--resume needs --out (the file of the runs to resume)")
+    if args.resume and args.overwrite:
+        raise ScenarioError("--resume and --overwrite exclude each other: --resume keeps the "
+                            "runs of --out, --overwrite empties it")
     if args.out and Path(args.out).suffix != ".jsonl":
         raise ScenarioError(f"--out must end in .jsonl (one JSON record per line); got {args.out!r}")
     try:
@@ -300,17 +308,19 @@ def _sweep(args) -> int:
     check_metric(args.metric)  # before hours of runs, not after
     grid = _grid(args.grid)
     progress = False if args.no_progress else None
-    if args.jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        pool = ProcessPoolExecutor(args.jobs)
-        try:
-            result = sweep(args.scenario, grid, seeds=seeds, executor=pool, out=args.out,
-                           resume=args.resume, progress=progress)
-        finally:  # on Ctrl-C: stop at once, cancel the queued runs (the finished are saved)
-            pool.shutdown(wait=False, cancel_futures=True)
-    else:
-        result = sweep(args.scenario, grid, seeds=seeds, out=args.out, resume=args.resume,
-                       progress=progress)
+    options = dict(seeds=seeds, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                   progress=progress)
+    with warnings.catch_warnings():  # a skipped line is one line of stderr, like an error
+        warnings.showwarning = _warning_line
+        if args.jobs > 1:
+            from .sweep import worker_pool
+            pool = worker_pool(args.jobs)  # its workers exit if this process is killed
+            try:
+                result = sweep(args.scenario, grid, executor=pool, **options)
+            finally:  # on Ctrl-C: stop at once, cancel the queued runs (the finished are saved)
+                pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            result = sweep(args.scenario, grid, **options)
     print(result.format(args.metric))
     if result.skipped:
         print(f"resumed: {result.skipped} run(s) already in {args.out}")
@@ -321,6 +331,10 @@ def _sweep(args) -> int:
         plots.save(result.plot(metric=args.metric), args.plot)
         print(f"wrote figure to {args.plot}")
     return 1 if result.failures else 0
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"simdml: warning: {message}", file=sys.stderr)
 
 
 def _plot_file(args) -> int:

@@ -16,16 +16,31 @@ Executors: anything with ``submit(fn, *args) -> concurrent.futures.Future``. Non
 in this process, one run after the other. A ``ProcessPoolExecutor`` uses the local
 cores; on a real cluster, dask's ``Client.get_executor()`` or a small Ray adapter (a
 class whose ``submit`` wraps ``ray.remote(fn).remote(*args)`` in a Future) fit the
-same slot -- neither is a dependency.
+same slot -- neither is a dependency. ``worker_pool(n)`` is a process pool whose workers
+exit when the sweep's process dies (``kill -9`` included).
+
+Results file: every record carries a ``fingerprint`` of what determines its run (the
+resolved scenario, its seed included, and simdml's version). An existing file is
+refused unless the sweep resumes it or overwrites it; resuming refuses a file whose
+record of a grid point and replicate has another fingerprint (two experiments are
+never mixed). The file is locked (``fcntl.flock``) while a sweep writes it, so that a
+second sweep on it is refused; where there is no ``fcntl`` (Windows) there is no lock.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import itertools
 import json
 import math
+import os
+import stat
 import sys
+import threading
 import time
-from concurrent.futures import as_completed
+import warnings
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +49,13 @@ import numpy as np
 from ._checks import did_you_mean, is_integer
 from ._rng import Streams
 from .experiment import Result, run
-from .result import jsonable
-from .scenario import Scenario, ScenarioError, load_scenario
+from .result import RESULT_MAX_BYTES, jsonable
+from .scenario import Scenario, ScenarioError, load_scenario, read_bounded
 
-__all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS"]
+__all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS",
+           "fingerprint", "worker_pool"]
+
+PARENT_POLL_S = 0.5  # s of real time between a pool worker's looks at its parent
 
 # the summary fields a comparison or a sweep reports, with how to show them
 COLUMNS = {"final_accuracy": "accuracy", "balanced_accuracy": "balanced acc.",
@@ -120,18 +138,56 @@ def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
 # --------------------------------------------------------------------------- sweep
 
 
+def _version() -> str:
+    try:  # the installed distribution's; a source tree that was never installed has none
+        return importlib.metadata.version("simdml")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def fingerprint(scenario_dict: dict) -> str:
+    """What determines a run, as a hash: the resolved scenario (``Scenario.to_dict``,
+    its seed included) and simdml's version. Two runs with one fingerprint give the
+    same numbers; resume refuses a record whose fingerprint is not its task's."""
+    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": _version()},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
     """One run of a sweep, as a JSON-able record; an error is recorded, not raised.
     A top-level function of plain data, so that any executor can ship it."""
-    record = {"point": point, "replicate": replicate, "seed": scenario_dict["seed"]}
     try:
         result = run(Scenario.from_dict(scenario_dict))
-        record.update(summary=jsonable(result.summary), row=jsonable(_row(result.summary,
-                                                                            result.nodes)),
-                      error=None)
     except Exception as exc:  # recorded with the run, so the sweep goes on
-        record.update(summary=None, row=None, error=f"{type(exc).__name__}: {exc}")
-    return record
+        return _record(scenario_dict, point, replicate, error=f"{type(exc).__name__}: {exc}")
+    return _record(scenario_dict, point, replicate, summary=jsonable(result.summary),
+                   row=jsonable(_row(result.summary, result.nodes)))
+
+
+def _record(scenario_dict, point, replicate, *, summary=None, row=None, error=None) -> dict:
+    return {"point": point, "replicate": replicate, "seed": scenario_dict["seed"],
+            "fingerprint": fingerprint(scenario_dict), "summary": summary, "row": row,
+            "error": error}
+
+
+def worker_pool(n_workers: int) -> ProcessPoolExecutor:
+    """A ``ProcessPoolExecutor`` whose workers exit when this process dies.
+
+    A killed parent (``kill -9``) runs no clean-up, and its workers, re-parented, would
+    run on; each worker watches its parent instead (``os.getppid`` every PARENT_POLL_S
+    seconds) and exits once it has changed.
+    """
+    return ProcessPoolExecutor(n_workers, initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)  # no clean-up to do: the run's record has nobody to go to
+    threading.Thread(target=watch, name="simdml-parent-watch", daemon=True).start()
 
 
 @dataclass
@@ -185,7 +241,8 @@ def _points(grid: dict) -> list[dict]:
 
 
 def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None = None,
-          resume: bool = False, progress: bool | None = None) -> SweepResult:
+          resume: bool = False, overwrite: bool = False,
+          progress: bool | None = None) -> SweepResult:
     """One run per grid point and replicate, on ``executor``.
 
     Parameters
@@ -197,33 +254,56 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
     seeds : sequence of int
         Replicate indices; replicate k runs with the k-th child seed of ``base.seed``.
     executor : object with ``submit(fn, *args) -> Future``, optional
+        A run whose worker dies (``BrokenExecutor``) is run once more in a process of
+        its own; if that dies too, it is recorded as failed and the sweep goes on.
     out : path, optional
-        A JSON-lines file; each record is appended (and flushed) as its run finishes, so
-        an interrupted or crashed sweep keeps every finished run.
+        A JSON-lines file, locked while the sweep writes it; each record is appended
+        (and flushed) as its run finishes, so an interrupted or crashed sweep keeps
+        every finished run. An existing file is refused unless ``resume`` or
+        ``overwrite`` is given.
     resume : bool
-        Skip the grid points and replicates already recorded in ``out`` without an error
-        (failed runs are run again).
+        Run only what ``out`` does not hold: every recorded run, failed or not, is
+        kept (a run is a function of its fingerprint), so no record is written twice.
+        A record of a grid point and replicate with another fingerprint (another
+        scenario, seed or simdml version) is refused: nothing is run or written.
+    overwrite : bool
+        Empty an existing ``out`` first (its runs are lost).
     progress : bool, optional
         Count, elapsed time and an estimate on stderr; default: when stderr is a terminal.
+
+    Raises
+    ------
+    ScenarioError
+        A bad grid point, or a results file that is locked, exists, or holds another
+        experiment's runs.
     """
     tasks = _tasks(base, grid, seeds)  # every grid point checked before anything runs
-    path = Path(out) if out is not None else None
-    done = _load_records(path) if (resume and path is not None and path.exists()) else []
-    finished = {_key(r["point"], r["replicate"]) for r in done if r["error"] is None}
-    todo = [t for t in tasks if _key(t[1], t[2]) not in finished]
-    if path is not None:
-        _open_results(path, resume)
-    new = _execute(todo, executor, path, sys.stderr.isatty() if progress is None else progress)
-    kept = [r for r in done if r["error"] is None]
+    show = sys.stderr.isatty() if progress is None else progress
+    if resume and overwrite:
+        raise ScenarioError("resume and overwrite exclude each other: resume keeps the runs "
+                            "of the results file, overwrite empties it")
+    if out is None:
+        return _result(tasks, [], _execute(tasks, executor, None, show), grid, None)
+    path = Path(out)
+    with _results_file(path, resume=resume, overwrite=overwrite) as f:
+        done = _resumed(path, tasks) if resume else []
+        finished = {_key(r["point"], r["replicate"]) for r in done}
+        todo = [t for t in tasks if _key(t[1], t[2]) not in finished]
+        new = _execute(todo, executor, f, show)
+    return _result(tasks, done, new, grid, path, skipped=len(tasks) - len(todo))
+
+
+def _result(tasks, done, new, grid, path, skipped=0) -> SweepResult:
+    """The records, old and new, in grid order (records of other points last)."""
     order = {_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
-    records = sorted(kept + new, key=lambda r: order.get(_key(r["point"], r["replicate"]),
+    records = sorted(done + new, key=lambda r: order.get(_key(r["point"], r["replicate"]),
                                                          len(order)))
-    return SweepResult(records, dict(grid), path, skipped=len(tasks) - len(todo),
+    return SweepResult(records, dict(grid), path, skipped=skipped,
                        failures=[r for r in records if r["error"] is not None])
 
 
 def _key(point: dict, replicate: int) -> tuple[str, int]:
-    """A record's identity in a results file: its grid point and replicate."""
+    """A record's place in a sweep: its grid point and replicate."""
     return json.dumps(point, sort_keys=True), replicate
 
 
@@ -251,54 +331,146 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
     return tasks
 
 
-def _open_results(path: Path, resume: bool) -> None:
-    """A new results file, or the one resumed, ready for records to be appended."""
+@contextmanager
+def _results_file(path: Path, *, resume: bool, overwrite: bool):
+    """The results file, open for appending and locked, after the checks: a regular
+    file (a FIFO would block), not another sweep's (the lock), and, if it holds
+    records, a sweep that says what to do with them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not resume or not path.exists():
-        path.write_text("")
-    elif path.read_bytes()[-1:] not in (b"", b"\n"):  # a killed sweep's half line: end
-        with path.open("a") as f:                     # it, so that the next record starts
-            f.write("\n")                             # a line of its own
+    # O_NONBLOCK: opening a FIFO must not wait for a reader; nothing is truncated yet
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0),
+                 0o644)
+    with os.fdopen(fd, "r+b") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ScenarioError(f"out {str(path)!r} is not a regular file (a FIFO or a "
+                                f"device); give the path of a file")
+        _lock(fd, path)
+        size = os.fstat(fd).st_size
+        if size and not (resume or overwrite):
+            raise ScenarioError(f"out {str(path)!r} already holds the records of a sweep: "
+                                f"resume=True (--resume) adds the missing runs, overwrite="
+                                f"True (--overwrite) replaces them; or choose another file")
+        if overwrite:
+            f.truncate(0)
+        elif size and os.pread(fd, 1, size - 1) != b"\n":  # a killed sweep's half line:
+            f.write(b"\n")                                  # end it, so that the next
+        yield f                                             # record starts a line
 
 
-def _execute(todo: list, executor, path: Path | None, show: bool) -> list[dict]:
-    """Run ``todo`` (in this process, or on ``executor``), appending each record to
-    ``path`` as it finishes; returns the records in the order they finished."""
-    started = time.perf_counter()
-    if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
-        futures = []
-        records = (run_record(*task) for task in todo)
-    else:
-        futures = [executor.submit(run_record, *task) for task in todo]
-        records = (future.result() for future in as_completed(futures))
-    new = []
+def _lock(fd: int, path: Path) -> None:
+    """Lock the results file for this sweep (released when it is closed)."""
     try:
-        for i, record in enumerate(records, start=1):
-            new.append(record)
-            if path is not None:
-                with path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                    f.flush()
-            if show:
-                _progress(i, len(todo), time.perf_counter() - started)
-    except KeyboardInterrupt:  # Ctrl-C: drop what has not started; what finished is saved
-        for future in futures:
-            future.cancel()
-        raise
+        import fcntl
+    except ImportError:  # not POSIX (Windows): no lock; one sweep per results file
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ScenarioError(f"out {str(path)!r} is being written by another sweep (it is "
+                            f"locked); wait for it to end, or choose another file") from None
+
+
+def _execute(todo: list, executor, f, show: bool) -> list[dict]:
+    """Run ``todo`` (in this process, or on ``executor``), appending each record to the
+    results file ``f`` as it finishes; returns the records in the order they finished."""
+    started = time.perf_counter()
+    new = []
+
+    def emit(record: dict) -> None:
+        new.append(record)
+        if f is not None:
+            f.write((json.dumps(record) + "\n").encode())
+            f.flush()
+        if show:
+            _progress(len(new), len(todo), time.perf_counter() - started)
+
+    if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
+        for task in todo:
+            emit(run_record(*task))
+    else:
+        for task in _run_on(executor, todo, emit):
+            emit(_run_alone(task))
     if show and todo:
         print(file=sys.stderr)
     return new
 
 
-def _load_records(path: Path) -> list[dict]:
-    """The records of a JSON-lines file; a truncated last line (a killed sweep) is ignored."""
-    records = []
-    for line in path.read_text().splitlines():
+def _run_on(executor, todo: list, emit) -> list:
+    """Submit ``todo``, emitting each record as it finishes; returns the tasks whose
+    worker died (the executor cannot say which of its runs killed it)."""
+    futures = {executor.submit(run_record, *task): i for i, task in enumerate(todo)}
+    lost = []
+    try:
+        for future in as_completed(futures):
+            try:
+                record = future.result()
+            except BrokenExecutor:
+                lost.append(futures[future])
+                continue
+            emit(record)
+    except KeyboardInterrupt:  # Ctrl-C: drop what has not started; what finished is saved
+        for future in futures:
+            future.cancel()
+        raise
+    return [todo[i] for i in sorted(lost)]
+
+
+def _run_alone(task: tuple) -> dict:
+    """A run whose worker died, once more in a process of its own: the run that killed
+    it dies again and is recorded as failed; a run that only shared its pool is done."""
+    with worker_pool(1) as pool:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            return pool.submit(run_record, *task).result()
+        except BrokenExecutor as exc:
+            return _record(*task, error=f"{type(exc).__name__}: the process running it died "
+                                        f"(killed, out of memory or crashed), twice")
+
+
+def _resumed(path: Path, tasks: list) -> list[dict]:
+    """The records of ``path`` to keep; a record of one of ``tasks`` with another
+    fingerprint is refused, so that a resumed sweep never mixes two experiments."""
+    expected = {_key(p, k): fingerprint(s) for s, p, k in tasks}
+    kept = {}
+    for record in _load_records(path):
+        key = _key(record["point"], record["replicate"])
+        if key in expected and record.get("fingerprint") != expected[key]:
+            raise ScenarioError(
+                f"out {str(path)!r} holds runs of another experiment: grid point "
+                f"{record['point']} #{record['replicate']} was run with another scenario, "
+                f"seed or simdml version; use --overwrite or another file")
+        kept.setdefault(key, record)  # a copied line is one run, kept once
+    return list(kept.values())
+
+
+def _load_records(path: Path) -> list[dict]:
+    """The records of a JSON-lines file. A line that is not a record (a killed sweep's
+    half line, a foreign line) is skipped, with one warning naming the lines."""
+    records, foreign = [], []
+    text = read_bounded(path, "results file", RESULT_MAX_BYTES).decode("utf-8", "replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if _is_record(record):
+            records.append(record)
+        else:
+            foreign.append(number)
+    if foreign:
+        shown = ", ".join(map(str, foreign[:10])) + (", ..." if len(foreign) > 10 else "")
+        warnings.warn(f"{path}: {len(foreign)} line(s) are not records of a sweep (lines "
+                      f"{shown}): skipped", stacklevel=4)
     return records
+
+
+def _is_record(record) -> bool:
+    """A record as ``run_record`` writes it: a point, a replicate, and either a row and
+    a summary or an error."""
+    return (isinstance(record, dict) and isinstance(record.get("point"), dict)
+            and is_integer(record.get("replicate"))
+            and (isinstance(record.get("error"), str)
+                 or record.get("error", 0) is None and isinstance(record.get("row"), dict)
+                 and isinstance(record.get("summary"), dict)))
 
 
 def _progress(done: int, total: int, elapsed: float) -> None:

@@ -124,3 +124,163 @@ def test_a_diverged_result_reads_back_inf_and_nan_as_numbers(tmp_path, capsys):
     row = load_result(path)["history"][1]
     assert row["loss"] == float("inf") and row["score"] != row["score"]
     assert main(["plot", str(path), "--out", str(tmp_path / "p.png")]) == 0, capsys.readouterr()
+
+
+# --------------------------------------------- items 1, 2, 5: the results of a sweep
+
+import importlib  # noqa: E402  (the sweep module: simdml.sweep is the function)
+
+from simdml import sweep  # noqa: E402
+
+SWEEP = importlib.import_module("simdml.sweep")
+BASE = Scenario(name="integrity").replace(**{"stop.rounds": 3, "cluster.speed": 1e6})
+GRID = {"cluster.workers": [2, 3]}
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resume_refuses_the_records_of_another_experiment(tmp_path):
+    """Resume used to key records on grid point and replicate only: resuming with another
+    lr reused the old runs and mixed two experiments. Every record carries a fingerprint
+    of its scenario (seed included) and simdml's version; a mismatch is refused."""
+    out = tmp_path / "runs.jsonl"
+    first = sweep(BASE, GRID, seeds=[0, 1], out=out)
+    assert all(r["fingerprint"] == SWEEP.fingerprint(s) for r, (s, _, _) in
+               zip(first.records, SWEEP._tasks(BASE, GRID, [0, 1])))
+    again = sweep(BASE, GRID, seeds=[0, 1], out=out, resume=True)  # the same: nothing runs
+    assert again.skipped == 4 and again.records == first.records
+    with pytest.raises(ScenarioError, match=r"runs.jsonl' holds runs of another experiment: "
+                                            r"grid point \{'cluster.workers': 2\} #0"):
+        sweep(BASE.replace(**{"strategy.lr": 0.05}), GRID, seeds=[0, 1], out=out, resume=True)
+    with pytest.raises(ScenarioError, match="holds runs of another experiment"):
+        sweep(BASE.replace(seed=1), GRID, seeds=[0, 1], out=out, resume=True)
+    assert len(_lines(out)) == 4  # refused before anything was written
+
+
+def test_an_existing_results_file_is_refused_unless_resumed_or_overwritten(tmp_path, capsys):
+    """A sweep used to empty an existing --out silently: it is refused (exit 2) unless
+    --resume or --overwrite says what to do with its runs."""
+    out = tmp_path / "runs.jsonl"
+    sweep(BASE, {"cluster.workers": [2]}, out=out)
+    with pytest.raises(ScenarioError, match=r"runs.jsonl' already holds the records of a "
+                                            r"sweep: resume=True"):
+        sweep(BASE, {"cluster.workers": [2]}, out=out)
+    assert len(_lines(out)) == 1
+    argv = ["sweep", "iris_sync", "--grid", "cluster.workers=4", "--grid", "stop.rounds=2",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 2 and "(--resume) adds the missing runs" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+    assert [r["point"] for r in _lines(out)] == [{"cluster.workers": 4, "stop.rounds": 2}]
+    assert main(argv + ["--overwrite", "--resume"]) == 2
+    assert "--resume and --overwrite exclude each other" in capsys.readouterr().err
+
+
+def test_a_results_file_is_locked_while_a_sweep_writes_it(tmp_path):
+    """Two sweeps on one --out used to interleave and truncate each other: the second
+    finds the file locked and is refused before touching it."""
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "runs.jsonl"
+    with out.open("ab") as other:  # another sweep, writing
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ScenarioError, match=r"runs.jsonl' is being written by another "
+                                                r"sweep \(it is locked\)"):
+            sweep(BASE, {"cluster.workers": [2]}, out=out, overwrite=True)
+    assert out.read_bytes() == b""
+
+
+def test_foreign_lines_are_skipped_with_a_warning(tmp_path):
+    """A foreign line (`[1, 2]`, a record without `row`) used to raise TypeError on
+    resume: it is skipped, with a warning naming the lines."""
+    out = tmp_path / "runs.jsonl"
+    sweep(BASE, GRID, out=out)
+    good = out.read_text().splitlines()
+    out.write_text("\n".join([good[0], "[1, 2]", '{"point": {}, "replicate": 0}', "7"]) + "\n")
+    with pytest.warns(UserWarning, match=r"runs.jsonl: 3 line\(s\) are not records of a "
+                                         r"sweep \(lines 2, 3, 4\): skipped"):
+        resumed = sweep(BASE, GRID, out=out, resume=True)
+    assert resumed.skipped == 1 and [r["point"] for r in resumed.records] == [
+        {"cluster.workers": 2}, {"cluster.workers": 3}]
+
+
+def test_resume_never_writes_a_record_twice(tmp_path):
+    """Resume used to re-run failed runs and append them again (8 lines for 6 runs): a
+    run is a function of its fingerprint, so its record, failed or not, is kept."""
+    out = tmp_path / "runs.jsonl"
+    grid = {"cluster.workers": [2, 500]}  # 500: more workers than rows, fails at run time
+    first = sweep(BASE, grid, seeds=[0, 1], out=out)
+    assert len(first.failures) == 2
+    resumed = sweep(BASE, grid, seeds=[0, 1], out=out, resume=True)
+    assert resumed.skipped == 4 and len(resumed.failures) == 2
+    assert len(_lines(out)) == 4
+
+
+_RUN_RECORD = SWEEP.run_record
+
+
+def _killing_run_record(scenario_dict, point, replicate):
+    """run_record, except that the run of 3 workers kills its own process (kill -9)."""
+    if point["cluster.workers"] == 3:
+        os.kill(os.getpid(), 9)
+    return _RUN_RECORD(scenario_dict, point, replicate)
+
+
+def test_a_killed_pool_worker_loses_only_its_run(tmp_path, monkeypatch):
+    """A pool worker killed mid-sweep used to abort the sweep with BrokenProcessPool and
+    lose the other runs in flight: the killed run is recorded as failed, once, and every
+    other run is done (the pool is forked, so the patched run_record is the workers')."""
+    from concurrent.futures import ProcessPoolExecutor
+    monkeypatch.setattr(SWEEP, "run_record", _killing_run_record)
+    out = tmp_path / "runs.jsonl"
+    with ProcessPoolExecutor(2) as pool:
+        result = sweep(BASE, {"cluster.workers": [2, 3, 4, 5]}, seeds=[0], executor=pool,
+                       out=out)
+    errors = [r["error"] for r in result.records]
+    assert [e is None for e in errors] == [True, False, True, True]
+    assert errors[1].startswith("BrokenProcessPool: the process running it died")
+    assert len(_lines(out)) == 4
+
+
+# --------------------------------------------------------- item 3: the output paths
+
+
+def _no_run(*args, **kwargs):
+    raise AssertionError("the run started before its output paths were checked")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "iris_sync", "--out", "{tmp}/r.json", "--trace", "{tmp}/r.json"],
+     "--trace and --out are the same file"),
+    (["run", "iris_sync", "--out", "{tmp}/p.png", "--plot", "{tmp}/p.png"],
+     "--plot and --out are the same file"),
+    (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--out", "{tmp}/p.jsonl",
+      "--plot", "{tmp}/./p.jsonl"], "--plot and --out are the same file"),
+    (["run", "iris_sync", "--out", "{tmp}/file.txt/r.json"], "'file.txt' is not a folder"),
+    (["run", "iris_sync", "--out", "{tmp}"], "is a folder; give the path of a file"),
+    (["run", "iris_sync", "--out", "{tmp}/left.json"], "a folder 'left.json.tmp' is in the way"),
+    (["run", "iris_sync", "--out", "{pkg}/scenarios/zz_test_output.json"],
+     "is inside the installed simdml package"),
+    (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--out", "{tmp}/fifo.jsonl"],
+     "fifo.jsonl' is not a regular file"),
+])
+def test_output_paths_are_checked_before_the_run(tmp_path, capsys, monkeypatch, argv, message):
+    """Two outputs on one file, an output inside the installed package (the next `simdml
+    run iris_sync` would fail), a folder, a path under a file, a leftover .tmp folder
+    or a FIFO: each is refused, exit 2, before the run starts (it used to be found after
+    the whole run, or never)."""
+    import simdml.experiment
+    import simdml.sweep  # noqa: F401
+    package = Path(simdml.experiment.__file__).resolve().parent
+    (tmp_path / "file.txt").write_text("")
+    (tmp_path / "left.json.tmp").mkdir()
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    monkeypatch.setattr(simdml.experiment, "run", _no_run)
+    monkeypatch.setattr(SWEEP, "run_record", _no_run)
+    leftover = package / "scenarios" / "zz_test_output.json"
+    try:
+        assert main([a.format(tmp=tmp_path, pkg=package) for a in argv]) == 2
+    finally:
+        leftover.unlink(missing_ok=True)
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -144,7 +144,7 @@ def test_cli_compare_sweep_plot_and_lessons(tmp_path, capsys):
     (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--resume"], "--resume needs --out"),
     (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--out", "x.csv"], "--out must end in .jsonl"),
     (["sweep", "iris_sync", "--grid", "cluster.workers=2", "--seeds", "a"], "--seeds must be integers"),
-    (["plot", "nosuch.json", "--out", "x.png"], "cannot read a result from 'nosuch.json'"),
+    (["plot", "nosuch.json", "--out", "x.png"], "cannot read result file 'nosuch.json': No such file"),
     (["lesson", "99"], "no lesson 99; lessons: 1, 2, 3"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
