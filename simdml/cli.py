@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .scenario import ScenarioError
     try:
-        _no_overwrite(args)
+        _check_outputs(args)  # before any run: a bad path must not cost the run
         return _COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(f"simdml: error: {exc}", file=sys.stderr)
@@ -187,17 +187,55 @@ def _run(args) -> int:
     return 0
 
 
-def _no_overwrite(args) -> None:
-    """No output may be written over an input file (a scenario, a result)."""
+def _check_outputs(args) -> None:
+    """Every output path, before anything runs: never an input of the command, never
+    the same file as another output, never inside the installed package (a bundled
+    scenario written over breaks the next run), and writable (see ``_check_writable``)."""
     from .scenario import ScenarioError
     inputs = [getattr(args, k) for k in ("scenario", "result") if getattr(args, k, None)]
     inputs += list(getattr(args, "scenarios", None) or [])
     inputs = {Path(p).resolve() for p in inputs if Path(p).exists()}
+    package = Path(__file__).resolve().parent
+    seen = {}
     for option in ("out", "trace", "plot"):
         path = getattr(args, option, None)
-        if path and Path(path).resolve() in inputs:
+        if not path:
+            continue
+        target = Path(path).resolve()
+        if target in inputs:
             raise ScenarioError(f"--{option} {path!r} is an input of this command: it would be "
                                 f"written over; choose another path")
+        if target in seen:
+            raise ScenarioError(f"--{option} and --{seen[target]} are the same file {path!r}: "
+                                f"one would be written over the other; choose two paths")
+        if package in target.parents:
+            raise ScenarioError(f"--{option} {path!r} is inside the installed simdml package "
+                                f"({package}); choose a path outside it")
+        _check_writable(f"--{option}", target, path)
+        seen[target] = option
+
+
+def _check_writable(option: str, target: Path, path: str) -> None:
+    """An output can be written at ``target``: not a folder nor a FIFO or device, no
+    folder in the way of its temporary file (outputs are written there, then renamed),
+    and its nearest existing folder writable (missing folders are created)."""
+    from .scenario import ScenarioError
+    if target.is_dir():
+        raise ScenarioError(f"{option} {path!r} is a folder; give the path of a file")
+    if target.exists() and not target.is_file():
+        raise ScenarioError(f"{option} {path!r} is not a regular file (a FIFO or a device); "
+                            f"give the path of a file")
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.is_dir():
+        raise ScenarioError(f"{option} {path!r}: a folder {tmp.name!r} is in the way (the file "
+                            f"is written there first); remove it or choose another path")
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ScenarioError(f"{option} {path!r}: {folder.name!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ScenarioError(f"{option} {path!r}: the folder {str(folder)!r} is not writable")
 
 
 def _check_output_path(option: str, path: str) -> None:
