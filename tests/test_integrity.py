@@ -284,3 +284,60 @@ def test_output_paths_are_checked_before_the_run(tmp_path, capsys, monkeypatch, 
         leftover.unlink(missing_ok=True)
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# ------------------------------------------- item 4: pool workers die with the parent
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc; zombies are dead)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # it ended while we looked
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
+    """`kill -9` of a `sweep --jobs 2` used to leave its workers running (re-parented,
+    190 MB each): they exit within seconds. Every wait is bounded, and whatever is
+    left is killed at the end."""
+    import signal
+    import time
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "simdml", "sweep", "iris_sync", "--jobs", "2", "--no-progress",
+         "--grid", "cluster.speed=1e6,2e6", "--grid", "stop.rounds=100000000",
+         "--grid", "stop.wall_time=30", "--out", str(tmp_path / "r.jsonl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={"MPLBACKEND": "Agg", "PATH": "", "PYTHONPATH": str(ROOT)})
+    workers = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.1)
+            workers = _children(parent.pid)
+        assert len(workers) == 2, "the sweep did not start its two workers"
+        time.sleep(2)  # into their runs: an idle worker sees its queue close and exits
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "a worker outlived its killed parent"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
