@@ -66,7 +66,8 @@ def test_results_stream_and_a_resumed_sweep_loses_nothing(tmp_path, serial):
     lines = out.read_text().splitlines()
     assert len(lines) == 8 and full.records == serial.records
     out.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
-    resumed = sweep(BASE, GRID, seeds=[0, 1], out=out, resume=True)
+    with pytest.warns(UserWarning, match=r"1 line\(s\) are not records of a sweep \(lines 4\)"):
+        resumed = sweep(BASE, GRID, seeds=[0, 1], out=out, resume=True)
     assert resumed.skipped == 3 and resumed.records == serial.records
     assert len(out.read_text().splitlines()) == 3 + 1 + 5  # the half line stays, ignored
 
