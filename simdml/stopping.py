@@ -10,10 +10,10 @@ import time
 
 from .cluster import Cluster
 from .engine import Deadlock, Interrupt, Simulator
-from .scenario import Scenario
+from .scenario import Scenario, ScenarioError
 from .strategies import STRATEGIES, Job, Monitor
 
-__all__ = ["stall_judge", "wall_clock_guard", "simulate"]
+__all__ = ["stall_judge", "wall_clock_guard", "within_wall_time", "simulate"]
 
 
 def stall_judge(cluster: Cluster, monitor: Monitor):
@@ -64,11 +64,28 @@ def wall_clock_guard(seconds: float):
             signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
-def simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
-    """Run until training ends, the time limit passes, or nothing can happen any more."""
-    limit = s.stop.time if math.isfinite(s.stop.time) else None
+def within_wall_time(s: Scenario, prepare):
+    """``prepare()`` (the steps before the clock starts: data, cluster, learner) under
+    the wall-clock guard, so that ``stop.wall_time`` bounds the whole run; its expiry
+    here is a ScenarioError, since there is no model yet to report on."""
     try:
         with wall_clock_guard(s.stop.wall_time):
+            return prepare()
+    except _WallClock:
+        raise ScenarioError(
+            f"stop.wall_time={s.stop.wall_time:g} s of real time passed while preparing the "
+            f"run (data, cluster, learner), before the simulated clock started; make the "
+            f"data smaller (data.n_samples, data.n_features) or raise stop.wall_time") from None
+
+
+def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 0.0) -> str | None:
+    """Run until training ends, the time limit passes, or nothing can happen any more;
+    the wall-clock guard allows what is left of ``stop.wall_time`` after the ``spent``
+    seconds of preparation."""
+    limit = s.stop.time if math.isfinite(s.stop.time) else None
+    try:
+        # at least a microsecond: a timer of 0 would be no timer at all
+        with wall_clock_guard(max(s.stop.wall_time - spent, 1e-6)):
             sim.run(until=training, limit=limit)
     except _WallClock:
         return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "
