@@ -20,6 +20,9 @@ from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, tas
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 
+# the strategies whose steps are strategy.lr times a gradient (tasks: scheduled sync rounds)
+_STEPS_BY_LR = ("sync", "async", "ssp", "allreduce", "local_sgd")
+
 
 def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     """A simulator, the network and the nodes: the server (node 0), then the workers."""
@@ -90,6 +93,7 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
     monitor = Monitor(sim, model, X_train, y_train, split.X_test, split.y_test,
                       eval_every=s.eval_every, max_updates=s.stop.rounds,
                       target_accuracy=s.stop.target_accuracy)
+    monitor.divergence_hint = _divergence_hint(s)
     is_tasks = s.scheduling.policy is not None  # task-based sync rounds
     stats = Stats()
     job = Job(sim=sim, cluster=cluster, server=cluster.nodes[0], workers=cluster.nodes[1:],
@@ -105,6 +109,20 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
     if class_weight is not None:
         monitor.train_weight = class_weight[y_train]
     return job
+
+
+def _divergence_hint(s: Scenario) -> str:
+    """What a diverged run should change: the step size only where it makes the steps."""
+    if s.scheduling.policy is not None or s.strategy.kind in _STEPS_BY_LR:
+        mu = s.strategy.options.get("mu", 0.0) if s.strategy.kind == "local_sgd" else 0.0
+        if s.strategy.lr * mu > 2:  # the proximal pull alone overshoots (step lr mu > 2)
+            return (f"the FedProx pull overshoots: strategy.lr × strategy.mu = "
+                    f"{s.strategy.lr * mu:.4g} > 2; try a smaller strategy.mu")
+        return "try a smaller strategy.lr"
+    if s.strategy.kind == "local_fusion" and s.model.kind in GRADIENT_MODELS:
+        return "try a smaller model.lr (the step size of the local fits)"
+    return (f"strategy.lr is unused by {s.strategy.kind} with model.kind={s.model.kind!r}: "
+            f"look at the data's scale (data.standardize) and the model's settings")
 
 
 def _check_model_for_data(model, n_train: int) -> None:

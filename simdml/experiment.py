@@ -7,6 +7,7 @@ module: ``pipeline`` (the data), ``build`` (cluster, faults, job, training proce
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ._rng import Streams
@@ -14,7 +15,7 @@ from .build import build_cluster, build_job, start_faults, start_training
 from .pipeline import DataSplit, prepare_data, split_data
 from .result import Result, report
 from .scenario import Scenario, load_scenario
-from .stopping import simulate, stall_judge
+from .stopping import simulate, stall_judge, within_wall_time
 
 __all__ = ["run", "Result", "prepare_data", "DataSplit"]
 
@@ -33,6 +34,15 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)
+    began = time.monotonic()                       # stop.wall_time counts from here
+    split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.
+    stop_reason = simulate(job.sim, training, s, job,  # 6. run the clock until it stops
+                           spent=time.monotonic() - began)
+    return report(s, job, split, stop_reason)      # 7. history, trace, summary
+
+
+def _prepare(s: Scenario):
+    """Steps 1-5 of a run: its data, cluster, faults, job and training processes."""
     streams = Streams(s.seed)                      # every random number's one root
     split = split_data(s, streams)                 # 1. load, split, partition, standardize
     cluster = build_cluster(s, streams)            # 2. the virtual cluster: server, workers
@@ -40,5 +50,4 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     job = build_job(s, cluster, split, streams)    # 4. learner, shards, monitor
     cluster.sim.on_idle = stall_judge(cluster, job.monitor)
     training = start_training(s, job, split)       # 5. the strategy's processes
-    stop_reason = simulate(cluster.sim, training, s, job)  # 6. run the clock until it stops
-    return report(s, job, split, stop_reason)      # 7. history, trace, summary
+    return split, job, training

@@ -33,7 +33,7 @@ import numpy as np
 from .models._base import clone
 from .models.logistic import LogisticRegression
 
-__all__ = ["FUSION_RULES", "NEEDS_VALIDATION", "Constant", "Fused", "fuse"]
+__all__ = ["FUSION_RULES", "NEEDS_VALIDATION", "Constant", "Fused", "fuse", "non_finite"]
 
 
 class Constant:
@@ -157,6 +157,13 @@ def _stack(members, weights, classes, X_val, y_val):
 FUSION_RULES = {"best": _best, "vote": _vote, "soft": _soft, "average": _average,
                 "stack": _stack}
 NEEDS_VALIDATION = ("best", "stack")  # rules that learn from a validation split
+
+
+def non_finite(members) -> list[int]:
+    """The indices of the members whose parameter vector (``params_``, gradient learners)
+    holds inf or nan: a local fit that diverged, whatever a rule would make of it."""
+    return [i for i, m in enumerate(members)
+            if getattr(m, "params_", None) is not None and not np.isfinite(m.params_).all()]
 
 
 def fuse(rule: str, members, weights, classes, X_val=None, y_val=None) -> Fused:

@@ -1,10 +1,17 @@
 """Metrics of a run: accuracy, time to target, throughput, per-node time budgets."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["accuracy", "balanced_accuracy", "confusion_matrix", "precision_recall_f1",
-           "classification_report", "time_to_target", "staleness_stats", "summarize"]
+           "classification_report", "time_to_target", "staleness_stats", "summarize",
+           "format_number"]
+
+# Between these magnitudes a number reads well with fixed decimals; outside, in
+# scientific notation (a diverged loss of 9.3e196 would print as 197 digits).
+_FIXED_MIN, _FIXED_MAX = 1e-3, 1e6
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -117,3 +124,19 @@ def summarize(history, trace, *, updates, score_name, stop_reason, target_accura
         **{k: v for k, v in sorted(counters.items())},
         **staleness_stats(list(staleness)),
     }
+
+
+def format_number(value, fmt: str = "{:.4f}") -> str:
+    """``value`` formatted by ``fmt`` (one ``{:...}`` field, e.g. ``"{:.1f} %"``), with
+    the field as ``{:.4g}`` (scientific notation) when ``|value|`` is below 1e-3 or at
+    least 1e6; ``"n/a"`` when there is no value (None or nan).
+
+    >>> format_number(9.339e196), format_number(0.41493), format_number(2e-7, "{:.2f} s")
+    ('9.339e+196', '0.4149', '2e-07 s')
+    """
+    if value is None or value != value:
+        return "n/a"
+    if value != 0 and abs(value) != math.inf and not _FIXED_MIN <= abs(value) < _FIXED_MAX:
+        field = fmt[fmt.index("{"):fmt.index("}") + 1]
+        fmt = fmt.replace(field, "{:.4g}")
+    return fmt.format(value)

@@ -179,9 +179,14 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
         counters = {**counters, **{k: test[k] for k in (
             "balanced_accuracy", "macro_f1", "recall", "precision", "f1", "confusion_matrix")}}
     counters = {**counters, **(split.resampling or {})}
+    stop_reason = monitor.stop_reason or stop_reason
+    lost = job.checkpoints.lost_note(monitor.updates, monitor.model.score_name)
+    if lost is not None:  # a restart threw away a better model than the final one
+        stop_reason = f"{stop_reason}; {lost}"
+        counters = {**counters, "lost_model_update": job.checkpoints.lost_model["update"],
+                    "lost_model_score": job.checkpoints.lost_model["score"]}
     summary = summarize(monitor.history, trace, updates=monitor.updates,
-                        score_name=monitor.model.score_name,
-                        stop_reason=monitor.stop_reason or stop_reason,
+                        score_name=monitor.model.score_name, stop_reason=stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         messages_skipped=cluster.messages_skipped,

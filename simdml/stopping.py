@@ -10,10 +10,17 @@ import time
 
 from .cluster import Cluster
 from .engine import Deadlock, Interrupt, Simulator
-from .scenario import Scenario
+from .network import payload_nbytes
+from .scenario import Scenario, ScenarioError
 from .strategies import STRATEGIES, Job, Monitor
 
-__all__ = ["stall_judge", "wall_clock_guard", "simulate"]
+__all__ = ["stall_judge", "wall_clock_guard", "within_wall_time", "simulate",
+           "shortest_round_trip", "cannot_progress"]
+
+# A worker that must stay up for a round trip of r seconds, failing every mtbf seconds on
+# average, makes it with probability exp(-r / mtbf); past this exponent (2e-9) the
+# cluster is taken to make no progress: a billion crashes per update.
+NO_PROGRESS_EXPONENT = 20.0
 
 
 def stall_judge(cluster: Cluster, monitor: Monitor):
@@ -64,11 +71,65 @@ def wall_clock_guard(seconds: float):
             signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
-def simulate(sim: Simulator, training, s: Scenario, job: Job) -> str | None:
-    """Run until training ends, the time limit passes, or nothing can happen any more."""
-    limit = s.stop.time if math.isfinite(s.stop.time) else None
+def shortest_round_trip(job: Job) -> float:
+    """The shortest time (s) in which the server's model can reach a worker and a
+    gradient of the same size come back: latency and transmission both ways on the
+    fastest link, with no compute time (a random compute time may be near 0)."""
+    nbytes = payload_nbytes(job.params)
+    network, server = job.cluster.network, job.server.index
+    return min(network.transfer_time(nbytes, server, w.index)
+               + network.transfer_time(nbytes, w.index, server) for w in job.workers)
+
+
+def cannot_progress(s: Scenario, job: Job) -> str | None:
+    """Why the run can make no progress at all, before it starts; None if it can. Two
+    cases: a sync round closes before any answer can arrive (``strategy.round_timeout``,
+    with its retries), and the workers fail far faster than a round trip (``faults.mtbf``).
+    Left to run, the first piles up empty rounds, the second crashes, for ever."""
+    if job.params is None:  # a fitted-model strategy: neither timeouts nor random failures
+        return None
+    trip = shortest_round_trip(job)
+    timeout = getattr(job.options, "round_timeout", math.inf)
+    window = timeout * (1 + getattr(job.options, "retries", 0))
+    if window < trip:
+        return (f"every round closes before an answer to it can arrive: the shortest "
+                f"possible round trip is {trip:.4g} s (model out, gradient back), and a "
+                f"round waits strategy.round_timeout={timeout:g} s × (1 + strategy.retries); "
+                f"raise strategy.round_timeout")
+    exponent = trip / s.faults.mtbf
+    if exponent > NO_PROGRESS_EXPONENT:
+        return (f"the cluster can make no progress: faults.mtbf={s.faults.mtbf:g} s, and the "
+                f"shortest possible round trip is {trip:.4g} s, so a worker stays up through "
+                f"one with probability exp(-{exponent:.3g}) < {math.exp(-NO_PROGRESS_EXPONENT):.0e}; "
+                f"raise faults.mtbf")
+    return None
+
+
+def within_wall_time(s: Scenario, prepare):
+    """``prepare()`` (the steps before the clock starts: data, cluster, learner) under
+    the wall-clock guard, so that ``stop.wall_time`` bounds the whole run; its expiry
+    here is a ScenarioError, since there is no model yet to report on."""
     try:
         with wall_clock_guard(s.stop.wall_time):
+            return prepare()
+    except _WallClock:
+        raise ScenarioError(
+            f"stop.wall_time={s.stop.wall_time:g} s of real time passed while preparing the "
+            f"run (data, cluster, learner), before the simulated clock started; make the "
+            f"data smaller (data.n_samples, data.n_features) or raise stop.wall_time") from None
+
+
+def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 0.0) -> str | None:
+    """Run until training ends, the time limit passes, or nothing can happen any more;
+    the wall-clock guard allows what is left of ``stop.wall_time`` after the ``spent``
+    seconds of preparation."""
+    limit = s.stop.time if math.isfinite(s.stop.time) else None
+    hopeless = cannot_progress(s, job)
+    if hopeless is not None:
+        return hopeless
+    try:
+        # at least a microsecond: a timer of 0 would be no timer at all
+        with wall_clock_guard(max(s.stop.wall_time - spent, 1e-6)):
             sim.run(until=training, limit=limit)
     except _WallClock:
         return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "

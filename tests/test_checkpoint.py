@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from simdml import Scenario, ScenarioError, run
+from simdml import Scenario, ScenarioError, load_scenario, run
 from simdml.faults import daly_interval, young_interval
 
 ROUNDS = 40
@@ -137,3 +137,19 @@ def test_retries_are_bounded_per_round(retries):
     assert r.summary["retries"] == 5 * retries
     assert r.summary["incomplete_rounds"] == 5
     assert r.summary["sim_time"] == pytest.approx(5 * (retries + 1) * timeout, rel=1e-3)
+
+
+def test_a_restart_that_loses_the_model_says_which_model_was_lost():
+    """Guards issue 16 item 10: a server that restarts from the initial model (no
+    checkpoint written yet) after 8 real updates reports the restart and the model it
+    lost, not a bare `updates: 0` with the untrained model's 33 %."""
+    r = run(load_scenario("iris_sync").replace(**{
+        "faults.server_mtbf": 0.05, "faults.mttr": 0.01, "faults.checkpoint_every": 1000,
+        "stop.time": 0.08}))
+    s = r.summary
+    assert (s["updates"], s["server_restarts"], s["updates_lost"]) == (0, 1, 8)
+    assert (s["lost_model_update"], round(s["lost_model_score"], 3)) == (8, 0.846)
+    assert s["stop_reason"] == (
+        "time limit stop.time=0.08 s reached; the server restarted 1 time and lost its "
+        "model of update 8 (accuracy 0.8462): the final model is that of update 0, "
+        "restarted from the initial model (no checkpoint written)")

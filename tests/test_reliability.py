@@ -142,3 +142,65 @@ def test_the_wall_clock_guard_gives_back_a_callers_timer():
         assert 40.0 < left <= 50.0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_DIVERGING = {"model.kind": "linear", "data.dataset": "synthetic_regression", "strategy.lr": 10.0,
+              "stop.rounds": 100}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "ssp", "allreduce", "local_sgd", "tasks"])
+def test_a_loss_that_grows_by_orders_of_magnitude_is_divergence(kind):
+    """Guards issue 16 item 6: a loss a thousand times its best (9e196 at lr = 10) stops
+    the run as diverged, whatever the strategy, long before it overflows to inf."""
+    changes = ({"scheduling.policy": "pull"} if kind == "tasks" else {"strategy.kind": kind})
+    with np.errstate(all="ignore"):
+        r = run(_s(**_DIVERGING, **changes))
+    reason = r.summary["stop_reason"]
+    assert reason.startswith("diverged: loss became") and "its best so far" in reason, reason
+    assert "try a smaller strategy.lr" in reason
+    assert r.summary["updates"] < 100 and r.summary["final_loss"] < 1e12
+
+
+def test_the_divergence_hint_blames_mu_when_the_proximal_step_overshoots():
+    """Guards issue 16 item 8: with FedProx's mu = 1e300 it is mu, not lr, that diverges."""
+    with np.errstate(all="ignore"):
+        r = run(_s(**{"strategy.kind": "local_sgd", "strategy.mu": 1e300, "stop.rounds": 20}))
+    reason = r.summary["stop_reason"]
+    assert reason.startswith("diverged:") and "try a smaller strategy.mu" in reason, reason
+    assert "strategy.lr ×" in reason and "smaller strategy.lr" not in reason
+
+
+@pytest.mark.parametrize("kind, model, blamed", [
+    ("cascade_svm", "kernel_svm", "strategy.lr is unused"),
+    ("hist_tree", "tree", "strategy.lr is unused"),
+    ("admm_svm", "svm", "strategy.lr is unused"),
+    ("local_fusion", "logistic", "try a smaller model.lr"),
+])
+def test_the_divergence_hint_never_blames_an_unused_lr(kind, model, blamed):
+    """Guards issue 16 item 8: strategies that take no strategy.lr get a hint naming what
+    they do use (the local fits' model.lr, or the data and the model's settings)."""
+    from simdml._rng import Streams
+    from simdml.build import build_cluster, build_job
+    from simdml.pipeline import split_data
+    s = _s(**{"strategy.kind": kind, "model.kind": model})
+    streams = Streams(s.seed)
+    split = split_data(s, streams)
+    job = build_job(s, build_cluster(s, streams), split, streams)
+    assert blamed in job.monitor.divergence_hint
+    assert "smaller strategy.lr" not in job.monitor.divergence_hint
+
+
+@pytest.mark.parametrize("value, fmt, text", [
+    (9.339077066546955e+196, "{:.4f}", "9.339e+196"),
+    (-4.68e196, "{:.1f} % (test set)", "-4.68e+196 % (test set)"),
+    (1.5e-7, "{:.4f}", "1.5e-07"),
+    (0.41493, "{:.4f}", "0.4149"),
+    (0.0, "{:.4f}", "0.0000"),
+    (float("nan"), "{:.4f}", "n/a"),
+    (None, "{:.4f}", "n/a"),
+    (float("inf"), "{:.4f}", "inf"),
+])
+def test_large_and_small_numbers_print_in_scientific_notation(value, fmt, text):
+    """Guards issue 16 item 6: a diverged loss prints as 9.339e+196, not 200 digits."""
+    from simdml.metrics import format_number
+    assert format_number(value, fmt) == text

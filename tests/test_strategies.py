@@ -330,3 +330,16 @@ def test_large_training_sets_are_evaluated_in_chunks_to_the_same_loss(monkeypatc
     a = run(weighted).history[-1]["loss"]
     monkeypatch.setattr(job, "EVAL_CHUNK", 100)
     assert run(weighted).history[-1]["loss"] == pytest.approx(a, rel=1e-15)
+
+
+@pytest.mark.parametrize("rule", ["average", "vote"])
+def test_local_fusion_of_a_diverged_member_is_a_diverged_run(rule):
+    """Guards issue 16 item 7: local fits whose parameters overflowed to nan (model.lr =
+    1e300) are a diverged run, not "fused 4 local models" with a plausible accuracy."""
+    with np.errstate(all="ignore"):
+        r = run(Scenario().replace(**{"strategy.kind": "local_fusion", "strategy.rule": rule,
+                                      "model.kind": "logistic", "model.lr": 1e300}))
+    reason = r.summary["stop_reason"]
+    assert reason.startswith("diverged: the local models of workers 0, 1, 2, 3 have "
+                             "non-finite parameters"), reason
+    assert "try a smaller model.lr" in reason

@@ -29,6 +29,7 @@ class Checkpoints:
         self.last: dict | None = None  # the last one written: params, version, time
         self._monitor, self._stats = monitor, stats
         self._best_version, self._futile = 0, 0
+        self.lost_model: dict | None = None  # the most advanced model a restart lost
 
     def restore(self, node) -> tuple:
         """The model a server (re)starts from, and its version: the initial one at first;
@@ -40,6 +41,7 @@ class Checkpoints:
         params, version = ((self.last["params"], self.last["version"]) if self.last
                            else (self.initial, 0))
         self._stats.count("updates_lost", self._monitor.updates - version)
+        self._remember_lost(version)
         best = max(self._monitor.updates, self._best_version)
         self._futile = self._futile + 1 if best <= self._best_version else 0
         self._best_version = best
@@ -50,6 +52,31 @@ class Checkpoints:
                 f"(faults.checkpoint_every) or let it fail less (faults.server_mtbf)")
             return None, version
         return params, version
+
+    def _remember_lost(self, version: int) -> None:
+        """Keep the most advanced model a restart (to ``version``) threw away: its update
+        and, if it was evaluated, its score -- what the run's record reports as lost."""
+        monitor = self._monitor
+        if monitor.updates <= max(version, self.lost_model["update"] if self.lost_model else 0):
+            return
+        last = monitor.history[-1] if monitor.history else None
+        is_evaluated = last is not None and last["update"] == monitor.updates
+        self.lost_model = {"update": monitor.updates,
+                           "score": last["score"] if is_evaluated else None}
+
+    def lost_note(self, updates: int, score_name: str) -> str | None:
+        """A sentence for the stop reason when the run ends with a model behind the one a
+        restart lost (``updates`` is the final model's); None otherwise."""
+        lost = self.lost_model
+        if lost is None or lost["update"] <= updates:
+            return None
+        n = self._stats.counters.get("server_restarts", 0)
+        score = "" if lost["score"] is None else f" ({score_name} {lost['score']:.4g})"
+        origin = (f"its checkpoint of update {self.last['version']}" if self.last
+                  else "the initial model (no checkpoint written)")
+        return (f"the server restarted {n} time{'s' * (n != 1)} and lost its model of "
+                f"update {lost['update']}{score}: the final model is that of update "
+                f"{updates}, restarted from {origin}")
 
     def after_update(self, node, params, version: int):
         """Process step after each update: a checkpoint every ``every`` updates."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
-from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse
+from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse, non_finite
 from ..models import GRADIENT_MODELS
 from ..models._base import clone
 from ..messages import FittedModel
@@ -105,6 +105,11 @@ def server(job: Job):
         msgs[msg.worker] = msg
     fitted = [msgs[i] for i in sorted(msgs)]
     members = [m.member for m in fitted]
+    diverged = non_finite(members)
+    if diverged:  # fusing them would hide it (a vote outvotes, an average is nan)
+        workers = ", ".join(str(fitted[i].worker) for i in diverged)
+        return job.monitor.diverge(f"the local models of workers {workers} have "
+                                   f"non-finite parameters")
     n = np.array([m.n_rows for m in fitted], dtype=np.float64)
     weights = n / n.sum() if job.options.weighting == "samples" else np.full(n.size, 1 / n.size)
     X_val = np.concatenate([m.X_val for m in fitted])

@@ -10,6 +10,12 @@ from ..engine import Simulator
 __all__ = ["Monitor"]
 
 EVAL_CHUNK = 65536  # rows per piece when the monitor evaluates a large training set
+# A loss this many times its best so far is diverging: far beyond the noise of a
+# mini-batch or an early bump (a factor of a few), and reached long before an overflow.
+DIVERGENCE_GROWTH = 1e3
+# ... and never below GROWTH x this floor (a loss of 1): a 0-1 loss (trees, SVMs, a fused
+# ensemble) cannot diverge, nor can a loss that was tiny grow to merely small.
+DIVERGENCE_FLOOR = 1e-3
 
 
 class Monitor:
@@ -20,6 +26,10 @@ class Monitor:
     SVM, a fused ensemble). Evaluation uses the whole training set (loss) and the test
     set (``score``: accuracy for classifiers, R² for regressors); it is observation,
     so it costs no simulated time.
+
+    A run diverges when an evaluated loss is not finite, or exceeds
+    ``DIVERGENCE_GROWTH`` times the larger of its best so far and ``DIVERGENCE_FLOOR``;
+    its stop reason then ends with ``divergence_hint`` (what to change: the run sets it).
     """
 
     def __init__(self, sim: Simulator, model, X_train, y_train, X_test, y_test, *,
@@ -39,6 +49,8 @@ class Monitor:
         self.stop_reason: str | None = None
         self.time_to_target: float | None = None
         self.train_weight = None  # row weights of the training loss (class weights), if any
+        self.best_loss = math.inf  # the lowest loss evaluated so far
+        self.divergence_hint = "try a smaller strategy.lr"  # what a diverged run should change
 
     def _loss_and_score(self, params) -> tuple[float, float]:
         if isinstance(params, np.ndarray):
@@ -85,9 +97,7 @@ class Monitor:
         is_last = updates >= self.max_updates
         if updates % self.eval_every == 0 or is_last:
             row = self.evaluate(params, updates, **extra)
-            if not math.isfinite(row["loss"]):
-                self.stop_reason = (f"diverged: loss became {row['loss']} at update {updates}, "
-                                    f"simulated time {self.sim.now:.4g} s; try a smaller strategy.lr")
+            if self._diverged(row["loss"], updates):
                 return True
             if self.time_to_target is not None:
                 self.stop_reason = (f"target {self.model.score_name} {self.target_accuracy} reached at "
@@ -97,6 +107,22 @@ class Monitor:
             self.stop_reason = f"{self.max_updates} updates done (stop.rounds)"
             return True
         return False
+
+    def _diverged(self, loss: float, updates: int) -> bool:
+        """Is ``loss`` (just evaluated) diverging? If so the stop reason says how."""
+        limit = DIVERGENCE_GROWTH * max(self.best_loss, DIVERGENCE_FLOOR)
+        if math.isfinite(loss) and loss <= limit:
+            self.best_loss = min(self.best_loss, loss)
+            return False
+        growth = (f", over {DIVERGENCE_GROWTH:g} × its best so far ({self.best_loss:.4g})"
+                  if math.isfinite(loss) else "")
+        self.diverge(f"loss became {loss:.4g} at update {updates}{growth}")
+        return True
+
+    def diverge(self, what: str) -> None:
+        """Stop as diverged: the stop reason says ``what``, when, and the hint."""
+        self.stop_reason = (f"diverged: {what}, simulated time {self.sim.now:.4g} s; "
+                            f"{self.divergence_hint}")
 
     def finish(self) -> None:
         """Make sure the last state is evaluated (e.g. when a time limit stopped the run)."""

@@ -1,0 +1,62 @@
+"""Every run is bounded: in real time from its first step (data preparation included),
+and in what it attempts when it cannot make progress (issue 16, items 11-13)."""
+import time
+
+import pytest
+
+import simdml.experiment
+from simdml import Scenario, ScenarioError, run
+
+
+def _s(**changes):
+    return Scenario(name="bounded").replace(**{"stop.rounds": 5, **changes})
+
+
+def test_the_wall_clock_guard_covers_data_preparation(monkeypatch):
+    """Guards item 13: stop.wall_time bounds the whole run, not only the simulation; a
+    slow data preparation (here a stand-in that spins for 3 s) is cut at the limit."""
+    prepare = simdml.experiment.split_data
+
+    def slow_split(s, streams):
+        began = time.monotonic()
+        while time.monotonic() - began < 3.0:  # pure Python: the alarm can interrupt it
+            pass
+        return prepare(s, streams)
+    monkeypatch.setattr(simdml.experiment, "split_data", slow_split)
+    began = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"stop.wall_time=0.2 s of real time passed while "
+                                            r"preparing the run"):
+        run(_s(**{"stop.wall_time": 0.2}))
+    assert time.monotonic() - began < 1.5
+
+
+def _iris(**changes):
+    from simdml import load_scenario
+    return load_scenario("iris_sync").replace(**{"stop.wall_time": 5.0, **changes})
+
+
+@pytest.mark.parametrize("timeout", [1e-6, 1e-300])
+def test_a_round_shorter_than_any_round_trip_is_a_stop_reason(timeout):
+    """Guards item 11: a round_timeout below the shortest possible round trip (1.46
+    million empty rounds and 3.9 GB in 60 s at 1e-6; no time passing at all at 1e-300)
+    stops at once, naming the round trip."""
+    began = time.monotonic()
+    r = run(_iris(**{"strategy.round_timeout": timeout}))
+    reason = r.summary["stop_reason"]
+    assert reason.startswith("every round closes before an answer to it can arrive: the "
+                             "shortest possible round trip is 0.002"), reason
+    assert f"strategy.round_timeout={timeout:g} s" in reason
+    assert time.monotonic() - began < 2.0
+
+
+@pytest.mark.parametrize("mtbf", [1e-9, 1e-300])
+def test_workers_that_fail_faster_than_a_round_trip_are_a_stop_reason(mtbf):
+    """Guards item 12: workers whose mean time between failures is a tiny fraction of
+    the shortest round trip can make no progress (89 s and 2.8 GB before "stalled" at
+    1e-9; the 900 s wall guard at 1e-300): the run stops at once and says why."""
+    began = time.monotonic()
+    r = run(_iris(**{"faults.mtbf": mtbf, "strategy.round_timeout": 0.05}))
+    reason = r.summary["stop_reason"]
+    assert reason.startswith(f"the cluster can make no progress: faults.mtbf={mtbf:g} s"), reason
+    assert "shortest possible round trip is 0.002" in reason
+    assert time.monotonic() - began < 2.0
