@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml._checks import is_integer, is_real
+import math
+
+from simdml._checks import MAX_SHOWN, as_float, is_integer, is_real, shown
 
 
 def class_weights(spec, counts) -> np.ndarray:
@@ -71,8 +73,10 @@ def _owner_name(owner) -> str:
 
 
 def _show(value) -> str:
-    # str() of a number reads like the user typed it (-1, nan); repr() quotes strings.
-    return str(value) if is_real(value) else repr(value)
+    # str() of a number reads like the user typed it (-1, nan); repr() quotes strings;
+    # either is cut when long (an int of 400 digits, a 10 MB string)
+    text = shown(value)
+    return str(value) if is_real(value) and len(text) <= MAX_SHOWN else text
 
 
 def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
@@ -80,7 +84,8 @@ def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
     prefix = f"The {name!r} parameter of {_owner_name(owner)}"
     if not is_real(value):
         raise ValueError(f"{prefix} must be a real number {rule}. Got {_show(value)} instead.")
-    if not np.isfinite(value):
+    x = as_float(value)  # math, not numpy: a Fraction or a 400-digit int is a real number too
+    if x is None or not math.isfinite(x):
         raise ValueError(f"{prefix} must be finite. Got {_show(value)} instead.")
     if value < low or (strict and value == low):
         raise ValueError(f"{prefix} must be {rule}. Got {_show(value)} instead.")

@@ -1,0 +1,74 @@
+"""Issue 16: inputs that used to end in a traceback, a silently wrong run or an unbounded
+one are refused at validation with a ScenarioError naming the key, the value and the rule
+(items 9, 14, 16-19, 21). Each test says which failure it guards."""
+import fractions
+import math
+
+import numpy as np
+import pytest
+
+import simdml
+from simdml import Scenario, ScenarioError
+from simdml.sections import ClusterConfig, StrategyConfig
+
+BASE = Scenario(name="validation").replace(**{"stop.rounds": 3})
+HUGE = int("9" * 400)  # an integer no float holds: float(HUGE) raises OverflowError
+
+
+# -- 16: numbers too large for a float -------------------------------------------------
+@pytest.mark.parametrize("key", ["network.latency", "network.bandwidth", "cluster.speed",
+                                 "strategy.lr", "faults.mtbf", "data.class_sep"])
+def test_a_number_too_large_for_a_float_is_refused_naming_the_key(key):
+    """Guards item 16: a 400-digit integer raised OverflowError from float(); now it is a
+    ScenarioError naming the key, with the value cut short."""
+    with pytest.raises(ScenarioError, match=rf"^{key} must be a finite number.*got 9999.*"
+                                            r"\(400 characters\), too large for a float$"):
+        BASE.replace(**{key: HUGE})
+
+
+@pytest.mark.parametrize("key, kind", [("strategy.round_timeout", "sync"),
+                                       ("strategy.mu", "local_sgd")])
+def test_a_huge_strategy_option_is_refused_naming_the_key(key, kind):
+    """Guards item 16 for the strategies' own options (round_timeout, mu)."""
+    d = BASE.to_dict()
+    d["strategy"] = {"kind": kind, key.split(".")[1]: HUGE}
+    with pytest.raises(ScenarioError, match=rf"^{key} must be a finite number.*got 9999"):
+        Scenario.from_dict(d)
+
+
+def test_l2_as_a_huge_integer_is_refused_and_as_a_fraction_is_a_number():
+    """Guards item 16: l2 as a 400-digit int or a Fraction raised TypeError from
+    np.isfinite; the first is refused naming model.l2, the second is the float it is."""
+    with pytest.raises(ScenarioError, match=r"^model.l2: The 'l2' parameter .* must be finite"):
+        BASE.replace(**{"model.l2": HUGE})
+    s = BASE.replace(**{"model.l2": fractions.Fraction(1, 4)})
+    assert s.model.options["l2"] == 0.25 and type(s.model.options["l2"]) is float
+    assert "l2 = 0.25" in s.to_toml()
+
+
+# -- 21: the Python API ----------------------------------------------------------------
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    """Guards item 21: np.int64 workers and np.float32 lr were kept as numpy scalars (and
+    to_toml refused them); now every section stores the Python number."""
+    s = BASE.replace(**{"cluster.workers": np.int64(3), "strategy.lr": np.float32(0.25),
+                        "model.l2": np.float64(0.5), "cluster.speed": [np.float32(1e9)] * 3,
+                        "data.standardize": np.bool_(True)})
+    assert type(s.cluster.workers) is int and type(s.strategy.lr) is float
+    assert type(s.model.options["l2"]) is float and type(s.data.standardize) is bool
+    assert Scenario.from_dict(s.to_dict()) == s and "workers = 3" in s.to_toml()
+
+
+def test_an_unknown_keyword_of_a_section_is_the_command_lines_error():
+    """Guards item 21: ClusterConfig(workers=4, foo=1) was a TypeError; it is the
+    ScenarioError the TOML loader gives for an unknown key."""
+    with pytest.raises(ScenarioError, match=r"^unknown key 'cluster.foo'; allowed in \[cluster\]"):
+        ClusterConfig(workers=4, foo=1)
+    with pytest.raises(ScenarioError, match=r"^\[strategy\] takes keyword arguments"):
+        StrategyConfig("sync")
+
+
+def test_a_long_value_is_cut_in_the_message():
+    """Guards item 21: a 10 MB string echoed a 10 MB error line; the message is short."""
+    with pytest.raises(ScenarioError) as info:
+        BASE.replace(**{"data.dataset": "x" * 10_000_000})
+    assert len(str(info.value)) < 500 and "(10,000,002 characters)" in str(info.value)
