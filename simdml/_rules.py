@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
+from . import data as _data
 from .models import MODELS
+from .models._validation import class_weights as _class_weights
 from .strategies import STRATEGIES
 
 __all__ = ["RULES"]
@@ -27,6 +29,23 @@ def resampling_needs_classes(s) -> None:
     if s.imbalance.method is not None and s.data.is_regression:
         raise ValueError(f"imbalance.method={s.imbalance.method!r} balances classes; "
                          f"data.dataset={s.data.dataset!r} has none")
+
+
+def n_classes(s) -> int:
+    """The number of classes of a scenario's (classification) dataset."""
+    if s.data.dataset == "synthetic":
+        return s.data.n_classes
+    return len(_data.describe(s.data.dataset)["class_counts"])
+
+
+def class_weight_fits_the_classes(s) -> None:
+    spec = s.model.options.get("class_weight")
+    if not isinstance(spec, dict) or s.data.is_regression:
+        return
+    try:
+        _class_weights(spec, [1] * n_classes(s))  # every class present, as in the data
+    except ValueError as exc:
+        raise ValueError(f"model.{exc} (data.dataset={s.data.dataset!r})") from None
 
 
 def model_fits_the_data(s) -> None:
@@ -113,6 +132,7 @@ def nodes_exist(s) -> None:
 
 
 RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
+         class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, strategy_rules, nodes_exist)

@@ -45,6 +45,7 @@ def _check(check, key, value, **rule):
 
 
 MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
+MAX_CLASS_SEP = 1e100  # far past any separation that matters; its square stays finite
 
 
 def _number(key, value, **rule):
@@ -314,7 +315,11 @@ class DataConfig:
         if self.weights is not None:
             _store(self, "weights", _per_item("data.weights", self.weights, self.n_classes, "data.n_classes",
                                               low=0, strict_low=True))
-        _number("data.class_sep", self.class_sep, low=0)
+            if not math.isfinite(sum(self.weights)):  # they are normalized by their sum
+                raise ScenarioError(f"data.weights must have a finite sum; got "
+                                    f"{_shown(list(self.weights))}")
+        # the blobs' spread is squared by the standardization: 1e160 makes its scale inf
+        _number("data.class_sep", self.class_sep, low=0, high=MAX_CLASS_SEP)
         _number("data.label_noise", self.label_noise, low=0)
         if self.label_noise >= 1:
             raise ScenarioError(f"data.label_noise must be < 1 (a fraction); got {self.label_noise!r}")

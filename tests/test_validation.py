@@ -72,3 +72,25 @@ def test_a_long_value_is_cut_in_the_message():
     with pytest.raises(ScenarioError) as info:
         BASE.replace(**{"data.dataset": "x" * 10_000_000})
     assert len(str(info.value)) < 500 and "(10,000,002 characters)" in str(info.value)
+
+
+# -- 9: settings that made the numbers silently wrong ---------------------------------
+def test_a_class_sep_whose_square_overflows_is_refused():
+    """Guards item 9: class_sep = 1e160 made the standardization scale inf, every feature
+    0 and accuracy 0.5 with exit 0; now data.class_sep is refused, and so is such data."""
+    with pytest.raises(ScenarioError, match=r"^data.class_sep must be <= 1e\+100; got 1e\+160$"):
+        BASE.replace(**{"data.dataset": "synthetic", "data.class_sep": 1e160})
+    with pytest.raises(ValueError, match=r"column 0 has no finite standard deviation"):
+        simdml.data.scaling(np.array([[1e160], [-1e160]]))
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"0": math.inf}, r"^model.class_weight: The 'class_weight' parameter .* finite weight >= 0"),
+    ({"99": 5}, r"^model.class_weight names class 99, but the classes are 0..2; got \{'99': 5\}"),
+    ({"0": 0, "1": 0, "2": 0}, r"^model.class_weight gives every class present weight 0"),
+])
+def test_a_class_weight_that_cannot_weigh_the_classes_is_refused(weights, message):
+    """Guards items 9 and 19: an infinite weight was accepted, a weight for a class that
+    does not exist was ignored, all weights 0 made the loss 0/0 (validate said ok)."""
+    with pytest.raises(ScenarioError, match=message):
+        BASE.replace(**{"model.class_weight": weights})

@@ -25,6 +25,9 @@ def class_weights(spec, counts) -> np.ndarray:
     rule); a dict: class index -> weight (keys may be strings of digits, as TOML writes
     them), 1 for the others.
 
+    Raises ValueError for a dict that names a class beyond ``len(counts)`` (a weight
+    that would weigh nothing) or that gives every class present weight 0.
+
     >>> class_weights("balanced", [90, 10]).tolist()
     [0.5555555555555556, 5.0]
     """
@@ -37,15 +40,26 @@ def class_weights(spec, counts) -> np.ndarray:
         w[present] = counts.sum() / (present.sum() * counts[present])
         return w
     by_index = {int(k): float(v) for k, v in spec.items()}
-    return np.array([by_index.get(c, 1.0) for c in range(counts.size)])
+    unknown = sorted(c for c in by_index if c >= counts.size)
+    if unknown:  # a weight that weighs nothing is a typo, not a setting
+        raise ValueError(f"class_weight names class {unknown[0]}, but the classes are "
+                         f"0..{counts.size - 1}; got {_show(spec)}")
+    w = np.array([by_index.get(c, 1.0) for c in range(counts.size)])
+    if not (w[counts > 0] > 0).any():  # every row would weigh 0: a loss of 0 / 0
+        raise ValueError(f"class_weight gives every class present weight 0; got {_show(spec)}")
+    return w
+
+
+def _is_weight(value) -> bool:
+    x = as_float(value) if is_real(value) else None
+    return x is not None and math.isfinite(x) and x >= 0
 
 
 def _check_class_weight(owner, value) -> None:
     if not (value is None or value == "balanced" or (isinstance(value, dict) and all(
-            is_real(v) and v >= 0
-            and str(k).isdigit() for k, v in value.items()))):
+            _is_weight(v) and str(k).isdigit() for k, v in value.items()))):
         raise ValueError(f"The 'class_weight' parameter of {_owner_name(owner)} must be None, "
-                         f"'balanced' or a dict of class index -> non-negative weight. "
+                         f"'balanced' or a dict of class index -> finite weight >= 0. "
                          f"Got {_show(value)} instead.")
 
 
