@@ -94,3 +94,26 @@ def test_a_class_weight_that_cannot_weigh_the_classes_is_refused(weights, messag
     does not exist was ignored, all weights 0 made the loss 0/0 (validate said ok)."""
     with pytest.raises(ScenarioError, match=message):
         BASE.replace(**{"model.class_weight": weights})
+
+
+# -- 19: validate says what the run would ---------------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    ({"data.rebalance": True, "cluster.workers": 50},
+     r"^data.rebalance leaves 13 of cluster.workers=50 without rows"),
+    ({"data.dataset": "synthetic", "data.n_samples": 4, "data.n_classes": 4},
+     r"^data.test_size=0.25 leaves no test rows"),
+    ({"data.dataset": "synthetic", "data.weights": [1e-9, 1], "imbalance.method": "undersample"},
+     r"^imbalance.method='undersample' leaves 2 training rows for cluster.workers=4"),
+])
+def test_data_that_cannot_be_trained_on_is_refused_by_prepare_data(changes, message):
+    """Guards item 19: rebalancing 50 workers on iris left 13 shards empty
+    (ZeroDivisionError), 4 rows of 4 classes left an empty test set, undersampling to 2
+    rows failed in the partitioner without a key; `validate` (prepare_data) said ok."""
+    with pytest.raises(ScenarioError, match=message):
+        simdml.prepare_data(BASE.replace(**changes))
+
+
+def test_class_weights_that_overflow_their_sum_are_refused():
+    """Guards item 19: weights = [1e308, 1e308] overflowed their sum (AssertionError)."""
+    with pytest.raises(ScenarioError, match=r"^data.weights must have a finite sum; got \[1e\+308"):
+        BASE.replace(**{"data.dataset": "synthetic", "data.weights": [1e308, 1e308]})
