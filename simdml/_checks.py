@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 
 __all__ = ["is_integer", "is_real", "number", "finite_number", "integer", "choice", "flag",
-           "did_you_mean", "shown", "cut", "plain", "as_float", "MAX_SHOWN"]
+           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "plain", "as_float", "MAX_SHOWN"]
 
 MAX_SHOWN = 80  # characters of a value a message echoes: a 10 MB string is cut, not repeated
 
@@ -205,3 +206,46 @@ def did_you_mean(value, allowed) -> str:
         return ""
     close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+MEMORY_FRACTION = 0.5  # of physical memory, what one run may plan to use: room for the OS,
+                       # the other jobs and numpy's temporaries
+
+
+def memory_budget() -> float:
+    """The bytes a run may plan to use: `MEMORY_FRACTION` of this machine's physical
+    memory (``os.sysconf``); inf where the system does not say."""
+    try:
+        return MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return math.inf
+
+
+def fits_in_memory(name: str, what: str, nbytes: float, *, budget: float | None = None) -> None:
+    """Raise unless an estimate of `nbytes` fits in `budget` (default: :func:`memory_budget`).
+
+    Found at validation, not by running out of memory: ``cluster.workers=2147483647 needs
+    about 34 TB (2.1e+09 nodes of 16 kB); this machine allows 12 GB``.
+
+    Parameters
+    ----------
+    name : str
+        The key whose value makes the size (and its value: ``"cluster.workers=..."``).
+    what : str
+        How the estimate was made, shown in the message.
+    nbytes : float
+        The estimate, bytes.
+    budget : float, optional
+        Bytes allowed; None: :func:`memory_budget`.
+    """
+    budget = memory_budget() if budget is None else budget
+    if not nbytes <= budget:
+        raise ValueError(f"{name} needs about {_bytes(nbytes)} ({what}); this machine allows "
+                         f"{_bytes(budget)} ({MEMORY_FRACTION:.0%} of its memory)")
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from . import _checks
 from . import data as _data
 from .models import MODELS
 from .models._validation import class_weights as _class_weights
@@ -131,8 +132,34 @@ def nodes_exist(s) -> None:
                              f"cluster.workers={s.cluster.workers}; got {node!r}")
 
 
+DATA_COPIES = 3  # the data as made, its rows in shard order (bundled data), a resampled copy
+PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a checkpoint
+
+
+def run_fits_in_memory(s) -> None:
+    """The memory a run needs, estimated from the scenario, against the machine's budget
+    (``simdml._checks.memory_budget``): its data, its nodes' models, a forest's trees."""
+    if s.data.dataset in _data.DATASETS:
+        meta = _data.describe(s.data.dataset)
+        rows, cols, keys = meta["n_samples"], meta["n_features"], f"data.dataset={s.data.dataset!r}"
+    else:
+        rows, cols = s.data.n_samples, s.data.n_features
+        keys = f"data.n_samples={rows} with data.n_features={cols}"
+    _checks.fits_in_memory(keys, f"{DATA_COPIES} copies of {rows:,} x {cols:,} float64",
+                           DATA_COPIES * 8.0 * rows * cols)
+    outputs = 1 if s.data.is_regression else n_classes(s)
+    per_node = PARAM_COPIES * 8.0 * (cols + 1) * outputs
+    _checks.fits_in_memory(f"cluster.workers={s.cluster.workers} with {keys}",
+                           f"{PARAM_COPIES} models of {(cols + 1) * outputs:,} numbers per node",
+                           (s.cluster.workers + 1) * per_node)
+    n_trees = s.model.options.get("n_estimators", 1)
+    _checks.fits_in_memory(f"model.n_estimators={n_trees} with {keys}",
+                           f"{n_trees:,} trees of up to {rows:,} rows, 24 bytes per row",
+                           24.0 * n_trees * rows)
+
+
 RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
-         scheduling_needs_plain_sync, strategy_rules, nodes_exist)
+         scheduling_needs_plain_sync, strategy_rules, nodes_exist, run_fits_in_memory)

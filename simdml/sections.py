@@ -45,6 +45,8 @@ def _check(check, key, value, **rule):
 
 
 MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
+NODE_NBYTES = 16_000  # a node as a run holds it, roughly: ~3 kB built (measured), and its
+                     # mailbox, streams and trace totals grow during the run
 MAX_CLASS_SEP = 1e100  # far past any separation that matters; its square stays finite
 
 
@@ -153,6 +155,10 @@ class ClusterConfig:
 
     def __post_init__(self):
         _integer("cluster.workers", self.workers, low=1)
+        # before the per-worker tuples below: 2**31 - 1 workers would be a 16 GB tuple
+        _check(_checks.fits_in_memory, f"cluster.workers={self.workers}",
+               f"{self.workers + 1:.2g} nodes of {NODE_NBYTES // 1000} kB",
+               nbytes=(self.workers + 1) * NODE_NBYTES)
         _store(self, "speed", _per_item("cluster.speed", self.speed, self.workers, "cluster.workers",
                                         low=0, strict_low=True, finite=False, unit="flop/s"))
         _number("cluster.server_speed", self.server_speed, low=0, strict_low=True,

@@ -117,3 +117,45 @@ def test_class_weights_that_overflow_their_sum_are_refused():
     """Guards item 19: weights = [1e308, 1e308] overflowed their sum (AssertionError)."""
     with pytest.raises(ScenarioError, match=r"^data.weights must have a finite sum; got \[1e\+308"):
         BASE.replace(**{"data.dataset": "synthetic", "data.weights": [1e308, 1e308]})
+
+
+# -- 14: sizes that cannot fit are refused with the estimate ---------------------------
+@pytest.fixture
+def one_gigabyte(monkeypatch):
+    """A budget of 1 GB whatever the machine, so that the refusals are deterministic."""
+    monkeypatch.setattr(simdml._checks, "memory_budget", lambda: 1e9)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"cluster.workers": 2**31 - 1},
+     r"^cluster.workers=2147483647 needs about 34.4 TB \(2.1e\+09 nodes of 16 kB\)"),
+    ({"data.dataset": "synthetic", "data.n_samples": 10**9},
+     r"^data.n_samples=1000000000 with data.n_features=4 needs about 96 GB"),
+    ({"data.dataset": "synthetic", "data.n_features": 2**31 - 1},
+     r"^data.n_samples=300 with data.n_features=2147483647 needs about 15.5 TB"),
+    ({"model.kind": "forest", "strategy.kind": "local_fusion", "model.n_estimators": 10**9},
+     r"^model.n_estimators=1000000000 with data.dataset='iris' needs about 3.6 TB"),
+    ({"data.dataset": "digits", "cluster.workers": 50_000},
+     r"^cluster.workers=50000 with data.dataset='digits' needs about 1.04 GB"),
+])
+def test_a_scenario_that_cannot_fit_in_memory_is_refused_with_the_estimate(one_gigabyte,
+                                                                             changes, message):
+    """Guards item 14: these sizes were found by running out of memory (2**31 - 1 workers
+    built a 16 GB tuple inside validation); now the estimate is refused at validation."""
+    with pytest.raises(ScenarioError, match=message + r".*this machine allows 1 GB"):
+        BASE.replace(**changes)
+
+
+def test_the_memory_check_reads_an_explicit_budget():
+    """fits_in_memory: an estimate within the budget passes, one beyond it (or NaN) fails."""
+    simdml._checks.fits_in_memory("x", "a test", 10.0, budget=10.0)
+    for nbytes in (11.0, math.nan):
+        with pytest.raises(ValueError, match=r"^x needs about .* \(a test\); this machine "
+                                             r"allows 10 bytes"):
+            simdml._checks.fits_in_memory("x", "a test", nbytes, budget=10.0)
+
+
+def test_an_iteration_count_beyond_the_largest_count_is_refused():
+    """Guards item 14: model.n_iter = 1e20 (an integer) ran to the 900 s wall guard."""
+    with pytest.raises(ScenarioError, match=r"^model.n_iter: .* must be at most 2,147,483,647"):
+        BASE.replace(**{"model.n_iter": 10**20})

@@ -119,13 +119,19 @@ def _check_non_negative(owner, name: str, value) -> None:
     _check_real(owner, name, value, low=0, strict=False)
 
 
+MAX_INT = 2**31 - 1  # no count is larger (a scenario's rule too): n_iter = 1e20 never ends
+
+
 def _check_int(owner, name: str, value, *, low: int) -> None:
-    """Raise unless ``value`` is an int >= ``low`` (``bool`` is not an int here)."""
+    """Raise unless ``value`` is an int in ``[low, MAX_INT]`` (``bool`` is not an int here)."""
     if not is_integer(value) or value < low:
         raise ValueError(
             f"The {name!r} parameter of {_owner_name(owner)} must be an int >= {low}. "
             f"Got {_show(value)} instead."
         )
+    if value > MAX_INT:
+        raise ValueError(f"The {name!r} parameter of {_owner_name(owner)} must be at most "
+                         f"{MAX_INT:,}. Got {_show(value)} instead.")
 
 
 def _check_X(X) -> np.ndarray:
