@@ -132,6 +132,34 @@ def nodes_exist(s) -> None:
                              f"cluster.workers={s.cluster.workers}; got {node!r}")
 
 
+DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
+                 # (workers, messages, retries per round): their sum must stay finite
+
+
+def durations_are_finite(s) -> None:
+    """Every duration a run can add up is finite: a flop on each worker, 8 bytes on each
+    link, ``stop.rounds * DURATIONS`` times over; and the compute-time distribution's
+    spread, which squares ``cluster.jitter``. (Else the clock hits inf or NaN mid-run.)"""
+    n = s.stop.rounds * DURATIONS
+    for i, (speed, slowdown) in enumerate(zip(s.cluster.speed, s.cluster.slowdown)):
+        if not math.isfinite(n * slowdown / speed):
+            raise ValueError(f"cluster.speed[{i}]={speed!r} with cluster.slowdown[{i}]="
+                             f"{slowdown!r} makes a compute time that is not finite")
+    links = [("network", s.network.latency, s.network.bandwidth)]
+    links += [(f"network.links[{i}]", link.latency or 0.0, link.bandwidth or math.inf)
+              for i, link in enumerate(s.network.links)]
+    for key, latency, bandwidth in links:
+        if not math.isfinite(n * (latency + 8.0 / bandwidth)):
+            raise ValueError(f"{key}.latency={latency!r} with {key}.bandwidth={bandwidth!r} "
+                             f"makes a message time that is not finite")
+    jitter = s.cluster.jitter
+    if s.cluster.compute_time in ("lognormal", "pareto") and jitter > 0 and not (
+            0 < jitter * jitter < math.inf):  # both take log1p(jitter²) or 1 / jitter²
+        raise ValueError(f"cluster.jitter={jitter!r} with cluster.compute_time="
+                         f"{s.cluster.compute_time!r} makes compute times that are not finite "
+                         f"(its square must be a finite number > 0)")
+
+
 DATA_COPIES = 3  # the data as made, its rows in shard order (bundled data), a resampled copy
 PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a checkpoint
 
@@ -162,4 +190,5 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
-         scheduling_needs_plain_sync, strategy_rules, nodes_exist, run_fits_in_memory)
+         scheduling_needs_plain_sync, strategy_rules, nodes_exist, durations_are_finite,
+         run_fits_in_memory)

@@ -159,3 +159,21 @@ def test_an_iteration_count_beyond_the_largest_count_is_refused():
     """Guards item 14: model.n_iter = 1e20 (an integer) ran to the 900 s wall guard."""
     with pytest.raises(ScenarioError, match=r"^model.n_iter: .* must be at most 2,147,483,647"):
         BASE.replace(**{"model.n_iter": 10**20})
+
+
+# -- 18: values that validate but break the run ---------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    ({"network.latency": 1e308}, r"^network.latency=1e\+308 with network.bandwidth=.* message time"),
+    ({"network.bandwidth": 5e-324}, r"^network.latency=0.0001 with network.bandwidth=5e-324"),
+    ({"cluster.speed": 5e-324}, r"^cluster.speed\[0\]=5e-324 with cluster.slowdown\[0\]=1.0 "),
+    ({"cluster.speed": 1e-300, "cluster.slowdown": 1e300}, r"^cluster.speed\[0\]=1e-300"),
+    ({"cluster.compute_time": "lognormal", "cluster.jitter": 1e300},
+     r"^cluster.jitter=1e\+300 with cluster.compute_time='lognormal'"),
+    ({"cluster.compute_time": "pareto", "cluster.jitter": 1e-300},
+     r"^cluster.jitter=1e-300 with cluster.compute_time='pareto'"),
+])
+def test_a_duration_that_is_not_finite_is_refused_with_its_keys(changes, message):
+    """Guards item 18: these validated, then the run failed ("timeout delay must be finite
+    ... got nan", ZeroDivisionError); now validation names the keys that make the time."""
+    with pytest.raises(ScenarioError, match=message):
+        BASE.replace(**changes)
