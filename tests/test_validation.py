@@ -177,3 +177,30 @@ def test_a_duration_that_is_not_finite_is_refused_with_its_keys(changes, message
     ... got nan", ZeroDivisionError); now validation names the keys that make the time."""
     with pytest.raises(ScenarioError, match=message):
         BASE.replace(**changes)
+
+
+def test_the_python_api_refuses_a_wrong_type_with_the_command_lines_message(one_gigabyte):
+    """Guards item 21: run(5) and sweep(..., seeds=5) were TypeErrors, a duplicated grid
+    value counted its point twice, seeds up to 1e11 built a list of 1e11 child seeds."""
+    with pytest.raises(ScenarioError, match=r"^scenario must be a Scenario, a TOML path or a "
+                                            r"bundled name; got 5$"):
+        simdml.run(5)
+    grid = {"cluster.workers": [2]}
+    with pytest.raises(ScenarioError, match=r"^seeds must be a list of replicate indices >= 0; "
+                                            r"got 5$"):
+        simdml.sweep(BASE, grid, seeds=5)
+    with pytest.raises(ScenarioError, match=r"^grid cluster.workers lists a value twice; "
+                                            r"got \[2, 2\]$"):
+        simdml.sweep(BASE, {"cluster.workers": [2, 2]})
+    with pytest.raises(ScenarioError, match=r"^seeds \(replicate index 100000000000\) needs "
+                                            r"about 100 TB"):
+        simdml.sweep(BASE, grid, seeds=[10**11])
+
+
+def test_a_polynomial_degree_beyond_the_largest_count_is_refused_without_warnings():
+    """Guards item 21: degree = 10**20 spilled 18 RuntimeWarnings (overflow) in the run."""
+    d = BASE.to_dict()
+    d["model"], d["strategy"] = {"kind": "kernel_svm", "kernel": "poly", "degree": 10**20}, {
+        "kind": "cascade_svm"}
+    with pytest.raises(ScenarioError, match=r"^model.degree: .* must be at most 2,147,483,647"):
+        Scenario.from_dict(d)
