@@ -16,9 +16,12 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 
 __all__ = ["is_integer", "is_real", "number", "finite_number", "integer", "choice", "flag",
-           "did_you_mean"]
+           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "plain", "as_float", "MAX_SHOWN"]
+
+MAX_SHOWN = 80  # characters of a value a message echoes: a 10 MB string is cut, not repeated
 
 
 def is_integer(value) -> bool:
@@ -29,6 +32,48 @@ def is_integer(value) -> bool:
 def is_real(value) -> bool:
     """True for a real number (int, float, numpy scalars), False for a ``bool``."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def shown(value) -> str:
+    """``repr(value)``, cut to about `MAX_SHOWN` characters (with how long it was).
+
+    >>> shown("x" * 1000)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1,002 characters)"
+    """
+    try:
+        return cut(repr(value))
+    except (RecursionError, ValueError):  # nested too deep; an int of too many digits
+        return f"<{type(value).__name__}, too large to show>"
+
+
+def cut(text: str) -> str:
+    """`text` if short, else its first characters and how long it was."""
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN - 10]}... ({len(text):,} characters)"
+
+
+def as_float(value) -> float | None:
+    """`value` as a float, or None when no float holds it (an int of 400 digits)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def plain(value):
+    """A numpy scalar (or a ``Fraction``) as the Python number it stands for; other values
+    as they are. A scenario stores what it was given in plain types, so that its TOML
+    and its dict read the same whoever built it."""
+    if type(value) in (bool, int, float, str) or value is None:  # np.float64 is a float
+        return value
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()  # np.int64(4) -> 4, np.float32(0.1) -> 0.10000000149011612
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return as_float(value)
+    return value
 
 
 def _unit(unit: str) -> str:
@@ -67,13 +112,16 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
         Naming `name`, the rule and `value`.
     """
     if not is_real(value):
-        raise ValueError(f"{name} must be a number{_unit(unit)}; got {value!r}")
+        raise ValueError(f"{name} must be a number{_unit(unit)}; got {shown(value)}")
+    if as_float(value) is None:
+        raise ValueError(f"{name} must be a finite number{_unit(unit)}; got {shown(value)}, "
+                         f"too large for a float")
     value = float(value)
     if (math.isnan(value) and (finite or low is None)) or (finite and math.isinf(value)):
         raise ValueError(f"{name} must be a finite number{_unit(unit)}; got {value!r}")
     if low is not None and not (value > low if strict_low else value >= low):  # NaN fails
         raise ValueError(f"{name} must be {'>' if strict_low else '>='} {low:g}{_unit(unit)}; "
-                         f"got {value!r}")
+                         f"got {value!r}")  # a float: short
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high:g}{_unit(unit)}; got {value!r}")
     return value
@@ -87,11 +135,10 @@ def finite_number(name: str, value, *, low: float, strict_low: bool = False,
     whole rule in one phrase (``rho must be a finite number > 0; got 0.0``): for an
     option whose rule reads best whole.
     """
-    is_in = is_real(value) and math.isfinite(value) and (value > low if strict_low else value >= low)
-    if not is_in:
-        shown = float(value) if is_real(value) else value
+    x = as_float(value) if is_real(value) else None
+    if x is None or not math.isfinite(x) or not (x > low if strict_low else x >= low):
         raise ValueError(f"{name} must be a finite number {'>' if strict_low else '>='} "
-                         f"{low:g}{_unit(unit)}; got {shown!r}")
+                         f"{low:g}{_unit(unit)}; got {shown(value if x is None else x)}")
     return float(value)
 
 
@@ -123,12 +170,12 @@ def integer(name: str, value, *, low: int, high: int | None = None, high_name: s
     if high_name:
         if not is_integer(value) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer with {low} <= {name} <= "
-                             f"{high_name}={high}; got {value!r}")
+                             f"{high_name}={high}; got {shown(value)}")
         return int(value)
     if not is_integer(value) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}; got {shown(value)}")
     if high is not None and value > high:
-        raise ValueError(f"{name} must be at most {high:,}; got {value!r}")
+        raise ValueError(f"{name} must be at most {high:,}; got {shown(value)}")
     return int(value)
 
 
@@ -142,18 +189,63 @@ def choice(name: str, value, allowed):
     """
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; "
-                         f"got {value!r}{did_you_mean(value, allowed)}")
+                         f"got {shown(value)}{did_you_mean(value, allowed)}")
     return value
 
 
 def flag(name: str, value) -> bool:
     """A ``bool``; 0, 1 and strings are not flags (TOML writes ``true``)."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false; got {value!r}")
+        raise ValueError(f"{name} must be true or false; got {shown(value)}")
     return value
 
 
 def did_you_mean(value, allowed) -> str:
     """`` (did you mean 'x'?)`` for the closest of `allowed` to `value`, or ``""``."""
+    if len(str(value)) > MAX_SHOWN:  # difflib is quadratic: a long value is near nothing
+        return ""
     close = difflib.get_close_matches(str(value), list(map(str, allowed)), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+MEMORY_FRACTION = 0.5  # of physical memory, what one run may plan to use: room for the OS,
+                       # the other jobs and numpy's temporaries
+
+
+def memory_budget() -> float:
+    """The bytes a run may plan to use: `MEMORY_FRACTION` of this machine's physical
+    memory (``os.sysconf``); inf where the system does not say."""
+    try:
+        return MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return math.inf
+
+
+def fits_in_memory(name: str, what: str, nbytes: float, *, budget: float | None = None) -> None:
+    """Raise unless an estimate of `nbytes` fits in `budget` (default: :func:`memory_budget`).
+
+    Found at validation, not by running out of memory: ``cluster.workers=2147483647 needs
+    about 34 TB (2.1e+09 nodes of 16 kB); this machine allows 12 GB``.
+
+    Parameters
+    ----------
+    name : str
+        The key whose value makes the size (and its value: ``"cluster.workers=..."``).
+    what : str
+        How the estimate was made, shown in the message.
+    nbytes : float
+        The estimate, bytes.
+    budget : float, optional
+        Bytes allowed; None: :func:`memory_budget`.
+    """
+    budget = memory_budget() if budget is None else budget
+    if not nbytes <= budget:
+        raise ValueError(f"{name} needs about {_bytes(nbytes)} ({what}); this machine allows "
+                         f"{_bytes(budget)} ({MEMORY_FRACTION:.0%} of its memory)")
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 
+from . import _checks
+from . import data as _data
 from .models import MODELS
+from .models._validation import class_weights as _class_weights
 from .strategies import STRATEGIES
 
 __all__ = ["RULES"]
@@ -27,6 +30,23 @@ def resampling_needs_classes(s) -> None:
     if s.imbalance.method is not None and s.data.is_regression:
         raise ValueError(f"imbalance.method={s.imbalance.method!r} balances classes; "
                          f"data.dataset={s.data.dataset!r} has none")
+
+
+def n_classes(s) -> int:
+    """The number of classes of a scenario's (classification) dataset."""
+    if s.data.dataset == "synthetic":
+        return s.data.n_classes
+    return len(_data.describe(s.data.dataset)["class_counts"])
+
+
+def class_weight_fits_the_classes(s) -> None:
+    spec = s.model.options.get("class_weight")
+    if not isinstance(spec, dict) or s.data.is_regression:
+        return
+    try:
+        _class_weights(spec, [1] * n_classes(s))  # every class present, as in the data
+    except ValueError as exc:
+        raise ValueError(f"model.{exc} (data.dataset={s.data.dataset!r})") from None
 
 
 def model_fits_the_data(s) -> None:
@@ -112,7 +132,63 @@ def nodes_exist(s) -> None:
                              f"cluster.workers={s.cluster.workers}; got {node!r}")
 
 
+DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
+                 # (workers, messages, retries per round): their sum must stay finite
+
+
+def durations_are_finite(s) -> None:
+    """Every duration a run can add up is finite: a flop on each worker, 8 bytes on each
+    link, ``stop.rounds * DURATIONS`` times over; and the compute-time distribution's
+    spread, which squares ``cluster.jitter``. (Else the clock hits inf or NaN mid-run.)"""
+    n = s.stop.rounds * DURATIONS
+    for i, (speed, slowdown) in enumerate(zip(s.cluster.speed, s.cluster.slowdown)):
+        if not math.isfinite(n * slowdown / speed):
+            raise ValueError(f"cluster.speed[{i}]={speed!r} with cluster.slowdown[{i}]="
+                             f"{slowdown!r} makes a compute time that is not finite")
+    links = [("network", s.network.latency, s.network.bandwidth)]
+    links += [(f"network.links[{i}]", link.latency or 0.0, link.bandwidth or math.inf)
+              for i, link in enumerate(s.network.links)]
+    for key, latency, bandwidth in links:
+        if not math.isfinite(n * (latency + 8.0 / bandwidth)):
+            raise ValueError(f"{key}.latency={latency!r} with {key}.bandwidth={bandwidth!r} "
+                             f"makes a message time that is not finite")
+    jitter = s.cluster.jitter
+    if s.cluster.compute_time in ("lognormal", "pareto") and jitter > 0 and not (
+            0 < jitter * jitter < math.inf):  # both take log1p(jitter²) or 1 / jitter²
+        raise ValueError(f"cluster.jitter={jitter!r} with cluster.compute_time="
+                         f"{s.cluster.compute_time!r} makes compute times that are not finite "
+                         f"(its square must be a finite number > 0)")
+
+
+DATA_COPIES = 3  # the data as made, its rows in shard order (bundled data), a resampled copy
+PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a checkpoint
+
+
+def run_fits_in_memory(s) -> None:
+    """The memory a run needs, estimated from the scenario, against the machine's budget
+    (``simdml._checks.memory_budget``): its data, its nodes' models, a forest's trees."""
+    if s.data.dataset in _data.DATASETS:
+        meta = _data.describe(s.data.dataset)
+        rows, cols, keys = meta["n_samples"], meta["n_features"], f"data.dataset={s.data.dataset!r}"
+    else:
+        rows, cols = s.data.n_samples, s.data.n_features
+        keys = f"data.n_samples={rows} with data.n_features={cols}"
+    _checks.fits_in_memory(keys, f"{DATA_COPIES} copies of {rows:,} x {cols:,} float64",
+                           DATA_COPIES * 8.0 * rows * cols)
+    outputs = 1 if s.data.is_regression else n_classes(s)
+    per_node = PARAM_COPIES * 8.0 * (cols + 1) * outputs
+    _checks.fits_in_memory(f"cluster.workers={s.cluster.workers} with {keys}",
+                           f"{PARAM_COPIES} models of {(cols + 1) * outputs:,} numbers per node",
+                           (s.cluster.workers + 1) * per_node)
+    n_trees = s.model.options.get("n_estimators", 1)
+    _checks.fits_in_memory(f"model.n_estimators={n_trees} with {keys}",
+                           f"{n_trees:,} trees of up to {rows:,} rows, 24 bytes per row",
+                           24.0 * n_trees * rows)
+
+
 RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
+         class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
-         scheduling_needs_plain_sync, strategy_rules, nodes_exist)
+         scheduling_needs_plain_sync, strategy_rules, nodes_exist, durations_are_finite,
+         run_fits_in_memory)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ._checks import shown
 from ._rng import Streams
 from .build import build_cluster, build_job, start_faults, start_training
 from .pipeline import DataSplit, prepare_data, split_data
 from .result import Result, report
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario
 from .stopping import simulate, stall_judge, within_wall_time
 
 __all__ = ["run", "Result", "prepare_data", "DataSplit"]
@@ -31,6 +32,9 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
     >>> r.summary["updates"]                                # doctest: +SKIP
     5
     """
+    if not isinstance(scenario, (Scenario, str, Path)):  # the command line's message
+        raise ScenarioError(f"scenario must be a Scenario, a TOML path or a bundled name; "
+                            f"got {shown(scenario)}")
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)

@@ -49,6 +49,10 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
         ds = _data.load(d.dataset)
     train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
                                            stratify=not ds.is_regression, rng=rng)
+    if test.size == 0:  # every class has one row: all stay in training (see train_test_indices)
+        raise ScenarioError(f"data.test_size={d.test_size} leaves no test rows: each class of "
+                            f"the {ds.y.size} rows needs 2 or more to appear on both sides "
+                            f"(raise data.n_samples or lower data.n_classes)")
     if s.cluster.workers > len(train):
         raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
@@ -80,6 +84,11 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
     if d.rebalance:
         split = _rebalance(split)
+        n_empty = sum(len(p) == 0 for p in split.parts)
+        if n_empty:  # each class's fair share rounds to 0 rows on the last workers
+            raise ScenarioError(f"data.rebalance leaves {n_empty} of cluster.workers="
+                                f"{s.cluster.workers} without rows (no class has a row for "
+                                f"each); use fewer workers or data.rebalance = false")
     if s.imbalance.method is not None:
         split = _resample(s, split, rng, options)
     return split
@@ -123,6 +132,10 @@ def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:
     kwargs = {"k_neighbors": im.k_neighbors}
     if im.where == "global":
         X, y, flops = resample(im.method, split.X_train, split.y_train, rng, **kwargs)
+        if y.size < s.cluster.workers:  # the partitioner would say so, without the keys
+            raise ScenarioError(f"imbalance.method={im.method!r} leaves {y.size} training "
+                                f"rows for cluster.workers={s.cluster.workers}; use fewer "
+                                f"workers or another method")
         parts = _data.partition(s.data.partition, y, s.cluster.workers, rng=rng, **options)
         order = np.concatenate(parts)
         X, y = X[order], y[order]

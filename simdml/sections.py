@@ -9,6 +9,7 @@ The checks themselves are ``simdml._checks``'; this module adds the dotted key p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ def _check(check, key, value, **rule):
 
 
 MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
+NODE_NBYTES = 16_000  # a node as a run holds it, roughly: ~3 kB built (measured), and its
+                     # mailbox, streams and trace totals grow during the run
+MAX_CLASS_SEP = 1e100  # far past any separation that matters; its square stays finite
 
 
 def _number(key, value, **rule):
@@ -63,12 +67,13 @@ def _flag(key, value):
 
 
 _did_you_mean = _checks.did_you_mean
+_shown = _checks.shown
 
 
 def _list(key, value) -> list:
     """A TOML array (a list of tables or of numbers)."""
     if not isinstance(value, (list, tuple)):
-        raise ScenarioError(f"{key} must be a list; got {value!r}")
+        raise ScenarioError(f"{key} must be a list; got {_shown(value)}")
     return list(value)
 
 
@@ -88,16 +93,49 @@ def _table(key, value, cls, required):
         _known_keys(key, value, cls)
         missing = [r for r in required if r not in value]
         if missing:
-            raise ScenarioError(f"{key} needs {' and '.join(map(repr, required))}; got {value!r}")
+            raise ScenarioError(f"{key} needs {' and '.join(map(repr, required))}; got {_shown(value)}")
         value = cls(**value)
     if not isinstance(value, cls):
-        raise ScenarioError(f"{key} must be a table with {', '.join(required)}; got {value!r}")
+        raise ScenarioError(f"{key} must be a table with {', '.join(required)}; got {_shown(value)}")
     return value
 
 
 def _node_ref(key, node):
     if node != "server" and (isinstance(node, bool) or not isinstance(node, int) or node < 0):
-        raise ScenarioError(f"{key} must be 'server' or a worker index >= 0; got {node!r}")
+        raise ScenarioError(f"{key} must be 'server' or a worker index >= 0; got {_shown(node)}")
+
+
+def _section(name: str):
+    """Decorate a section's dataclass so that building it from Python is building it from
+    TOML: an unknown keyword is the ScenarioError naming ``name.key`` (not a TypeError),
+    and every value is stored in plain Python types (``_checks.plain``: a numpy scalar
+    is the number it stands for), so that ``to_dict`` and ``to_toml`` stay plain."""
+    def decorate(cls):
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            if args:
+                raise ScenarioError(f"[{name}] takes keyword arguments (one per key); "
+                                    f"got {len(args)} positional")
+            _known_keys(name, kwargs, cls)
+            try:
+                kwargs = {key: _plain(value) for key, value in kwargs.items()}
+            except RecursionError:
+                raise ScenarioError(f"[{name}] holds a value nested too deep to read") from None
+            init(self, **kwargs)
+        cls.__init__ = __init__
+        return cls
+    return decorate
+
+
+def _plain(value):
+    """``_checks.plain`` through lists, tuples and tables."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return _checks.plain(value)
 
 
 def _store(obj, name, value):
@@ -105,6 +143,7 @@ def _store(obj, name, value):
 
 
 # -- the sections -------------------------------------------------------------------
+@_section("cluster")
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     workers: int = 4                       # number of worker nodes (the server is extra)
@@ -116,6 +155,10 @@ class ClusterConfig:
 
     def __post_init__(self):
         _integer("cluster.workers", self.workers, low=1)
+        # before the per-worker tuples below: 2**31 - 1 workers would be a 16 GB tuple
+        _check(_checks.fits_in_memory, f"cluster.workers={self.workers}",
+               f"{self.workers + 1:.2g} nodes of {NODE_NBYTES // 1000} kB",
+               nbytes=(self.workers + 1) * NODE_NBYTES)
         _store(self, "speed", _per_item("cluster.speed", self.speed, self.workers, "cluster.workers",
                                         low=0, strict_low=True, finite=False, unit="flop/s"))
         _number("cluster.server_speed", self.server_speed, low=0, strict_low=True,
@@ -126,6 +169,7 @@ class ClusterConfig:
                                            low=0, strict_low=True))
 
 
+@_section("network.links")
 @dataclass(frozen=True, kw_only=True)
 class LinkConfig:
     a: int | str                # a worker index, or "server"
@@ -134,6 +178,7 @@ class LinkConfig:
     bandwidth: float | None = None  # bytes/s; None: network.bandwidth
 
 
+@_section("network")
 @dataclass(frozen=True, kw_only=True)
 class NetworkConfig:
     latency: float = 1e-4       # s per message (alpha); 100 µs is a datacenter LAN
@@ -163,6 +208,7 @@ class NetworkConfig:
         _store(self, "links", tuple(links))
 
 
+@_section("faults.crash")
 @dataclass(frozen=True, kw_only=True)
 class CrashConfig:
     node: int | str | tuple     # a worker index, "server", or a list of them (a rack: at once)
@@ -170,6 +216,7 @@ class CrashConfig:
     recover_after: float | None = None  # s; None: the node never comes back
 
 
+@_section("faults.partition")
 @dataclass(frozen=True, kw_only=True)
 class PartitionConfig:
     nodes: tuple                # worker indices and/or "server": one side of the cut
@@ -177,6 +224,7 @@ class PartitionConfig:
     heal_after: float | None = None  # s; None: the partition never heals
 
 
+@_section("faults")
 @dataclass(frozen=True, kw_only=True)
 class FaultsConfig:
     crash: tuple = ()           # CrashConfig entries
@@ -233,6 +281,7 @@ _PARTITION_NAMES = tuple(n for p in _data.PARTITIONERS for n in (p, *(
     alias for alias, target in _data.PARTITION_ALIASES.items() if target == p)))
 
 
+@_section("data")
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
@@ -272,7 +321,11 @@ class DataConfig:
         if self.weights is not None:
             _store(self, "weights", _per_item("data.weights", self.weights, self.n_classes, "data.n_classes",
                                               low=0, strict_low=True))
-        _number("data.class_sep", self.class_sep, low=0)
+            if not math.isfinite(sum(self.weights)):  # they are normalized by their sum
+                raise ScenarioError(f"data.weights must have a finite sum; got "
+                                    f"{_shown(list(self.weights))}")
+        # the blobs' spread is squared by the standardization: 1e160 makes its scale inf
+        _number("data.class_sep", self.class_sep, low=0, high=MAX_CLASS_SEP)
         _number("data.label_noise", self.label_noise, low=0)
         if self.label_noise >= 1:
             raise ScenarioError(f"data.label_noise must be < 1 (a fraction); got {self.label_noise!r}")
@@ -291,6 +344,7 @@ class DataConfig:
         return self.dataset == "synthetic_regression"
 
 
+@_section("model")
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     kind: str = "logistic"      # a registered learner (simdml.models.MODELS)
@@ -310,7 +364,8 @@ def build_model(config: ModelConfig):
     allowed = [p for p in _init_params(cls)]
     for key in config.options:
         if key not in allowed:
-            raise ScenarioError(f"unknown key model.{key} for model.kind={config.kind!r}; "
+            raise ScenarioError(f"unknown key model.{_checks.cut(str(key))} for "
+                                f"model.kind={config.kind!r}; "
                                 f"allowed: kind, {', '.join(allowed)}{_did_you_mean(key, allowed)}")
     model = cls(**config.options)
     try:
@@ -326,6 +381,7 @@ def _init_params(cls):
     return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
+@_section("strategy")
 @dataclass(frozen=True, kw_only=True)
 class StrategyConfig:
     kind: str = "sync"          # a registered strategy (simdml.strategies.STRATEGIES)
@@ -349,7 +405,8 @@ class StrategyConfig:
         for key in self.options:
             if key not in allowed:
                 raise ScenarioError(
-                    f"unknown key strategy.{key} for strategy.kind={self.kind!r}; allowed: "
+                    f"unknown key strategy.{_checks.cut(str(key))} for "
+                    f"strategy.kind={self.kind!r}; allowed: "
                     f"{', '.join(self.COMMON + tuple(allowed))}{_did_you_mean(key, allowed)}")
         return _build_options(cls, "strategy", self.options)
 
@@ -368,6 +425,7 @@ def _build_options(cls, section: str, options: dict):
         raise ScenarioError(f"{section}.{exc}") from None
 
 
+@_section("stop")
 @dataclass(frozen=True, kw_only=True)
 class StopConfig:
     rounds: int = 100           # global model updates (rounds for synchronous strategies)
@@ -384,6 +442,7 @@ class StopConfig:
             _number("stop.target_accuracy", self.target_accuracy, low=0, high=1)
 
 
+@_section("imbalance")
 @dataclass(frozen=True, kw_only=True)
 class ImbalanceConfig:
     method: str | None = None   # None | oversample | undersample | smote (simdml.imbalance)
@@ -397,6 +456,7 @@ class ImbalanceConfig:
         _integer("imbalance.k_neighbors", self.k_neighbors, low=1)
 
 
+@_section("scheduling")
 @dataclass(frozen=True, kw_only=True)
 class SchedulingConfig:
     policy: str | None = None   # None: workers own their shards; a name: task-based rounds
@@ -428,5 +488,5 @@ def _known_keys(section: str, table: dict, cls) -> None:
         if key not in allowed:
             where = f"[{section}]" if section else "the top level"
             dotted = f"{section}.{key}" if section else key
-            raise ScenarioError(f"unknown key {dotted!r}; allowed in {where}: "
+            raise ScenarioError(f"unknown key {_checks.cut(repr(dotted))}; allowed in {where}: "
                                 f"{', '.join(allowed)}{_did_you_mean(key, allowed)}")

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import did_you_mean, is_integer
+from ._checks import did_you_mean, fits_in_memory, is_integer, shown
 from ._rng import Streams
 from .experiment import Result, run
 from .result import RESULT_MAX_BYTES, jsonable
@@ -307,6 +307,16 @@ def _key(point: dict, replicate: int) -> tuple[str, int]:
     return json.dumps(point, sort_keys=True), replicate
 
 
+SEED_NBYTES = 1_000  # a child seed being made (a numpy SeedSequence: ~470 bytes measured)
+
+
+def _fits(key: str, what: str, nbytes: float) -> None:
+    try:
+        fits_in_memory(key, what, nbytes)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+
+
 def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
     """``(scenario as a dict, grid point, replicate)`` per run, each scenario validated."""
     if not isinstance(base, Scenario):
@@ -314,11 +324,18 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, (list, tuple)) and v
                                                          for v in grid.values()):
         raise ScenarioError("grid must map each dotted key to a non-empty list of values; "
-                            f"got {grid!r}")
+                            f"got {shown(grid)}")
+    for key, values in grid.items():  # a value listed twice would count its point twice
+        if len({json.dumps(jsonable(v), sort_keys=True) for v in values}) < len(values):
+            raise ScenarioError(f"grid {key} lists a value twice; got {shown(values)}")
+    if isinstance(seeds, (str, bytes, dict)) or not hasattr(seeds, "__iter__"):
+        raise ScenarioError(f"seeds must be a list of replicate indices >= 0; got {shown(seeds)}")
     seeds = list(seeds)
     if not seeds or any(not is_integer(k) or k < 0 for k in seeds):
-        raise ScenarioError(f"seeds must be replicate indices >= 0; got {seeds!r}")
+        raise ScenarioError(f"seeds must be replicate indices >= 0; got {shown(seeds)}")
     seeds = [int(k) for k in seeds]  # numpy's integers too, written to JSON as numbers
+    _fits(f"seeds (replicate index {max(seeds)})",
+          f"{max(seeds) + 1:,} child seeds of {SEED_NBYTES} bytes", (max(seeds) + 1) * SEED_NBYTES)
     child = Streams(base.seed).child_seeds(max(seeds) + 1)
     tasks = []
     for point in _points(grid):

@@ -4,6 +4,7 @@ command line); the valid ones among the mutations run to a stop reason."""
 import math
 import random
 
+import numpy as np
 import pytest
 
 from simdml import Scenario, ScenarioError, run
@@ -12,7 +13,10 @@ from simdml.scenario import parse_scenario
 
 BASE = Scenario(name="fuzz").replace(**{"stop.rounds": 3, "cluster.workers": 3})
 BAD_VALUES = [-1, 0, -0.5, math.nan, math.inf, -math.inf, "text", True, [], [1, 2], {},
-              10**30, 1e308, "", None]
+              10**30, 1e308, "", None,
+              # issue 16: too large for a float, tiny, numpy scalars, nested, long
+              int("9" * 400), 5e-324, 1e-300, np.float32(-1), np.int64(-3), np.bool_(True),
+              [[[[1]]]], "x" * 100_000]
 
 
 def _leaves(d, prefix=""):
@@ -111,3 +115,45 @@ def test_broken_toml_is_a_scenario_error_and_exit_2(tmp_path, text, capsys):
 def test_parse_scenario_rejects_unknown_sections():
     with pytest.raises(ScenarioError, match=r"unknown key 'clustre'.*did you mean 'cluster'"):
         parse_scenario("[clustre]\nworkers = 3")
+
+
+def test_toml_nested_500_deep_is_a_scenario_error(capsys, tmp_path):
+    """Guards issue 16, item 17: an array nested 500 deep was a RecursionError in the
+    TOML parser (exit 1); it is a ScenarioError, exit 2, one line. Needs the except
+    clause in scenario.parse_scenario (outside this branch's files): xfail until then."""
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 500 + "]" * 500)
+    try:
+        parse_scenario(path.read_text())
+    except RecursionError:
+        pytest.xfail("scenario.parse_scenario does not catch RecursionError yet")
+    except ScenarioError:
+        pass
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**400, max_value=10**400),
+    st.sampled_from([5e-324, 1e-300, 1e300, 1e308]),
+    st.floats(width=32).map(np.float32), st.integers(-2**40, 2**40).map(np.int64))
+VALUES = st.recursive(st.one_of(NUMBERS, st.text(max_size=20), st.booleans()),
+                      lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+KEYS = [k for k, _ in _leaves(BASE.to_dict()) if k not in ("name", "description")]
+
+
+@hypothesis.settings(derandomize=True, max_examples=150, deadline=None, database=None)
+@hypothesis.given(changes=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=3))
+def test_any_values_give_a_scenario_or_a_scenario_error(changes):
+    """Property (issue 16): whatever numbers (huge, tiny, numpy scalars, nested lists) a
+    scenario's keys get, building it gives a Scenario whose TOML reads back the same, or a
+    ScenarioError; never another exception."""
+    try:
+        s = BASE.replace(**changes)
+    except ScenarioError as exc:
+        assert len(str(exc)) < 2_000
+        return
+    assert Scenario.from_dict(s.to_dict()) == parse_scenario(s.to_toml())

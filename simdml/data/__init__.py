@@ -9,14 +9,14 @@ Everything a strategy trains on comes from here, one module per concern:
 """
 from .apportion import apportion
 from .dataset import Dataset
-from .load import DATASETS, load
+from .load import DATASETS, describe, load
 from .partition import (PARTITION_ALIASES, PARTITIONERS, by_label, iid, label_skew, partition,
                         proportional, size_skew)
 from .permute import permute_rows
 from .split import scaling, standardize, train_test_indices, train_test_split
 from .synthetic import make_classification, make_regression
 
-__all__ = ["Dataset", "DATASETS", "load", "make_classification", "make_regression",
+__all__ = ["Dataset", "DATASETS", "describe", "load", "make_classification", "make_regression",
            "train_test_split", "train_test_indices", "scaling", "standardize",
            "PARTITIONERS", "PARTITION_ALIASES", "partition", "iid", "proportional",
            "label_skew", "size_skew", "by_label", "apportion", "permute_rows"]

@@ -93,6 +93,10 @@ def _check_weights(name: str, weights, *, n: int, n_name: str) -> np.ndarray:
         raise ValueError(f"{name} must have {n_name}={n} entries; got {w.size}")
     if not (np.all(np.isfinite(w)) and np.all(w > 0)):
         raise ValueError(f"{name} must be finite and > 0; got {w.tolist()}")
+    with np.errstate(over="ignore"):  # the overflow is the error below
+        total = w.sum()
+    if not np.isfinite(total):  # they are normalized by their sum
+        raise ValueError(f"{name} must have a finite sum; got {w.tolist()}")
     return w
 
 

@@ -41,6 +41,19 @@ def _read_csv(filename: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return X, y, columns[:-1]
 
 
+def describe(name: str) -> dict:
+    """A bundled dataset's size without reading it: ``n_samples``, ``n_features`` and
+    ``class_counts`` (a list, one count per class), from ``datasets.json``.
+
+    >>> describe("iris")["class_counts"]
+    [50, 50, 50]
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    meta = _metadata()[name]
+    return {key: meta[key] for key in ("n_samples", "n_features", "class_counts")}
+
+
 def load(name: str) -> Dataset:
     """Load one of the bundled datasets (parsed once per process, then cached).
 

@@ -98,7 +98,12 @@ def scaling(X_train) -> tuple[np.ndarray, np.ndarray]:
     if not all(np.isfinite(X_train[:, j]).all() for j in range(X_train.shape[1])):
         raise ValueError("X_train must be finite; got NaN or infinity")
     mean = X_train.mean(axis=0)
-    scale = np.array([X_train[:, j].std() for j in range(X_train.shape[1])])
+    with np.errstate(over="ignore"):  # an overflow is the error below, not a warning
+        scale = np.array([X_train[:, j].std() for j in range(X_train.shape[1])])
+    if not np.isfinite(scale).all():  # |x| beyond ~1e154: the squares of the std overflow
+        j = int(np.argmin(np.isfinite(scale)))
+        raise ValueError(f"X_train's column {j} has no finite standard deviation (its values "
+                         f"are too large to square); rescale it")
     # A computed mean of equal values can be off by an ulp; use the value itself.
     is_constant = np.ptp(X_train, axis=0) == 0
     mean[is_constant] = X_train[0, is_constant]

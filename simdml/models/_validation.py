@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml._checks import is_integer, is_real
+import math
+
+from simdml._checks import MAX_SHOWN, as_float, is_integer, is_real, shown
 
 
 def class_weights(spec, counts) -> np.ndarray:
@@ -22,6 +24,9 @@ def class_weights(spec, counts) -> np.ndarray:
     absent class), so that every class carries the same total weight (scikit-learn's
     rule); a dict: class index -> weight (keys may be strings of digits, as TOML writes
     them), 1 for the others.
+
+    Raises ValueError for a dict that names a class beyond ``len(counts)`` (a weight
+    that would weigh nothing) or that gives every class present weight 0.
 
     >>> class_weights("balanced", [90, 10]).tolist()
     [0.5555555555555556, 5.0]
@@ -35,15 +40,26 @@ def class_weights(spec, counts) -> np.ndarray:
         w[present] = counts.sum() / (present.sum() * counts[present])
         return w
     by_index = {int(k): float(v) for k, v in spec.items()}
-    return np.array([by_index.get(c, 1.0) for c in range(counts.size)])
+    unknown = sorted(c for c in by_index if c >= counts.size)
+    if unknown:  # a weight that weighs nothing is a typo, not a setting
+        raise ValueError(f"class_weight names class {unknown[0]}, but the classes are "
+                         f"0..{counts.size - 1}; got {_show(spec)}")
+    w = np.array([by_index.get(c, 1.0) for c in range(counts.size)])
+    if not (w[counts > 0] > 0).any():  # every row would weigh 0: a loss of 0 / 0
+        raise ValueError(f"class_weight gives every class present weight 0; got {_show(spec)}")
+    return w
+
+
+def _is_weight(value) -> bool:
+    x = as_float(value) if is_real(value) else None
+    return x is not None and math.isfinite(x) and x >= 0
 
 
 def _check_class_weight(owner, value) -> None:
     if not (value is None or value == "balanced" or (isinstance(value, dict) and all(
-            is_real(v) and v >= 0
-            and str(k).isdigit() for k, v in value.items()))):
+            _is_weight(v) and str(k).isdigit() for k, v in value.items()))):
         raise ValueError(f"The 'class_weight' parameter of {_owner_name(owner)} must be None, "
-                         f"'balanced' or a dict of class index -> non-negative weight. "
+                         f"'balanced' or a dict of class index -> finite weight >= 0. "
                          f"Got {_show(value)} instead.")
 
 
@@ -71,8 +87,10 @@ def _owner_name(owner) -> str:
 
 
 def _show(value) -> str:
-    # str() of a number reads like the user typed it (-1, nan); repr() quotes strings.
-    return str(value) if is_real(value) else repr(value)
+    # str() of a number reads like the user typed it (-1, nan); repr() quotes strings;
+    # either is cut when long (an int of 400 digits, a 10 MB string)
+    text = shown(value)
+    return str(value) if is_real(value) and len(text) <= MAX_SHOWN else text
 
 
 def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
@@ -80,7 +98,8 @@ def _check_real(owner, name: str, value, *, low: float, strict: bool) -> None:
     prefix = f"The {name!r} parameter of {_owner_name(owner)}"
     if not is_real(value):
         raise ValueError(f"{prefix} must be a real number {rule}. Got {_show(value)} instead.")
-    if not np.isfinite(value):
+    x = as_float(value)  # math, not numpy: a Fraction or a 400-digit int is a real number too
+    if x is None or not math.isfinite(x):
         raise ValueError(f"{prefix} must be finite. Got {_show(value)} instead.")
     if value < low or (strict and value == low):
         raise ValueError(f"{prefix} must be {rule}. Got {_show(value)} instead.")
@@ -100,13 +119,19 @@ def _check_non_negative(owner, name: str, value) -> None:
     _check_real(owner, name, value, low=0, strict=False)
 
 
+MAX_INT = 2**31 - 1  # no count is larger (a scenario's rule too): n_iter = 1e20 never ends
+
+
 def _check_int(owner, name: str, value, *, low: int) -> None:
-    """Raise unless ``value`` is an int >= ``low`` (``bool`` is not an int here)."""
+    """Raise unless ``value`` is an int in ``[low, MAX_INT]`` (``bool`` is not an int here)."""
     if not is_integer(value) or value < low:
         raise ValueError(
             f"The {name!r} parameter of {_owner_name(owner)} must be an int >= {low}. "
             f"Got {_show(value)} instead."
         )
+    if value > MAX_INT:
+        raise ValueError(f"The {name!r} parameter of {_owner_name(owner)} must be at most "
+                         f"{MAX_INT:,}. Got {_show(value)} instead.")
 
 
 def _check_X(X) -> np.ndarray:
