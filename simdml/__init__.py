@@ -12,12 +12,17 @@ from .network import Network
 from .engine import Deadlock, Interrupt, Simulator
 from .experiment import DataSplit, Result, prepare_data, run
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
+from .sections import (ClusterConfig, CrashConfig, DataConfig, FaultsConfig, ImbalanceConfig,
+                       LinkConfig, ModelConfig, NetworkConfig, PartitionConfig,
+                       SchedulingConfig, StopConfig, StrategyConfig)
 from .sweep import Comparison, SweepResult, compare, sweep
 from .trace import Trace
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Simulator", "Interrupt", "Deadlock", "Cluster", "Node", "Network", "Crash",
            "Scenario", "ScenarioError", "load_scenario", "bundled_scenarios", "run", "Result",
-           "prepare_data", "DataSplit",
+           "prepare_data", "DataSplit", "ClusterConfig", "NetworkConfig", "LinkConfig",
+           "FaultsConfig", "CrashConfig", "PartitionConfig", "DataConfig", "ImbalanceConfig",
+           "ModelConfig", "StrategyConfig", "SchedulingConfig", "StopConfig",
            "Trace", "compare", "Comparison", "sweep", "SweepResult", "__version__"]

@@ -85,9 +85,16 @@ def strategy_survives_the_faults(s) -> None:
 
 
 def proportional_needs_finite_speed(s) -> None:
-    if s.data.partition == "proportional" and not all(map(math.isfinite, s.cluster.speed)):
+    if s.data.partition != "proportional":
+        return
+    if not all(map(math.isfinite, s.cluster.speed)):
         raise ValueError(f"data.partition={s.data.partition!r} needs finite cluster.speed "
                          f"(shards in proportion to speed); got {list(s.cluster.speed)}")
+    effective = [v / d for v, d in zip(s.cluster.speed, s.cluster.slowdown)]
+    if not all(map(math.isfinite, effective)):  # a tiny slowdown: speed / slowdown overflows
+        raise ValueError(f"data.partition={s.data.partition!r} shares the rows by "
+                         f"cluster.speed / cluster.slowdown, which must be finite; got "
+                         f"{_checks.shown(effective)}")
 
 
 def checkpoints_need_a_strategy_that_restarts(s) -> None:

@@ -16,13 +16,9 @@ from .models import GRADIENT_MODELS
 from .models._validation import class_weights
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
-from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, tasks
+from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, smaller_lr, tasks
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
-
-# the strategies whose steps are strategy.lr times a gradient (tasks: scheduled sync rounds)
-_STEPS_BY_LR = ("sync", "async", "ssp", "allreduce", "local_sgd")
-
 
 def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     """A simulator, the network and the nodes: the server (node 0), then the workers."""
@@ -112,15 +108,13 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
 
 
 def _divergence_hint(s: Scenario) -> str:
-    """What a diverged run should change: the step size only where it makes the steps."""
-    if s.scheduling.policy is not None or s.strategy.kind in _STEPS_BY_LR:
-        mu = s.strategy.options.get("mu", 0.0) if s.strategy.kind == "local_sgd" else 0.0
-        if s.strategy.lr * mu > 2:  # the proximal pull alone overshoots (step lr mu > 2)
-            return (f"the FedProx pull overshoots: strategy.lr × strategy.mu = "
-                    f"{s.strategy.lr * mu:.4g} > 2; try a smaller strategy.mu")
-        return "try a smaller strategy.lr"
-    if s.strategy.kind == "local_fusion" and s.model.kind in GRADIENT_MODELS:
-        return "try a smaller model.lr (the step size of the local fits)"
+    """What a diverged run should change, as its strategy says (task rounds step by
+    strategy.lr); a strategy that names nothing does not step by strategy.lr."""
+    if s.scheduling.policy is not None:
+        return smaller_lr(s)
+    hint = STRATEGIES[s.strategy.kind].divergence_hint
+    if hint is not None and (text := hint(s)) is not None:
+        return text
     return (f"strategy.lr is unused by {s.strategy.kind} with model.kind={s.model.kind!r}: "
             f"look at the data's scale (data.standardize) and the model's settings")
 

@@ -20,8 +20,10 @@ DEMO_TIMELINE_ROUNDS = 8
 
 
 def _number(value, fmt: str) -> str:
-    """A number as ``fmt``, or n/a when there is none (no model was ever evaluated)."""
-    return "n/a" if value is None or value != value else fmt.format(value)
+    """A number as ``fmt`` (in scientific notation when very large or small), or n/a
+    when there is none (no model was ever evaluated)."""
+    from .metrics import format_number  # numpy: not for every command's start
+    return format_number(value, fmt)
 
 
 def format_summary(result) -> str:

@@ -56,9 +56,9 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     if s.cluster.workers > len(train):
         raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
-    # proportional to the effective speed: a slowed-down node gets less
-    effective = np.asarray(s.cluster.speed) / np.asarray(s.cluster.slowdown)
-    options = {"proportional": {"weights": effective},
+    # proportional to the effective speed (finite: a rule): a slowed-down node gets less
+    effective = [v / d for v, d in zip(s.cluster.speed, s.cluster.slowdown)]
+    options = {"proportional": {"weights": np.asarray(effective)},
                "label_skew": {"alpha": d.alpha},
                "size_skew": {"exponent": d.exponent},
                "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import _rules
+from ._checks import shown
 from ._toml import dumps as _dumps_toml
 from .sections import (_SECTIONS, ClusterConfig, CrashConfig, DataConfig, FaultsConfig,
                        ImbalanceConfig, LinkConfig, ModelConfig, NetworkConfig,
@@ -59,8 +60,9 @@ class Scenario:
             raise ScenarioError(f"name must be a non-empty string; got {self.name!r}")
         if not isinstance(self.description, str):
             raise ScenarioError(f"description must be a string; got {self.description!r}")
-        _integer("seed", self.seed, low=0, high=2**63 - 1)  # spawned seeds are 63-bit
-        _integer("eval_every", self.eval_every, low=1)
+        # spawned seeds are 63-bit; a numpy integer is stored as the int it stands for
+        object.__setattr__(self, "seed", _integer("seed", self.seed, low=0, high=2**63 - 1))
+        object.__setattr__(self, "eval_every", _integer("eval_every", self.eval_every, low=1))
         _flag("trace_spans", self.trace_spans)
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
@@ -185,6 +187,8 @@ def read_bounded(path: str | Path, what: str, max_bytes: int) -> bytes:
 
 def load_scenario(source: str | Path) -> Scenario:
     """Read a scenario from a TOML file, or a bundled one by name (see ``simdml list``)."""
+    if not isinstance(source, (str, Path)):
+        raise ScenarioError(f"a scenario is a TOML path or a bundled name; got {shown(source)}")
     path = Path(source)
     if path.suffix != ".toml" and not path.exists():
         bundled = bundled_scenarios()
@@ -206,6 +210,8 @@ def parse_scenario(text: str, where: str = "<string>") -> Scenario:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ScenarioError(f"{where}: invalid TOML: nested too deep to read") from None
     return Scenario.from_dict(d)
 
 

@@ -29,7 +29,6 @@ second sweep on it is refused; where there is no ``fcntl`` (Windows) there is no
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import itertools
 import json
 import math
@@ -48,6 +47,7 @@ import numpy as np
 
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
 from ._rng import Streams
+from ._version import __version__
 from .experiment import Result, run
 from .result import RESULT_MAX_BYTES, jsonable
 from .scenario import Scenario, ScenarioError, load_scenario, read_bounded
@@ -138,18 +138,11 @@ def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
 # --------------------------------------------------------------------------- sweep
 
 
-def _version() -> str:
-    try:  # the installed distribution's; a source tree that was never installed has none
-        return importlib.metadata.version("simdml")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def fingerprint(scenario_dict: dict) -> str:
     """What determines a run, as a hash: the resolved scenario (``Scenario.to_dict``,
     its seed included) and simdml's version. Two runs with one fingerprint give the
     same numbers; resume refuses a record whose fingerprint is not its task's."""
-    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": _version()},
+    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": __version__},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -277,6 +270,9 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         A bad grid point, or a results file that is locked, exists, or holds another
         experiment's runs.
     """
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ScenarioError(f"executor must have submit(fn, *args) (a concurrent.futures "
+                            f"Executor); got {shown(executor)}")
     tasks = _tasks(base, grid, seeds)  # every grid point checked before anything runs
     show = sys.stderr.isatty() if progress is None else progress
     if resume and overwrite:

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdml"
 
 #: the layers in order; a module may import from its own layer and the ones above it
 LAYERS = [
-    ("foundation", ["simdml._checks", "simdml._toml", "simdml._span"]),
+    ("foundation", ["simdml._checks", "simdml._toml", "simdml._span", "simdml._version"]),
     ("kernel", ["simdml.engine"]),
     ("randomness", ["simdml._rng"]),
     ("cluster", ["simdml.network", "simdml.cluster", "simdml.faults"]),

@@ -120,15 +120,11 @@ def test_parse_scenario_rejects_unknown_sections():
 def test_toml_nested_500_deep_is_a_scenario_error(capsys, tmp_path):
     """Guards issue 16, item 17: an array nested 500 deep was a RecursionError in the
     TOML parser (exit 1); it is a ScenarioError, exit 2, one line. Needs the except
-    clause in scenario.parse_scenario (outside this branch's files): xfail until then."""
+    TOML parser (exit 1); it is a ScenarioError, exit 2, one line."""
     path = tmp_path / "deep.toml"
     path.write_text("x = " + "[" * 500 + "]" * 500)
-    try:
+    with pytest.raises(ScenarioError, match=r"nested too deep to read"):
         parse_scenario(path.read_text())
-    except RecursionError:
-        pytest.xfail("scenario.parse_scenario does not catch RecursionError yet")
-    except ScenarioError:
-        pass
     assert main(["validate", str(path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 

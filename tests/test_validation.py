@@ -195,6 +195,21 @@ def test_the_python_api_refuses_a_wrong_type_with_the_command_lines_message(one_
     with pytest.raises(ScenarioError, match=r"^seeds \(replicate index 100000000000\) needs "
                                             r"about 100 TB"):
         simdml.sweep(BASE, grid, seeds=[10**11])
+    with pytest.raises(ScenarioError, match=r"^executor must have submit\(fn, \*args\) \(a "
+                                            r"concurrent.futures Executor\); got 5$"):
+        simdml.sweep(BASE, grid, executor=5)
+    with pytest.raises(ScenarioError, match=r"^a scenario is a TOML path or a bundled name; "
+                                            r"got None$"):
+        simdml.load_scenario(None)
+    with pytest.raises(ScenarioError, match=r"^unknown key 'cluster.foo'"):
+        simdml.ClusterConfig(workers=4, foo=1)  # the sections are public names too
+
+
+def test_a_numpy_seed_is_stored_as_an_int():
+    """Guards item 21: Scenario(seed=np.int64(3)) keeps the int 3, so it writes to TOML."""
+    s = Scenario(seed=np.int64(3), eval_every=np.int32(2))
+    assert type(s.seed) is int and type(s.eval_every) is int
+    assert "seed = 3" in s.to_toml()
 
 
 def test_a_polynomial_degree_beyond_the_largest_count_is_refused_without_warnings():
@@ -204,3 +219,17 @@ def test_a_polynomial_degree_beyond_the_largest_count_is_refused_without_warning
         "kind": "cascade_svm"}
     with pytest.raises(ScenarioError, match=r"^model.degree: .* must be at most 2,147,483,647"):
         Scenario.from_dict(d)
+
+
+def test_an_effective_speed_that_overflows_is_refused_and_never_warns():
+    """Guards item 18: speed 1e308 with slowdown 5e-324 made speed / slowdown overflow
+    (a RuntimeWarning in every run); shards in proportion to it are refused, naming
+    both keys, and other partitions never compute it."""
+    import warnings
+    fast = {"cluster.workers": 2, "cluster.speed": 1e308, "cluster.slowdown": 5e-324}
+    with pytest.raises(ScenarioError, match=r"cluster.speed / cluster.slowdown, which must "
+                                            r"be finite; got \[inf, inf\]"):
+        Scenario().replace(**fast, **{"data.partition": "proportional"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        simdml.prepare_data(Scenario().replace(**fast))

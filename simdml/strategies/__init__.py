@@ -16,7 +16,7 @@ from .job import Job, Shard
 from .monitor import Monitor
 from .stats import Stats
 
-__all__ = ["STRATEGIES", "StrategySpec", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
+__all__ = ["STRATEGIES", "StrategySpec", "smaller_lr", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,13 @@ class StrategySpec:
     model_rules: tuple = ()       # rules of its options against the model
     rules: tuple = ()             # rules of its options against the cluster
     stall_hint: str | None = None  # what to set when a lost message stalls it for good
+    divergence_hint: object = None  # fn(scenario) -> str: what to change when it diverges;
+                                    # None: strategy.lr is not what makes its steps
+
+
+def smaller_lr(s) -> str:
+    """The hint of every strategy whose steps are strategy.lr times a gradient."""
+    return "try a smaller strategy.lr"
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -46,16 +53,19 @@ STRATEGIES: dict[str, StrategySpec] = {
                          "wait_for = k uses the first k of n gradients",
                          checkpoints=True, rules=(sync.wait_for_at_most_workers,),
                          stall_hint="set strategy.round_timeout so that a round can close "
-                                    "without it"),
+                                    "without it", divergence_hint=smaller_lr),
     "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
-                          "asynchronous parameter server: every push updates at once"),
+                          "asynchronous parameter server: every push updates at once",
+                          divergence_hint=smaller_lr),
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
-                        "stale-synchronous parallel: at most `staleness` pushes ahead"),
+                        "stale-synchronous parallel: at most `staleness` pushes ahead",
+                        divergence_hint=smaller_lr),
     "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
                               "ring all-reduce of gradients, no server",
-                              survives_faults=False),
+                              survives_faults=False, divergence_hint=smaller_lr),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
-                              "local SGD / federated averaging: local_steps, then an average"),
+                              "local SGD / federated averaging: local_steps, then an average",
+                              divergence_hint=local_sgd.divergence_hint),
     "cascade_svm": StrategySpec(cascade.CascadeOptions, cascade.start,
                                 "cascade SVM: support vectors merge up a binary tree, the top "
                                 "is fed back until it stops changing",
@@ -68,7 +78,8 @@ STRATEGIES: dict[str, StrategySpec] = {
                                  "local models, one per shard, fused by a rule (best, vote, "
                                  "soft, average)",
                                  survives_faults=False, models=local_fusion.MODELS,
-                                 model_rules=(local_fusion.average_needs_parameter_vectors,)),
+                                 model_rules=(local_fusion.average_needs_parameter_vectors,),
+                                 divergence_hint=local_fusion.divergence_hint),
     "hist_tree": StrategySpec(hist_tree.HistTreeOptions, hist_tree.start,
                               "data-parallel histogram tree: workers build class histograms "
                               "per level, the server sums them and splits (exact)",

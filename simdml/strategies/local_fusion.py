@@ -62,6 +62,13 @@ def average_needs_parameter_vectors(s) -> None:
                          f"model.kind={s.model.kind!r}")
 
 
+def divergence_hint(s) -> str | None:
+    """A diverged local fit of a gradient model: its own step size (model.lr)."""
+    if s.model.kind in GRADIENT_MODELS:
+        return "try a smaller model.lr (the step size of the local fits)"
+    return None
+
+
 def start(job: Job):
     if job.options.rule in NEEDS_VALIDATION and all(s.n_rows < 2 for s in job.shards):
         raise ValueError(f"strategy.rule={job.options.rule!r} needs a validation split, but "

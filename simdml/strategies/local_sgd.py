@@ -44,6 +44,16 @@ class LocalSGDOptions:
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
 
 
+def divergence_hint(s) -> str:
+    """A diverged run: the FedProx pull overshoots when lr * mu > 2 (its step alone), else
+    the step size is too large."""
+    mu = s.strategy.options.get("mu", 0.0)
+    if s.strategy.lr * mu > 2:
+        return (f"the FedProx pull overshoots: strategy.lr × strategy.mu = "
+                f"{s.strategy.lr * mu:.4g} > 2; try a smaller strategy.mu")
+    return "try a smaller strategy.lr"
+
+
 def start(job: Job):
     """Start the server and the workers; returns the server process (ends training)."""
     return job.start(server, worker)
