@@ -341,3 +341,50 @@ def test_average_of_learners_without_parameters_is_a_scenario_error(model):
                                             rf"vectors: it needs model.kind 'logistic' or 'svm'; "
                                             rf"got model.kind='{model}'"):
         _scenario("local_fusion", model, **{"strategy.rule": "average"})
+
+
+def test_admm_is_the_consensus_protocol_step_by_step():
+    """admm_svm is scaled-form consensus ADMM (Boyd et al. 2011, eqs. 7.6 and 3.12): each
+    worker's proximal solve of z - u_i, z the shrunk mean of x_i + u_i, u_i += x_i - z,
+    stopping at the first k where r <= eps_pri and s <= eps_dual. The same loop in plain
+    numpy, on the same solver, gives the same parameters (to 1e-12) at the same k."""
+    from simdml.scenario import build_model
+    s = _scenario("admm_svm", "svm", **{"stop.rounds": 300, "data.dataset": "iris"})
+    opts, split = s.strategy.build_options(), prepare_data(s)
+    model = build_model(s.model)
+    z = model.init_params(split.X_train.shape[1], int(split.y_train.max()) + 1)
+    m, d1, n = len(split.parts), split.X_train.shape[1] + 1, split.y_train.size
+    shrink = m * opts.rho / (model.l2 + m * opts.rho)
+    u, alphas = np.zeros((m, z.size)), [None] * m
+    for k in range(1, s.stop.rounds + 1):
+        x = np.zeros_like(u)
+        for i, part in enumerate(split.parts):
+            x[i], alphas[i], _ = model.prox_hinge(
+                z - u[i], split.X_train[part], split.y_train[part], rho=opts.rho,
+                row_weight=1.0 / n, alpha=alphas[i], tol=opts.local_tol,
+                max_epochs=opts.local_epochs)
+        z_prev, v = z, (x + u).mean(axis=0).reshape(d1, -1)
+        v[:-1] *= shrink
+        z = v.reshape(-1)
+        u += x - z
+        r = np.sqrt(((x - z) ** 2).sum())
+        dual = opts.rho * math.sqrt(m) * np.linalg.norm(z - z_prev)
+        eps_pri = math.sqrt(x.size) * opts.eps_abs + opts.eps_rel * max(
+            np.linalg.norm(x), math.sqrt(m) * np.linalg.norm(z))
+        eps_dual = math.sqrt(x.size) * opts.eps_abs + opts.eps_rel * opts.rho * np.linalg.norm(u)
+        if r <= eps_pri and dual <= eps_dual:
+            break
+    result = run(s)
+    assert k < s.stop.rounds and result.summary["updates"] == k
+    assert result.summary["stop_reason"].startswith("converged: residuals")
+    np.testing.assert_allclose(result.model.params_, z, rtol=0, atol=1e-12)
+
+
+def test_the_cascade_resolves_gamma_scale_on_the_whole_training_set():
+    """gamma = "scale" is 1 / (n_features * X.var()) of the whole training set, once, for
+    every subset of the cascade (on raw features, where the variance is not 1)."""
+    s = _scenario("cascade_svm", "kernel_svm", **{"data.standardize": False,
+                                                  "data.dataset": "iris"})
+    X = prepare_data(s).X_train
+    assert X.var() > 2  # raw iris: the check would not see d * var against d / var at 1
+    assert run(s).model.gamma == 1.0 / (X.shape[1] * X.var())

@@ -96,16 +96,17 @@ def test_a_partition_that_heals_and_one_that_never_does():
     """A cut between two workers and the rest loses the messages across while it lasts
     (rounds close on their timeout) and training goes on after it heals; a cut around
     the server that never heals ends the run, saying so (sync and task rounds)."""
-    base = _s(**{"stop.rounds": 200, "strategy.round_timeout": 0.005})
+    base = _s(**{"stop.rounds": 200, "strategy.round_timeout": 0.005, "stop.wall_time": 20})
     healed = run(base.replace(**{"faults.partition": [{"nodes": [0, 1], "at": 0.002,
                                                        "heal_after": 0.01}]}))
     assert healed.summary["updates"] == 200 and healed.summary["messages_lost"] > 0
     assert [k for _, _, k in healed.trace.instants] == ["partition", "heal"]
     for s in (base, _s(**{"stop.rounds": 200, "scheduling.policy": "pull",
-                          "scheduling.block_timeout": 0.005})):
+                          "scheduling.block_timeout": 0.005, "stop.wall_time": 20})):
         r = run(s.replace(**{"faults.partition": [{"nodes": ["server"], "at": 0.002}]}))
         assert r.summary["stop_reason"].startswith(
             "the server is cut off from every live worker by a network partition that never heals")
+        assert r.summary["sim_time"] < 0.002 + 2 * 0.005  # at the first round that sees it
 
 
 def test_partitions_are_checked_and_round_trip_through_toml():

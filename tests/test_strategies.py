@@ -343,3 +343,26 @@ def test_local_fusion_of_a_diverged_member_is_a_diverged_run(rule):
     assert reason.startswith("diverged: the local models of workers 0, 1, 2, 3 have "
                              "non-finite parameters"), reason
     assert "try a smaller model.lr" in reason
+
+
+def test_fedprox_is_its_update_rule_step_by_step():
+    """local_sgd with mu computes, per round and worker, H steps of
+    ``p <- p - lr (grad_i(p) + mu (p - w))`` from the round's model w, then the
+    shard-weighted average: the same parameters as that loop in plain numpy (to 1e-12).
+    (Li et al. 2020, FedProx, eq. 2: the proximal term's gradient is mu (p - w).)"""
+    lr, mu, steps, rounds = 0.3, 0.8, 4, 6
+    s = _scenario(**{"strategy.kind": "local_sgd", "strategy.local_steps": steps,
+                     "strategy.mu": mu, "strategy.lr": lr, "stop.rounds": rounds})
+    split = prepare_data(s)
+    model = LogisticRegression(l2=s.model.options.get("l2", 1e-4))
+    w = model.init_params(split.X_train.shape[1], int(split.y_train.max()) + 1)
+    n = split.y_train.size
+    for _ in range(rounds):
+        local = []
+        for part in split.parts:
+            X, y, p = split.X_train[part], split.y_train[part], w.copy()
+            for _ in range(steps):
+                p = p - lr * (model.loss_grad(p, X, y)[1] + mu * (p - w))
+            local.append((part.size / n) * p)
+        w = np.add.reduce(np.stack(local), axis=0)
+    np.testing.assert_allclose(run(s).model.params_, w, rtol=0, atol=1e-12)
