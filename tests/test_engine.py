@@ -1017,11 +1017,20 @@ def test_deadlock_names_who_waits_on_what_since_when():
         yield sim.timeout(2.0)
         yield inbox.get()
 
+    def idle(sim):
+        yield inbox.get()
+
     sim.process(stuck(sim), name="stuck")
+    sim.process(idle(sim), name="idle")
     message = r"(?s)deadlock at t=2 s.*process 'stuck' waits on <get from 'inbox'> since t=2 s"
     with pytest.raises(Deadlock, match=message) as info:
         sim.run()
-    assert info.value.waiting == [("stuck", "<get from 'inbox'>", 2.0)]
+    assert str(info.value) == (
+        "deadlock at t=2 s: no events left (but daemons'), 2 process(es) still waiting:\n"
+        "  - process 'stuck' waits on <get from 'inbox'> since t=2 s\n"
+        "  - process 'idle' waits on <get from 'inbox'> since t=0 s")
+    assert info.value.waiting == [("stuck", "<get from 'inbox'>", 2.0),
+                                  ("idle", "<get from 'inbox'>", 0.0)]
     assert sim.waiting() == info.value.waiting
 
 
@@ -1039,8 +1048,28 @@ def test_run_until_an_event_that_never_fires_is_a_deadlock():
     sim.process(stuck(sim))
     sim.process(finisher(sim))
     with pytest.raises(Deadlock, match=r"(?s)deadlock at t=1 s: no events left before <Event .*"
-                                       r"process 'stuck' waits on <Event"):
+                                       r"process 'stuck' waits on <Event") as info:
         sim.run(until=never)
+    assert info.value.waiting == [(info.value.waiting[0][0], repr(never), 0.0)]  # made at 0
+
+
+def test_waiting_on_a_timeout_is_waiting_since_now():
+    """waiting() lists a process asleep in a timeout (which keeps no 'since') as waiting
+    from the moment asked."""
+    sim = Simulator()
+    seen = []
+
+    def sleeper(sim):
+        yield sim.timeout(5.0)
+
+    def asker(sim):
+        yield sim.timeout(1.5)
+        seen.extend(w for w in sim.waiting() if w[0] == "sleeper")
+
+    sim.process(sleeper(sim), name="sleeper")
+    sim.process(asker(sim), name="asker")
+    sim.run()
+    assert len(seen) == 1 and seen[0][2] == 1.5
 
 
 def test_time_bounded_run_with_a_stuck_process_does_not_raise():
@@ -1220,3 +1249,53 @@ def test_a_time_bounded_run_with_a_daemon_runs_to_its_time():
     sim.process(stuck())
     assert sim.run(until=5.5) is None
     assert sim.now == 5.5 and log == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_process_waiting_while_only_daemons_run_is_a_deadlock():
+    """With no time bound, a process that waits for ever while only daemons have events
+    is a Deadlock (the daemons alone never end a run, nor keep it going)."""
+    sim = Simulator()
+    inbox = sim.store("inbox")
+
+    def ticker(sim):
+        while True:
+            yield sim.timeout(1.0)
+
+    def waiter(sim):
+        yield inbox.get()
+
+    sim.process(ticker(sim), name="ticker", daemon=True)
+    sim.process(waiter(sim), name="waiter")
+    with pytest.raises(Deadlock, match=r"process 'waiter' waits on <get from 'inbox'>"):
+        sim.run()
+
+
+def test_a_condition_two_processes_share_outlives_one_of_them():
+    """Two processes wait on one any_of; interrupting one leaves the condition (and its
+    mailbox get) in place for the other, which still receives the message."""
+    from simdml import Interrupt
+    sim = Simulator()
+    inbox = sim.store("inbox")
+    get = inbox.get()
+    either = sim.any_of([get, sim.timeout(10.0)])
+    got = []
+
+    def waiter(sim, name):
+        try:
+            first, = yield either
+            got.append((name, first.value if first is get else "timeout", sim.now))
+        except Interrupt:
+            got.append((name, "interrupted", sim.now))
+
+    a = sim.process(waiter(sim, "a"))
+    sim.process(waiter(sim, "b"))
+
+    def driver(sim):
+        yield sim.timeout(1.0)
+        a.interrupt()
+        yield sim.timeout(1.0)
+        inbox.put("hello")
+
+    sim.process(driver(sim))
+    sim.run()
+    assert got == [("a", "interrupted", 1.0), ("b", "hello", 2.0)]
