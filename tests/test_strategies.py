@@ -366,3 +366,17 @@ def test_fedprox_is_its_update_rule_step_by_step():
             local.append((part.size / n) * p)
         w = np.add.reduce(np.stack(local), axis=0)
     np.testing.assert_allclose(run(s).model.params_, w, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy.kind": "cascade_svm", "model.kind": "kernel_svm", "strategy.feedback": 1},
+     "strategy.feedback must be true or false; got 1"),
+    ({"strategy.kind": "hist_tree", "model.kind": "tree", "strategy.subtraction": "yes"},
+     "strategy.subtraction must be true or false; got 'yes'"),
+    ({"strategy.kind": "local_sgd", "strategy.weighting": "rows"},
+     "strategy.weighting must be 'samples' or 'equal'; got 'rows'"),
+])
+def test_strategy_options_name_the_key_the_rule_and_the_value(changes, message):
+    """Each strategy option's error names its dotted key, the rule and the value."""
+    with pytest.raises(ScenarioError, match="^" + message.replace(".", r"\.") + "$"):
+        Scenario().replace(**changes)
