@@ -205,3 +205,13 @@ def test_large_and_small_numbers_print_in_scientific_notation(value, fmt, text):
     """Guards issue 16 item 6: a diverged loss prints as 9.339e+196, not 200 digits."""
     from simdml.metrics import format_number
     assert format_number(value, fmt) == text
+
+
+def test_a_partition_around_the_server_that_heals_is_not_the_end():
+    """Only a partition that never heals cuts the server off for good: one around the
+    server that heals costs rounds (closed on their timeout) and training goes on to its
+    last update."""
+    r = run(_s(**{"stop.rounds": 60, "strategy.round_timeout": 0.005, "stop.wall_time": 20,
+                  "faults.partition": [{"nodes": ["server"], "at": 0.002, "heal_after": 0.02}]}))
+    assert r.summary["updates"] == 60 and r.summary["stop_reason"] == "60 updates done (stop.rounds)"
+    assert r.summary["incomplete_rounds"] >= 1
