@@ -208,6 +208,10 @@ def test_a_server_failing_faster_than_it_progresses_gives_up_with_a_reason():
     r = run(_scenario(**{"faults.server_mtbf": 0.0005, "faults.mttr": 1e-4,
                          "faults.checkpoint_every": 3, "stop.rounds": 50}))
     assert r.summary["stop_reason"].startswith("the server fails faster than it makes progress")
+    # it gives up at the MAX_FUTILE_RESTARTS-th restart in a row without a new update
+    from simdml.strategies.checkpoints import MAX_FUTILE_RESTARTS
+    assert r.summary["server_restarts"] == MAX_FUTILE_RESTARTS == 20
+    assert f"{MAX_FUTILE_RESTARTS} restarts without getting past update 0" in r.summary["stop_reason"]
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -1,6 +1,7 @@
 """Contracts between the gradient strategies: where they must agree, they agree exactly;
 where they differ, they differ as the theory says."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -375,8 +376,29 @@ def test_fedprox_is_its_update_rule_step_by_step():
      "strategy.subtraction must be true or false; got 'yes'"),
     ({"strategy.kind": "local_sgd", "strategy.weighting": "rows"},
      "strategy.weighting must be 'samples' or 'equal'; got 'rows'"),
+    ({"strategy.round_timeout": 0}, "strategy.round_timeout must be > 0 (s); got 0.0"),
+    ({"strategy.round_timeout": -1}, "strategy.round_timeout must be > 0 (s); got -1.0"),
+    ({"strategy.wait_for": 5}, "strategy.wait_for must be at most cluster.workers=4; got 5"),
 ])
 def test_strategy_options_name_the_key_the_rule_and_the_value(changes, message):
     """Each strategy option's error names its dotted key, the rule and the value."""
-    with pytest.raises(ScenarioError, match="^" + message.replace(".", r"\.") + "$"):
+    with pytest.raises(ScenarioError, match="^" + re.escape(message) + "$"):
         Scenario().replace(**changes)
+
+
+def test_wait_for_may_be_every_worker():
+    """k of n with k = n is allowed (it is plain sync) and ends like sync."""
+    k_of_n = run(Scenario().replace(**{"strategy.wait_for": 4, "stop.rounds": 5}))
+    plain = run(Scenario().replace(**{"stop.rounds": 5}))
+    np.testing.assert_allclose(k_of_n.model.params_, plain.model.params_, rtol=0, atol=1e-12)
+
+
+def test_a_target_reached_exactly_counts_as_reached():
+    """A run stops the first time the score reaches stop.target_accuracy, equality
+    included: with the target set to a score the run attains, it stops there."""
+    full = run(_scenario(**{"stop.rounds": 30}))
+    target = full.history[-1]["score"]
+    first = next(h for h in full.history if h["score"] >= target)
+    r = run(_scenario(**{"stop.rounds": 30, "stop.target_accuracy": target}))
+    assert r.summary["time_to_target"] == first["time"]
+    assert r.summary["updates"] == first["update"]
