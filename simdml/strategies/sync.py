@@ -84,12 +84,14 @@ def server(job: Job):
         return job.finish()
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
-        node.broadcast(job.workers, model)                  # 1. broadcast the model
+        sent = node.broadcast(job.workers, model)           # 1. broadcast the model
         grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
             if job.workers_lost() or job.cut_off():
                 return job.finish()                         #    ... and nobody ever will
-            continue                                        #    ... try again
+            if not sent.processed:                          #    ... try again, once the model
+                yield sent                                  #    has left the NIC (no pile-up)
+            continue
         order = sorted(grads)                               # 3. average, weighted by samples,
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
         g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot
