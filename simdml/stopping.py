@@ -135,6 +135,9 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 
         return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "
                 f"time, at simulated t={sim.now:.4g} s; bound the run with stop.rounds or "
                 f"stop.time, or raise stop.wall_time")
+    except FloatingPointError as exc:  # a learner's arithmetic left float64 (it says how)
+        job.monitor.diverge(str(exc))
+        return job.monitor.stop_reason
     except Interrupt as exc:
         return (f"{exc.cause.node} crashed at t={exc.cause.at:.4g} s, and {s.strategy.kind} "
                 f"cannot go on without it (no checkpoint to restart from)")

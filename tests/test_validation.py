@@ -3,12 +3,13 @@ one are refused at validation with a ScenarioError naming the key, the value and
 (items 9, 14, 16-19, 21). Each test says which failure it guards."""
 import fractions
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import simdml
-from simdml import Scenario, ScenarioError
+from simdml import Scenario, ScenarioError, run
 from simdml.sections import ClusterConfig, StrategyConfig
 
 BASE = Scenario(name="validation").replace(**{"stop.rounds": 3})
@@ -233,3 +234,29 @@ def test_an_effective_speed_that_overflows_is_refused_and_never_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         simdml.prepare_data(Scenario().replace(**fast))
+
+
+@pytest.mark.parametrize("strategy", ["cascade_svm", "local_fusion"])
+def test_a_polynomial_kernel_that_overflows_stops_as_diverged_without_warnings(strategy):
+    """Guards item 21: a valid degree whose kernel leaves float64 ((10 x.z)^400) spilled
+    overflow and invalid-value warnings and ran the solver to max_iter on infinities; it
+    stops at once as diverged, naming the kernel's settings."""
+    d = BASE.to_dict()
+    d["model"] = {"kind": "kernel_svm", "kernel": "poly", "degree": 400, "gamma": 10.0}
+    d["strategy"] = {"kind": strategy}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = run(Scenario.from_dict(d))
+    assert r.summary["stop_reason"].startswith(
+        "diverged: the polynomial kernel (gamma x.z + coef0)^degree overflows float64 on "
+        "these data with gamma=10, coef0=0, degree=400: lower model.degree or model.gamma")
+
+
+def test_the_polynomial_kernel_refuses_values_beyond_float64_and_keeps_the_others():
+    """The kernel is (gamma x.z + coef0)^degree exactly where it fits in float64."""
+    from simdml.models._smo import _kernel
+    A = np.array([[1.0, 2.0], [0.5, -1.0]])
+    K = _kernel(A, A, kernel="poly", gamma=0.5, degree=3, coef0=1.0)
+    assert K == pytest.approx((0.5 * A @ A.T + 1.0) ** 3, rel=1e-15)
+    with pytest.raises(FloatingPointError, match="degree=400"):
+        _kernel(A, A, kernel="poly", gamma=10.0, degree=400, coef0=0.0)

@@ -31,7 +31,7 @@ def _kernel(A, B, *, kernel: str, gamma: float, degree: int, coef0: float) -> np
     if kernel == "linear":
         return dots
     if kernel == "poly":
-        return (gamma * dots + coef0) ** degree
+        return _poly(dots, gamma=gamma, degree=degree, coef0=coef0)
     sq_dist = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", B, B)[None, :]
     sq_dist -= 2.0 * dots
     np.maximum(sq_dist, 0.0, out=sq_dist)  # rounding can make a tiny distance negative
@@ -43,7 +43,20 @@ def _kernel_diag(X, *, kernel: str, gamma: float, degree: int, coef0: float) -> 
     if kernel == "rbf":
         return np.ones(X.shape[0])
     norms = np.einsum("ij,ij->i", X, X)
-    return norms if kernel == "linear" else (gamma * norms + coef0) ** degree
+    return norms if kernel == "linear" else _poly(norms, gamma=gamma, degree=degree, coef0=coef0)
+
+
+def _poly(dots, *, gamma: float, degree: int, coef0: float) -> np.ndarray:
+    """``(gamma dots + coef0)^degree``; FloatingPointError if a value is beyond float64
+    (a high degree of a number above 1), rather than infinities that poison the solver."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        K = (gamma * dots + coef0) ** degree
+    if not np.isfinite(K).all():
+        raise FloatingPointError(
+            f"the polynomial kernel (gamma x.z + coef0)^degree overflows float64 on these "
+            f"data with gamma={gamma:.4g}, coef0={coef0:g}, degree={degree}: lower "
+            f"model.degree or model.gamma")
+    return K
 
 
 class _KernelRows:
