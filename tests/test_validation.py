@@ -3,6 +3,7 @@ one are refused at validation with a ScenarioError naming the key, the value and
 (items 9, 14, 16-19, 21). Each test says which failure it guards."""
 import fractions
 import math
+import re
 import warnings
 
 import numpy as np
@@ -260,3 +261,30 @@ def test_the_polynomial_kernel_refuses_values_beyond_float64_and_keeps_the_other
     assert K == pytest.approx((0.5 * A @ A.T + 1.0) ** 3, rel=1e-15)
     with pytest.raises(FloatingPointError, match="degree=400"):
         _kernel(A, A, kernel="poly", gamma=10.0, degree=400, coef0=0.0)
+
+
+def test_local_fits_that_cannot_end_within_the_wall_time_are_refused_with_the_estimate():
+    """Guards item 14's work estimate: local_fusion runs every local step for real, so
+    4 workers × n_iter steps at no less than 1 µs each must fit in stop.wall_time; the
+    largest count (2**31 - 1, the 900 s guard after the whole wait) is refused at once."""
+    base = BASE.replace(**{"strategy.kind": "local_fusion", "model.kind": "logistic"})
+    with pytest.raises(ScenarioError, match=re.escape(
+            "model.n_iter=2147483647 with cluster.workers=4: local_fusion runs 8.59e+09 "
+            "gradient steps for real, at least 8590 s at 1e-06 s per step, beyond "
+            "stop.wall_time=900 s; lower model.n_iter or raise stop.wall_time")):
+        base.replace(**{"model.n_iter": 2**31 - 1})
+    base.replace(**{"model.n_iter": 225_000_000})                       # 900 s exactly: allowed
+    with pytest.raises(ScenarioError, match="stop.wall_time=899 s"):
+        base.replace(**{"model.n_iter": 225_000_000, "stop.wall_time": 899.0})
+    base.replace(**{"model.kind": "tree", "stop.wall_time": 1e-3})     # no steps: no limit
+
+
+def test_a_gradient_step_takes_at_least_the_time_the_work_estimate_assumes():
+    """The estimate's 1 µs per step is a floor: a real step on 10 rows takes longer."""
+    import time
+    from simdml.models import LogisticRegression
+    from simdml.strategies.local_fusion import STEP_SECONDS
+    X, y = np.random.default_rng(0).normal(size=(10, 4)), np.arange(10) % 3
+    began = time.process_time()
+    LogisticRegression(n_iter=2000).fit(X, y)
+    assert time.process_time() - began > 2000 * STEP_SECONDS

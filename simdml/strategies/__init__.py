@@ -78,7 +78,8 @@ STRATEGIES: dict[str, StrategySpec] = {
                                  "local models, one per shard, fused by a rule (best, vote, "
                                  "soft, average)",
                                  survives_faults=False, models=local_fusion.MODELS,
-                                 model_rules=(local_fusion.average_needs_parameter_vectors,),
+                                 model_rules=(local_fusion.average_needs_parameter_vectors,
+                                              local_fusion.local_fits_end_within_the_wall_time),
                                  divergence_hint=local_fusion.divergence_hint),
     "hist_tree": StrategySpec(hist_tree.HistTreeOptions, hist_tree.start,
                               "data-parallel histogram tree: workers build class histograms "

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _checks
 from ..fusion import FUSION_RULES, NEEDS_VALIDATION, Constant, fuse, non_finite
-from ..models import GRADIENT_MODELS
+from ..models import GRADIENT_MODELS, MODELS as _LEARNERS
 from ..models._base import clone
 from ..messages import FittedModel
 from .job import Job
@@ -60,6 +60,31 @@ def average_needs_parameter_vectors(s) -> None:
         raise ValueError(f"strategy.rule='average' averages parameter vectors: it needs "
                          f"model.kind {' or '.join(map(repr, linear))}; got "
                          f"model.kind={s.model.kind!r}")
+
+
+STEP_SECONDS = 1e-6  # real seconds a gradient step takes at the least (a few numpy calls)
+
+
+def local_fits_end_within_the_wall_time(s) -> None:
+    """A scenario rule: each worker fits its local model in ``model.n_iter`` gradient
+    steps, all of them run for real, none cut short by a stop condition; at no less than
+    STEP_SECONDS per step they must fit in ``stop.wall_time`` (a cheap work estimate that
+    refuses at validation what the wall-clock guard would cut after the whole wait)."""
+    if s.model.kind not in GRADIENT_MODELS:
+        return
+    n_iter = s.model.options.get("n_iter", _default(_LEARNERS[s.model.kind], "n_iter"))
+    steps = n_iter * s.cluster.workers
+    if steps * STEP_SECONDS > s.stop.wall_time:
+        raise ValueError(f"model.n_iter={n_iter} with cluster.workers={s.cluster.workers}: "
+                         f"local_fusion runs {steps:.4g} gradient steps for real, at least "
+                         f"{steps * STEP_SECONDS:.4g} s at {STEP_SECONDS:g} s per step, beyond "
+                         f"stop.wall_time={s.stop.wall_time:g} s; lower model.n_iter or raise "
+                         f"stop.wall_time")
+
+
+def _default(cls, name: str):
+    import inspect
+    return inspect.signature(cls).parameters[name].default
 
 
 def divergence_hint(s) -> str | None:
