@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check", "main", "EXERCISES"]
+__all__ = ["check", "export", "main", "EXERCISES"]
 
 EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
@@ -46,7 +47,36 @@ def check(name: str, module) -> list[str]:
     except NotImplementedError as exc:
         return [f"not done yet: {exc}"]
     except Exception as exc:  # the student's code raised: say where, in one line
-        return [f"your code raised {type(exc).__name__}: {exc}"]
+        return [f"your code raised {type(exc).__name__}: {exc}{_where(exc, module)}"]
+
+
+def _where(exc: BaseException, module) -> str:
+    """`` (line N of file.py: code)``: the last line of the student's file that ran, or ""."""
+    path = getattr(module, "__file__", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    if not frames:
+        return ""
+    return f" (line {frames[-1].lineno} of {Path(path).name}: {frames[-1].line})"
+
+
+def export(folder: Path) -> list[Path]:
+    """Copy the exercises and their README, without the solutions, into ``folder`` (made
+    if need be; an existing exercise file there is not overwritten): what a teacher
+    hands out. Returns the files written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"--export {str(folder)!r} is a file; give a folder")
+    sources = [_folder() / "README.md"] + [_folder() / f"{stem}.py" for stem in EXERCISES.values()]
+    clashes = [src.name for src in sources if (folder / src.name).exists()]
+    if clashes:
+        raise FileExistsError(f"--export {str(folder)!r} already holds {', '.join(clashes)}: "
+                              f"give an empty folder (nothing was copied)")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in sources:
+        (folder / src.name).write_bytes(src.read_bytes())
+        written.append(folder / src.name)
+    return written
 
 
 # --------------------------------------------------------------------- checkers
@@ -72,11 +102,44 @@ def _check_round_time(m) -> list[str]:
                                          TAGGED_MODEL_HEADER + 8 * size,
                                          TAGGED_GRADIENT_HEADER + 8 * size, (n + 2) * size / 1e9)
         if abs(predicted - simulated) > 1e-9 * simulated:
+            args = (n, compute, latency, bandwidth, TAGGED_MODEL_HEADER + 8 * size,
+                    TAGGED_GRADIENT_HEADER + 8 * size, (n + 2) * size / 1e9)
             problems.append(f"with {n} workers, latency {latency:g} s and bandwidth "
                             f"{bandwidth:g} B/s you predict {predicted:.6g} s, the simulator "
-                            f"measures {simulated:.6g} s. Did you let the copies of the model "
-                            f"leave one after another, and the gradients queue at the server?")
+                            f"measures {simulated:.6g} s. {_round_time_hint(predicted, args)}")
     return problems
+
+
+_ROUND_TIME_SLIPS = {  # a common slip -> what the student's formula is missing
+    "server": "the server's own step at the end (server_compute) is missing",
+    "latencies": "count the latency twice: once for the model going out, once for the "
+                 "gradient coming back",
+    "queue": "the server's card receives one gradient at a time: a gradient that arrives "
+             "while another is coming in waits for it (a queue)",
+    "grad_wire": "a gradient takes grad_bytes / bandwidth on the wire, like the model",
+}
+
+
+def _round_time(n, compute, latency, bandwidth, model_bytes, grad_bytes, server_compute,
+                slip=None):
+    """A round's time by the exercise's description, or with one ``slip`` in it."""
+    wire = 0.0 if slip == "grad_wire" else grad_bytes / bandwidth
+    trips = 1 if slip == "latencies" else 2
+    first_bits = [k * model_bytes / bandwidth + trips * latency + compute
+                  for k in range(1, n + 1)]
+    free = 0.0
+    for t in sorted(first_bits):
+        free = t + wire if slip == "queue" else max(t, free) + wire
+    return free + (0.0 if slip == "server" else server_compute)
+
+
+def _round_time_hint(predicted: float, args) -> str:
+    """Name the term a wrong prediction misses, when it matches one common slip."""
+    for slip, says in _ROUND_TIME_SLIPS.items():
+        if abs(_round_time(*args, slip=slip) - predicted) <= 1e-9 * predicted:
+            return f"Your formula matches one with a slip: {says}."
+    return ("Did you let the copies of the model leave one after another, and the "
+            "gradients queue at the server?")
 
 
 def _check_policy(m) -> list[str]:
@@ -96,6 +159,22 @@ def _check_policy(m) -> list[str]:
         problems.append("worker 2 runs at 5 % of the fastest speed: it must get no block")
     elif not len(queues[3]) > len(queues[0]):
         problems.append("worker 3 is twice as fast as worker 0: it should get more blocks")
+    if problems:
+        return problems
+    for share in (0.09, 0.12):  # 200 blocks: a plain proportional share is 6-8 blocks
+        speeds = np.array([1e9, 1e9, share * 1e9, 1e9])
+        state = RoundState(np.ones(200, dtype=int), speeds, {}, np.random.default_rng(0))
+        queues = m.Threshold().assign(list(range(200)), [0, 1, 2, 3], state)
+        fair = 200 * speeds[2] / speeds.sum()
+        if share < m.MIN_SHARE and len(queues[2]) != 0:
+            problems.append(f"worker 2 runs at {share:.0%} of the fastest speed: a proportional "
+                            f"share would be about {fair:.0f} of 200 blocks, but below "
+                            f"MIN_SHARE = {m.MIN_SHARE:.0%} it must get none; you gave it "
+                            f"{len(queues[2])}")
+        elif share > m.MIN_SHARE and abs(len(queues[2]) - fair) > 1:
+            problems.append(f"worker 2 runs at {share:.0%} of the fastest speed, above MIN_SHARE "
+                            f"= {m.MIN_SHARE:.0%}: it gets its proportional share, about "
+                            f"{fair:.1f} of 200 blocks; you gave it {len(queues[2])}")
     if problems:
         return problems
     POLICIES["threshold"] = m.Threshold
@@ -221,10 +300,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m simdml.check",
                                 description="Check a classroom exercise.",
                                 epilog="example: python -m simdml.check ex02")
-    p.add_argument("exercise", choices=sorted(EXERCISES))
+    p.add_argument("exercise", nargs="?", choices=sorted(EXERCISES))
     p.add_argument("--solution", action="store_true", help="check the reference solution")
     p.add_argument("--file", metavar="PATH", help="check this file instead (your own copy)")
+    p.add_argument("--export", metavar="DIR", help="copy the exercises, without the "
+                   "solutions, into DIR (to hand out) and stop")
     args = p.parse_args(argv)
+    if args.export is not None:
+        try:
+            written = export(Path(args.export))
+        except (FileExistsError, OSError) as exc:
+            print(f"simdml.check: {exc}", file=sys.stderr)
+            return 2
+        print(f"copied {len(written)} files (the exercises and their README, no solutions) "
+              f"to {args.export}")
+        return 0
+    if args.exercise is None:
+        p.error("give an exercise to check (one of " + ", ".join(sorted(EXERCISES)) +
+                ") or --export DIR")
     try:
         module = load(args.exercise, args.solution, path=args.file)
     except FileNotFoundError as exc:

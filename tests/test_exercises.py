@@ -60,3 +60,70 @@ def test_check_a_file_with_a_syntax_error(tmp_path, capsys):
     bad.write_text("def aggregate(grads, weights)\n    return 0\n")
     assert main(["ex06", "--file", str(bad)]) == 1
     assert "Python cannot read your file" in capsys.readouterr().out
+
+
+def test_ex02_catches_a_proportional_answer_without_the_threshold_rule():
+    """With 12 blocks the slow worker gets none even from a plain proportional split; with
+    200 blocks and a worker at 9 % of the fastest, only the MIN_SHARE rule leaves it out."""
+    from collections import deque
+    from simdml.scheduling import Policy
+
+    class Proportional(Policy):
+        name = "threshold"
+
+        def assign(self, blocks, workers, state):
+            speeds = np.array([state.speeds[w] for w in workers], dtype=float)
+            rows = state.sizes[blocks]
+            target = np.cumsum(speeds) / speeds.sum() * rows.sum()
+            queues = {w: deque() for w in workers}
+            for b, mid in zip(blocks, np.cumsum(rows) - rows / 2):
+                queues[workers[min(int(np.searchsorted(target, mid)), len(workers) - 1)]].append(b)
+            return queues
+
+    problems = check("ex02", _module(Threshold=Proportional, MIN_SHARE=0.1))
+    assert problems == ["worker 2 runs at 9% of the fastest speed: a proportional share would "
+                        "be about 6 of 200 blocks, but below MIN_SHARE = 10% it must get none; "
+                        "you gave it 6"]
+
+
+@pytest.mark.parametrize("slip, says", [
+    ("server", "the server's own step at the end (server_compute) is missing"),
+    ("latencies", "count the latency twice"),
+    ("queue", "the server's card receives one gradient at a time"),
+    ("grad_wire", "a gradient takes grad_bytes / bandwidth on the wire"),
+])
+def test_ex01_names_the_term_a_wrong_formula_misses(slip, says):
+    """A formula with one common slip is told which term it misses, not a generic hint."""
+    from simdml.check import _round_time
+    answer = _module(predict_round_time=lambda *args: _round_time(*args, slip=slip))
+    problems = check("ex01", answer)
+    assert problems and all(f"Your formula matches one with a slip: {says}" in p for p in problems)
+
+
+def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
+    """An exception in the student's code names the line of their file it came from."""
+    mine = tmp_path / "mine.py"
+    mine.write_text("def aggregate(grads, weights):\n"
+                    "    total = 0\n"
+                    "    return total / len([])\n")
+    assert main(["ex06", "--file", str(mine)]) == 1
+    out = capsys.readouterr().out
+    assert ("your code raised ZeroDivisionError: division by zero (line 3 of mine.py: "
+            "return total / len([]))") in out
+
+
+def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
+    """`python -m simdml.check --export DIR` copies the six stubs and the README, byte for
+    byte, and no solution; it refuses a folder that already holds them."""
+    from simdml.check import _folder
+    out = tmp_path / "handout"
+    assert main(["--export", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
+    for name in names:
+        assert (out / name).read_bytes() == (_folder() / name).read_bytes()
+    assert "copied 7 files" in capsys.readouterr().out
+    assert main(["--export", str(out)]) == 2
+    assert "already holds README.md" in capsys.readouterr().err
+    assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(
+        "not done yet")
