@@ -19,27 +19,20 @@ class whose ``submit`` wraps ``ray.remote(fn).remote(*args)`` in a Future) fit t
 same slot -- neither is a dependency. ``worker_pool(n)`` is a process pool whose workers
 exit when the sweep's process dies (``kill -9`` included).
 
-Results file: every record carries a ``fingerprint`` of what determines its run (the
-resolved scenario, its seed included, and simdml's version). An existing file is
-refused unless the sweep resumes it or overwrites it; resuming refuses a file whose
-record of a grid point and replicate has another fingerprint (two experiments are
-never mixed). The file is locked (``fcntl.flock``) while a sweep writes it, so that a
-second sweep on it is refused; where there is no ``fcntl`` (Windows) there is no lock.
+Results file: each record streams to a locked JSON-lines file, with a fingerprint of
+what determines its run, so that a resumed sweep never mixes two experiments (see
+``simdml.records``).
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import os
-import stat
 import sys
 import threading
 import time
-import warnings
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,10 +40,10 @@ import numpy as np
 
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
 from ._rng import Streams
-from ._version import __version__
 from .experiment import Result, run
-from .result import RESULT_MAX_BYTES, jsonable
-from .scenario import Scenario, ScenarioError, load_scenario, read_bounded
+from .records import fingerprint, make_record, record_key, results_file, resumed_records
+from .result import jsonable
+from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS",
            "fingerprint", "worker_pool"]
@@ -138,30 +131,15 @@ def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
 # --------------------------------------------------------------------------- sweep
 
 
-def fingerprint(scenario_dict: dict) -> str:
-    """What determines a run, as a hash: the resolved scenario (``Scenario.to_dict``,
-    its seed included) and simdml's version. Two runs with one fingerprint give the
-    same numbers; resume refuses a record whose fingerprint is not its task's."""
-    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": __version__},
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
     """One run of a sweep, as a JSON-able record; an error is recorded, not raised.
     A top-level function of plain data, so that any executor can ship it."""
     try:
         result = run(Scenario.from_dict(scenario_dict))
     except Exception as exc:  # recorded with the run, so the sweep goes on
-        return _record(scenario_dict, point, replicate, error=f"{type(exc).__name__}: {exc}")
-    return _record(scenario_dict, point, replicate, summary=jsonable(result.summary),
+        return make_record(scenario_dict, point, replicate, error=f"{type(exc).__name__}: {exc}")
+    return make_record(scenario_dict, point, replicate, summary=jsonable(result.summary),
                    row=jsonable(_row(result.summary, result.nodes)))
-
-
-def _record(scenario_dict, point, replicate, *, summary=None, row=None, error=None) -> dict:
-    return {"point": point, "replicate": replicate, "seed": scenario_dict["seed"],
-            "fingerprint": fingerprint(scenario_dict), "summary": summary, "row": row,
-            "error": error}
 
 
 def worker_pool(n_workers: int) -> ProcessPoolExecutor:
@@ -281,26 +259,21 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
     if out is None:
         return _result(tasks, [], _execute(tasks, executor, None, show), grid, None)
     path = Path(out)
-    with _results_file(path, resume=resume, overwrite=overwrite) as f:
-        done = _resumed(path, tasks) if resume else []
-        finished = {_key(r["point"], r["replicate"]) for r in done}
-        todo = [t for t in tasks if _key(t[1], t[2]) not in finished]
+    with results_file(path, resume=resume, overwrite=overwrite) as f:
+        done = resumed_records(path, tasks) if resume else []
+        finished = {record_key(r["point"], r["replicate"]) for r in done}
+        todo = [t for t in tasks if record_key(t[1], t[2]) not in finished]
         new = _execute(todo, executor, f, show)
     return _result(tasks, done, new, grid, path, skipped=len(tasks) - len(todo))
 
 
 def _result(tasks, done, new, grid, path, skipped=0) -> SweepResult:
     """The records, old and new, in grid order (records of other points last)."""
-    order = {_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
-    records = sorted(done + new, key=lambda r: order.get(_key(r["point"], r["replicate"]),
+    order = {record_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
+    records = sorted(done + new, key=lambda r: order.get(record_key(r["point"], r["replicate"]),
                                                          len(order)))
     return SweepResult(records, dict(grid), path, skipped=skipped,
                        failures=[r for r in records if r["error"] is not None])
-
-
-def _key(point: dict, replicate: int) -> tuple[str, int]:
-    """A record's place in a sweep: its grid point and replicate."""
-    return json.dumps(point, sort_keys=True), replicate
 
 
 SEED_NBYTES = 1_000  # a child seed being made (a numpy SeedSequence: ~470 bytes measured)
@@ -342,45 +315,6 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
         for k in seeds:
             tasks.append((scenario.replace(seed=child[k]).to_dict(), point, k))
     return tasks
-
-
-@contextmanager
-def _results_file(path: Path, *, resume: bool, overwrite: bool):
-    """The results file, open for appending and locked, after the checks: a regular
-    file (a FIFO would block), not another sweep's (the lock), and, if it holds
-    records, a sweep that says what to do with them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_NONBLOCK: opening a FIFO must not wait for a reader; nothing is truncated yet
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0),
-                 0o644)
-    with os.fdopen(fd, "r+b") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ScenarioError(f"out {str(path)!r} is not a regular file (a FIFO or a "
-                                f"device); give the path of a file")
-        _lock(fd, path)
-        size = os.fstat(fd).st_size
-        if size and not (resume or overwrite):
-            raise ScenarioError(f"out {str(path)!r} already holds the records of a sweep: "
-                                f"resume=True (--resume) adds the missing runs, overwrite="
-                                f"True (--overwrite) replaces them; or choose another file")
-        if overwrite:
-            f.truncate(0)
-        elif size and os.pread(fd, 1, size - 1) != b"\n":  # a killed sweep's half line:
-            f.write(b"\n")                                  # end it, so that the next
-        yield f                                             # record starts a line
-
-
-def _lock(fd: int, path: Path) -> None:
-    """Lock the results file for this sweep (released when it is closed)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX (Windows): no lock; one sweep per results file
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise ScenarioError(f"out {str(path)!r} is being written by another sweep (it is "
-                            f"locked); wait for it to end, or choose another file") from None
 
 
 def _execute(todo: list, executor, f, show: bool) -> list[dict]:
@@ -435,55 +369,8 @@ def _run_alone(task: tuple) -> dict:
         try:
             return pool.submit(run_record, *task).result()
         except BrokenExecutor as exc:
-            return _record(*task, error=f"{type(exc).__name__}: the process running it died "
+            return make_record(*task, error=f"{type(exc).__name__}: the process running it died "
                                         f"(killed, out of memory or crashed), twice")
-
-
-def _resumed(path: Path, tasks: list) -> list[dict]:
-    """The records of ``path`` to keep; a record of one of ``tasks`` with another
-    fingerprint is refused, so that a resumed sweep never mixes two experiments."""
-    expected = {_key(p, k): fingerprint(s) for s, p, k in tasks}
-    kept = {}
-    for record in _load_records(path):
-        key = _key(record["point"], record["replicate"])
-        if key in expected and record.get("fingerprint") != expected[key]:
-            raise ScenarioError(
-                f"out {str(path)!r} holds runs of another experiment: grid point "
-                f"{record['point']} #{record['replicate']} was run with another scenario, "
-                f"seed or simdml version; use --overwrite or another file")
-        kept.setdefault(key, record)  # a copied line is one run, kept once
-    return list(kept.values())
-
-
-def _load_records(path: Path) -> list[dict]:
-    """The records of a JSON-lines file. A line that is not a record (a killed sweep's
-    half line, a foreign line) is skipped, with one warning naming the lines."""
-    records, foreign = [], []
-    text = read_bounded(path, "results file", RESULT_MAX_BYTES).decode("utf-8", "replace")
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            record = None
-        if _is_record(record):
-            records.append(record)
-        else:
-            foreign.append(number)
-    if foreign:
-        shown = ", ".join(map(str, foreign[:10])) + (", ..." if len(foreign) > 10 else "")
-        warnings.warn(f"{path}: {len(foreign)} line(s) are not records of a sweep (lines "
-                      f"{shown}): skipped", stacklevel=4)
-    return records
-
-
-def _is_record(record) -> bool:
-    """A record as ``run_record`` writes it: a point, a replicate, and either a row and
-    a summary or an error."""
-    return (isinstance(record, dict) and isinstance(record.get("point"), dict)
-            and is_integer(record.get("replicate"))
-            and (isinstance(record.get("error"), str)
-                 or record.get("error", 0) is None and isinstance(record.get("row"), dict)
-                 and isinstance(record.get("summary"), dict)))
 
 
 def _progress(done: int, total: int, elapsed: float) -> None:

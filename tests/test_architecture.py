@@ -24,7 +24,7 @@ LAYERS = [
     ("observation", ["simdml.trace", "simdml.metrics", "simdml.plots"]),
     ("experiment", ["simdml._rules", "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
-                    "simdml.experiment", "simdml.sweep"]),
+                    "simdml.experiment", "simdml.records", "simdml.sweep"]),
     ("faces", ["simdml.cli", "simdml.check", "simdml.__main__", "simdml"]),
 ]
 MAX_LINES = 500
