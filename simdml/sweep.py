@@ -29,7 +29,6 @@ import itertools
 import json
 import math
 import os
-import sys
 import threading
 import time
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
@@ -39,7 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
+from ._progress import ProgressLine, is_wanted
 from ._rng import Streams
+from ._toml import dumps_value
 from .experiment import Result, run
 from .records import fingerprint, make_record, record_key, results_file, resumed_records
 from .result import jsonable
@@ -114,7 +115,8 @@ def _cell(value) -> str:
     return f"{value:.4g}"
 
 
-def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
+def compare(scenarios: dict, *, seed: int | None = None,
+            progress: bool | None = False) -> Comparison:
     """Run each scenario (a Scenario, a TOML path or a bundled name) and line them up.
 
     Parameters
@@ -122,10 +124,14 @@ def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
     scenarios : dict of label -> Scenario | str | Path
     seed : int, optional
         Override every scenario's seed (same randomness for all).
+    progress : bool, optional
+        Each long run's simulated time on stderr (see ``run``); None: when stderr is a
+        terminal.
     """
     if not scenarios:
         raise ScenarioError("compare needs at least one scenario")
-    return Comparison({label: run(s, seed=seed) for label, s in scenarios.items()})
+    return Comparison({label: run(s, seed=seed, progress=progress)
+                       for label, s in scenarios.items()})
 
 
 # --------------------------------------------------------------------------- sweep
@@ -173,7 +179,8 @@ class SweepResult:
 
     def aggregate(self, metric: str = "final_accuracy") -> list[dict]:
         """Per grid point: the mean, standard deviation (ddof=1) and count of ``metric``
-        over the replicates that ran without error."""
+        over the replicates that ran without error. With fewer than two replicates
+        there is no spread to measure: ``std`` is nan (printed "n/a"), never 0."""
         check_metric(metric)
         out = []
         for point in _points(self.grid):
@@ -183,17 +190,22 @@ class SweepResult:
             values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
             out.append({**point, "metric": metric, "n": len(values),
                         "mean": float(np.mean(values)) if values else float("nan"),
-                        "std": float(np.std(values, ddof=1))
-                        if len(values) > 1 and max(values) > min(values) else 0.0})
+                        "std": float("nan") if len(values) < 2 else
+                        float(np.std(values, ddof=1)) if max(values) > min(values) else 0.0})
         return out
 
     def format(self, metric: str = "final_accuracy") -> str:
+        """A text table: per grid point, the mean and sd of ``metric`` and the number
+        of replicates (sd "n/a" below two)."""
         keys = list(self.grid)
         rows = self.aggregate(metric)
-        lines = ["  ".join(f"{k:>16}" for k in keys) + f"  {metric + ' (mean ± sd)':>28}  {'n':>3}"]
+        width = max(12, len(metric) + 5)
+        lines = ["  ".join(f"{k:>16}" for k in keys)
+                 + f"  {metric + ' mean':>{width}}  {'sd':>10}  {'n':>3}"]
         for row in rows:
-            lines.append("  ".join(f"{str(row[k]):>16}" for k in keys)
-                         + f"  {_cell(row['mean']) + ' ± ' + _cell(row['std']):>28}  {row['n']:>3}")
+            lines.append("  ".join(f"{_value(row[k]):>16}" for k in keys)
+                         + f"  {_cell(row['mean']):>{width}}  {_cell(row['std']):>10}"
+                         f"  {row['n']:>3}")
         if self.failures:
             lines.append(f"{len(self.failures)} run(s) failed: " + "; ".join(
                 f"{f['point']} #{f['replicate']}: {f['error']}" for f in self.failures[:3]))
@@ -204,6 +216,16 @@ class SweepResult:
         per value of the other keys."""
         from . import plots
         return plots.sweep(self, x=x or next(iter(self.grid)), metric=metric)
+
+
+def _value(value) -> str:
+    """A grid value as typed on the command line (a string bare, a list as TOML)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return dumps_value(value)
+    except TypeError:  # not a TOML value (a grid given from Python): as Python prints it
+        return str(value)
 
 
 def _points(grid: dict) -> list[dict]:
@@ -252,7 +274,7 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         raise ScenarioError(f"executor must have submit(fn, *args) (a concurrent.futures "
                             f"Executor); got {shown(executor)}")
     tasks = _tasks(base, grid, seeds)  # every grid point checked before anything runs
-    show = sys.stderr.isatty() if progress is None else progress
+    show = is_wanted(progress)
     if resume and overwrite:
         raise ScenarioError("resume and overwrite exclude each other: resume keeps the runs "
                             "of the results file, overwrite empties it")
@@ -306,12 +328,16 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
     _fits(f"seeds (replicate index {max(seeds)})",
           f"{max(seeds) + 1:,} child seeds of {SEED_NBYTES} bytes", (max(seeds) + 1) * SEED_NBYTES)
     child = Streams(base.seed).child_seeds(max(seeds) + 1)
-    tasks = []
+    tasks, seen = [], {}
     for point in _points(grid):
         try:
             scenario = base.replace(**point)  # checked here, before any run
         except ScenarioError as exc:
             raise ScenarioError(f"grid point {point}: {exc}") from None
+        same = seen.setdefault(json.dumps(jsonable(scenario.to_dict()), sort_keys=True), point)
+        if same is not point:  # e.g. slowdown 1 and [1, 1, 1, 1]: one run, counted twice
+            raise ScenarioError(f"grid points {same} and {point} are the same scenario: its "
+                                f"runs would count twice; give each value once")
         for k in seeds:
             tasks.append((scenario.replace(seed=child[k]).to_dict(), point, k))
     return tasks
@@ -322,14 +348,16 @@ def _execute(todo: list, executor, f, show: bool) -> list[dict]:
     results file ``f`` as it finishes; returns the records in the order they finished."""
     started = time.perf_counter()
     new = []
+    line = ProgressLine() if show else None
 
     def emit(record: dict) -> None:
         new.append(record)
         if f is not None:
             f.write((json.dumps(record) + "\n").encode())
             f.flush()
-        if show:
-            _progress(len(new), len(todo), time.perf_counter() - started)
+        if line is not None:  # the last run's line always: it stays on the screen
+            line.update(_progress(len(new), len(todo), time.perf_counter() - started),
+                        force=len(new) == len(todo))
 
     if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
         for task in todo:
@@ -337,8 +365,8 @@ def _execute(todo: list, executor, f, show: bool) -> list[dict]:
     else:
         for task in _run_on(executor, todo, emit):
             emit(_run_alone(task))
-    if show and todo:
-        print(file=sys.stderr)
+    if line is not None:
+        line.close()
     return new
 
 
@@ -373,7 +401,8 @@ def _run_alone(task: tuple) -> dict:
                                         f"(killed, out of memory or crashed), twice")
 
 
-def _progress(done: int, total: int, elapsed: float) -> None:
+def _progress(done: int, total: int, elapsed: float) -> str:
+    """A sweep's progress: runs done of all, real time elapsed, and the time left if the
+    runs to come take as long as those done."""
     left = elapsed / done * (total - done)
-    print(f"\r[{done}/{total}] {elapsed:.0f} s elapsed, ~{left:.0f} s left  ",
-          end="", file=sys.stderr, flush=True)
+    return f"[{done}/{total}] runs done, {elapsed:.0f} s elapsed, ~{left:.0f} s left"
