@@ -155,7 +155,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_every_command_help_has_an_example(capsys):
-    for command in ("run", "validate", "list", "demo", "compare", "sweep", "plot", "lessons",
+    for command in ("run", "validate", "show", "list", "demo", "compare", "sweep", "plot", "lessons",
                     "lesson"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
