@@ -9,7 +9,7 @@ import json
 import math
 import re
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "dumps_value"]
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -24,8 +24,27 @@ def dumps(d: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dumps_value(v) -> str:
+    """One value as TOML text (``[1, 4]``, ``"text"``, ``1e6``)."""
+    return _value(v)
+
+
 def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else json.dumps(k)
+
+
+def _float(v: float) -> str:
+    """The shortest text that reads back as ``v``: ``repr``, or for a large round number
+    the scientific form a person types (``1e6``, not ``1000000.0``)."""
+    text = repr(v)
+    if abs(v) < 1e5 or "e" in text:
+        return text
+    for digits in range(17):  # the fewest digits that give v back
+        mantissa, _, exponent = f"{v:.{digits}e}".partition("e")
+        if float(f"{mantissa}e{exponent}") == v:
+            short = f"{mantissa}e{int(exponent)}"
+            return short if len(short) < len(text) else text
+    return text
 
 
 def _value(v) -> str:
@@ -38,7 +57,7 @@ def _value(v) -> str:
             return "nan"
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
-        return repr(v)
+        return _float(v)
     if isinstance(v, str):
         return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
     if isinstance(v, (list, tuple)):

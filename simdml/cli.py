@@ -1,5 +1,10 @@
-"""The ``simdml`` command: run, validate, list, compare and sweep scenarios, draw
+"""The ``simdml`` command: run, validate, show, list, compare and sweep scenarios, draw
 result files, list and run the lessons, and a demo.
+
+Every command that reads a scenario takes ``--set KEY=VALUE`` (repeatable; a TOML
+value, or a bare word as a string) to change it first; ``simdml show`` prints the
+result as TOML. Long work shows its progress on stderr when stderr is a terminal
+(never in a file or a pipe); ``--quiet`` turns it off.
 
 Exit codes: 0 success, 2 bad input (a one-line error naming the key), 1 internal error.
 Set ``SIMDML_DEBUG=1`` to see the traceback of an internal error.
@@ -12,61 +17,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from .tables import format_summary  # numpy-free until a table is made
+
 __all__ = ["main", "format_summary"]
 
 DEMO_SCENARIO = "iris_sync"
 DEMO_FIGURE = Path("figures") / "demo.png"
 DEMO_TIMELINE_ROUNDS = 8
-
-
-def _number(value, fmt: str) -> str:
-    """A number as ``fmt`` (in scientific notation when very large or small), or n/a
-    when there is none (no model was ever evaluated)."""
-    from .metrics import format_number  # numpy: not for every command's start
-    return format_number(value, fmt)
-
-
-def format_summary(result) -> str:
-    """A short, aligned text table of a run's summary and per-node time budget."""
-    s = result.summary
-    rows = [
-        ("scenario", f"{result.scenario.name} (seed {result.scenario.seed})"),
-        ("strategy", f"{result.scenario.strategy.kind}, {result.scenario.cluster.workers} workers"),
-        ("simulated time", f"{s['sim_time']:.4g} s"),
-        ("updates", f"{s['updates']} ({s['updates_per_s']:.4g} per simulated s)"),
-        ("final loss", _number(s["final_loss"], "{:.4f}")),
-        (f"final {s['score_name']}", _number(100 * s["final_score"], "{:.1f} % (test set)")
-         if s["score_name"] == "accuracy" else _number(s["final_score"], "{:.4f} (test set)")),
-    ]
-    if s.get("balanced_accuracy") is not None:
-        rows += [("balanced accuracy", _number(100 * s["balanced_accuracy"], "{:.1f} %")),
-                 ("macro F1", _number(s["macro_f1"], "{:.3f}"))]
-    rows += [
-        ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
-                       + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
-    ]
-    events = [(k, s[k]) for k in ("retries", "incomplete_rounds", "blocks_requeued",
-                                  "block_retries", "blocks_moved", "duplicate_results",
-                                  "checkpoints", "server_restarts", "updates_lost", "rows_moved")
-              if s.get(k)]
-    if events:
-        rows.append(("events", ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in events)))
-    if s.get("target_accuracy") is not None:
-        ttt = s["time_to_target"]
-        rows.append((f"time to {s['score_name']} {s['target_accuracy']:g}",
-                     "not reached" if ttt is None else f"{ttt:.4g} s"))
-    rows.append(("stopped because", s["stop_reason"]))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    checkpoints = any(t.get("checkpoint") for t in result.nodes.values())
-    lines += ["", f"{'node':<10} {'compute s':>10} {'send s':>8} {'recv s':>8} {'wait s':>8} "
-                  f"{'down s':>8}" + (f" {'ckpt s':>8}" if checkpoints else "") + f" {'util %':>7}"]
-    for name, t in result.nodes.items():
-        lines.append(f"{name:<10} {t['compute']:>10.4g} {t['send']:>8.3g} {t['recv']:>8.3g} "
-                     f"{t['wait']:>8.3g} {t['down']:>8.3g}"
-                     + (f" {t['checkpoint']:>8.3g}" if checkpoints else "")
-                     + f" {100 * t['utilization']:>7.1f}")
-    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,10 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
     r = sub.add_parser("run", help="run a scenario (a TOML file or a bundled name)",
-                       epilog="example: %(prog)s iris_sync --plot run.png --out result.json",
+                       epilog="example: %(prog)s iris_sync --plot run.png --out result.json\n"
+                              "         %(prog)s iris_sync --set cluster.speed=2e6 "
+                              "--set strategy.kind=async",
                        formatter_class=raw)
     r.add_argument("scenario", metavar="FILE_OR_NAME")
+    _add_set(r)
     r.add_argument("--seed", type=int, help="override the scenario's seed")
+    _add_quiet(r, "the simulated time reached")
     r.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     r.add_argument("--trace", metavar="PATH", help="write the trace: .json (Perfetto) or .csv")
     r.add_argument("--plot", metavar="PATH", help="write a figure (.png, .svg, .pdf)")
@@ -86,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a scenario file without running it",
                        epilog="example: %(prog)s my_scenario.toml", formatter_class=raw)
     v.add_argument("scenario", metavar="FILE_OR_NAME")
+    _add_set(v)
+    sh = sub.add_parser("show", help="print a scenario as TOML (to copy and edit)",
+                        epilog="example: %(prog)s iris_sync --set cluster.workers=8 > my.toml",
+                        formatter_class=raw)
+    sh.add_argument("scenario", metavar="FILE_OR_NAME")
+    _add_set(sh)
     sub.add_parser("list", help="list the bundled scenarios", epilog="example: %(prog)s",
                    formatter_class=raw)
     d = sub.add_parser("demo", help=f"run the bundled '{DEMO_SCENARIO}' scenario, print a "
@@ -97,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=f"{example} iris_sync my_async.toml --plot cmp.png",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("scenarios", nargs="+", metavar="FILE_OR_NAME")
+    _add_set(c, " (to every scenario)")
     c.add_argument("--seed", type=int, help="one seed for all of them")
+    _add_quiet(c, "the simulated time reached by each run")
     c.add_argument("--plot", metavar="PATH", help="loss and accuracy vs simulated time")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     w = sub.add_parser("sweep", help="run a scenario over a grid of settings and seeds",
@@ -106,8 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                               f"--out runs.jsonl --plot sweep.png",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("scenario", metavar="FILE_OR_NAME")
+    _add_set(w, " (to the base scenario, before the grid)")
     w.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
-                   help="a dotted key and its values (repeat for more keys)")
+                   help="a dotted key and its values, separated by the commas outside "
+                        "brackets and quotes: cluster.workers=2,4,8 or "
+                        "'cluster.slowdown=[1,1,1,4],[1,1,1,1]' (repeat for more keys)")
     w.add_argument("--seeds", default="0", help="replicate indices, e.g. 0,1,2 (default 0)")
     w.add_argument("--jobs", type=int, default=1, help="processes (default 1: in this one)")
     w.add_argument("--out", metavar="FILE.jsonl", help="stream every run's record here")
@@ -116,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                         "of another scenario, seed or simdml version is refused, not rerun")
     w.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out (an existing one is refused otherwise)")
-    w.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    _add_quiet(w, "runs done / total, elapsed, an estimate of the time left")
     w.add_argument("--metric", default="final_accuracy",
                    help="what the table aggregates: final_accuracy, balanced_accuracy, "
                         "time_to_target, sim_time, updates_per_s, bytes_sent, utilization, "
@@ -137,6 +109,40 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--quick", action="store_true",
                     help="smaller, for a first look (its figure goes to figures/quick/)")
     return p
+
+
+def _add_set(parser, where: str = "") -> None:
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="sets",
+                        help=f"change a dotted key{where}, e.g. cluster.speed=2e6 or "
+                             f"'cluster.slowdown=[1,1,1,4]'; a TOML value, a bare word is "
+                             f"a string (repeatable)")
+
+
+def _add_quiet(parser, what: str) -> None:
+    parser.add_argument("-q", "--quiet", "--no-progress", action="store_true", dest="quiet",
+                        help=f"no progress line on stderr ({what}; shown only when stderr "
+                             f"is a terminal)")
+
+
+def _progress(args) -> bool | None:
+    """None: a progress line when stderr is a terminal; False with --quiet."""
+    return False if args.quiet else None
+
+
+def _load(args, source):
+    """The scenario ``source`` with the ``--set`` changes, all at once (a new worker
+    count and a per-worker list of that length are checked together)."""
+    from ._overrides import parse_sets
+    from .scenario import ScenarioError, load_scenario
+    scenario = load_scenario(source)
+    sets = parse_sets(getattr(args, "sets", None))
+    if not sets:
+        return scenario
+    try:
+        return scenario.replace(**sets)
+    except ScenarioError as exc:
+        given = " ".join(f"--set {item}" for item in args.sets)
+        raise ScenarioError(f"{exc} (with {given})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,15 +170,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from .experiment import run
-    from .scenario import load_scenario
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args, args.scenario)
     if args.seed is not None:
         scenario = scenario.replace(seed=args.seed)
     for option in ("trace", "plot"):
         path = getattr(args, option)
         if path:
             _check_output_path(f"--{option}", path)
-    result = run(scenario)
+    result = run(scenario, progress=_progress(args))
     if args.trace:
         result.trace.save(args.trace)
     if args.plot:
@@ -254,11 +259,15 @@ def _plot(result, path) -> None:
 
 def _validate(args) -> int:
     from .experiment import prepare_data
-    from .scenario import load_scenario
-    s = load_scenario(args.scenario)
+    s = _load(args, args.scenario)
     prepare_data(s)  # the data too: e.g. more workers than training samples
     print(f"{args.scenario}: ok ({s.strategy.kind} on {s.cluster.workers} workers, "
           f"{s.data.dataset}, {s.model.kind})")
+    return 0
+
+
+def _show(args) -> int:
+    print(_load(args, args.scenario).to_toml(), end="")
     return 0
 
 
@@ -292,7 +301,8 @@ def _compare(args) -> int:
     labels = [Path(name).stem if name.endswith(".toml") else name for name in args.scenarios]
     if len(set(labels)) < len(labels):
         labels = [f"{i}:{label}" for i, label in enumerate(labels)]
-    comparison = compare(dict(zip(labels, args.scenarios)), seed=args.seed)
+    scenarios = {label: _load(args, name) for label, name in zip(labels, args.scenarios)}
+    comparison = compare(scenarios, seed=args.seed, progress=_progress(args))
     if args.json:
         import json
         from .result import jsonable
@@ -305,25 +315,6 @@ def _compare(args) -> int:
         if not args.json:
             print(f"wrote figure to {args.plot}")
     return 0
-
-
-def _grid(items: list[str]) -> dict:
-    """``key=v1,v2`` options to a grid; values parsed as TOML values when they can be."""
-    import tomllib
-    from .scenario import ScenarioError
-    grid = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
-            raise ScenarioError(f"--grid must be KEY=V1,V2,...; got {item!r}")
-        parsed = []
-        for v in values.split(","):
-            try:
-                parsed.append(tomllib.loads(f"x = {v}")["x"])
-            except tomllib.TOMLDecodeError:
-                parsed.append(v)  # a bare word: a string
-        grid[key.strip()] = parsed
-    return grid
 
 
 def _sweep(args) -> int:
@@ -346,21 +337,22 @@ def _sweep(args) -> int:
         raise ScenarioError(f"--jobs must be >= 1; got {args.jobs}")
     from .sweep import check_metric
     check_metric(args.metric)  # before hours of runs, not after
-    grid = _grid(args.grid)
-    progress = False if args.no_progress else None
+    from ._overrides import parse_grid
+    grid = parse_grid(args.grid)
+    base = _load(args, args.scenario)
     options = dict(seeds=seeds, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                   progress=progress)
+                   progress=_progress(args))
     with warnings.catch_warnings():  # a skipped line is one line of stderr, like an error
         warnings.showwarning = _warning_line
         if args.jobs > 1:
             from .sweep import worker_pool
             pool = worker_pool(args.jobs)  # its workers exit if this process is killed
             try:
-                result = sweep(args.scenario, grid, executor=pool, **options)
+                result = sweep(base, grid, executor=pool, **options)
             finally:  # on Ctrl-C: stop at once, cancel the queued runs (the finished are saved)
                 pool.shutdown(wait=False, cancel_futures=True)
         else:
-            result = sweep(args.scenario, grid, **options)
+            result = sweep(base, grid, **options)
     print(result.format(args.metric))
     if result.skipped:
         print(f"resumed: {result.skipped} run(s) already in {args.out}")
@@ -436,6 +428,6 @@ def _lesson(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "list": _list, "demo": _demo,
+_COMMANDS = {"run": _run, "validate": _validate, "show": _show, "list": _list, "demo": _demo,
              "compare": _compare, "sweep": _sweep, "plot": _plot_file, "lessons": _lessons,
              "lesson": _lesson}

@@ -7,10 +7,12 @@ module: ``pipeline`` (the data), ``build`` (cluster, faults, job, training proce
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from ._checks import shown
+from ._progress import is_wanted, watching
 from ._rng import Streams
 from .build import build_cluster, build_job, start_faults, start_training
 from .pipeline import DataSplit, prepare_data, split_data
@@ -21,10 +23,14 @@ from .stopping import simulate, stall_judge, within_wall_time
 __all__ = ["run", "Result", "prepare_data", "DataSplit"]
 
 
-def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
+def run(scenario: Scenario | str | Path, *, seed: int | None = None,
+        progress: bool | None = False) -> Result:
     """Run a scenario (an object, a TOML path or a bundled name) and return its Result.
 
-    ``seed`` overrides ``scenario.seed``.
+    ``seed`` overrides ``scenario.seed``. ``progress``: a line on stderr with the
+    simulated time and the updates reached, from the first second of real time on (a
+    thread reads the clock; the run's numbers do not change); None: when stderr is a
+    terminal; default False (a library prints nothing unasked).
 
     Examples
     --------
@@ -40,9 +46,20 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None) -> Result:
         s = s.replace(seed=seed)
     began = time.monotonic()                       # stop.wall_time counts from here
     split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.
-    stop_reason = simulate(job.sim, training, s, job,  # 6. run the clock until it stops
-                           spent=time.monotonic() - began)
+    with watching(_reached(s, job, began), enabled=is_wanted(progress)):
+        stop_reason = simulate(job.sim, training, s, job,  # 6. run the clock until it stops
+                               spent=time.monotonic() - began)
     return report(s, job, split, stop_reason)      # 7. history, trace, summary
+
+
+def _reached(s: Scenario, job, began: float):
+    """What a run's progress line says: the simulated time and updates reached."""
+    def read() -> str:
+        limit = f" of {s.stop.time:g} s" if math.isfinite(s.stop.time) else ""
+        return (f"run {s.name}: t = {job.sim.now:.4g} s simulated{limit}, "
+                f"{job.monitor.updates:,} of {s.stop.rounds:,} updates, "
+                f"{time.monotonic() - began:.0f} s elapsed")
+    return read
 
 
 def _prepare(s: Scenario):

@@ -10,17 +10,26 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from ._toml import dumps_value
+from .tables import MAX_NODES_SHOWN, shown_nodes
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
            "utilization", "speedup", "sweep", "save",
-           "KIND_COLORS", "CLASS_COLORS"]
+           "KIND_COLORS", "CLASS_COLORS", "EVENT_MARKERS"]
 
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
     "down": "#e63946", "compute_lost": "#9d0208", "send_lost": "#9d0208", "recv_lost": "#9d0208",
     "compute_dropped": "#a8dadc", "checkpoint": "#6a4c93", "checkpoint_lost": "#9d0208",
 }
+
+
+# one marker per instant of a trace, each in the timeline's legend
+EVENT_MARKERS = {"crash": ("x", "crash"), "recover": ("^", "recovery"),
+                 "partition": ("v", "partition"), "heal": ("D", "partition heals")}
 
 
 CLASS_COLORS = ("#1d3557", "#e76f51", "#2a9d8f", "#e9c46a", "#8338ec", "#6c757d")
@@ -73,13 +82,15 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
 
 
 def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32) -> Figure:
-    """A Gantt chart: one row per node, a bar per span, crashes and recoveries marked."""
+    """A Gantt chart: one row per node, a bar per span, and a marker per event (crash,
+    recovery, partition, heal: ``EVENT_MARKERS``), each in the legend. Past
+    ``max_nodes`` nodes the title says how many workers are shown."""
     fig = None
     if ax is None:
         n = min(len(trace.nodes), max_nodes)
         fig = Figure(figsize=(10, 1.2 + 0.35 * n), layout="constrained")
         ax = fig.subplots()
-    nodes = trace.nodes[:max_nodes]
+    nodes, omitted = shown_nodes(trace.nodes, max_nodes)
     row = {n: i for i, n in enumerate(nodes)}
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top
@@ -96,16 +107,20 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
         height = 0.3 if base in ("send", "recv") else 0.6
         ax.broken_barh(segments, (row[node] + lane - height / 2, height),
                        facecolors=KIND_COLORS.get(kind, "gray"))
+    events = set()
     for t, node, kind in trace.instants:
         if node in row and t <= end:
-            ax.plot([t], [row[node]], marker="x" if kind == "crash" else "^",
-                    color="black", markersize=8)
+            ax.plot([t], [row[node]], marker=EVENT_MARKERS.get(kind, ("o", kind))[0],
+                    linestyle="none", color="black", markersize=8)
+            events.add(kind)
     ax.set_yticks(range(len(nodes)), nodes)
     ax.invert_yaxis()
     ax.set_xlim(0, end if end > 0 else 1)
     title = "What each node does, when"
     if end < trace.end:
         title += f" (first {end:.3g} s of {trace.end:.3g} s)"
+    if omitted:
+        title += f"; {omitted}"
     ax.set(xlabel="simulated time (s)", title=title)
     kinds = ["compute", "send", "recv", "wait", "down"]
     kinds += ["checkpoint"] if any(s.kind == "checkpoint" for s in trace.spans) else []
@@ -114,6 +129,10 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
         handles.append(Patch(color=KIND_COLORS["compute_lost"], label="lost to a crash"))
     if any(s.kind == "compute_dropped" for s in trace.spans):
         handles.append(Patch(color=KIND_COLORS["compute_dropped"], label="dropped (stale)"))
+    for kind in sorted(events, key=lambda k: (list(EVENT_MARKERS) + [k]).index(k)):
+        marker, label = EVENT_MARKERS.get(kind, ("o", kind))
+        handles.append(Line2D([], [], marker=marker, linestyle="none", color="black",
+                              markersize=7, label=label))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18 if fig else -0.25),
               ncol=len(handles), fontsize="small", frameon=False)
     return fig or ax.figure
@@ -142,11 +161,12 @@ def staleness(results, *, ax=None) -> Figure:
 
 def run_overview(result, *, timeline_until: float | None = None) -> Figure:
     """Loss and accuracy vs simulated time above, the nodes' timeline below."""
-    n = min(len(result.trace.nodes), 16)
+    n = min(len(result.trace.nodes), MAX_NODES_SHOWN)
     fig = Figure(figsize=(11, 5.5 + 0.3 * n), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[4, 2 + 0.3 * n])
     history(result, ax_loss=top.add_subplot(1, 2, 1), ax_acc=top.add_subplot(1, 2, 2))
-    timeline(result.trace, ax=bottom.subplots(), until=timeline_until, max_nodes=16)
+    timeline(result.trace, ax=bottom.subplots(), until=timeline_until,
+             max_nodes=MAX_NODES_SHOWN)
     fig.suptitle(f"{result.scenario.name}: {result.scenario.strategy.kind} on "
                  f"{result.scenario.cluster.workers} workers ({result.scenario.data.dataset})")
     return fig
@@ -210,15 +230,16 @@ def confusion(matrix, *, ax=None, class_names=None, title: str = "Confusion matr
     return fig if fig is not None else ax.figure
 
 
-def utilization(result, *, ax=None) -> Figure:
+def utilization(result, *, ax=None, max_nodes: int = 32) -> Figure:
     """Per node, the share of the run spent computing, sending, receiving, waiting and
-    down, as stacked bars (send and receive overlap computing: they are drawn beside)."""
+    down, as stacked bars (send and receive overlap computing: they are drawn beside).
+    Past ``max_nodes`` nodes the title says how many workers are shown."""
     fig = None
     if ax is None:
         fig = Figure(figsize=(8, 4), layout="constrained")
         ax = fig.subplots()
     nodes = result.nodes
-    names = list(nodes)
+    names, omitted = shown_nodes(list(nodes), max_nodes)
     end = result.trace.end or 1.0
     x = np.arange(len(names))
     bottom = np.zeros(len(names))
@@ -229,7 +250,8 @@ def utilization(result, *, ax=None) -> Figure:
             bottom += values
     ax.set_xticks(x, names, rotation=30 if len(names) > 6 else 0)
     ax.set(ylabel="share of the run (%)", ylim=(0, 105),
-           title=f"Where each node's time went ({end:.3g} s simulated)")
+           title=f"Where each node's time went ({end:.3g} s simulated"
+                 + (f"; {omitted})" if omitted else ")"))
     ax.legend(loc="upper right", fontsize=8)
     return fig if fig is not None else ax.figure
 
@@ -258,7 +280,13 @@ def speedup(results: dict, *, ax=None) -> Figure:
 
 def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
     """Mean ± standard deviation (error bars) of ``metric`` over a sweep's replicates
-    against grid key ``x``, one line per combination of the other keys."""
+    against grid key ``x``, one series per combination of the other keys.
+
+    A numeric ``x`` (workers, speeds) draws lines; a categorical one (``strategy.kind``,
+    lists, booleans) draws points side by side ("dodged") at each category, joined by
+    nothing: there is no order between categories to draw a line along. A point of a
+    single replicate has no error bar (its spread is unknown, not 0).
+    """
     fig = None
     if ax is None:
         fig = Figure(figsize=(7, 4.5), layout="constrained")
@@ -269,19 +297,39 @@ def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
     others = [k for k in result.grid if k != x and len(result.grid[k]) > 1]  # fixed keys: no label
     groups: dict = {}
     for row in rows:
-        groups.setdefault(tuple(row[k] for k in others), []).append(row)
-    for key, group in groups.items():
+        groups.setdefault(tuple(_label(row[k]) for k in others), []).append(row)
+    categories = [_label(v) for v in result.grid[x]]
+    is_numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                     for v in result.grid[x])
+    width = 0.8 / len(groups)  # categorical: the series share each category's slot
+    for j, (key, group) in enumerate(groups.items()):
         label = ", ".join(f"{k}={v}" for k, v in zip(others, key)) or metric
-        xs = [row[x] for row in group]
-        positions = xs if all(isinstance(v, (int, float)) for v in xs) else range(len(xs))
-        ax.errorbar(positions, [row["mean"] for row in group], [row["std"] for row in group],
-                    fmt="o-", capsize=3, label=label)
-        if positions is not xs:
-            ax.set_xticks(list(positions), [str(v) for v in xs])
+        if is_numeric:
+            positions, fmt = [row[x] for row in group], "o-"
+        else:
+            offset = (j - (len(groups) - 1) / 2) * width
+            positions, fmt = [categories.index(_label(row[x])) + offset for row in group], "o"
+        errors = [0.0 if np.isnan(row["std"]) else row["std"] for row in group]
+        ax.errorbar(positions, [row["mean"] for row in group], errors, fmt=fmt, capsize=3,
+                    label=label)
+    if not is_numeric:
+        ax.set_xticks(range(len(categories)), categories)
+        ax.set_xlim(-0.6, len(categories) - 0.4)
     n = max((row["n"] for row in rows), default=0)
-    ax.set(xlabel=x, ylabel=f"{metric} (mean ± sd over {n} seeds)", title=f"{metric} vs {x}")
+    spread = f"mean ± sd over {n} seeds" if n > 1 else "1 seed: no spread measured"
+    ax.set(xlabel=x, ylabel=f"{metric} ({spread})", title=f"{metric} vs {x}")
     ax.legend(fontsize=8)
     return fig if fig is not None else ax.figure
+
+
+def _label(value) -> str:
+    """A grid value as a category's name: a string as it is, a list as TOML."""
+    if isinstance(value, str):
+        return value
+    try:
+        return dumps_value(value)
+    except TypeError:  # not a TOML value (a grid given from Python): as Python prints it
+        return str(value)
 
 
 def save(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:

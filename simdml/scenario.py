@@ -113,9 +113,17 @@ class Scenario:
         return out
 
     def to_toml(self) -> str:
+        """The scenario as TOML text, every key written out (defaults included), that
+        ``parse_scenario`` reads back to an equal Scenario; what ``simdml show`` prints.
+
+        >>> print(Scenario().to_toml().splitlines()[0])
+        name = "scenario"
+        """
         return _dumps_toml(self.to_dict())
 
     def save(self, path: str | Path) -> Path:
+        """Write ``to_toml()`` to ``path`` (a file ``load_scenario`` and ``simdml run``
+        read back to an equal Scenario); returns the path."""
         path = Path(path)
         path.write_text(self.to_toml())
         return path

@@ -19,38 +19,32 @@ class whose ``submit`` wraps ``ray.remote(fn).remote(*args)`` in a Future) fit t
 same slot -- neither is a dependency. ``worker_pool(n)`` is a process pool whose workers
 exit when the sweep's process dies (``kill -9`` included).
 
-Results file: every record carries a ``fingerprint`` of what determines its run (the
-resolved scenario, its seed included, and simdml's version). An existing file is
-refused unless the sweep resumes it or overwrites it; resuming refuses a file whose
-record of a grid point and replicate has another fingerprint (two experiments are
-never mixed). The file is locked (``fcntl.flock``) while a sweep writes it, so that a
-second sweep on it is refused; where there is no ``fcntl`` (Windows) there is no lock.
+Results file: each record streams to a locked JSON-lines file, with a fingerprint of
+what determines its run, so that a resumed sweep never mixes two experiments (see
+``simdml.records``).
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import os
-import stat
-import sys
 import threading
 import time
-import warnings
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
+from ._progress import ProgressLine, is_wanted
 from ._rng import Streams
-from ._version import __version__
+from ._toml import dumps_value
 from .experiment import Result, run
-from .result import RESULT_MAX_BYTES, jsonable
-from .scenario import Scenario, ScenarioError, load_scenario, read_bounded
+from .records import fingerprint, make_record, record_key, results_file, resumed_records
+from .result import jsonable
+from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["compare", "Comparison", "sweep", "SweepResult", "COLUMNS", "METRICS",
            "fingerprint", "worker_pool"]
@@ -121,7 +115,8 @@ def _cell(value) -> str:
     return f"{value:.4g}"
 
 
-def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
+def compare(scenarios: dict, *, seed: int | None = None,
+            progress: bool | None = False) -> Comparison:
     """Run each scenario (a Scenario, a TOML path or a bundled name) and line them up.
 
     Parameters
@@ -129,22 +124,17 @@ def compare(scenarios: dict, *, seed: int | None = None) -> Comparison:
     scenarios : dict of label -> Scenario | str | Path
     seed : int, optional
         Override every scenario's seed (same randomness for all).
+    progress : bool, optional
+        Each long run's simulated time on stderr (see ``run``); None: when stderr is a
+        terminal.
     """
     if not scenarios:
         raise ScenarioError("compare needs at least one scenario")
-    return Comparison({label: run(s, seed=seed) for label, s in scenarios.items()})
+    return Comparison({label: run(s, seed=seed, progress=progress)
+                       for label, s in scenarios.items()})
 
 
 # --------------------------------------------------------------------------- sweep
-
-
-def fingerprint(scenario_dict: dict) -> str:
-    """What determines a run, as a hash: the resolved scenario (``Scenario.to_dict``,
-    its seed included) and simdml's version. Two runs with one fingerprint give the
-    same numbers; resume refuses a record whose fingerprint is not its task's."""
-    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": __version__},
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
@@ -153,15 +143,9 @@ def run_record(scenario_dict: dict, point: dict, replicate: int) -> dict:
     try:
         result = run(Scenario.from_dict(scenario_dict))
     except Exception as exc:  # recorded with the run, so the sweep goes on
-        return _record(scenario_dict, point, replicate, error=f"{type(exc).__name__}: {exc}")
-    return _record(scenario_dict, point, replicate, summary=jsonable(result.summary),
+        return make_record(scenario_dict, point, replicate, error=f"{type(exc).__name__}: {exc}")
+    return make_record(scenario_dict, point, replicate, summary=jsonable(result.summary),
                    row=jsonable(_row(result.summary, result.nodes)))
-
-
-def _record(scenario_dict, point, replicate, *, summary=None, row=None, error=None) -> dict:
-    return {"point": point, "replicate": replicate, "seed": scenario_dict["seed"],
-            "fingerprint": fingerprint(scenario_dict), "summary": summary, "row": row,
-            "error": error}
 
 
 def worker_pool(n_workers: int) -> ProcessPoolExecutor:
@@ -195,7 +179,8 @@ class SweepResult:
 
     def aggregate(self, metric: str = "final_accuracy") -> list[dict]:
         """Per grid point: the mean, standard deviation (ddof=1) and count of ``metric``
-        over the replicates that ran without error."""
+        over the replicates that ran without error. With fewer than two replicates
+        there is no spread to measure: ``std`` is nan (printed "n/a"), never 0."""
         check_metric(metric)
         out = []
         for point in _points(self.grid):
@@ -205,17 +190,22 @@ class SweepResult:
             values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
             out.append({**point, "metric": metric, "n": len(values),
                         "mean": float(np.mean(values)) if values else float("nan"),
-                        "std": float(np.std(values, ddof=1))
-                        if len(values) > 1 and max(values) > min(values) else 0.0})
+                        "std": float("nan") if len(values) < 2 else
+                        float(np.std(values, ddof=1)) if max(values) > min(values) else 0.0})
         return out
 
     def format(self, metric: str = "final_accuracy") -> str:
+        """A text table: per grid point, the mean and sd of ``metric`` and the number
+        of replicates (sd "n/a" below two)."""
         keys = list(self.grid)
         rows = self.aggregate(metric)
-        lines = ["  ".join(f"{k:>16}" for k in keys) + f"  {metric + ' (mean ± sd)':>28}  {'n':>3}"]
+        width = max(12, len(metric) + 5)
+        lines = ["  ".join(f"{k:>16}" for k in keys)
+                 + f"  {metric + ' mean':>{width}}  {'sd':>10}  {'n':>3}"]
         for row in rows:
-            lines.append("  ".join(f"{str(row[k]):>16}" for k in keys)
-                         + f"  {_cell(row['mean']) + ' ± ' + _cell(row['std']):>28}  {row['n']:>3}")
+            lines.append("  ".join(f"{_value(row[k]):>16}" for k in keys)
+                         + f"  {_cell(row['mean']):>{width}}  {_cell(row['std']):>10}"
+                         f"  {row['n']:>3}")
         if self.failures:
             lines.append(f"{len(self.failures)} run(s) failed: " + "; ".join(
                 f"{f['point']} #{f['replicate']}: {f['error']}" for f in self.failures[:3]))
@@ -226,6 +216,16 @@ class SweepResult:
         per value of the other keys."""
         from . import plots
         return plots.sweep(self, x=x or next(iter(self.grid)), metric=metric)
+
+
+def _value(value) -> str:
+    """A grid value as typed on the command line (a string bare, a list as TOML)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return dumps_value(value)
+    except TypeError:  # not a TOML value (a grid given from Python): as Python prints it
+        return str(value)
 
 
 def _points(grid: dict) -> list[dict]:
@@ -274,33 +274,28 @@ def sweep(base, grid: dict, *, seeds=(0,), executor=None, out: str | Path | None
         raise ScenarioError(f"executor must have submit(fn, *args) (a concurrent.futures "
                             f"Executor); got {shown(executor)}")
     tasks = _tasks(base, grid, seeds)  # every grid point checked before anything runs
-    show = sys.stderr.isatty() if progress is None else progress
+    show = is_wanted(progress)
     if resume and overwrite:
         raise ScenarioError("resume and overwrite exclude each other: resume keeps the runs "
                             "of the results file, overwrite empties it")
     if out is None:
         return _result(tasks, [], _execute(tasks, executor, None, show), grid, None)
     path = Path(out)
-    with _results_file(path, resume=resume, overwrite=overwrite) as f:
-        done = _resumed(path, tasks) if resume else []
-        finished = {_key(r["point"], r["replicate"]) for r in done}
-        todo = [t for t in tasks if _key(t[1], t[2]) not in finished]
+    with results_file(path, resume=resume, overwrite=overwrite) as f:
+        done = resumed_records(path, tasks) if resume else []
+        finished = {record_key(r["point"], r["replicate"]) for r in done}
+        todo = [t for t in tasks if record_key(t[1], t[2]) not in finished]
         new = _execute(todo, executor, f, show)
     return _result(tasks, done, new, grid, path, skipped=len(tasks) - len(todo))
 
 
 def _result(tasks, done, new, grid, path, skipped=0) -> SweepResult:
     """The records, old and new, in grid order (records of other points last)."""
-    order = {_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
-    records = sorted(done + new, key=lambda r: order.get(_key(r["point"], r["replicate"]),
+    order = {record_key(p, k): i for i, (_, p, k) in enumerate(tasks)}
+    records = sorted(done + new, key=lambda r: order.get(record_key(r["point"], r["replicate"]),
                                                          len(order)))
     return SweepResult(records, dict(grid), path, skipped=skipped,
                        failures=[r for r in records if r["error"] is not None])
-
-
-def _key(point: dict, replicate: int) -> tuple[str, int]:
-    """A record's place in a sweep: its grid point and replicate."""
-    return json.dumps(point, sort_keys=True), replicate
 
 
 SEED_NBYTES = 1_000  # a child seed being made (a numpy SeedSequence: ~470 bytes measured)
@@ -333,54 +328,19 @@ def _tasks(base, grid: dict, seeds) -> list[tuple[dict, dict, int]]:
     _fits(f"seeds (replicate index {max(seeds)})",
           f"{max(seeds) + 1:,} child seeds of {SEED_NBYTES} bytes", (max(seeds) + 1) * SEED_NBYTES)
     child = Streams(base.seed).child_seeds(max(seeds) + 1)
-    tasks = []
+    tasks, seen = [], {}
     for point in _points(grid):
         try:
             scenario = base.replace(**point)  # checked here, before any run
         except ScenarioError as exc:
             raise ScenarioError(f"grid point {point}: {exc}") from None
+        same = seen.setdefault(json.dumps(jsonable(scenario.to_dict()), sort_keys=True), point)
+        if same is not point:  # e.g. slowdown 1 and [1, 1, 1, 1]: one run, counted twice
+            raise ScenarioError(f"grid points {same} and {point} are the same scenario: its "
+                                f"runs would count twice; give each value once")
         for k in seeds:
             tasks.append((scenario.replace(seed=child[k]).to_dict(), point, k))
     return tasks
-
-
-@contextmanager
-def _results_file(path: Path, *, resume: bool, overwrite: bool):
-    """The results file, open for appending and locked, after the checks: a regular
-    file (a FIFO would block), not another sweep's (the lock), and, if it holds
-    records, a sweep that says what to do with them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_NONBLOCK: opening a FIFO must not wait for a reader; nothing is truncated yet
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0),
-                 0o644)
-    with os.fdopen(fd, "r+b") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ScenarioError(f"out {str(path)!r} is not a regular file (a FIFO or a "
-                                f"device); give the path of a file")
-        _lock(fd, path)
-        size = os.fstat(fd).st_size
-        if size and not (resume or overwrite):
-            raise ScenarioError(f"out {str(path)!r} already holds the records of a sweep: "
-                                f"resume=True (--resume) adds the missing runs, overwrite="
-                                f"True (--overwrite) replaces them; or choose another file")
-        if overwrite:
-            f.truncate(0)
-        elif size and os.pread(fd, 1, size - 1) != b"\n":  # a killed sweep's half line:
-            f.write(b"\n")                                  # end it, so that the next
-        yield f                                             # record starts a line
-
-
-def _lock(fd: int, path: Path) -> None:
-    """Lock the results file for this sweep (released when it is closed)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX (Windows): no lock; one sweep per results file
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise ScenarioError(f"out {str(path)!r} is being written by another sweep (it is "
-                            f"locked); wait for it to end, or choose another file") from None
 
 
 def _execute(todo: list, executor, f, show: bool) -> list[dict]:
@@ -388,14 +348,16 @@ def _execute(todo: list, executor, f, show: bool) -> list[dict]:
     results file ``f`` as it finishes; returns the records in the order they finished."""
     started = time.perf_counter()
     new = []
+    line = ProgressLine() if show else None
 
     def emit(record: dict) -> None:
         new.append(record)
         if f is not None:
             f.write((json.dumps(record) + "\n").encode())
             f.flush()
-        if show:
-            _progress(len(new), len(todo), time.perf_counter() - started)
+        if line is not None:  # the last run's line always: it stays on the screen
+            line.update(_progress(len(new), len(todo), time.perf_counter() - started),
+                        force=len(new) == len(todo))
 
     if executor is None:  # in this process, one run at a time: Ctrl-C stops at once
         for task in todo:
@@ -403,8 +365,8 @@ def _execute(todo: list, executor, f, show: bool) -> list[dict]:
     else:
         for task in _run_on(executor, todo, emit):
             emit(_run_alone(task))
-    if show and todo:
-        print(file=sys.stderr)
+    if line is not None:
+        line.close()
     return new
 
 
@@ -435,58 +397,12 @@ def _run_alone(task: tuple) -> dict:
         try:
             return pool.submit(run_record, *task).result()
         except BrokenExecutor as exc:
-            return _record(*task, error=f"{type(exc).__name__}: the process running it died "
+            return make_record(*task, error=f"{type(exc).__name__}: the process running it died "
                                         f"(killed, out of memory or crashed), twice")
 
 
-def _resumed(path: Path, tasks: list) -> list[dict]:
-    """The records of ``path`` to keep; a record of one of ``tasks`` with another
-    fingerprint is refused, so that a resumed sweep never mixes two experiments."""
-    expected = {_key(p, k): fingerprint(s) for s, p, k in tasks}
-    kept = {}
-    for record in _load_records(path):
-        key = _key(record["point"], record["replicate"])
-        if key in expected and record.get("fingerprint") != expected[key]:
-            raise ScenarioError(
-                f"out {str(path)!r} holds runs of another experiment: grid point "
-                f"{record['point']} #{record['replicate']} was run with another scenario, "
-                f"seed or simdml version; use --overwrite or another file")
-        kept.setdefault(key, record)  # a copied line is one run, kept once
-    return list(kept.values())
-
-
-def _load_records(path: Path) -> list[dict]:
-    """The records of a JSON-lines file. A line that is not a record (a killed sweep's
-    half line, a foreign line) is skipped, with one warning naming the lines."""
-    records, foreign = [], []
-    text = read_bounded(path, "results file", RESULT_MAX_BYTES).decode("utf-8", "replace")
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            record = None
-        if _is_record(record):
-            records.append(record)
-        else:
-            foreign.append(number)
-    if foreign:
-        shown = ", ".join(map(str, foreign[:10])) + (", ..." if len(foreign) > 10 else "")
-        warnings.warn(f"{path}: {len(foreign)} line(s) are not records of a sweep (lines "
-                      f"{shown}): skipped", stacklevel=4)
-    return records
-
-
-def _is_record(record) -> bool:
-    """A record as ``run_record`` writes it: a point, a replicate, and either a row and
-    a summary or an error."""
-    return (isinstance(record, dict) and isinstance(record.get("point"), dict)
-            and is_integer(record.get("replicate"))
-            and (isinstance(record.get("error"), str)
-                 or record.get("error", 0) is None and isinstance(record.get("row"), dict)
-                 and isinstance(record.get("summary"), dict)))
-
-
-def _progress(done: int, total: int, elapsed: float) -> None:
+def _progress(done: int, total: int, elapsed: float) -> str:
+    """A sweep's progress: runs done of all, real time elapsed, and the time left if the
+    runs to come take as long as those done."""
     left = elapsed / done * (total - done)
-    print(f"\r[{done}/{total}] {elapsed:.0f} s elapsed, ~{left:.0f} s left  ",
-          end="", file=sys.stderr, flush=True)
+    return f"[{done}/{total}] runs done, {elapsed:.0f} s elapsed, ~{left:.0f} s left"

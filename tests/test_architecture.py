@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdml"
 
 #: the layers in order; a module may import from its own layer and the ones above it
 LAYERS = [
-    ("foundation", ["simdml._checks", "simdml._toml", "simdml._span", "simdml._version"]),
+    ("foundation", ["simdml._checks", "simdml._toml", "simdml._span", "simdml._version",
+                    "simdml._progress"]),
     ("kernel", ["simdml.engine"]),
     ("randomness", ["simdml._rng"]),
     ("cluster", ["simdml.network", "simdml.cluster", "simdml.faults"]),
@@ -21,11 +22,11 @@ LAYERS = [
     ("learners", ["simdml.models"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
-    ("observation", ["simdml.trace", "simdml.metrics", "simdml.plots"]),
+    ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots"]),
     ("experiment", ["simdml._rules", "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
-                    "simdml.experiment", "simdml.sweep"]),
-    ("faces", ["simdml.cli", "simdml.check", "simdml.__main__", "simdml"]),
+                    "simdml.experiment", "simdml.records", "simdml.sweep"]),
+    ("faces", ["simdml._overrides", "simdml.cli", "simdml.check", "simdml.__main__", "simdml"]),
 ]
 MAX_LINES = 500
 
@@ -128,7 +129,7 @@ def test_the_import_graph_has_no_circles():
 
 
 @pytest.mark.parametrize("module", ["simdml.engine", "simdml._checks", "simdml._span",
-                                    "simdml._toml"])
+                                    "simdml._toml", "simdml._progress"])
 def test_the_foundation_and_the_kernel_are_pure_standard_library(module):
     """The kernel and the foundation import no third-party package (not even numpy)."""
     paths = [p for m, p in _modules().items() if m == module or m.startswith(module + ".")]

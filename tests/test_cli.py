@@ -102,3 +102,96 @@ def test_validate_checks_the_data_too(tmp_path):
     path.write_text("[cluster]\nworkers = 500\n")
     p = simdml("validate", path)
     assert p.returncode == 2 and "cluster.workers=500 is more than the 111 training samples" in p.stderr
+
+
+# ------------------------------------------------- --set, show (issue 17), in process
+
+
+def _main(capsys, *argv):
+    """``simdml ARGV`` in this process: (exit code, stdout, stderr)."""
+    from simdml.cli import main
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_set_changes_the_scenario_that_runs(quick, capsys):
+    """`run --set` runs the scenario with those keys changed, all at once: the same
+    numbers as the Python API's replace (a float, a bare word, a list)."""
+    from simdml import load_scenario, run
+    sets = ["cluster.speed=2e6", "strategy.kind=async", "cluster.slowdown=[1,4]"]
+    code, out, _ = _main(capsys, "run", quick, "--json", *(a for s in sets for a in ("--set", s)))
+    assert code == 0
+    expected = run(load_scenario(quick).replace(**{
+        "cluster.speed": 2e6, "strategy.kind": "async", "cluster.slowdown": [1, 4]}))
+    assert json.loads(out)["sim_time"] == expected.summary["sim_time"]
+    assert json.loads(out)["updates"] == expected.summary["updates"]
+
+
+def test_set_works_on_every_command_that_reads_a_scenario(quick, tmp_path, capsys):
+    """validate, show, compare and sweep take --set as run does."""
+    from simdml import load_scenario, sweep
+    code, _, err = _main(capsys, "validate", quick, "--set", "cluster.workers=500")
+    assert code == 2 and "cluster.workers=500 is more than the 111 training samples" in err
+    code, out, _ = _main(capsys, "compare", "iris_sync", quick, "--set", "stop.rounds=2", "--json")
+    assert code == 0
+    assert {r["stop_reason"] for r in json.loads(out).values()} == {"2 updates done (stop.rounds)"}
+    out_file = tmp_path / "s.jsonl"
+    code, _, _ = _main(capsys, "sweep", quick, "--set", "cluster.speed=1e6", "--grid",
+                       "cluster.workers=2,3", "--out", out_file, "--quiet")
+    records = [json.loads(line) for line in out_file.read_text().splitlines()]
+    expected = sweep(load_scenario(quick).replace(**{"cluster.speed": 1e6}),
+                     {"cluster.workers": [2, 3]})
+    assert code == 0 and records == expected.records
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["cluster.sped=2e6"], "simdml: error: unknown key 'cluster.sped'; allowed in [cluster]: "
+                           "workers, speed, server_speed, compute_time, jitter, slowdown (did "
+                           "you mean 'speed'?) (with --set cluster.sped=2e6)"),
+    (["cluster.speed=-1"], "simdml: error: cluster.speed must be > 0 (flop/s); got -1.0 (with "
+                           "--set cluster.speed=-1)"),
+    (["strategy.kind=asink"], "strategy.kind must be one of"),
+    (["nosuch.key=1"], "unknown section 'nosuch' in key 'nosuch.key'"),
+    (["cluster.slowdown=[1,4"], "simdml: error: --set cluster.slowdown: '[1,4' is not a TOML "
+                                "value (Unclosed array)"),
+    (["cluster.speed"], "simdml: error: --set must be KEY=VALUE (e.g. cluster.speed=2e6); got "
+                        "'cluster.speed'"),
+    (["cluster.speed=1", "cluster.speed=2"], "simdml: error: --set cluster.speed is given "
+                                             "twice; give it once"),
+])
+@pytest.mark.parametrize("command", ["run", "validate", "show", "compare", "sweep"])
+def test_a_bad_set_is_one_line_naming_the_key_and_exit_2(command, sets, message, quick, capsys):
+    extra = ["--grid", "stop.rounds=2"] if command == "sweep" else []
+    code, out, err = _main(capsys, command, quick, *extra, *(a for s in sets for a in ("--set", s)))
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1
+
+
+def test_show_prints_a_scenario_with_its_changes_as_toml(quick, capsys):
+    """`show` prints TOML that loads back to the scenario, --set applied."""
+    from simdml.scenario import load_scenario, parse_scenario
+    code, out, _ = _main(capsys, "show", quick, "--set", "cluster.speed=2e6",
+                         "--set", "strategy.kind=async")
+    assert code == 0
+    shown = parse_scenario(out)
+    assert shown == load_scenario(quick).replace(**{"cluster.speed": 2e6, "strategy.kind": "async"})
+    assert "speed = 2e6\n" in out and 'kind = "async"\n' in out
+    code, _, err = _main(capsys, "show", "nosuch")
+    assert code == 2 and "no scenario file or bundled scenario named 'nosuch'" in err
+
+
+def _bundled():
+    from simdml.scenario import bundled_scenarios
+    return list(bundled_scenarios())
+
+
+@pytest.mark.parametrize("name", _bundled())
+def test_show_round_trips_every_bundled_scenario(name, tmp_path, capsys):
+    """`simdml show NAME` is the scenario: loaded back it is equal (every field), and
+    `Scenario.save` writes the same text."""
+    from simdml.scenario import load_scenario, parse_scenario
+    code, out, _ = _main(capsys, "show", name)
+    assert code == 0 and parse_scenario(out) == load_scenario(name)
+    path = load_scenario(name).save(tmp_path / f"{name}.toml")
+    assert path.read_text() == out and load_scenario(path) == load_scenario(name)

@@ -155,7 +155,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_every_command_help_has_an_example(capsys):
-    for command in ("run", "validate", "list", "demo", "compare", "sweep", "plot", "lessons",
+    for command in ("run", "validate", "show", "list", "demo", "compare", "sweep", "plot", "lessons",
                     "lesson"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
@@ -209,3 +209,85 @@ def test_a_serial_sweep_writes_each_run_as_it_finishes(tmp_path, monkeypatch):
 def test_cli_sweep_options_are_checked_before_any_run(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+# --------------------------------------------- categories, n = 1, duplicates (issue 17)
+
+
+def test_one_replicate_has_no_spread_and_the_table_says_n_a():
+    """With n = 1 the sd is unknown: aggregate gives nan and the table 'n/a', never 0."""
+    one = sweep(BASE, {"cluster.workers": [2, 4]}, seeds=[0])
+    assert all(row["n"] == 1 and np.isnan(row["std"]) for row in one.aggregate())
+    lines = one.format().splitlines()
+    assert lines[0].split() == ["cluster.workers", "final_accuracy", "mean", "sd", "n"]
+    mean = one.aggregate()[0]["mean"]
+    assert lines[1].split() == ["2", f"{mean:.4g}", "n/a", "1"]
+    assert "± 0" not in one.format()
+
+
+def test_equal_replicates_have_a_spread_of_zero(serial):
+    """Two replicates that agree exactly have sd 0 (measured), not n/a."""
+    same = sweep(BASE.replace(**{"cluster.compute_time": "deterministic"}),
+                 {"cluster.workers": [2]}, seeds=[0, 1])
+    row, = same.aggregate("sim_time")
+    assert row["n"] == 2 and row["std"] == 0.0
+    assert same.format("sim_time").splitlines()[1].split()[2] == "0"
+
+
+def test_grid_points_that_are_one_scenario_are_refused():
+    """1 and [1, 1, 1, 1] are the same slowdown for 4 workers: one run counted twice."""
+    with pytest.raises(ScenarioError, match=r"grid points \{'cluster.slowdown': 1\} and "
+                                            r"\{'cluster.slowdown': \[1, 1, 1, 1\]\} are the "
+                                            r"same scenario: its runs would count twice"):
+        sweep(BASE, {"cluster.slowdown": [1, [1, 1, 1, 1]]})
+    with pytest.raises(ScenarioError, match=r"grid cluster.workers lists a value twice"):
+        sweep(BASE, {"cluster.workers": [2, 2]})
+
+
+def test_a_grid_of_lists_runs_each_list_and_prints_it_as_toml():
+    result = sweep(BASE, {"cluster.slowdown": [[1, 1, 1, 4], [1, 1, 1, 1]]})
+    assert [r["point"] for r in result.records] == [{"cluster.slowdown": [1, 1, 1, 4]},
+                                                    {"cluster.slowdown": [1, 1, 1, 1]}]
+    slow, even = (r["summary"]["sim_time"] for r in result.records)
+    assert slow > even  # the straggler slows every synchronous round
+    assert [line.split()[:4] for line in result.format().splitlines()[1:]] == [
+        ["[1,", "1,", "1,", "4]"], ["[1,", "1,", "1,", "1]"]]
+
+
+def test_a_categorical_key_is_drawn_as_dodged_points_not_lines(serial):
+    """x = strategy.kind: one tick per category, each series' points beside each other
+    (offset by 0.8 / series), no line joining sync to async; error bars are the sd."""
+    fig = serial.plot(x="strategy.kind")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sync", "async"]
+    bars = {c.get_label(): c for c in ax.containers}
+    assert set(bars) == {"cluster.workers=2", "cluster.workers=4"}
+    for label, offset in (("cluster.workers=2", -0.2), ("cluster.workers=4", 0.2)):
+        data_line, _, (spans,) = bars[label]
+        assert data_line.get_linestyle() == "None"
+        np.testing.assert_allclose(np.asarray(data_line.get_xdata(), float),
+                                   [0 + offset, 1 + offset])
+        rows = [row for row in serial.aggregate() if f"cluster.workers={row['cluster.workers']}"
+                == label]
+        heights = [seg[1][1] - seg[0][1] for seg in spans.get_segments()]
+        np.testing.assert_allclose(heights, [2 * row["std"] for row in rows])
+    numeric = serial.plot(x="cluster.workers").axes[0]
+    assert numeric.containers[0][0].get_linestyle() == "-"  # numbers keep their lines
+
+
+def test_a_single_seed_plot_says_it_has_no_spread():
+    one = sweep(BASE, {"strategy.kind": ["sync", "async"]}, seeds=[0])
+    ax = one.plot().axes[0]
+    assert ax.get_ylabel() == "final_accuracy (1 seed: no spread measured)"
+    _, _, (spans,) = ax.containers[0]
+    assert [seg[1][1] - seg[0][1] for seg in spans.get_segments()] == [0.0, 0.0]
+
+
+def test_cli_sweep_over_lists(tmp_path, capsys):
+    """--grid with list values runs one point per list, in order."""
+    out = tmp_path / "lists.jsonl"
+    assert main(["sweep", "iris_sync", "--grid", "cluster.slowdown=[1,1,1,4],[1,1,1,1]",
+                 "--grid", "stop.rounds=3", "--out", str(out), "--quiet"]) == 0
+    points = [json.loads(line)["point"] for line in out.read_text().splitlines()]
+    assert points == [{"cluster.slowdown": [1, 1, 1, 4], "stop.rounds": 3},
+                      {"cluster.slowdown": [1, 1, 1, 1], "stop.rounds": 3}]

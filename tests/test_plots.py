@@ -1,0 +1,102 @@
+"""Figures say what they show: each event its own marker in the timeline and its legend,
+and a large cluster's figures and node table say how many workers they leave out."""
+from types import SimpleNamespace
+
+import pytest
+
+from simdml import Scenario, run
+from simdml import plots
+from simdml.cli import format_summary
+from simdml.plots import EVENT_MARKERS
+from simdml.tables import node_table, shown_nodes
+
+
+def _trace(n_workers: int, instants=()):
+    nodes = ["server"] + [f"worker{i}" for i in range(n_workers)]
+    return SimpleNamespace(nodes=nodes, spans=[], instants=list(instants), end=1.0)
+
+
+def test_each_event_has_its_own_marker_and_a_legend_entry():
+    """Crash x, recovery ^, partition v, heal D: four markers, all different (a partition
+    used to share the recovery's ^), each drawn where it happened and named in the legend."""
+    instants = [(0.1, "worker0", "crash"), (0.2, "worker0", "recover"),
+                (0.3, "worker1", "partition"), (0.4, "worker1", "heal")]
+    ax = plots.timeline(_trace(2, instants)).axes[0]
+    drawn = [(line.get_xdata()[0], line.get_ydata()[0], line.get_marker()) for line in ax.lines]
+    assert drawn == [(0.1, 1, "x"), (0.2, 1, "^"), (0.3, 2, "v"), (0.4, 2, "D")]
+    assert len({m for m, _ in EVENT_MARKERS.values()}) == len(EVENT_MARKERS)
+    legend = {h.get_label(): h for h in ax.get_legend().legend_handles}
+    assert {label: legend[label].get_marker() for label in
+            ("crash", "recovery", "partition", "partition heals")} == {
+        "crash": "x", "recovery": "^", "partition": "v", "partition heals": "D"}
+
+
+def test_the_legend_names_only_the_events_that_happened():
+    ax = plots.timeline(_trace(2, [(0.1, "worker0", "crash")])).axes[0]
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert labels[-1] == "crash" and "recovery" not in labels and "partition" not in labels
+
+
+def test_a_real_crash_and_recovery_are_in_the_legend():
+    r = run("crash_recovery")
+    ax = plots.timeline(r.trace).axes[0]
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert labels[-2:] == ["crash", "recovery"]
+
+
+def test_a_timeline_of_a_large_cluster_says_what_it_leaves_out():
+    ax = plots.timeline(_trace(2000), max_nodes=16).axes[0]
+    assert ax.get_title() == "What each node does, when; 15 of 2,000 workers shown"
+    assert [t.get_text() for t in ax.get_yticklabels()] == (
+        ["server"] + [f"worker{i}" for i in range(15)])
+    assert plots.timeline(_trace(15), max_nodes=16).axes[0].get_title() == (
+        "What each node does, when")  # all shown: nothing to say
+
+
+def test_shown_nodes_counts_workers_not_the_server():
+    names = ["server"] + [f"worker{i}" for i in range(2000)]
+    kept, note = shown_nodes(names, 16)
+    assert kept == names[:16] and note == "15 of 2,000 workers shown"
+    assert shown_nodes(names[:5], 16) == (names[:5], "")
+
+
+@pytest.fixture(scope="module")
+def forty():
+    """40 workers: more than a figure or a table shows."""
+    return run(Scenario(name="forty").replace(**{
+        "cluster.workers": 40, "cluster.speed": 1e6, "stop.rounds": 2}))
+
+
+def test_a_large_run_overview_and_utilization_say_what_they_omit(forty):
+    fig = plots.run_overview(forty)
+    titles = [ax.get_title() for ax in fig.get_axes()]
+    assert "What each node does, when; 15 of 40 workers shown" in titles
+    ax = plots.utilization(forty, max_nodes=16).axes[0]
+    assert ax.get_title().endswith("; 15 of 40 workers shown)")
+    assert len(ax.get_xticks()) == 16
+
+
+def test_the_node_table_is_cut_like_the_figure_and_keeps_the_totals(forty):
+    """Server and 15 workers, then a row summing all 40 workers (utilization: their
+    mean), then a line saying what is left out."""
+    lines = node_table(forty.nodes)
+    names = [line.split()[0] for line in lines[1:17]]
+    assert names == ["server"] + [f"worker{i}" for i in range(15)]
+    workers = [t for n, t in forty.nodes.items() if n != "server"]
+    total = lines[17]
+    assert total.startswith("all 40 workers ")
+    assert total.split()[3:] == [
+        f"{sum(t['compute'] for t in workers):.4g}", f"{sum(t['send'] for t in workers):.3g}",
+        f"{sum(t['recv'] for t in workers):.3g}", f"{sum(t['wait'] for t in workers):.3g}",
+        f"{sum(t['down'] for t in workers):.3g}",
+        f"{100 * sum(t['utilization'] for t in workers) / 40:.1f}"]
+    assert lines[18] == ("(15 of 40 workers shown; the last row sums all of them, "
+                         "utilization their mean)")
+    assert len(lines) == 19 and "worker39" not in "\n".join(lines)
+    assert format_summary(forty).endswith("\n".join(lines))
+
+
+def test_a_small_cluster_table_has_every_node_and_no_total():
+    r = run(Scenario(name="small").replace(**{"stop.rounds": 2}))
+    lines = node_table(r.nodes)
+    assert [line.split()[0] for line in lines[1:]] == ["server"] + [f"worker{i}" for i in range(4)]
