@@ -40,7 +40,8 @@ def format_summary(result) -> str:
         ("scenario", f"{result.scenario.name} (seed {result.scenario.seed})"),
         ("strategy", f"{result.scenario.strategy.kind}, {result.scenario.cluster.workers} workers"),
         ("simulated time", f"{s['sim_time']:.4g} s"),
-        ("updates", f"{s['updates']} ({s['updates_per_s']:.4g} per simulated s)"),
+        ("updates", f"{s['updates']} ({s['updates_per_s']:.4g} per simulated s)"
+         if s["sim_time"] > 0 else f"{s['updates']} (no simulated time passed)"),
         ("final loss", _number(s["final_loss"], "{:.4f}")),
         (f"final {s['score_name']}", _number(100 * s["final_score"], "{:.1f} % (test set)")
          if s["score_name"] == "accuracy" else _number(s["final_score"], "{:.4f} (test set)")),

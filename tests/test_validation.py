@@ -288,3 +288,15 @@ def test_a_gradient_step_takes_at_least_the_time_the_work_estimate_assumes():
     began = time.process_time()
     LogisticRegression(n_iter=2000).fit(X, y)
     assert time.process_time() - began > 2000 * STEP_SECONDS
+
+
+def test_a_run_that_stops_before_any_simulated_time_says_so_instead_of_a_rate():
+    """A run stopped at t = 0 (here a kernel that overflows at once) printed "0 (nan per
+    simulated s)"; the summary table says no simulated time passed."""
+    from simdml.tables import format_summary
+    d = BASE.to_dict()
+    d["model"] = {"kind": "kernel_svm", "kernel": "poly", "degree": 400, "gamma": 10.0}
+    d["strategy"] = {"kind": "cascade_svm"}
+    table = format_summary(run(Scenario.from_dict(d)))
+    assert "updates          0 (no simulated time passed)" in table
+    assert "nan" not in table
