@@ -17,9 +17,10 @@ import difflib
 import math
 import numbers
 import os
+import stat
 
 __all__ = ["is_integer", "is_real", "number", "finite_number", "integer", "choice", "flag",
-           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "plain", "as_float", "MAX_SHOWN"]
+           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "read_bounded", "plain", "as_float", "MAX_SHOWN"]
 
 MAX_SHOWN = 80  # characters of a value a message echoes: a 10 MB string is cut, not repeated
 
@@ -249,3 +250,43 @@ def _bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} bytes"
+
+
+def read_bounded(path, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, or a ValueError.
+
+    A FIFO would block ``open`` until a writer comes, and ``/dev/zero`` never ends: only
+    a regular file is read, opened without blocking and checked on the opened file (so a
+    file swapped after a first look is caught too), and never more than the cap.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    what : str
+        What the file is, for the messages ("scenario file", "data file").
+    max_bytes : int
+        The cap, in bytes; the message names it in MiB, and the file's size.
+
+    Raises
+    ------
+    ValueError
+        Not a regular file, larger than the cap, or unreadable (the OS's reason).
+    """
+    name, cap = str(path), f"{max_bytes / 2**20:g} MiB"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {name!r}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a folder
+        os.close(fd)
+        raise ValueError(f"{what} {name!r} is not a regular file (a directory, a FIFO "
+                         f"or a device); give the path of a file")
+    with os.fdopen(fd, "rb") as f:
+        # one more than the cap: a file that grew since fstat is seen
+        data = f.read(max_bytes + 1) if info.st_size <= max_bytes else b""
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        size = max(info.st_size, len(data))
+        raise ValueError(f"{what} {name!r} is larger than {cap} (the limit for a {what}): "
+                         f"it holds {size:,} bytes{'' if size == info.st_size else ' or more'}")
+    return data

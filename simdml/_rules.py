@@ -32,11 +32,18 @@ def resampling_needs_classes(s) -> None:
                          f"data.dataset={s.data.dataset!r} has none")
 
 
+def described(s) -> dict:
+    """A bundled dataset's or a data file's ``n_samples``, ``n_features``, ``class_counts``."""
+    if _data.parse_source(s.data.dataset):  # read when the section was built: from the cache
+        return _data.describe_file(s.data.dataset, s.data.label, prefix="data.")
+    return _data.describe(s.data.dataset)
+
+
 def n_classes(s) -> int:
     """The number of classes of a scenario's (classification) dataset."""
     if s.data.dataset == "synthetic":
         return s.data.n_classes
-    return len(_data.describe(s.data.dataset)["class_counts"])
+    return len(described(s)["class_counts"])
 
 
 def class_weight_fits_the_classes(s) -> None:
@@ -174,8 +181,8 @@ PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a ch
 def run_fits_in_memory(s) -> None:
     """The memory a run needs, estimated from the scenario, against the machine's budget
     (``simdml._checks.memory_budget``): its data, its nodes' models, a forest's trees."""
-    if s.data.dataset in _data.DATASETS:
-        meta = _data.describe(s.data.dataset)
+    if s.data.dataset in _data.DATASETS or _data.parse_source(s.data.dataset):
+        meta = described(s)
         rows, cols, keys = meta["n_samples"], meta["n_features"], f"data.dataset={s.data.dataset!r}"
     else:
         rows, cols = s.data.n_samples, s.data.n_features

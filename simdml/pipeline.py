@@ -45,6 +45,11 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
                                        label_noise=d.label_noise, rng=rng)
     elif d.dataset == "synthetic_regression":
         ds = _data.make_regression(d.n_samples, d.n_features, noise=d.noise, rng=rng)
+    elif _data.parse_source(d.dataset):
+        try:  # read when the scenario was built; again only if the file changed since
+            ds = _data.load_file(d.dataset, d.label, prefix="data.")
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
     else:
         ds = _data.load(d.dataset)
     train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
@@ -52,7 +57,8 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     if test.size == 0:  # every class has one row: all stay in training (see train_test_indices)
         raise ScenarioError(f"data.test_size={d.test_size} leaves no test rows: each class of "
                             f"the {ds.y.size} rows needs 2 or more to appear on both sides "
-                            f"(raise data.n_samples or lower data.n_classes)")
+                            + ("(raise data.n_samples or lower data.n_classes)"
+                               if d.dataset == "synthetic" else f"(data.dataset={d.dataset!r})"))
     if s.cluster.workers > len(train):
         raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
                             f"{len(train)} training samples of data.dataset={d.dataset!r}")
@@ -72,7 +78,7 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
         y_train, y_test = ds.y[order], ds.y[test]
         _data.permute_rows(ds.X, np.concatenate([order, test]))
         X_train, X_test = ds.X[:order.size], ds.X[order.size:]  # views, in shard order
-    else:  # a bundled dataset is shared (read-only): copy the rows
+    else:  # a bundled dataset or a data file is shared (read-only, cached): copy the rows
         X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
     del ds  # a generated dataset is not kept twice
     scaling = None

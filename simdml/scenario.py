@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import _rules
+from . import _checks, _rules
 from ._checks import shown
 from ._toml import dumps as _dumps_toml
+from .data import parse_source
 from .sections import (_SECTIONS, ClusterConfig, CrashConfig, DataConfig, FaultsConfig,
                        ImbalanceConfig, LinkConfig, ModelConfig, NetworkConfig,
                        PartitionConfig, SchedulingConfig, ScenarioError, StopConfig,
@@ -158,39 +158,13 @@ SCENARIO_MAX_BYTES = 2**20  # 1 MiB: the largest bundled scenario is under 2 KiB
 
 
 def read_bounded(path: str | Path, what: str, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``, or a ScenarioError.
-
-    A FIFO would block ``open`` until a writer comes, and ``/dev/zero`` never ends: only
-    a regular file is read, opened without blocking and checked on the opened file (so a
-    file swapped after a first look is caught too), and never more than the cap.
-
-    Parameters
-    ----------
-    path : str or Path
-    what : str
-        What the file is, for the messages ("scenario file", "result file").
-    max_bytes : int
-        The cap, in bytes; the message names it in MiB.
-
-    Raises
-    ------
-    ScenarioError
-        Not a regular file, larger than the cap, or unreadable (the OS's reason).
-    """
-    name, cap = str(path), f"{max_bytes / 2**20:g} MiB"
+    """The bytes of a regular file of at most ``max_bytes``, or a ScenarioError: the
+    checks of :func:`simdml._checks.read_bounded` (a FIFO, a device, a file over the cap,
+    an unreadable file), in the scenario's error."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise ScenarioError(f"cannot read {what} {name!r}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ScenarioError(f"{what} {name!r} is not a regular file (a directory, a FIFO "
-                                f"or a device); give the path of a file")
-        data = f.read(max_bytes + 1)  # one more than the cap: a file that grew is seen
-    if info.st_size > max_bytes or len(data) > max_bytes:
-        raise ScenarioError(f"{what} {name!r} is larger than {cap} (the limit for a {what})")
-    return data
+        return _checks.read_bounded(path, what, max_bytes)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def load_scenario(source: str | Path) -> Scenario:
@@ -209,17 +183,23 @@ def load_scenario(source: str | Path) -> Scenario:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), base=path.parent)
 
 
-def parse_scenario(text: str, where: str = "<string>") -> Scenario:
-    """A scenario from TOML text."""
+def parse_scenario(text: str, where: str = "<string>", *, base: str | Path | None = None) -> Scenario:
+    """A scenario from TOML text; a relative data file (``data.dataset = "csv:x.csv"``)
+    is found in the folder ``base`` (the scenario file's), or the working directory."""
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of nesting
         raise ScenarioError(f"{where}: invalid TOML: nested too deep to read") from None
+    data = d.get("data")
+    source = parse_source(data.get("dataset")) if isinstance(data, dict) else None
+    if source is not None and base is not None and source[1]:
+        kind, path = source  # an absolute path stays as it is (os.path.join drops base)
+        data["dataset"] = f"{kind}:{os.path.join(base, path)}"
     return Scenario.from_dict(d)
 
 

@@ -284,7 +284,9 @@ _PARTITION_NAMES = tuple(n for p in _data.PARTITIONERS for n in (p, *(
 @_section("data")
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    dataset: str = "iris"       # a bundled dataset, "synthetic" or "synthetic_regression"
+    dataset: str = "iris"       # bundled, "synthetic", "synthetic_regression", or a file:
+                                # "csv:PATH", "npz:PATH" (from the scenario's folder)
+    label: str | None = None    # a data file's label column (npz: array; features: X)
     test_size: float = 0.25     # fraction held out (stratified by class) for the score
     partition: str = "iid"      # how training rows are spread over workers
     alpha: float = 0.5          # label_skew: Dirichlet concentration (small: non-iid)
@@ -303,7 +305,11 @@ class DataConfig:
     noise: float = 0.1            # regression: standard deviation of the target noise
 
     def __post_init__(self):
-        _choice("data.dataset", self.dataset, _data.DATASETS + SYNTHETIC)
+        try:  # a data file is read now (cached): a bad file is a bad scenario, found at once
+            _store(self, "dataset", _data.check_dataset(self.dataset, self.label,
+                                                        _data.DATASETS + SYNTHETIC, prefix="data."))
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
         _number("data.test_size", self.test_size, low=0, strict_low=True)
         if self.test_size >= 1:
             raise ScenarioError(f"data.test_size must be < 1; got {self.test_size!r}")

@@ -13,7 +13,8 @@ down      crashed, until recovery (or the end of the run)
 Work a crash cut short keeps its kind with ``_lost`` appended (``compute_lost``); work
 its process abandoned (a round closed without it) becomes ``compute_dropped``.
 Exports: a JSON-able dict, CSV of spans, and the Chrome trace format that Perfetto
-(https://ui.perfetto.dev) and chrome://tracing open, one row per node.
+(https://ui.perfetto.dev) and chrome://tracing open: a process per node, with a track
+each for its CPU, its send NIC, its receive NIC and its mailbox waits (``TRACKS``).
 """
 from __future__ import annotations
 
@@ -26,11 +27,21 @@ from pathlib import Path
 
 from ._span import Span
 
-__all__ = ["Span", "Trace", "KINDS"]
+__all__ = ["Span", "Trace", "KINDS", "TRACKS"]
 
 KINDS = ("compute", "send", "recv", "wait", "down", "checkpoint")
 
 _start_end = attrgetter("start", "end")
+
+#: The tracks of a node in the Chrome trace, one per resource that works on its own.
+TRACKS = ("cpu", "send NIC", "recv NIC", "mailbox wait")
+_TRACK_OF = {"compute": "cpu", "checkpoint": "cpu", "down": "cpu", "send": "send NIC",
+             "recv": "recv NIC", "wait": "mailbox wait"}
+
+
+def _ns(t: float) -> int:
+    """Simulated seconds as whole nanoseconds (rounding is monotonic: order is kept)."""
+    return round(t * 1e9)
 
 
 class Trace:
@@ -129,24 +140,52 @@ class Trace:
         return buf.getvalue()
 
     def chrome(self) -> dict:
-        """The Chrome trace-event format: one thread (row) per node, times in µs."""
-        tid = {n: i for i, n in enumerate(self.nodes)}
+        """The Chrome trace-event format (times in µs): a process per node, a thread
+        (track) per resource of it.
+
+        A node's send NIC, receive NIC and CPU work at the same time, and a process can
+        wait on the mailbox while the NICs move bytes; on one track their slices would
+        overlap without nesting, which Perfetto cannot draw. So each node has the tracks
+        of :data:`TRACKS` (``cpu`` holds compute, checkpoint and down; the node's instants
+        go there too), named ``"<node> <track>"``; pid 0 holds the run's counters.
+
+        Times are whole nanoseconds written in µs (Perfetto's resolution): a slice's
+        ``ts`` and ``dur`` are each rounded to the nanosecond by the reader, and a
+        ``dur`` of ``end - start`` in seconds, rounded on its own, could reach a
+        nanosecond into the next slice; the end's own nanosecond never does.
+        """
         events = [{"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "simdml cluster"}}]
-        for n, i in tid.items():
-            events.append({"ph": "M", "name": "thread_name", "pid": 0, "tid": i, "args": {"name": n}})
-            events.append({"ph": "M", "name": "thread_sort_index", "pid": 0, "tid": i,
-                           "args": {"sort_index": i}})
+        used = {(s.node, _TRACK_OF[s.kind.partition("_")[0]]) for s in self.spans}
+        tid = {}
+        for i, n in enumerate(self.nodes):
+            pid = i + 1
+            events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": n}})
+            events.append({"ph": "M", "name": "process_sort_index", "pid": pid,
+                           "args": {"sort_index": pid}})
+            for j, track in enumerate(TRACKS):
+                if j and (n, track) not in used:
+                    continue  # no empty tracks; the cpu track carries the instants
+                tid[n, track] = t = len(TRACKS) * i + j
+                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": t,
+                               "args": {"name": f"{n} {track}"}})
+                events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": t,
+                               "args": {"sort_index": j}})
+        pid_of = {n: i + 1 for i, n in enumerate(self.nodes)}
         for s in self.spans:
-            events.append({"ph": "X", "name": s.kind, "cat": s.kind.partition("_")[0],
-                           "pid": 0, "tid": tid[s.node], "ts": s.start * 1e6,
-                           "dur": s.duration * 1e6, "args": {"nbytes": s.nbytes}})
+            kind = s.kind.partition("_")[0]
+            start, end = _ns(s.start), _ns(s.end)
+            events.append({"ph": "X", "name": s.kind, "cat": kind, "pid": pid_of[s.node],
+                           "tid": tid[s.node, _TRACK_OF[kind]], "ts": start / 1e3,
+                           "dur": (end - start) / 1e3, "args": {"nbytes": s.nbytes}})
         for t, n, kind in self.instants:
-            events.append({"ph": "i", "name": kind, "pid": 0, "tid": tid[n], "ts": t * 1e6, "s": "t"})
+            events.append({"ph": "i", "name": kind, "pid": pid_of[n], "tid": tid[n, "cpu"],
+                           "ts": _ns(t) / 1e3, "s": "t"})
         for name, points in self.counters.items():
             for t, v in points:
                 if not math.isfinite(v):
                     continue  # a diverged loss: JSON has no inf/nan, and Perfetto cannot plot them
-                events.append({"ph": "C", "name": name, "pid": 0, "ts": t * 1e6, "args": {name: v}})
+                events.append({"ph": "C", "name": name, "pid": 0, "ts": _ns(t) / 1e3,
+                               "args": {name: v}})
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
     def save(self, path: str | Path) -> Path:

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from simdml import Cluster, Network, Scenario, Simulator, Trace, run
+from simdml import Cluster, Network, Scenario, Simulator, Trace, load_scenario, run
 from simdml.faults import crash_at
-from simdml.trace import Span
+from simdml.trace import TRACKS, Span
+from tests.golden import cases as golden_cases
 
 END = 5.0  # s
 
@@ -127,19 +128,104 @@ def test_spans_csv_parses_back():
     assert [float(r[4]) for r in rows[1:]] == [s.duration for s in trace.spans]
 
 
-def test_chrome_trace_has_one_row_per_node_and_one_event_per_span():
-    """chrome() names one thread per node, has an 'X' event per span (µs) and an 'i' event per instant."""
+def test_chrome_trace_has_a_process_per_node_and_a_track_per_resource():
+    """chrome() names a process per node and a thread per resource used (cpu, send NIC,
+    recv NIC, mailbox wait), puts each span on its resource's track (µs), and each instant
+    on its node's cpu track."""
     trace = hand_trace()
     events = trace.chrome()["traceEvents"]
-    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
-    assert names == {0: "server", 1: "w0", 2: "w1"}
-    tid = {n: i for i, n in names.items()}
+    processes = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert processes == {0: "simdml cluster", 1: "server", 2: "w0", 3: "w1"}
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e["name"] == "thread_name"}
+    assert sorted(threads.values()) == ["server cpu", "server mailbox wait", "server recv NIC",
+                                        "w0 cpu", "w0 send NIC", "w1 cpu"]
+    assert len({tid for _, tid in threads}) == len(threads)  # tids unique across processes
+    track = {name: key for key, name in threads.items()}
+    where = {"compute": "cpu", "down": "cpu", "send": "send NIC", "recv": "recv NIC",
+             "wait": "mailbox wait"}
     complete = [e for e in events if e["ph"] == "X"]
-    assert [(e["name"], e["tid"], e["ts"], e["dur"], e["args"]["nbytes"]) for e in complete] == [
-        (s.kind, tid[s.node], s.start * 1e6, s.duration * 1e6, s.nbytes) for s in trace.spans]
+    assert [(e["name"], (e["pid"], e["tid"]), e["ts"], e["dur"], e["args"]["nbytes"])
+            for e in complete] == [
+        (s.kind, track[f"{s.node} {where[s.kind.partition('_')[0]]}"], s.start * 1e6,
+         s.duration * 1e6, s.nbytes) for s in trace.spans]  # these times are whole ns
     assert (complete[2]["name"], complete[2]["cat"]) == ("compute_lost", "compute")
     instants = [e for e in events if e["ph"] == "i"]
-    assert [(e["name"], e["tid"], e["ts"]) for e in instants] == [("crash", tid["w1"], 2e6)]
+    assert [(e["name"], (e["pid"], e["tid"]), e["ts"]) for e in instants] == [
+        ("crash", track["w1 cpu"], 2e6)]
+
+
+def _overlaps(events):
+    """The pairs of 'X' events on one track that overlap in time (touching ends do not),
+    in nanoseconds as Perfetto reads them (``ts`` and ``dur`` each rounded to the ns)."""
+    by_track = {}
+    for e in events:
+        if e["ph"] == "X":
+            start = round(e["ts"] * 1000)
+            by_track.setdefault((e["pid"], e["tid"]), []).append(
+                (start, start + round(e["dur"] * 1000), e["name"]))
+    bad = []
+    for key, slices in by_track.items():
+        slices.sort()
+        for (a0, a1, a), (b0, b1, b) in zip(slices, slices[1:]):
+            if b0 < a1:
+                bad.append((key, (a, a0, a1), (b, b0, b1)))
+    return bad
+
+
+def test_overlap_detector_sees_a_partial_overlap():
+    """The check below finds two slices of one track that overlap (so it can fail)."""
+    events = [{"ph": "X", "name": k, "pid": 1, "tid": 0, "ts": ts, "dur": 2.0}
+              for k, ts in (("send", 0.0), ("recv", 1.999))]
+    assert len(_overlaps(events)) == 1  # by one ns
+    events[1]["ts"] = 2.0
+    assert _overlaps(events) == []
+    events[1]["ts"] = 1.0
+    events[1]["tid"] = 1
+    assert _overlaps(events) == []
+
+
+TRACK_OF = dict(zip(("compute", "send", "recv", "wait"), TRACKS)) | {"down": "cpu",
+                                                                     "checkpoint": "cpu"}
+_OVERLAP_CASES = sorted(golden_cases.CASES)  # every strategy, policy, fault kind
+_FAULTY = {  # more faults, on other seeds: crashes, failures, loss, a server that restarts
+    "async/mtbf": ("iris_sync", {"strategy.kind": "async", "faults.mtbf": 0.1, "faults.mttr": 0.02,
+                                 "seed": 3}),
+    "ssp/loss": ("iris_sync", {"strategy.kind": "ssp", "strategy.staleness": 2, "seed": 5,
+                               "faults.crash": [{"node": 0, "at": 0.01, "recover_after": 0.01}]}),
+    "sync/loss": ("iris_sync", {"network.loss": 0.2, "strategy.round_timeout": 0.01, "seed": 7}),
+    "local_sgd/crash": ("iris_sync", {"strategy.kind": "local_sgd", "seed": 2,
+                                      "faults.crash": [{"node": 1, "at": 0.02}]}),
+}
+
+
+@pytest.mark.parametrize("label", _OVERLAP_CASES + sorted(_FAULTY))
+def test_no_two_slices_of_a_track_overlap(label):
+    """For every strategy, with and without faults, the slices of each track of the Chrome
+    trace follow one another: none overlaps another (so Perfetto draws them as they are)."""
+    if label in _FAULTY:
+        name, changes = _FAULTY[label]
+        scenario = load_scenario(name).replace(**{"stop.rounds": 12, **changes})
+    else:
+        scenario = golden_cases.scenario(label)
+    trace = run(scenario).trace
+    assert trace.spans, label
+    assert _overlaps(trace.chrome()["traceEvents"]) == []
+    by_track = {}  # and in the spans themselves, to the bit
+    for s in trace.spans:
+        by_track.setdefault((s.node, TRACK_OF[s.kind.partition("_")[0]]), []).append(s)
+    for spans in by_track.values():
+        assert all(a.end <= b.start for a, b in zip(spans, spans[1:])), label
+
+
+def test_times_are_whole_nanoseconds_so_back_to_back_slices_touch():
+    """A span's end and the next one's start, equal in seconds, are the same ns in the
+    export, although end - start in µs would round past it (0.1 + 0.2 - 0.1 != 0.2)."""
+    trace = Trace(nodes=["a"], spans=[Span("a", "send", 0.1, 0.30000000000000004, 8),
+                                      Span("a", "send", 0.30000000000000004, 0.5, 8)], end=1.0)
+    first, second = [e for e in trace.chrome()["traceEvents"] if e["ph"] == "X"]
+    assert (first["ts"], first["dur"], second["ts"]) == (1e5, 2e5, 3e5)
+    assert _overlaps([first, second]) == []
 
 
 def test_chrome_trace_has_counter_events():
