@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ._checks import is_integer
 from ._version import __version__
+from .data.files import content_digest, parse_source
 from .result import RESULT_MAX_BYTES, jsonable
 from .scenario import ScenarioError, read_bounded
 
@@ -30,8 +31,12 @@ __all__ = ["fingerprint", "make_record", "record_key", "results_file", "resumed_
 def fingerprint(scenario_dict: dict) -> str:
     """What determines a run, as a hash: the resolved scenario (``Scenario.to_dict``,
     its seed included) and simdml's version. Two runs with one fingerprint give the
-    same numbers; resume refuses a record whose fingerprint is not its task's."""
-    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": __version__},
+    same numbers; resume refuses a record whose fingerprint is not its task's. A data
+    file's contents count too (``data.dataset = "csv:PATH"``): a file edited between two
+    sweeps changes the fingerprint of every run that reads it."""
+    dataset = scenario_dict.get("data", {}).get("dataset")
+    files = {"data_file": content_digest(dataset)} if parse_source(dataset) else {}
+    text = json.dumps({"scenario": jsonable(scenario_dict), "simdml": __version__, **files},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simdml import Scenario, ScenarioError, load_scenario
@@ -341,3 +342,20 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_resume_refuses_records_made_from_another_version_of_a_data_file(tmp_path):
+    """A scenario that reads a data file ("csv:PATH") is fingerprinted with the file's
+    contents: after the file is edited, resume refuses the old records instead of mixing
+    runs on two datasets; with the file as it was, it skips them."""
+    data = tmp_path / "d.csv"
+    rng = np.random.default_rng(0)
+    rows = [(*rng.normal(size=3).round(6), i % 2) for i in range(40)]
+    data.write_text("a,b,c,y\n" + "".join(f"{a},{b},{c},{y}\n" for a, b, c, y in rows))
+    base = BASE.replace(**{"data.dataset": f"csv:{data}", "data.label": "y"})
+    out = tmp_path / "runs.jsonl"
+    sweep(base, GRID, seeds=[0], out=out)
+    assert sweep(base, GRID, seeds=[0], out=out, resume=True).skipped == 2
+    data.write_text(data.read_text().replace(f"{rows[0][0]},", f"{rows[0][0] + 1},", 1))
+    with pytest.raises(ScenarioError, match="holds runs of another experiment"):
+        sweep(base, GRID, seeds=[0], out=out, resume=True)

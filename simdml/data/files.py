@@ -128,6 +128,28 @@ def describe_file(source: str, label: str | None, *, prefix: str = "") -> dict:
             "class_counts": counts.tolist()}
 
 
+def content_digest(source: str) -> str:
+    """A hash of a data file's bytes (``"csv:PATH"``), or ``"unreadable"``: what a sweep's
+    fingerprint adds for a scenario that reads one, so that resuming after the file
+    changed runs again instead of mixing old and new records."""
+    kind, path = parse_source(source)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "unreadable"
+    return _digest(path, info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@functools.lru_cache(maxsize=4)  # keyed by the file's size and mtime, as _load
+def _digest(path, size, mtime_ns, inode) -> str:
+    import hashlib
+    try:
+        raw = _checks.read_bounded(path, "data file", DATA_FILE_MAX_BYTES)
+    except (OSError, ValueError):
+        return "unreadable"
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
 @functools.lru_cache(maxsize=4)  # keyed by the file's size and mtime: a changed file is reread
 def _load(kind, path, label, prefix, size, mtime_ns, inode) -> Dataset:
     where = f"{prefix}dataset={kind + ':' + path!r}"
