@@ -22,6 +22,7 @@ Everything a node does is recorded as a :class:`Span` (``node``, ``kind``, ``sta
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +144,7 @@ class Node:
         self.is_up = True
         self.recovery_due: float | None = None  # when a crashed node is due back, if known
         self.epoch = 0  # incremented at each crash
-        self._crash_times: list[float] = []
+        self._crash_times = array("d")  # 8 bytes a crash: a run may crash millions of times
         self._tx_free = 0.0  # when the NIC can start sending the next message
         self._rx_free = 0.0  # when the NIC can start receiving the next message
         self._programs: list[tuple] = []
@@ -329,6 +330,10 @@ class Node:
             span.nbytes = 0
             self._record.append(span)
 
+    def stop_recording(self) -> None:
+        """Keep no more spans in the cluster's list (the running totals go on)."""
+        self._record = None
+
     def open_spans(self) -> list[Span]:
         """The spans that may still be running: every one that ends after now is here."""
         return list(self._open)
@@ -381,7 +386,7 @@ class Node:
         events, self._down_events = self._down_events, []
         for event in events:
             event.succeed(cause)
-        self.cluster.instants.append((now, self.name, "crash"))
+        self.cluster.instant(self.name, "crash")
         return True
 
     def when_down(self):
@@ -400,7 +405,7 @@ class Node:
         self.recovery_due = None
         self._tx_free = self._rx_free = now
         self._span("down", self.last_crash_time, now, 0)
-        self.cluster.instants.append((now, self.name, "recover"))
+        self.cluster.instant(self.name, "recover")
         for program, args, name in self._programs:
             self._launch(program, args, name)
 
@@ -422,9 +427,23 @@ class Cluster:
         self.spans: list[Span] = []       # if recorded
         self.record_spans = record_spans
         self.instants: list[tuple] = []   # (time, node, kind)
+        self.trace_cut_at: float | None = None  # when spans and instants stopped being kept
         self.messages_lost = 0
         self.messages_delivered = 0
         self.messages_skipped = 0  # delivered, then superseded by a newer one unread
+
+    def instant(self, node: str, kind: str) -> None:
+        """Record that ``kind`` (crash, recover, partition, heal) happened at ``node`` now."""
+        if self.trace_cut_at is None:
+            self.instants.append((self.sim.now, node, kind))
+
+    def cut_trace(self) -> None:
+        """Keep no more spans or instants from now on, so that the trace's memory stays
+        bounded however long the run goes; the nodes' running totals stay exact."""
+        if self.trace_cut_at is None:
+            self.trace_cut_at = self.sim.now
+            for node in self.nodes:
+                node.stop_recording()
 
     def add_node(self, name: str, **kwargs) -> Node:
         """Add a node; its index is its position in ``nodes`` (used by ``Network.links``)."""

@@ -60,11 +60,11 @@ def _partition_at(cluster, side: frozenset, at: float, heal_after: float | None)
     entry = [side, heals]
     cluster.network.partitions.append(entry)
     names = sorted(n.name for n in cluster.nodes if n.index in side)
-    cluster.instants.append((sim.now, names[0], "partition"))
+    cluster.instant(names[0], "partition")
     if heal_after is not None:
         yield sim.timeout(heal_after)
         cluster.network.partitions.remove(entry)
-        cluster.instants.append((sim.now, names[0], "heal"))
+        cluster.instant(names[0], "heal")
 
 
 def random_failures(node: Node, mtbf: float, mttr: float, rng: np.random.Generator):

@@ -179,6 +179,8 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
         counters = {**counters, **{k: test[k] for k in (
             "balanced_accuracy", "macro_f1", "recall", "precision", "f1", "confusion_matrix")}}
     counters = {**counters, **(split.resampling or {})}
+    if cluster.trace_cut_at is not None:  # the trace hit its memory budget (the totals did not)
+        counters = {**counters, "trace_cut_at": cluster.trace_cut_at}
     stop_reason = monitor.stop_reason or stop_reason
     lost = job.checkpoints.lost_note(monitor.updates, monitor.model.score_name)
     if lost is not None:  # a restart threw away a better model than the final one

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+from ._checks import memory_budget
 from .cluster import Cluster
 from .engine import Deadlock, Interrupt, Simulator
 from .network import payload_nbytes
@@ -47,20 +48,48 @@ class _WallClock(BaseException):  # not Exception: no process may catch it
     """The run took longer in real time than stop.wall_time."""
 
 
+WATCH_EVERY = 0.5     # s of real time between two looks of the watchdog at the run
+SPAN_BYTES = 160      # what a kept span (or instant) costs, measured with tracemalloc
+TRACE_SHARE = 0.25    # of the memory budget (_checks.memory_budget) the trace may fill
+
+
+def trace_budget() -> int:
+    """How many spans and instants a run keeps before its trace is cut."""
+    return int(TRACE_SHARE * memory_budget() / SPAN_BYTES)
+
+
+def bound_the_trace(cluster: Cluster, budget: int):
+    """The watchdog's look at memory: once the cluster keeps more than ``budget`` spans
+    and instants, it keeps no more (``Cluster.cut_trace``; the totals stay exact)."""
+    def watch() -> None:
+        if cluster.trace_cut_at is None and len(cluster.spans) + len(cluster.instants) > budget:
+            cluster.cut_trace()
+    return watch
+
+
 @contextlib.contextmanager
-def wall_clock_guard(seconds: float):
-    """Raise _WallClock inside the run after ``seconds`` of real time (main thread only:
-    signals cannot reach others; there the guard is off)."""
-    if (not seconds < 1e8  # inf, or beyond what a timer can hold (3 years): no guard
-            or threading.current_thread() is not threading.main_thread()):
+def wall_clock_guard(seconds: float, watch=None):
+    """Raise _WallClock inside the run after ``seconds`` of real time, and call
+    ``watch()`` every WATCH_EVERY s until then (main thread only: signals cannot reach
+    others; there the guard and the watch are off)."""
+    if not seconds < 1e8:  # inf, or beyond what a timer can hold (3 years): no limit
+        seconds = math.inf
+    if (threading.current_thread() is not threading.main_thread()
+            or (seconds == math.inf and watch is None)):
         yield
         return
 
-    def expire(signum, frame):
-        raise _WallClock()
-    previous = signal.signal(signal.SIGALRM, expire)
+    def look(signum, frame):
+        left = seconds - (time.monotonic() - began)
+        if left <= 0:
+            raise _WallClock()
+        if watch is not None:
+            watch()
+        signal.setitimer(signal.ITIMER_REAL, min(WATCH_EVERY, left) if watch else left)
+    previous = signal.signal(signal.SIGALRM, look)
     began = time.monotonic()
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    old_delay, old_interval = signal.setitimer(
+        signal.ITIMER_REAL, min(WATCH_EVERY, seconds) if watch else seconds)
     try:
         yield
     finally:
@@ -129,7 +158,8 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 
         return hopeless
     try:
         # at least a microsecond: a timer of 0 would be no timer at all
-        with wall_clock_guard(max(s.stop.wall_time - spent, 1e-6)):
+        with wall_clock_guard(max(s.stop.wall_time - spent, 1e-6),
+                              watch=bound_the_trace(job.cluster, trace_budget())):
             sim.run(until=training, limit=limit)
     except _WallClock:
         return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "

@@ -79,3 +79,38 @@ def test_empty_rounds_do_not_pile_models_up_in_the_server_nic(timeout):
     model = r.trace.spans[0].nbytes                 # the first span: the model to worker0
     assert 0 <= unsent <= 2 * 16 * model
     assert r.summary["updates"] > 50
+
+
+def test_the_trace_is_cut_at_its_memory_budget_and_the_totals_stay_exact(monkeypatch):
+    """Guards item 12's "keep memory bounded while it tries": however long a run goes
+    (here a crash-prone cluster, 3,000 rounds), the watchdog cuts the trace once it
+    keeps more spans and instants than its budget; from then on nothing more is kept,
+    the summary says when it was cut, and every number of the run (history, per-node
+    totals, bytes) is the uncut run's, bit for bit."""
+    import simdml.stopping as stopping
+    scenario = _iris(**{"stop.rounds": 3_000, "faults.mtbf": 0.5, "faults.mttr": 0.05,
+                        "strategy.round_timeout": 0.05, "stop.wall_time": 60.0})
+    whole = run(scenario)
+    assert "trace_cut_at" not in whole.summary
+    monkeypatch.setattr(stopping, "WATCH_EVERY", 0.01)
+    monkeypatch.setattr(stopping, "trace_budget", lambda: 5_000)
+    cut = run(scenario)
+    at = cut.summary.pop("trace_cut_at")
+    assert 0 < at < cut.summary["sim_time"]
+    kept = [s for s in cut.trace.spans if s.kind not in ("down", "wait") or s.end < at]
+    assert 5_000 <= len(cut.trace.spans) + len(cut.trace.instants) < len(whole.trace.spans)
+    assert all(s.start <= at for s in kept) and all(t <= at for t, _, _ in cut.trace.instants)
+    assert cut.history == whole.history and cut.summary == whole.summary
+    assert cut.trace.totals() == whole.trace.totals()
+
+
+def test_the_watchdog_looks_at_the_run_even_without_a_wall_time(monkeypatch):
+    """stop.wall_time = inf sets no time limit, but the memory watch still runs."""
+    import simdml.stopping as stopping
+    looks = []
+    monkeypatch.setattr(stopping, "WATCH_EVERY", 0.01)
+    with stopping.wall_clock_guard(float("inf"), watch=lambda: looks.append(1)):
+        began = time.monotonic()
+        while time.monotonic() - began < 0.2:
+            pass
+    assert len(looks) >= 5
