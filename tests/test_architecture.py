@@ -21,7 +21,7 @@ LAYERS = [
     ("learners", ["simdml.models"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
-    ("observation", ["simdml.trace", "simdml.metrics", "simdml.plots"]),
+    ("observation", ["simdml.trace", "simdml.metrics", "simdml.plots", "simdml.display"]),
     ("experiment", ["simdml._rules", "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
                     "simdml.experiment", "simdml.sweep"]),
