@@ -25,7 +25,7 @@ LAYERS = [
     ("experiment", ["simdml._rules", "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
                     "simdml.experiment", "simdml.sweep"]),
-    ("faces", ["simdml.cli", "simdml.check", "simdml.__main__", "simdml"]),
+    ("faces", ["simdml.cli", "simdml.check", "simdml.notebook", "simdml.__main__", "simdml"]),
 ]
 MAX_LINES = 500
 
