@@ -62,6 +62,7 @@ def _key_numbers(result) -> list[str]:
     summary = result.summary
     keys = [k for k in SUMMARY_KEYS if k in summary
             and not (k == "final_score" and summary.get("final_accuracy") is not None)
+            and not (k == "final_accuracy" and summary[k] is None)  # a regressor: final_score
             and not (k == "time_to_target" and summary.get("target_accuracy") is None)]
     return [f"{k}={_exact(summary[k])}" for k in keys]
 

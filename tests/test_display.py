@@ -129,3 +129,12 @@ def test_importing_simdml_and_its_plots_in_a_script_imports_no_ipython():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=60)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_regressor_shows_its_score_not_an_accuracy():
+    """A regressor's summary has final_accuracy None: the repr shows final_score instead."""
+    r = simdml.run(simdml.Scenario(name="reg").replace(**{
+        "data.dataset": "synthetic_regression", "model.kind": "linear", "stop.rounds": 3}))
+    text = repr(r)
+    assert f"final_score={r.summary['final_score']!r}" in text and "final_accuracy" not in text
+    assert rows(parsed(r._repr_html_())) > len(r.nodes)
