@@ -1,38 +1,25 @@
-"""Lesson 2 — synchronous or asynchronous?
+# %% [markdown]
+# # Lesson 2 — synchronous or asynchronous?
+#
+# ## Question
+#
+# On a cluster of unequal workers, should the server wait for everybody (sync), for
+# nobody (async), for at most a few pushes of difference (ssp), or should the workers
+# talk among themselves (ring all-reduce) or only now and then (local SGD)?
+#
+# ## Setup
+#
+# Softmax regression on the 8x8 digits (10 classes, 64 features). Eight workers:
+# four at 20 Mflop/s, three at 10, one straggler at 2.5 Mflop/s, all with lognormal
+# jitter (30 %); a 100 Mbit/s network with 0.5 ms latency. Every strategy gets the
+# same 3 s of simulated time and the same step size. An async push moves the model by
+# `lr * (n_i / n) * g_i`: one push from every worker on the same model is one sync
+# step, so the strategies differ only in *where they wait*.
 
-Question
-    On a cluster of unequal workers, should the server wait for everybody (sync), for
-    nobody (async), for at most a few pushes of difference (ssp), or should the workers
-    talk among themselves (ring all-reduce) or only now and then (local SGD)?
 
-Setup
-    Softmax regression on the 8x8 digits (10 classes, 64 features). Eight workers:
-    four at 20 Mflop/s, three at 10, one straggler at 2.5 Mflop/s, all with lognormal
-    jitter (30 %); a 100 Mbit/s network with 0.5 ms latency. Every strategy gets the
-    same 3 s of simulated time and the same step size. An async push moves the model by
-    ``lr * (n_i / n) * g_i``: one push from every worker on the same model is one sync
-    step, so the strategies differ only in *where they wait*.
-
-What the figure shows
-    Top left: test accuracy against simulated time; top right: the training loss
-    against simulated time -- async is far ahead on the clock, because nobody ever
-    waits for the straggler. Bottom left: the same loss against the number of global
-    model updates (log scale): per update, async is far behind, because each of its
-    updates carries one worker's gradient, computed on a model several versions old.
-    (The sync curve hides under the all-reduce curve: the same arithmetic, carried by
-    other messages.) Bottom right: how stale the gradients were (versions between the model a gradient
-    was computed on and the model it was applied to): ssp caps what async lets grow.
-
-Exercises
-    1. Raise ``strategy.lr`` until async stops converging. Does sync survive the same
-       step size? Relate what you see to the staleness histogram.
-    2. Remove the straggler (all workers at 20 Mflop/s). Which strategy gains the most,
-       and why does async gain the least?
-    3. Local SGD with ``local_steps = 1, 4, 16``: plot the time to 90 % accuracy. When
-       does communicating less pay, and what would non-iid shards do to it?
-"""
-from __future__ import annotations
-
+# %%
+"""Lesson 2 — synchronous or asynchronous?"""
+import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -58,16 +45,24 @@ CLUSTER = {
 DATA = {"data.dataset": "digits", "strategy.lr": 0.5}
 TIME = 3.0                           # s of simulated time per strategy
 TARGET = 0.90                        # accuracy for the time-to-target column
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+QUICK = os.environ.get("SIMDML_QUICK") == "1"   # short runs: the tests, a first look
+FIGURES = (Path(__file__).resolve().parents[1] / "figures" if "__file__" in globals()
+           else Path("figures"))    # a notebook has no __file__: figures/ beside it
 FIGURE = "02_sync_vs_async.png"
 
 
-def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+# %%
+def simulate(quick: bool = False) -> dict:
+    """Every strategy for TIME s of simulated time (a third of it when quick):
+    label -> Result."""
     base = Scenario(name="sync_vs_async").replace(**CLUSTER, **DATA, **{
         "stop.time": TIME / 3 if quick else TIME, "stop.rounds": 10**6,
         "stop.target_accuracy": None})
-    results = {label: simdml.run(base.replace(**changes)) for label, changes in STRATEGIES.items()}
+    return {label: simdml.run(base.replace(**changes)) for label, changes in STRATEGIES.items()}
 
+
+def print_table(results: dict) -> dict:
+    """Print a row per strategy; return them (the lesson's numbers)."""
     print(f"{'strategy':16} {'updates':>8} {'epochs':>7} {'loss':>7} {'accuracy':>9} "
           f"{'time to ' + format(TARGET, '.0%'):>12} {'staleness':>10}")
     table = {}
@@ -82,14 +77,11 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
         print(f"{label:16} {row['updates']:>8} {row['epochs']:>7.1f} {row['loss']:>7.4f} "
               f"{100 * row['accuracy']:>8.1f}% "
               f"{'never' if ttt is None else format(ttt, '.3f') + ' s':>12} {stale:>10}")
-
-    fig = _figure(results)
-    path = plots.save(fig, Path(out_dir) / FIGURE)
-    print(f"wrote {path}")
     return table
 
 
-def _figure(results) -> Figure:
+def figure(results: dict) -> Figure:
+    """Accuracy and loss against time, loss per update, and the staleness histogram."""
     fig = Figure(figsize=(12, 8.5), layout="constrained")
     (acc, loss), (per_update, stale) = fig.subplots(2, 2)
     plots.history(results, x="time", ax_loss=loss, ax_acc=acc)
@@ -104,5 +96,55 @@ def _figure(results) -> Figure:
     return fig
 
 
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    """The whole lesson: run, print the table, write the figure; return the numbers."""
+    results = simulate(quick)
+    table = print_table(results)
+    path = plots.save(figure(results), Path(out_dir) / FIGURE)
+    print(f"wrote {path}")
+    return table
+
+
+# %% [markdown]
+# ## Run it
+#
+# The cells below run the steps one at a time, as `python lessons/02_sync_vs_async.py`
+# does; `main()` runs them all at once (the tests and `simdml lesson 2` call it). With
+# `SIMDML_QUICK=1` in the environment every run is short.
+
+
+# %%
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    results = simulate(QUICK)
+    table = print_table(results)
+
+
+# %% [markdown]
+# ## What the figure shows
+#
+# Top left: test accuracy against simulated time; top right: the training loss
+# against simulated time -- async is far ahead on the clock, because nobody ever
+# waits for the straggler. Bottom left: the same loss against the number of global
+# model updates (log scale): per update, async is far behind, because each of its
+# updates carries one worker's gradient, computed on a model several versions old.
+# (The sync curve hides under the all-reduce curve: the same arithmetic, carried by
+# other messages.) Bottom right: how stale the gradients were (versions between the model a gradient
+# was computed on and the model it was applied to): ssp caps what async lets grow.
+
+
+# %%
 if __name__ == "__main__":
-    main()
+    fig = figure(results)
+    print(f"wrote {plots.save(fig, FIGURES / FIGURE)}")
+    plots.show_inline(fig)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Raise `strategy.lr` until async stops converging. Does sync survive the same
+#    step size? Relate what you see to the staleness histogram.
+# 2. Remove the straggler (all workers at 20 Mflop/s). Which strategy gains the most,
+#    and why does async gain the least?
+# 3. Local SGD with `local_steps = 1, 4, 16`: plot the time to 90 % accuracy. When
+#    does communicating less pay, and what would non-iid shards do to it?

@@ -1,57 +1,31 @@
-"""Lesson 4 — distributed SVMs: cascade, ADMM, and local models with fusion.
+# %% [markdown]
+# # Lesson 4 — distributed SVMs: cascade, ADMM, and local models with fusion.
+#
+# ## Question
+#
+# The training data of a support vector machine is spread over 4 machines. Do we
+# have to move it all to one place? What do the three ways the literature offers --
+# pass support vectors up a cascade, agree on a model by ADMM, or train locally and
+# fuse -- cost in time and bytes, and what do they lose in accuracy?
+#
+# ## Setup
+#
+# Top row: 2-D synthetic data (3 classes, 4 workers, the shards *label-skewed*: each
+# worker holds mostly one or two classes), an RBF kernel SVM. Bottom row: the same
+# methods on a bundled dataset (`DATASET`, 4 workers), once on iid shards and once
+# on label-skewed shards (Dirichlet `ALPHA`), with:
+#
+# - centralized: one node fits the kernel SVM on all rows (the reference);
+# - cascade_svm: kernel SVMs on the shards, support vectors merged up a binary tree,
+#   the top fed back until the support vectors stop changing (Graf et al. 2005);
+# - admm_svm: the *linear* SVM by consensus ADMM (Boyd et al. 2011);
+# - local_fusion: one kernel SVM per shard, fused by choosing the best on a pooled
+#   validation split, by majority vote, or by soft vote.
 
-Question
-    The training data of a support vector machine is spread over 4 machines. Do we
-    have to move it all to one place? What do the three ways the literature offers --
-    pass support vectors up a cascade, agree on a model by ADMM, or train locally and
-    fuse -- cost in time and bytes, and what do they lose in accuracy?
 
-Setup
-    Top row: 2-D synthetic data (3 classes, 4 workers, the shards *label-skewed*: each
-    worker holds mostly one or two classes), an RBF kernel SVM. Bottom row: the same
-    methods on a bundled dataset (``DATASET``, 4 workers), once on iid shards and once
-    on label-skewed shards (Dirichlet ``ALPHA``), with:
-
-    - centralized: one node fits the kernel SVM on all rows (the reference);
-    - cascade_svm: kernel SVMs on the shards, support vectors merged up a binary tree,
-      the top fed back until the support vectors stop changing (Graf et al. 2005);
-    - admm_svm: the *linear* SVM by consensus ADMM (Boyd et al. 2011);
-    - local_fusion: one kernel SVM per shard, fused by choosing the best on a pooled
-      validation split, by majority vote, or by soft vote.
-
-What the figure shows
-    Top left: the centralized SVM's decision regions and its support vectors (ringed).
-    Top middle: the first cascade layer -- each worker's support vectors, coloured by
-    worker -- and the regions of the final, fed-back cascade: they are the centralized
-    ones, though only support vectors ever travelled. Top right: the regions of the four
-    local SVMs fused by majority vote: where a worker saw one class only, its model
-    votes that class everywhere, and the fused regions bend away from the centralized ones.
-    Bottom: test accuracy, simulated time and bytes on the wire (both on log scales)
-    per method, iid vs label-skewed. The cascade matches the centralized accuracy on
-    both; it pays in time and bytes (support vectors travel, layers wait for each
-    other, the top is fed back until nothing changes). ADMM trains a different model,
-    the linear SVM -- which happens to suit wine better than the RBF kernel with its
-    default C and gamma -- and needs the most rounds of messages. Local fusion is the
-    cheapest by far and as good as the centralized SVM on iid shards; on skewed shards
-    "best" keeps one worker's partial view and the majority vote is outvoted by
-    workers that never saw a class. The soft vote holds up better: a member gives a
-    class it never saw probability 0, while members that did see it are confident.
-    On data this small the centralized fit on one node is faster than the cascade
-    and ADMM (only local fusion, one fit per shard and one model sent, is faster
-    still): distributing an exact SVM pays when the data does not fit one machine,
-    or when the support vectors are few enough for the cascade's merges to stay small.
-
-Exercises
-    1. Set ``ALPHA`` to 100 (nearly iid) and to 0.05. At what skew does the majority
-       vote fall more than 2 points below the centralized accuracy?
-    2. Give the cascade 8 workers on ``digits``. Why do the bytes grow faster than the
-       number of workers? (Hint: how many of the digits' rows are support vectors?)
-    3. ADMM trains a linear SVM. Run it with ``rho`` = 0.01, 0.1 and 1: how many
-       iterations until the residuals are small, and why does a large ``rho`` slow the
-       agreement of the *objective* while the workers agree quickly with each other?
-"""
-from __future__ import annotations
-
+# %%
+"""Lesson 4 — distributed SVMs: cascade, ADMM, and local models with fusion."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +56,16 @@ METHODS = {  # label -> scenario changes
 }
 PARTITIONS = {"iid": {"data.partition": "iid"},
               f"label skew (α={ALPHA:g})": {"data.partition": "label_skew", "data.alpha": ALPHA}}
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+QUICK = os.environ.get("SIMDML_QUICK") == "1"   # short runs: the tests, a first look
+FIGURES = (Path(__file__).resolve().parents[1] / "figures" if "__file__" in globals()
+           else Path("figures"))    # a notebook has no __file__: figures/ beside it
 FIGURE = "04_distributed_svm.png"
 
 
-def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+# %%
+def simulate(quick: bool = False) -> dict:
+    """Every method on iid and skewed shards of DATASET (no ADMM when quick), printed:
+    (method, shards) -> accuracy, time, bytes, stop reason."""
     base = Scenario(name="distributed_svm").replace(**{"cluster.workers": WORKERS,
                                                        "data.dataset": DATASET})
     methods = {k: v for k, v in METHODS.items() if not (quick and k == "ADMM (linear)")}
@@ -102,18 +81,29 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
             table[(label, part)] = row
             print(f"{label:<17} {part:<20} {100 * row['accuracy']:>8.1f}% "
                   f"{1e3 * row['time']:>10.3f} {row['bytes']:>9,}")
+    return table
 
+
+def figure(table: dict) -> tuple[Figure, dict]:
+    """The 2-D panels (three more runs) above, the table's bars below; the figure and the
+    2-D accuracies."""
+    methods = list(dict.fromkeys(label for label, _ in table))
     fig = Figure(figsize=(15, 9.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
     two_d = _draw_two_d(top.subplots(1, 3))
     _draw_table(bottom.subplots(1, 3), table, methods)
     fig.suptitle(f"Distributed SVMs on {WORKERS} workers: what travels, what it costs, "
                  f"what is lost", fontsize=14)
+    return fig, two_d
+
+
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    """The whole lesson: run, print the table, write the figure; return the numbers."""
+    table = simulate(quick)
+    fig, two_d = figure(table)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return {"table": table, "two_d": two_d}
-
-
 def _draw_two_d(axes) -> dict:
     """The 2-D panels; returns the accuracies drawn (on the 2-D test set)."""
     s = Scenario(name="svm_2d").replace(**{**TWO_D, "cluster.workers": WORKERS})
@@ -177,5 +167,59 @@ def _draw_table(axes, table: dict, methods: dict) -> None:
     axes[0].legend(title="shards", loc="lower left")
 
 
+# %% [markdown]
+# ## Run it
+#
+# The cells below run the steps one at a time, as `python lessons/04_distributed_svm.py`
+# does; `main()` runs them all at once (the tests and `simdml lesson 4` call it). With
+# `SIMDML_QUICK=1` in the environment every run is short.
+
+
+# %%
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    table = simulate(QUICK)
+
+
+# %% [markdown]
+# ## What the figure shows
+#
+# Top left: the centralized SVM's decision regions and its support vectors (ringed).
+# Top middle: the first cascade layer -- each worker's support vectors, coloured by
+# worker -- and the regions of the final, fed-back cascade: they are the centralized
+# ones, though only support vectors ever travelled. Top right: the regions of the four
+# local SVMs fused by majority vote: where a worker saw one class only, its model
+# votes that class everywhere, and the fused regions bend away from the centralized ones.
+# Bottom: test accuracy, simulated time and bytes on the wire (both on log scales)
+# per method, iid vs label-skewed. The cascade matches the centralized accuracy on
+# both; it pays in time and bytes (support vectors travel, layers wait for each
+# other, the top is fed back until nothing changes). ADMM trains a different model,
+# the linear SVM -- which happens to suit wine better than the RBF kernel with its
+# default C and gamma -- and needs the most rounds of messages. Local fusion is the
+# cheapest by far and as good as the centralized SVM on iid shards; on skewed shards
+# "best" keeps one worker's partial view and the majority vote is outvoted by
+# workers that never saw a class. The soft vote holds up better: a member gives a
+# class it never saw probability 0, while members that did see it are confident.
+# On data this small the centralized fit on one node is faster than the cascade
+# and ADMM (only local fusion, one fit per shard and one model sent, is faster
+# still): distributing an exact SVM pays when the data does not fit one machine,
+# or when the support vectors are few enough for the cascade's merges to stay small.
+
+
+# %%
 if __name__ == "__main__":
-    main()
+    fig, two_d = figure(table)
+    plots.save(fig, FIGURES / FIGURE)
+    print(f"figure: {FIGURES / FIGURE}")
+    plots.show_inline(fig)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `ALPHA` to 100 (nearly iid) and to 0.05. At what skew does the majority
+#    vote fall more than 2 points below the centralized accuracy?
+# 2. Give the cascade 8 workers on `digits`. Why do the bytes grow faster than the
+#    number of workers? (Hint: how many of the digits' rows are support vectors?)
+# 3. ADMM trains a linear SVM. Run it with `rho` = 0.01, 0.1 and 1: how many
+#    iterations until the residuals are small, and why does a large `rho` slow the
+#    agreement of the *objective* while the workers agree quickly with each other?

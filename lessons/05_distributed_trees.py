@@ -1,51 +1,30 @@
-"""Lesson 5 — distributed decision trees: exact histograms, votes, or a forest of locals?
+# %% [markdown]
+# # Lesson 5 — distributed decision trees: exact histograms, votes, or a forest of locals?
+#
+# ## Question
+#
+# A decision tree needs, at every node, the class counts of every candidate split --
+# over *all* the rows. When the rows are spread over many machines, what has to
+# travel, and how does that grow with the number of workers and of features? Can we
+# send less and still get (nearly) the same tree?
+#
+# ## Setup
+#
+# A 1 Gbit/s network (0.5 ms latency) and workers of 1 Gflop/s. Three methods:
+#
+# - hist_tree: every level, each worker sends the class histograms (feature x bin x
+#   class counts) of the frontier nodes; the server sums them and splits. Exact: it
+#   is the centralized tree on the same bins. With histogram subtraction (default)
+#   only the smaller child of each split is built; its sibling is parent - child.
+# - voting_tree (PV-Tree): each worker votes for its `TOP_K` best local features
+#   per node; only the 2 x TOP_K most voted features' histograms travel.
+# - local trees + soft vote (local_fusion): every worker grows its own tree on its
+#   shard; the server averages their class probabilities. One message per worker.
 
-Question
-    A decision tree needs, at every node, the class counts of every candidate split --
-    over *all* the rows. When the rows are spread over many machines, what has to
-    travel, and how does that grow with the number of workers and of features? Can we
-    send less and still get (nearly) the same tree?
 
-Setup
-    A 1 Gbit/s network (0.5 ms latency) and workers of 1 Gflop/s. Three methods:
-
-    - hist_tree: every level, each worker sends the class histograms (feature x bin x
-      class counts) of the frontier nodes; the server sums them and splits. Exact: it
-      is the centralized tree on the same bins. With histogram subtraction (default)
-      only the smaller child of each split is built; its sibling is parent - child.
-    - voting_tree (PV-Tree): each worker votes for its ``TOP_K`` best local features
-      per node; only the 2 x TOP_K most voted features' histograms travel.
-    - local trees + soft vote (local_fusion): every worker grows its own tree on its
-      shard; the server averages their class probabilities. One message per worker.
-
-What the figure shows
-    Top left: bytes on the wire against the number of workers (digits, 64 features):
-    the histogram methods grow linearly with the workers (each sends its histograms
-    every level), the voting tree at a fraction of hist_tree's bytes, local trees far
-    below (one small tree each). Top middle: simulated time -- the server receives
-    every histogram through one network card, so hist_tree's time grows with the
-    workers too (incast); the voting tree pays two round trips per level but far fewer
-    bytes. Top right: bytes against the number of features (synthetic data, 8
-    workers): hist_tree grows with the features, the voting tree hardly at all (at 8
-    features it asks for every histogram and pays its votes on top).
-    Bottom left: test accuracy against workers: hist_tree *is* the centralized tree
-    (a flat line, whatever the partition); the vote loses accuracy as each worker's
-    ranking rests on fewer rows; the local trees are each worse than the exact tree,
-    but their average is a small random forest and beats it. Bottom middle: the vote's
-    trade-off, accuracy and bytes against TOP_K (at 2 TOP_K >= 64 it is the exact tree,
-    with more bytes: no histogram subtraction). Bottom right: one hist_tree's decision
-    regions on 2-D data -- axis-aligned boxes, one per leaf.
-
-Exercises
-    1. Turn histogram subtraction off (``strategy.subtraction = false``). By what
-       factor do the bytes grow, and why is it less than 2?
-    2. Make the shards label-skewed (``data.partition = "label_skew"``, alpha 0.1).
-       Which method's accuracy suffers, and why does hist_tree's not move at all?
-    3. Set ``model.max_depth = 6``. How do bytes and time change for each method, and
-       which method's accuracy drops most?
-"""
-from __future__ import annotations
-
+# %%
+"""Lesson 5 — distributed decision trees: exact histograms, votes, or a forest of locals?"""
+import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -67,11 +46,16 @@ METHODS = {
     "local trees + soft vote": {"strategy.kind": "local_fusion", "strategy.rule": "soft"},
 }
 COLORS = ("#1d3557", "#e76f51", "#2a9d8f")
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+QUICK = os.environ.get("SIMDML_QUICK") == "1"   # short runs: the tests, a first look
+FIGURES = (Path(__file__).resolve().parents[1] / "figures" if "__file__" in globals()
+           else Path("figures"))    # a notebook has no __file__: figures/ beside it
 FIGURE = "05_distributed_trees.png"
 
 
-def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+# %%
+def simulate(quick: bool = False) -> dict:
+    """Each method against the workers (printed) and the features, and the vote against
+    top_k (fewer of each when quick)."""
     workers = WORKERS[:3] if quick else WORKERS
     features = FEATURES[::3] if quick else FEATURES
     top_ks = (1, 4, 32) if quick else TOP_KS
@@ -101,7 +85,13 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
         s = simdml.run(base.replace(**{"strategy.kind": "voting_tree", "strategy.top_k": k,
                                        "cluster.workers": 4})).summary
         votes[k] = {"accuracy": s["final_accuracy"], "bytes": s["bytes_sent"]}
+    return {"by_workers": by_workers, "by_features": by_features, "votes": votes}
 
+
+def figure(out: dict) -> tuple[Figure, dict]:
+    """Six panels (the last one a run of its own, in 2-D); the figure and that run's numbers."""
+    by_workers, by_features, votes = out["by_workers"], out["by_features"], out["votes"]
+    workers = list(next(iter(by_workers.values())))
     fig = Figure(figsize=(15, 9), layout="constrained")
     axes = fig.subplots(2, 3)
     _lines(axes[0, 0], by_workers, "bytes", 1e-6, "bytes sent (MB)", "Bytes vs workers (digits)")
@@ -122,11 +112,16 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Distributed decision trees: what travels per level, and what it buys",
                  fontsize=14)
+    return fig, two_d
+
+
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    """The whole lesson: run, print the table, write the figure; return the numbers."""
+    out = simulate(quick)
+    fig, two_d = figure(out)
     plots.save(fig, out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
-    return {"by_workers": by_workers, "by_features": by_features, "votes": votes, "two_d": two_d}
-
-
+    return {**out, "two_d": two_d}
 def _lines(ax, table, key, scale, ylabel, title):
     for (method, series), color in zip(table.items(), COLORS):
         ax.plot(list(series), [scale * v[key] for v in series.values()], "o-", color=color,
@@ -167,5 +162,55 @@ def _regions(ax) -> dict:
     return {"accuracy": r.summary["final_accuracy"], "leaves": r.model.n_leaves_}
 
 
+# %% [markdown]
+# ## Run it
+#
+# The cells below run the steps one at a time, as `python
+# lessons/05_distributed_trees.py` does; `main()` runs them all at once (the tests and
+# `simdml lesson 5` call it). With `SIMDML_QUICK=1` in the environment every run is
+# short.
+
+
+# %%
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    out = simulate(QUICK)
+
+
+# %% [markdown]
+# ## What the figure shows
+#
+# Top left: bytes on the wire against the number of workers (digits, 64 features):
+# the histogram methods grow linearly with the workers (each sends its histograms
+# every level), the voting tree at a fraction of hist_tree's bytes, local trees far
+# below (one small tree each). Top middle: simulated time -- the server receives
+# every histogram through one network card, so hist_tree's time grows with the
+# workers too (incast); the voting tree pays two round trips per level but far fewer
+# bytes. Top right: bytes against the number of features (synthetic data, 8
+# workers): hist_tree grows with the features, the voting tree hardly at all (at 8
+# features it asks for every histogram and pays its votes on top).
+# Bottom left: test accuracy against workers: hist_tree *is* the centralized tree
+# (a flat line, whatever the partition); the vote loses accuracy as each worker's
+# ranking rests on fewer rows; the local trees are each worse than the exact tree,
+# but their average is a small random forest and beats it. Bottom middle: the vote's
+# trade-off, accuracy and bytes against TOP_K (at 2 TOP_K >= 64 it is the exact tree,
+# with more bytes: no histogram subtraction). Bottom right: one hist_tree's decision
+# regions on 2-D data -- axis-aligned boxes, one per leaf.
+
+
+# %%
 if __name__ == "__main__":
-    main()
+    fig, two_d = figure(out)
+    plots.save(fig, FIGURES / FIGURE)
+    print(f"figure: {FIGURES / FIGURE}")
+    plots.show_inline(fig)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Turn histogram subtraction off (`strategy.subtraction = false`). By what
+#    factor do the bytes grow, and why is it less than 2?
+# 2. Make the shards label-skewed (`data.partition = "label_skew"`, alpha 0.1).
+#    Which method's accuracy suffers, and why does hist_tree's not move at all?
+# 3. Set `model.max_depth = 6`. How do bytes and time change for each method, and
+#    which method's accuracy drops most?

@@ -1,54 +1,32 @@
-"""Lesson 6 — scheduling and load balancing: who should compute which block?
+# %% [markdown]
+# # Lesson 6 — scheduling and load balancing: who should compute which block?
+#
+# ## Question
+#
+# A synchronous round is only as fast as its slowest worker. If the round's work is
+# cut into blocks, a scheduler can give the slow workers less. Which policy balances
+# the load best -- and does it depend on whether the scheduler *knows* the speeds?
+#
+# ## Setup
+#
+# 8 workers train softmax regression on the digits; each round is cut into 32 blocks
+# (`[scheduling] policy = ..., blocks = 32`). The model is the same under every
+# policy (the block gradients are summed in block order); only the time differs.
+#
+# - **A.** One straggler: worker 7 is 4x slower, but nobody told the scheduler (its
+#   nominal speed is the others'; `cluster.slowdown` hides the truth).
+# - **B.** A long tail of known speeds: nominal speeds drawn from a lognormal
+#   distribution (sigma = 1), stated in the scenario, so a static policy can use them.
+#
+# Policies: round_robin, random, least_loaded (LPT on rows), power_of_two (static,
+# speed-oblivious); proportional (static, uses the stated speeds); earliest_finish
+# (static per round, learns the speeds it observes); pull (idle workers take the next
+# block); work_stealing (round robin, then idle workers steal).
 
-Question
-    A synchronous round is only as fast as its slowest worker. If the round's work is
-    cut into blocks, a scheduler can give the slow workers less. Which policy balances
-    the load best -- and does it depend on whether the scheduler *knows* the speeds?
 
-Setup
-    8 workers train softmax regression on the digits; each round is cut into 32 blocks
-    (``[scheduling] policy = ..., blocks = 32``). The model is the same under every
-    policy (the block gradients are summed in block order); only the time differs.
-
-    A. One straggler: worker 7 is 4x slower, but nobody told the scheduler (its
-       nominal speed is the others'; ``cluster.slowdown`` hides the truth).
-    B. A long tail of known speeds: nominal speeds drawn from a lognormal
-       distribution (sigma = 1), stated in the scenario, so a static policy can use them.
-
-    Policies: round_robin, random, least_loaded (LPT on rows), power_of_two (static,
-    speed-oblivious); proportional (static, uses the stated speeds); earliest_finish
-    (static per round, learns the speeds it observes); pull (idle workers take the next
-    block); work_stealing (round robin, then idle workers steal).
-
-What the figure shows
-    Top: the mean round time (makespan) and the mean utilization of the workers per
-    policy, for A and B. In A the speed-oblivious static policies wait for the
-    straggler every round; proportional believes the stated speeds and does no better;
-    pull and work stealing adapt within the round and halve the round time, but the
-    straggler still starts every round with ``prefetch`` = 2 blocks and holds the round
-    up with them (9.2 ms = 2 x 4.6 ms); earliest_finish learns after one round to give
-    it a single block, and wins. In B
-    proportional is at its best: the speeds it was told are the true ones, and the
-    slowest worker (75x slower than the fastest) gets almost nothing. Pull and work
-    stealing know nothing: each worker starts with ``prefetch`` blocks, so the slowest
-    one holds two blocks and the round waits for them.
-    Bottom: the same stretch of time (two round-robin rounds) of scenario A under round
-    robin and under pull, as timelines: under round robin seven workers wait (grey) for worker 7 every round;
-    under pull they keep computing while it finishes its two blocks.
-
-Exercises
-    1. Set ``prefetch`` to 1 in scenario B. How much faster is pull, and why? Then set
-       ``blocks`` to 8 (one per worker) and to 128 in scenario A: why does pull gain
-       from more blocks, and what limits the gain (look at the send/recv bars)?
-    2. Make the straggler's slowness random instead (``compute_time = "pareto"``,
-       ``jitter = 1``) with equal speeds. Which policies still help, and why can no
-       static policy?
-    3. Crash a worker mid-round (``faults.crash``, with ``recover_after``) under pull and
-       under round robin. Check that the model is still the same, and compare the rounds
-       that had the crash.
-"""
-from __future__ import annotations
-
+# %%
+"""Lesson 6 — scheduling and load balancing: who should compute which block?"""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +47,16 @@ BASE = {"data.dataset": "digits", "cluster.workers": WORKERS, "stop.rounds": ROU
 STRAGGLER = {"cluster.speed": 1e8, "cluster.slowdown": [1.0] * (WORKERS - 1) + [4.0]}
 TAIL_SPEEDS = (1e8 * np.random.default_rng(6).lognormal(0.0, 1.0, WORKERS)).round(-5).tolist()
 LONG_TAIL = {"cluster.speed": TAIL_SPEEDS}
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+QUICK = os.environ.get("SIMDML_QUICK") == "1"   # short runs: the tests, a first look
+FIGURES = (Path(__file__).resolve().parents[1] / "figures" if "__file__" in globals()
+           else Path("figures"))    # a notebook has no __file__: figures/ beside it
 FIGURE = "06_scheduling.png"
 
 
-def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+# %%
+def simulate(quick: bool = False) -> tuple[dict, dict]:
+    """Every policy on scenarios A and B (half the rounds when quick), printed: the table
+    (policy -> case -> numbers) and the runs ((policy, case) -> Result)."""
     assert set(POLICY_ORDER) == set(POLICIES)
     policies = POLICY_ORDER
     rounds = ROUNDS // 2 if quick else ROUNDS
@@ -95,7 +78,12 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
         print(f"{policy:<16} {1e3 * row['A']['makespan']:>14.3f} "
               f"{100 * row['A']['utilization']:>10.1f} {1e3 * row['B']['makespan']:>14.3f} "
               f"{100 * row['B']['utilization']:>10.1f} {row['A']['moved']:>6}")
+    return table, runs
 
+
+def figure(table: dict, runs: dict) -> Figure:
+    """Makespan and utilization per policy above; two timelines of scenario A below."""
+    policies = POLICY_ORDER
     fig = Figure(figsize=(15, 10), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
     ax_time, ax_util = top.subplots(1, 2)
@@ -119,10 +107,66 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
         ax.set_title(f"A under {policy}: the first {1e3 * until:.0f} ms")
     fig.suptitle("Scheduling blocks of a synchronous round: same model, different clocks",
                  fontsize=14)
-    plots.save(fig, out_dir / FIGURE)
+    return fig
+
+
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    """The whole lesson: run, print the table, write the figure; return the numbers."""
+    table, runs = simulate(quick)
+    plots.save(figure(table, runs), out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
     return table
 
 
+# %% [markdown]
+# ## Run it
+#
+# The cells below run the steps one at a time, as `python lessons/06_scheduling.py`
+# does; `main()` runs them all at once (the tests and `simdml lesson 6` call it). With
+# `SIMDML_QUICK=1` in the environment every run is short.
+
+
+# %%
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    table, runs = simulate(QUICK)
+
+
+# %% [markdown]
+# ## What the figure shows
+#
+# Top: the mean round time (makespan) and the mean utilization of the workers per
+# policy, for A and B. In A the speed-oblivious static policies wait for the
+# straggler every round; proportional believes the stated speeds and does no better;
+# pull and work stealing adapt within the round and halve the round time, but the
+# straggler still starts every round with `prefetch` = 2 blocks and holds the round
+# up with them (9.2 ms = 2 x 4.6 ms); earliest_finish learns after one round to give
+# it a single block, and wins. In B
+# proportional is at its best: the speeds it was told are the true ones, and the
+# slowest worker (75x slower than the fastest) gets almost nothing. Pull and work
+# stealing know nothing: each worker starts with `prefetch` blocks, so the slowest
+# one holds two blocks and the round waits for them.
+# Bottom: the same stretch of time (two round-robin rounds) of scenario A under round
+# robin and under pull, as timelines: under round robin seven workers wait (grey) for worker 7 every round;
+# under pull they keep computing while it finishes its two blocks.
+
+
+# %%
 if __name__ == "__main__":
-    main()
+    fig = figure(table, runs)
+    plots.save(fig, FIGURES / FIGURE)
+    print(f"figure: {FIGURES / FIGURE}")
+    plots.show_inline(fig)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `prefetch` to 1 in scenario B. How much faster is pull, and why? Then set
+#    `blocks` to 8 (one per worker) and to 128 in scenario A: why does pull gain
+#    from more blocks, and what limits the gain (look at the send/recv bars)?
+# 2. Make the straggler's slowness random instead (`compute_time = "pareto"`,
+#    `jitter = 1`) with equal speeds. Which policies still help, and why can no
+#    static policy?
+# 3. Crash a worker mid-round (`faults.crash`, with `recover_after`) under pull and
+#    under round robin. Check that the model is still the same, and compare the rounds
+#    that had the crash.

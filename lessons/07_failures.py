@@ -1,47 +1,32 @@
-"""Lesson 7 — training through failures: how often should the server checkpoint?
+# %% [markdown]
+# # Lesson 7 — training through failures: how often should the server checkpoint?
+#
+# ## Question
+#
+# The parameter server holds the model. If it crashes, everything since its last
+# checkpoint is lost. Checkpoint too rarely and each crash throws away a lot of work;
+# too often and the checkpoints themselves eat the time. Is there a best interval,
+# and does the classic formula predict it?
+#
+# ## Setup
+#
+# Softmax regression on the digits, 4 workers, synchronous rounds, `UPDATES`
+# updates. The server fails at random (`faults.server_mtbf = M`), is repaired after
+# `MTTR`; a checkpoint takes `DELTA` s (`faults.checkpoint_time`) every N
+# updates (`faults.checkpoint_every`). On a crash the server restarts from its last
+# checkpoint; the workers simply wait for its next broadcast.
+#
+# Theory (first order, Young 1974): with T s of work between checkpoints, the time
+# to do W s of work is about `W (1 + DELTA / T) / (1 - (T / 2 + MTTR) / M)` -- each
+# checkpoint costs DELTA, each failure (one every M s) loses half an interval on
+# average plus the repair. The best T is about `sqrt(2 DELTA M)` (Young), or
+# Daly's refinement.
 
-Question
-    The parameter server holds the model. If it crashes, everything since its last
-    checkpoint is lost. Checkpoint too rarely and each crash throws away a lot of work;
-    too often and the checkpoints themselves eat the time. Is there a best interval,
-    and does the classic formula predict it?
 
-Setup
-    Softmax regression on the digits, 4 workers, synchronous rounds, ``UPDATES``
-    updates. The server fails at random (``faults.server_mtbf = M``), is repaired after
-    ``MTTR``; a checkpoint takes ``DELTA`` s (``faults.checkpoint_time``) every N
-    updates (``faults.checkpoint_every``). On a crash the server restarts from its last
-    checkpoint; the workers simply wait for its next broadcast.
-
-    Theory (first order, Young 1974): with T s of work between checkpoints, the time
-    to do W s of work is about ``W (1 + DELTA / T) / (1 - (T / 2 + MTTR) / M)`` -- each
-    checkpoint costs DELTA, each failure (one every M s) loses half an interval on
-    average plus the repair. The best T is about ``sqrt(2 DELTA M)`` (Young), or
-    Daly's refinement.
-
-What the figure shows
-    Left: training loss against simulated time for one random failure history: without
-    failures; with failures and no checkpoint (the run ends at the first crash -- there
-    is nothing to restart from); with checkpoints every 2 updates, at Young's interval,
-    and every 40 updates. Each crash sends the loss back to the last checkpoint (the
-    steps up), and too-frequent checkpoints stretch the whole curve. Right: the mean
-    time to finish (over several failure histories, with their spread) against the
-    checkpoint interval, the first-order model, and Young's and Daly's intervals: the
-    measured curve is flat near the optimum, so being within a factor of two of the
-    formula costs little -- being far off in either direction costs a lot.
-
-Exercises
-    1. Halve ``M``. By how much does the best interval shrink, and does the formula
-       follow (it predicts a factor of sqrt(2))?
-    2. Make checkpoints almost free (``DELTA = 1e-6``). Where does the best interval go,
-       and why is failing still not free (look at ``updates_lost`` and
-       ``server_restarts``)?
-    3. Crash a worker instead of the server, with ``strategy.round_timeout`` and then
-       with ``[scheduling] policy = "pull"``. Which one changes the model, and why?
-"""
-from __future__ import annotations
-
+# %%
+"""Lesson 7 — training through failures: how often should the server checkpoint?"""
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,27 +44,30 @@ INTERVALS = (1, 2, 4, 6, 9, 13, 20, 30, 45, 70)   # checkpoint every N updates
 SEEDS = range(6)
 BASE = {"data.dataset": "digits", "cluster.workers": 4, "stop.rounds": UPDATES,
         "network.latency": 1e-4, "eval_every": 5}
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+FAILING = {"faults.server_mtbf": M, "faults.mttr": MTTR, "faults.checkpoint_time": DELTA}
+QUICK = os.environ.get("SIMDML_QUICK") == "1"   # short runs: the tests, a first look
+FIGURES = (Path(__file__).resolve().parents[1] / "figures" if "__file__" in globals()
+           else Path("figures"))    # a notebook has no __file__: figures/ beside it
 FIGURE = "07_failures.png"
 
 
-def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+# %%
+def simulate(quick: bool = False) -> dict:
+    """A run without failures, then the time to finish against the checkpoint interval
+    over several failure histories (fewer of both when quick), printed."""
     intervals = INTERVALS[::2] if quick else INTERVALS
     seeds = SEEDS[:2] if quick else SEEDS
     base = Scenario(name="failures").replace(**BASE)
     calm = simdml.run(base)
     tau = calm.summary["sim_time"] / UPDATES          # s per update without failures
-    work = calm.summary["sim_time"]
-    failing = {"faults.server_mtbf": M, "faults.mttr": MTTR, "faults.checkpoint_time": DELTA}
     young, daly = young_interval(DELTA, M), daly_interval(DELTA, M)
-    n_young = max(1, round(young / tau))
     print(f"{1e3 * tau:.3f} ms per update; Young's interval {1e3 * young:.1f} ms = "
           f"{young / tau:.1f} updates, Daly's {1e3 * daly:.1f} ms")
 
     sweep = {}
     print(f"{'every N':>8} {'time (ms)':>10} {'spread':>8} {'restarts':>9} {'lost':>6}")
     for n in intervals:
-        runs = [simdml.run(base.replace(**{**failing, "faults.checkpoint_every": n, "seed": s}))
+        runs = [simdml.run(base.replace(**{**FAILING, "faults.checkpoint_every": n, "seed": s}))
                 for s in seeds]
         times = [r.summary["sim_time"] for r in runs]
         assert all(r.summary["updates"] == UPDATES for r in runs), "every run finishes"
@@ -88,15 +76,29 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
                     "lost": float(np.mean([r.summary.get("updates_lost", 0) for r in runs]))}
         print(f"{n:>8} {1e3 * sweep[n]['mean']:>10.1f} {1e3 * sweep[n]['std']:>8.1f} "
               f"{sweep[n]['restarts']:>9.1f} {sweep[n]['lost']:>6.1f}")
+    return {"calm": calm, "tau": tau, "work": calm.summary["sim_time"], "young": young,
+            "daly": daly, "sweep": sweep, "n_seeds": len(seeds)}
 
-    fig = Figure(figsize=(14, 5.5), layout="constrained")
-    ax_loss, ax_n = fig.subplots(1, 2)
-    curves = {"no failures": calm,
+
+def failure_curves(study: dict) -> dict:
+    """One failure history without checkpoints and with three intervals: label -> Result."""
+    base = Scenario(name="failures").replace(**BASE)
+    n_young = max(1, round(study["young"] / study["tau"]))
+    curves = {"no failures": study["calm"],
               "failures, no checkpoint": simdml.run(base.replace(**{
                   "faults.server_mtbf": M, "faults.mttr": MTTR}))}
     for n in (2, n_young, 40):
         curves[f"failures, checkpoint every {n}"] = simdml.run(
-            base.replace(**{**failing, "faults.checkpoint_every": n}))
+            base.replace(**{**FAILING, "faults.checkpoint_every": n}))
+    return curves
+
+
+def figure(study: dict, curves: dict) -> Figure:
+    """The loss of each failure curve; the time to finish against the interval."""
+    sweep, tau, work = study["sweep"], study["tau"], study["work"]
+    young, daly = study["young"], study["daly"]
+    fig = Figure(figsize=(14, 5.5), layout="constrained")
+    ax_loss, ax_n = fig.subplots(1, 2)
     for label, r in curves.items():
         ends = "no checkpoint" in label  # short: it ends at the first crash; drawn on top
         ax_loss.plot([h["time"] for h in r.history], [h["loss"] for h in r.history],
@@ -109,7 +111,7 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
 
     ns = np.array(list(sweep))
     ax_n.errorbar(ns, [1e3 * sweep[n]["mean"] for n in ns], [1e3 * sweep[n]["std"] for n in ns],
-                  fmt="o-", capsize=3, label=f"measured (mean ± sd, {len(seeds)} histories)")
+                  fmt="o-", capsize=3, label=f"measured (mean ± sd, {study['n_seeds']} histories)")
     grid = np.geomspace(ns.min(), ns.max(), 100)
     ax_n.plot(grid, [1e3 * model_time(work, n * tau) for n in grid], "--", color="gray",
               label="first-order model")
@@ -120,20 +122,72 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
              title=f"Time to {UPDATES} updates vs checkpoint interval", ylim=(0, 1.3 * top))
     ax_n.legend(fontsize=8)
     fig.suptitle("Checkpointing a parameter server that fails", fontsize=14)
-    plots.save(fig, out_dir / FIGURE)
+    return fig
+
+
+def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
+    """The whole lesson: run, print the table, write the figure; return the numbers."""
+    study = simulate(quick)
+    curves = failure_curves(study)
+    plots.save(figure(study, curves), out_dir / FIGURE)
     print(f"figure: {out_dir / FIGURE}")
-    return {"sweep": sweep, "young_updates": young / tau, "daly_updates": daly / tau,
+    return {"sweep": study["sweep"], "young_updates": study["young"] / study["tau"],
+            "daly_updates": study["daly"] / study["tau"],
             "no_checkpoint": curves["failures, no checkpoint"].summary["stop_reason"],
-            "work": work}
+            "work": study["work"]}
 
 
 def model_time(work: float, interval: float) -> float:
     """First-order expected time to do ``work`` s of updates, checkpointing every
-    ``interval`` s of work (see the module docstring)."""
+    ``interval`` s of work (see Setup)."""
     lost_per_failure = interval / 2 + MTTR
     return work * (1 + DELTA / interval) / max(1e-9, 1 - lost_per_failure / M) \
         if lost_per_failure < M else math.inf
 
 
+# %% [markdown]
+# ## Run it
+#
+# The cells below run the steps one at a time, as `python lessons/07_failures.py` does;
+# `main()` runs them all at once (the tests and `simdml lesson 7` call it). With
+# `SIMDML_QUICK=1` in the environment every run is short.
+
+
+# %%
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    study = simulate(QUICK)
+    curves = failure_curves(study)
+
+
+# %% [markdown]
+# ## What the figure shows
+#
+# Left: training loss against simulated time for one random failure history: without
+# failures; with failures and no checkpoint (the run ends at the first crash -- there
+# is nothing to restart from); with checkpoints every 2 updates, at Young's interval,
+# and every 40 updates. Each crash sends the loss back to the last checkpoint (the
+# steps up), and too-frequent checkpoints stretch the whole curve. Right: the mean
+# time to finish (over several failure histories, with their spread) against the
+# checkpoint interval, the first-order model, and Young's and Daly's intervals: the
+# measured curve is flat near the optimum, so being within a factor of two of the
+# formula costs little -- being far off in either direction costs a lot.
+
+
+# %%
 if __name__ == "__main__":
-    main()
+    fig = figure(study, curves)
+    plots.save(fig, FIGURES / FIGURE)
+    print(f"figure: {FIGURES / FIGURE}")
+    plots.show_inline(fig)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Halve `M`. By how much does the best interval shrink, and does the formula
+#    follow (it predicts a factor of sqrt(2))?
+# 2. Make checkpoints almost free (`DELTA = 1e-6`). Where does the best interval go,
+#    and why is failing still not free (look at `updates_lost` and
+#    `server_restarts`)?
+# 3. Crash a worker instead of the server, with `strategy.round_timeout` and then
+#    with `[scheduling] policy = "pull"`. Which one changes the model, and why?

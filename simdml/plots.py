@@ -2,9 +2,18 @@
 
 Every function returns the Figure, so it shows inline in a notebook; ``save(fig, path)``
 writes it for slides (PNG, or SVG / PDF by the file's suffix).
+
+Why a Figure shows inline in a fresh Jupyter kernel: IPython learns to draw a Figure as
+PNG only when the inline backend module loads, which happens when ``pyplot`` is imported
+(or on ``%matplotlib inline``). simdml never imports pyplot, so this module, when it is
+imported inside a kernel, registers that PNG formatter itself. Outside a kernel it does
+nothing: scripts and CI stay headless (``MPLBACKEND=Agg`` or not), and no window opens.
 """
 from __future__ import annotations
 
+import base64
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +26,7 @@ from ._toml import dumps_value
 from .tables import MAX_NODES_SHOWN, shown_nodes
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
-           "utilization", "speedup", "sweep", "save",
+           "utilization", "speedup", "sweep", "save", "png", "show_inline",
            "KIND_COLORS", "CLASS_COLORS", "EVENT_MARKERS"]
 
 KIND_COLORS = {
@@ -338,3 +347,46 @@ def save(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def png(fig: Figure, *, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes: what a notebook shows inline and an HTML repr embeds."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def png_base64(fig: Figure, *, dpi: int = 100) -> str:
+    """``fig`` as base64-encoded PNG, for ``<img src="data:image/png;base64,...">``."""
+    return base64.b64encode(png(fig, dpi=dpi)).decode("ascii")
+
+
+def show_inline(fig: Figure) -> None:
+    """Show ``fig`` as an output of the running notebook cell; in a script, do nothing
+    (nothing is drawn, no window opens: ``save`` is how a script keeps a figure)."""
+    if _kernel() is not None:
+        from IPython.display import display
+        display(fig)
+
+
+def _kernel():
+    """The running Jupyter kernel's IPython shell, or None (a script, a terminal)."""
+    ipython = sys.modules.get("IPython")  # looked up, never imported: scripts stay without it
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def _show_figures_inline() -> None:
+    """In a kernel, draw every Figure as PNG when it is a cell's result, unless a
+    formatter is already set (``%matplotlib inline`` set one, and replaces this one)."""
+    shell = _kernel()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        formatter.for_type(Figure, png_base64)
+
+
+_show_figures_inline()

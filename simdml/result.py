@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import display
 from .metrics import classification_report, summarize
 from .scenario import Scenario, ScenarioError, read_bounded
 from .trace import Trace
@@ -47,6 +48,10 @@ class Result:
     summary: dict
     model: object
     scaling: tuple | None = None
+
+    # a few lines, not the dataclass's every field (its trace alone is thousands of spans)
+    __repr__ = display.result_text
+    _repr_html_ = display.result_html  # a notebook: summary, nodes, the figure
 
     def _features(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import _checks, _rules
+from . import _checks, _rules, display
 from ._checks import shown
 from ._toml import dumps as _dumps_toml
 from .data import parse_source
@@ -54,6 +54,9 @@ class Scenario:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     stop: StopConfig = field(default_factory=StopConfig)
+
+    __repr__ = display.scenario_text     # the keys that are not defaults; to_toml() has all
+    _repr_html_ = display.scenario_html
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:

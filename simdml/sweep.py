@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import display
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
 from ._progress import ProgressLine, is_wanted
 from ._rng import Streams
@@ -86,6 +87,8 @@ class Comparison:
     ``format()`` text and ``plot()`` a figure of loss and accuracy against time."""
 
     results: dict[str, Result]
+    __repr__ = display.comparison_text  # a few lines (display.py); HTML in a notebook
+    _repr_html_ = display.comparison_html
 
     def table(self) -> dict[str, dict]:
         return {label: _row(r.summary, r.nodes) for label, r in self.results.items()}
@@ -176,6 +179,8 @@ class SweepResult:
     path: Path | None = None
     skipped: int = 0  # runs found in the output file and not run again (resume)
     failures: list[dict] = field(default_factory=list)
+    __repr__ = display.sweep_text  # the grid and the first rows of format()
+    _repr_html_ = display.sweep_html
 
     def aggregate(self, metric: str = "final_accuracy") -> list[dict]:
         """Per grid point: the mean, standard deviation (ddof=1) and count of ``metric``

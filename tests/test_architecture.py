@@ -22,11 +22,13 @@ LAYERS = [
     ("learners", ["simdml.models"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
-    ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots"]),
+    ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots",
+                     "simdml.display"]),
     ("experiment", ["simdml._rules", "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
                     "simdml.experiment", "simdml.records", "simdml.sweep"]),
-    ("faces", ["simdml._overrides", "simdml.cli", "simdml.check", "simdml.__main__", "simdml"]),
+    ("faces", ["simdml._overrides", "simdml.cli", "simdml.check", "simdml.notebook",
+               "simdml.__main__", "simdml"]),
 ]
 MAX_LINES = 500
 
