@@ -27,7 +27,7 @@ from .tables import MAX_NODES_SHOWN, shown_nodes
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
            "utilization", "speedup", "sweep", "save", "png", "show_inline",
-           "KIND_COLORS", "CLASS_COLORS", "EVENT_MARKERS"]
+           "KIND_COLORS", "CLASS_COLORS", "EVENT_MARKERS", "STRATEGY_COLORS", "run_colors"]
 
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
@@ -39,6 +39,24 @@ KIND_COLORS = {
 # one marker per instant of a trace, each in the timeline's legend
 EVENT_MARKERS = {"crash": ("x", "crash"), "recover": ("^", "recovery"),
                  "partition": ("v", "partition"), "heal": ("D", "partition heals")}
+
+
+# one colour per strategy, in every figure that compares strategies (lesson 2's async is
+# orange in its loss, accuracy and staleness panels alike)
+STRATEGY_COLORS = {
+    "sync": "#1d3557", "async": "#e76f51", "ssp": "#2a9d8f", "allreduce": "#e9c46a",
+    "local_sgd": "#8338ec", "cascade_svm": "#457b9d", "admm_svm": "#f4a261",
+    "local_fusion": "#6a994e", "hist_tree": "#1d3557", "voting_tree": "#e76f51",
+}
+
+
+def run_colors(runs: dict) -> dict:
+    """A colour per run label: its strategy's (``STRATEGY_COLORS``) when every run is of
+    a different strategy, else matplotlib's cycle in label order (C0, C1, ...)."""
+    kinds = [r.scenario.strategy.kind for r in runs.values()]
+    if len(set(kinds)) == len(kinds) and all(k in STRATEGY_COLORS for k in kinds):
+        return {label: STRATEGY_COLORS[k] for label, k in zip(runs, kinds)}
+    return {label: f"C{j % 10}" for j, label in enumerate(runs)}
 
 
 CLASS_COLORS = ("#1d3557", "#e76f51", "#2a9d8f", "#e9c46a", "#8338ec", "#6c757d")
@@ -77,13 +95,14 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
     panels = [(ax, key, scale, ylabel, title) for ax, key, scale, ylabel, title in (
         (ax_loss, "loss", 1, "training loss", "Loss"),
         (ax_acc, "score", *score)) if ax is not None]
+    colors = run_colors(runs)
     for ax, key, scale, ylabel, title in panels:
         is_log = ax.get_xscale() == "log"  # a log axis cannot show update 0
         for label, r in runs.items():
             rows = [h for h in r.history if h[x] > 0 or not is_log]
             # steps: the model is constant between two evaluations
             ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label,
-                    drawstyle="steps-post")
+                    drawstyle="steps-post", color=colors[label])
         ax.set(xlabel=_X_LABELS[x], ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
@@ -155,11 +174,13 @@ def staleness(results, *, ax=None) -> Figure:
         ax = fig.subplots()
     runs = _runs(results)
     width = 0.8 / max(1, len(runs))
+    colors = run_colors(runs)
     for j, (label, r) in enumerate(runs.items()):
         hist = r.summary.get("staleness_histogram", [])
         total = sum(hist) or 1
         xs = [s + (j - (len(runs) - 1) / 2) * width for s in range(len(hist))]
-        ax.bar(xs, [100 * c / total for c in hist], width=width, label=label)
+        ax.bar(xs, [100 * c / total for c in hist], width=width, label=label,
+               color=colors[label])
     ax.set(xlabel="staleness (model versions)", ylabel="gradients (%)",
            title="How stale were the gradients?")
     ax.grid(alpha=0.3, axis="y")

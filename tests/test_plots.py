@@ -100,3 +100,22 @@ def test_a_small_cluster_table_has_every_node_and_no_total():
     r = run(Scenario(name="small").replace(**{"stop.rounds": 2}))
     lines = node_table(r.nodes)
     assert [line.split()[0] for line in lines[1:]] == ["server"] + [f"worker{i}" for i in range(4)]
+
+
+def test_a_strategy_has_one_colour_in_every_panel_that_compares_strategies():
+    """Lesson 2's async was orange in the loss panel and blue in the staleness panel (the
+    colour cycle follows the order of the runs): each strategy has its colour, in every
+    figure, whatever the runs it is drawn with."""
+    from matplotlib.colors import to_hex
+    from simdml import Scenario, run
+    base = Scenario(name="colours").replace(**{"stop.rounds": 3})
+    runs = {k: run(base.replace(**{"strategy.kind": k})) for k in ("sync", "async", "ssp")}
+    fig = plots.history(runs)
+    for ax in fig.axes:
+        assert {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()} == {
+            k: plots.STRATEGY_COLORS[k] for k in runs}
+    ax = plots.staleness({k: runs[k] for k in ("async", "ssp")}).axes[0]
+    assert {c.get_label(): to_hex(c.patches[0].get_facecolor()) for c in ax.containers} == {
+        k: plots.STRATEGY_COLORS[k] for k in ("async", "ssp")}
+    two_syncs = {"a": runs["sync"], "b": runs["sync"]}   # the same strategy twice: the cycle
+    assert plots.run_colors(two_syncs) == {"a": "C0", "b": "C1"}
