@@ -206,3 +206,69 @@ def test_a_retrys_twin_gradient_in_its_own_round_is_counted_once():
     once = run(Scenario().replace(**base, **{"strategy.round_timeout": 6e-3}))
     assert "duplicate_gradients" not in once.summary
     np.testing.assert_array_equal(r.model.params_, once.model.params_)
+
+
+def _checkpoints(every=5):
+    """Checkpoints on a stand-in monitor: its update count and evaluated rows."""
+    from types import SimpleNamespace
+
+    from simdml.strategies.checkpoints import Checkpoints
+    from simdml.strategies.stats import Stats
+    monitor = SimpleNamespace(updates=0, history=[])
+    cp = Checkpoints(every=every, seconds=0.0, initial=np.zeros(2), monitor=monitor,
+                     stats=Stats())
+    return cp, monitor
+
+
+def _restart(cp, monitor, updates, evaluated=(), version=None):
+    """The server crashes at ``updates`` (evaluated at those in ``evaluated``, score
+    update / 100) and restarts from a checkpoint of ``version`` (None: none written)."""
+    from types import SimpleNamespace
+    monitor.updates = updates
+    monitor.history = [{"update": u, "score": u / 100} for u in evaluated]
+    if version is not None:
+        cp.last = {"params": np.ones(2), "version": version, "time": 0.0}
+    return cp.restore(SimpleNamespace(epoch=1))
+
+
+def test_the_lost_model_is_the_most_advanced_one_a_restart_threw_away():
+    """A restart that loses nothing (at its checkpoint, or at update 0) loses no model;
+    one that loses a single update reports it; a later restart that loses less keeps the
+    first report; a lost model not evaluated at its update has no score."""
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 0, evaluated=[0])
+    assert cp.lost_model is None                          # update 0, nothing written: none lost
+    _restart(cp, monitor, 5, evaluated=[0, 5], version=5)
+    assert cp.lost_model is None                          # crashed at its checkpoint
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 1, evaluated=[0, 1])
+    assert cp.lost_model == {"update": 1, "score": 0.01}  # one update past the initial model
+    _restart(cp, monitor, 8, evaluated=[0, 8])
+    assert cp.lost_model == {"update": 8, "score": 0.08}
+    _restart(cp, monitor, 7, evaluated=[0, 7], version=5)
+    assert cp.lost_model == {"update": 8, "score": 0.08}  # 7 < 8: the first report stands
+    _restart(cp, monitor, 8, evaluated=[0, 8], version=5)
+    assert cp.lost_model == {"update": 8, "score": 0.08}  # 8 again: not more advanced
+    _restart(cp, monitor, 11, evaluated=[0, 4, 8], version=5)
+    assert cp.lost_model == {"update": 11, "score": None}  # last evaluated at 8, not at 11
+    _restart(cp, monitor, 12, evaluated=[], version=5)
+    assert cp.lost_model == {"update": 12, "score": None}  # never evaluated
+
+
+def test_the_lost_model_note_says_restarts_checkpoint_and_score_exactly():
+    """The note appears only when the final model is behind the lost one (not at the
+    same update), and names the restarts, the lost update, its score if evaluated, and
+    the checkpoint restarted from."""
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 8, evaluated=[0, 4])
+    _restart(cp, monitor, 3, evaluated=[0, 3], version=2)
+    assert cp.lost_model == {"update": 8, "score": None}
+    assert cp.lost_note(8, "accuracy") is None and cp.lost_note(9, "accuracy") is None
+    assert cp.lost_note(7, "accuracy") == (
+        "the server restarted 2 times and lost its model of update 8: the final model is "
+        "that of update 7, restarted from its checkpoint of update 2")
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 6, evaluated=[0, 6])
+    assert cp.lost_note(0, "r2") == (
+        "the server restarted 1 time and lost its model of update 6 (r2 0.06): the final "
+        "model is that of update 0, restarted from the initial model (no checkpoint written)")
