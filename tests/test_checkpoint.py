@@ -153,3 +153,122 @@ def test_a_restart_that_loses_the_model_says_which_model_was_lost():
         "time limit stop.time=0.08 s reached; the server restarted 1 time and lost its "
         "model of update 8 (accuracy 0.8462): the final model is that of update 0, "
         "restarted from the initial model (no checkpoint written)")
+
+
+# ------------------------------------------------ from the mutation run (issue 15)
+
+
+@pytest.mark.parametrize("policy", [None, "pull"])
+def test_a_gradient_of_the_servers_previous_life_never_counts(policy):
+    """The server crashes while the workers compute on the model of update 1 (its last
+    checkpoint) and is back before they finish: it restarts at update 1 again, so their
+    gradients carry the version it is at -- but its previous life's epoch: they are
+    dropped, and the next update waits for work computed after the restart (the model
+    is the calm run's)."""
+    base = {"data.dataset": "iris", "cluster.workers": 2, "stop.rounds": 4,
+            "network.latency": 1e-4, "cluster.speed": 4.224e6 / 5}  # a shard in 5 ms
+    if policy:  # one block at a time: a result the server counted is never sent again
+        base.update({"scheduling.policy": policy, "scheduling.prefetch": 1})
+    calm = run(Scenario().replace(**base))
+    r = run(Scenario().replace(**base, **{
+        "faults.checkpoint_every": 1, "faults.checkpoint_time": 1e-4,
+        "faults.crash": [{"node": "server", "at": 0.0075, "recover_after": 0.0005}]}))
+    assert (r.summary["server_restarts"], r.summary["updates_lost"]) == (1, 0)
+    restart = next(sp.end for sp in r.trace.spans if sp.node == "server" and sp.kind == "down")
+    assert [h["update"] for h in r.history if h["time"] <= restart] == [0, 1, 1]
+    after = min(h["time"] for h in r.history if h["time"] > restart)  # update 2
+    fresh = [sp for sp in r.trace.spans if sp.node.startswith("worker") and sp.kind == "compute"
+             and restart <= sp.start and sp.end <= after]
+    if policy is None:   # every worker's gradient of update 2 was computed after the restart
+        assert {sp.node for sp in fresh} == {"worker0", "worker1"}
+        assert r.summary["stale_gradients_dropped"] == 2
+    else:                # every block of update 2 was computed after the restart
+        assert len(fresh) == 8
+        assert r.summary["duplicate_results"] == 2
+    np.testing.assert_array_equal(r.model.params_, calm.model.params_)
+
+
+def test_a_retrys_twin_gradient_in_its_own_round_is_counted_once():
+    """Worker 1 down for good, worker 0's gradient (1 ms) still on the wire at the first
+    retry (2 ms): the re-sent model reaches worker 0 after it pushed, so it computes a
+    twin that lands before the round closes (after 2 retries, at 6 ms) -- one
+    duplicate_gradients per round, dropped: the model is that of the rounds closed on
+    their timeout with the one gradient."""
+    base = {"data.dataset": "iris", "cluster.workers": 2, "stop.rounds": 3,
+            "network.latency": 1e-3, "cluster.speed": [4.224e6, 1e9],  # worker 0: 1 ms
+            "faults.crash": [{"node": 1, "at": 0.0}]}
+    r = run(Scenario().replace(**base, **{"strategy.round_timeout": 2e-3,
+                                          "strategy.retries": 2}))
+    s = r.summary
+    assert (s["duplicate_gradients"], s["retries"], s["incomplete_rounds"]) == (3, 6, 3)
+    assert s.get("stale_gradients_dropped", 0) == 0
+    assert s["sim_time"] == pytest.approx(3 * 6e-3, rel=1e-5)
+    once = run(Scenario().replace(**base, **{"strategy.round_timeout": 6e-3}))
+    assert "duplicate_gradients" not in once.summary
+    np.testing.assert_array_equal(r.model.params_, once.model.params_)
+
+
+def _checkpoints(every=5):
+    """Checkpoints on a stand-in monitor: its update count and evaluated rows."""
+    from types import SimpleNamespace
+
+    from simdml.strategies.checkpoints import Checkpoints
+    from simdml.strategies.stats import Stats
+    monitor = SimpleNamespace(updates=0, history=[])
+    cp = Checkpoints(every=every, seconds=0.0, initial=np.zeros(2), monitor=monitor,
+                     stats=Stats())
+    return cp, monitor
+
+
+def _restart(cp, monitor, updates, evaluated=(), version=None):
+    """The server crashes at ``updates`` (evaluated at those in ``evaluated``, score
+    update / 100) and restarts from a checkpoint of ``version`` (None: none written)."""
+    from types import SimpleNamespace
+    monitor.updates = updates
+    monitor.history = [{"update": u, "score": u / 100} for u in evaluated]
+    if version is not None:
+        cp.last = {"params": np.ones(2), "version": version, "time": 0.0}
+    return cp.restore(SimpleNamespace(epoch=1))
+
+
+def test_the_lost_model_is_the_most_advanced_one_a_restart_threw_away():
+    """A restart that loses nothing (at its checkpoint, or at update 0) loses no model;
+    one that loses a single update reports it; a later restart that loses less keeps the
+    first report; a lost model not evaluated at its update has no score."""
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 0, evaluated=[0])
+    assert cp.lost_model is None                          # update 0, nothing written: none lost
+    _restart(cp, monitor, 5, evaluated=[0, 5], version=5)
+    assert cp.lost_model is None                          # crashed at its checkpoint
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 1, evaluated=[0, 1])
+    assert cp.lost_model == {"update": 1, "score": 0.01}  # one update past the initial model
+    _restart(cp, monitor, 8, evaluated=[0, 8])
+    assert cp.lost_model == {"update": 8, "score": 0.08}
+    _restart(cp, monitor, 7, evaluated=[0, 7], version=5)
+    assert cp.lost_model == {"update": 8, "score": 0.08}  # 7 < 8: the first report stands
+    _restart(cp, monitor, 8, evaluated=[0, 8], version=5)
+    assert cp.lost_model == {"update": 8, "score": 0.08}  # 8 again: not more advanced
+    _restart(cp, monitor, 11, evaluated=[0, 4, 8], version=5)
+    assert cp.lost_model == {"update": 11, "score": None}  # last evaluated at 8, not at 11
+    _restart(cp, monitor, 12, evaluated=[], version=5)
+    assert cp.lost_model == {"update": 12, "score": None}  # never evaluated
+
+
+def test_the_lost_model_note_says_restarts_checkpoint_and_score_exactly():
+    """The note appears only when the final model is behind the lost one (not at the
+    same update), and names the restarts, the lost update, its score if evaluated, and
+    the checkpoint restarted from."""
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 8, evaluated=[0, 4])
+    _restart(cp, monitor, 3, evaluated=[0, 3], version=2)
+    assert cp.lost_model == {"update": 8, "score": None}
+    assert cp.lost_note(8, "accuracy") is None and cp.lost_note(9, "accuracy") is None
+    assert cp.lost_note(7, "accuracy") == (
+        "the server restarted 2 times and lost its model of update 8: the final model is "
+        "that of update 7, restarted from its checkpoint of update 2")
+    cp, monitor = _checkpoints()
+    _restart(cp, monitor, 6, evaluated=[0, 6])
+    assert cp.lost_note(0, "r2") == (
+        "the server restarted 1 time and lost its model of update 6 (r2 0.06): the final "
+        "model is that of update 0, restarted from the initial model (no checkpoint written)")

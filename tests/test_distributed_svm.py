@@ -93,6 +93,35 @@ def test_cascade_on_seven_workers_merges_everything_once():
     assert a.history == b.history and a.summary["bytes_sent"] == b.summary["bytes_sent"]
 
 
+def test_a_merges_warm_start_is_both_sides_alphas_or_the_better_sides():
+    """Disjoint sets: each row keeps its own alpha (their sum), per problem, and rows,
+    labels and alphas stay aligned in id order; overlapping sets (a support vector on
+    both sides): the alphas of the side with the higher dual objective, 0 on the other
+    side's rows, with that objective."""
+    from simdml.strategies.cascade import SupportVectors, _union
+
+    def sv(ids, alpha, objective):
+        ids = np.array(ids)
+        return SupportVectors(ids, ids[:, None] * 1.0, ids % 2, alpha, objective)
+
+    a = sv([1, 4], {"p": np.array([0.5, 0.25]), "q": np.array([1.0, 0.0])}, {"p": 3.0, "q": 1.0})
+    b = sv([2, 7], {"p": np.array([0.125, 2.0])}, {"p": 5.0})
+    u = _union(a, b)
+    np.testing.assert_array_equal(u.ids, [1, 2, 4, 7])
+    np.testing.assert_array_equal(u.X[:, 0], [1, 2, 4, 7])
+    np.testing.assert_array_equal(u.y, [1, 0, 0, 1])
+    np.testing.assert_array_equal(u.alpha["p"], [0.5, 0.125, 0.25, 2.0])
+    np.testing.assert_array_equal(u.alpha["q"], [1.0, 0.0, 0.0, 0.0])
+    assert u.objective == {"p": 5.0, "q": 1.0}
+    c = sv([4, 9], {"p": np.array([0.75, 0.75])}, {"p": 4.0})   # row 4 on both sides
+    for first, second in ((a, c), (c, a)):
+        u = _union(first, second)
+        np.testing.assert_array_equal(u.ids, [1, 4, 9])
+        np.testing.assert_array_equal(u.alpha["p"], [0.0, 0.75, 0.75])   # c's: 4.0 > 3.0
+        np.testing.assert_array_equal(u.alpha["q"], [1.0, 0.0, 0.0])     # only a has q
+        assert u.objective == {"p": 4.0, "q": 1.0}
+
+
 def test_cascade_needs_a_kernel_svm():
     """The cascade trains kernel SVMs only; the error names both keys."""
     with pytest.raises(ScenarioError, match=r"strategy.kind='cascade_svm' trains model.kind in "
@@ -264,6 +293,7 @@ def test_a_one_class_shard_gives_a_constant_member():
     ({"strategy.rule": "mean"}, r"strategy.rule must be one of 'best', 'vote', 'soft', 'average', 'stack'; "
                                 r"got 'mean'"),
     ({"strategy.validation": 1.0}, r"strategy.validation must be a fraction in \(0, 1\); got 1.0"),
+    ({"strategy.validation": 0.0}, r"strategy.validation must be a fraction in \(0, 1\); got 0.0"),
     ({"strategy.weighting": "size"}, r"strategy.weighting must be 'samples' or 'equal'; got 'size'"),
     ({"strategy.rule": "average"}, r"strategy.rule='average' averages parameter vectors: it needs "
                                    r"model.kind 'logistic' or 'svm'; got model.kind='kernel_svm'"),
@@ -300,6 +330,34 @@ def test_best_rule_with_one_row_shards_and_large_validation():
     with pytest.raises(ScenarioError, match=r"strategy.rule='best' needs a validation split, "
                                             r"but every shard holds a single row"):
         run(every_row)
+
+
+@pytest.mark.parametrize("workers, validation, held_out", [(60, 0.2, 1), (40, 0.9, 2)])
+def test_tiny_shards_hold_out_at_least_one_row_and_keep_one(workers, validation, held_out):
+    """120 training rows in shards of 2 (20 %: round(0.4) = 0 -> at least 1 held out) or
+    3 (90 %: round(2.7) = 3 -> at most 2, one left to fit): every shard holds out exactly
+    ``held_out`` rows -- the fitted rows and the bytes of the validation split say so --
+    and a run of two-row shards is no scenario error."""
+    s = Scenario().replace(**{"strategy.kind": "local_fusion", "model.kind": "svm",
+                              "strategy.rule": "best", "data.test_size": 0.2,
+                              "cluster.workers": workers, "strategy.validation": validation})
+    split = prepare_data(s)
+    n, d = split.X_train.shape
+    assert n == 120 and {len(p) for p in split.parts} == {n // workers}
+    r = run(s)
+    assert r.summary["stop_reason"] == f"fused {workers} local models by 'best'"
+    assert r.history[-1]["epoch"] * n == pytest.approx(n - workers * held_out)  # rows fitted
+    member_bytes = sum(m.nbytes for m in r.model.members_)
+    assert r.summary["bytes_sent"] == member_bytes + workers * held_out * (8 * d + 8) + workers * 16
+
+
+def test_a_two_class_shard_gives_a_fitted_member():
+    """Only a one-class shard becomes a constant: two classes fit the learner itself."""
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 1.0], [1.1, 1.0]])
+    y = np.array([0, 0, 1, 1])
+    member = local_fit(KernelSVM(), X, y, np.arange(2))
+    assert isinstance(member, KernelSVM)
+    np.testing.assert_array_equal(member.predict(X), KernelSVM().fit(X, y).predict(X))
 
 
 def test_kernel_cache_too_small_for_the_training_set_is_a_scenario_error():

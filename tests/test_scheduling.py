@@ -227,3 +227,47 @@ def test_batch_size_is_refused_in_task_rounds():
     with pytest.raises(ScenarioError, match=r"strategy.batch_size: task-based rounds compute "
                                             r"whole blocks"):
         _scenario(**{"strategy.batch_size": 8})
+
+
+# ------------------------------------------------ from the mutation run (issue 15)
+
+
+def test_a_block_lost_again_and_again_is_resent_on_a_doubling_capped_backoff():
+    """One worker cut off for 3500 s, one block, block_timeout T: the server's k-th send
+    of the block is at T * sum_{j<k} 2^min(j, 30) -- each wait twice the last, capped at
+    2^30 T -- and the first send after the heal completes the round."""
+    T = 2.0 ** -20  # dyadic: every send time is exact (and longer than a send takes)
+    r = run(Scenario().replace(**{
+        "data.dataset": "iris", "cluster.workers": 1, "stop.rounds": 1,
+        "scheduling.policy": "pull", "scheduling.blocks": 1, "scheduling.prefetch": 1,
+        "scheduling.block_timeout": T, "network.latency": 1e-4,
+        "faults.partition": [{"nodes": [0], "at": 0.0, "heal_after": 3500.0}],
+        "stop.wall_time": 20}))  # the guard, should the retries storm
+    sends = [sp.start for sp in r.trace.spans if sp.node == "server" and sp.kind == "send"]
+    expected, t, k = [], 0.0, 0
+    while True:  # every send until the first one after the partition heals
+        expected.append(t)
+        if t >= 3500.0:
+            break
+        t += T * 2.0 ** min(k, 30)
+        k += 1
+    assert len(expected) == 34 and expected[-2:] == [3072 - T, 4096 - T]  # the cap: 1024 s
+    assert sends == expected
+    assert r.summary["block_retries"] == len(expected) - 1 == r.summary["messages_lost"]
+    assert r.summary["updates"] == 1
+
+
+def test_a_retried_blocks_original_landing_in_its_own_round_is_one_duplicate():
+    """Worker 1 at 1/6.5 of worker 0's speed holds blocks 1 and 3: at block_timeout both
+    go to worker 0, whose copy of block 1 comes back first; worker 1's original lands
+    while block 3 is still out -- one duplicate_results, two block_retries, and the
+    model is the exact one (each block counted once)."""
+    speed = 2.124e6  # a 28-row block in 1 ms
+    base = {"data.dataset": "iris", "cluster.workers": 2, "stop.rounds": 1,
+            "scheduling.policy": "round_robin", "scheduling.blocks": 4,
+            "scheduling.prefetch": 2, "network.latency": 1e-3,
+            "cluster.speed": [speed, speed / 6.5]}
+    calm = run(Scenario().replace(**base))
+    r = run(Scenario().replace(**base, **{"scheduling.block_timeout": 5e-3}))
+    assert (r.summary["block_retries"], r.summary["duplicate_results"]) == (2, 1)
+    np.testing.assert_array_equal(r.model.params_, calm.model.params_)

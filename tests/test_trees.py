@@ -8,7 +8,7 @@ from simdml import Scenario, ScenarioError, run
 from simdml.data import load, train_test_split
 from simdml.experiment import prepare_data
 from simdml.models import DecisionTree, NotFittedError, RandomForest
-from simdml.models._hist import apply_bins, bin_edges, impurity
+from simdml.models._hist import apply_bins, bin_edges, impurity, split_scores
 
 
 def _tree_scenario(kind="hist_tree", **changes) -> Scenario:
@@ -202,6 +202,60 @@ def test_voting_with_every_feature_is_the_exact_tree():
     voted = run(_tree_scenario("voting_tree", **{"data.partition": "label_skew",
                                                   "strategy.top_k": 7}))
     _same_tree(voted.model, exact.model)
+
+
+@pytest.mark.parametrize("changes", [
+    {"data.dataset": "digits", "strategy.top_k": 2, "cluster.workers": 5},
+    {"data.dataset": "digits", "strategy.top_k": 1, "cluster.workers": 3,
+     "model.criterion": "entropy", "data.partition": "label_skew"},
+    {"data.dataset": "breast_cancer", "strategy.top_k": 1, "cluster.workers": 4,
+     "model.class_weight": "balanced", "model.min_samples_leaf": 3},
+])
+def test_a_voting_tree_splits_only_on_the_features_voted_for(changes):
+    """Recomputed in plain numpy from the fitted tree's own nodes: at every split, each
+    worker votes for the top_k features of its local histograms (best local split with
+    the tree's criterion and class weights, leaves of one row; ties: the lower feature;
+    none that lowers nothing: a worker without rows, or one class, there does not vote),
+    the 2 top_k most voted are chosen (ties: the lower), and the split made is the best
+    one of the whole node's histograms among those chosen (with min_samples_leaf)."""
+    s = _tree_scenario("voting_tree", **changes)
+    r = run(s)
+    split = prepare_data(s)
+    tree, k = r.model, s.strategy.options["top_k"]
+    classes = np.unique(split.y_train)
+    y = np.searchsorted(classes, split.y_train)
+    codes = apply_bins(split.X_train, bin_edges(split.X_train, tree.max_bins))
+    n, d = codes.shape
+    n_bins, n_classes = int(codes.max()) + 1, classes.size
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    weight = (counts.sum() / (n_classes * counts) if tree.class_weight == "balanced"
+              else np.ones(n_classes))
+    node = np.zeros(n, dtype=int)
+    checked = 0
+    for j in range(tree.feature_.size):          # parents come before their children
+        f, b = tree.feature_[j], tree.bin_[j]
+        if f < 0:
+            continue
+        at = node == j
+        hists = []
+        for part in split.parts:
+            rows = part[at[part]]
+            h = np.zeros((d, n_bins, n_classes))
+            np.add.at(h, (np.arange(d)[None, :], codes[rows], y[rows][:, None]), 1)
+            hists.append(h)
+        tally = np.zeros(d, dtype=int)
+        for h in hists:  # only features whose best local split lowers the impurity
+            best = split_scores(h, weight, tree.criterion, 1, 1.0).max(axis=1)
+            top = np.argsort(-best, kind="stable")[:k]
+            tally[top[best[top] > 0]] += 1
+        chosen = np.argsort(-tally, kind="stable")[:2 * k]
+        assert f in chosen, (j, f, sorted(chosen))
+        gain = split_scores(sum(hists), weight, tree.criterion, tree.min_samples_leaf, 1.0)
+        assert gain[f, b] == pytest.approx(gain[chosen].max(), rel=1e-9, abs=1e-12)
+        node[at & (codes[:, f] <= b)] = tree.children_left_[j]
+        node[at & (codes[:, f] > b)] = tree.children_right_[j]
+        checked += 1
+    assert checked >= 5 and checked == int((tree.feature_ >= 0).sum())
 
 
 def test_voting_sends_fewer_bytes_and_is_close():

@@ -2,12 +2,13 @@
 grows one ``DecisionTree`` level by level, asking for few features' histograms only.
 
 Per level: 1. each worker ranks the features by the best split of its *local* histogram
-and sends its ``top_k`` per frontier node; 2. the server counts the votes and asks for the
-histograms of the ``2 top_k`` most-voted features only; 3. the best split is chosen among
-them. Bytes drop from ``d`` features' histograms to ``2 top_k``; the tree can differ from
-the exact one (``hist_tree``) where local and global rankings disagree (with
-``2 top_k >= d`` it is the exact tree). What the two share (bins, routing, gathering) is
-in ``trees.py``.
+and sends its ``top_k`` per frontier node (only features whose local split lowers the
+impurity: a worker with no rows, or one class, at a node does not vote there); 2. the
+server counts the votes and asks for the histograms of the ``2 top_k`` most-voted
+features only; 3. the best split is chosen among them. Bytes drop from ``d`` features'
+histograms to ``2 top_k``; the tree can differ from the exact one (``hist_tree``) where
+local and global rankings disagree (with ``2 top_k >= d`` it is the exact tree). What the
+two share (bins, routing, gathering) is in ``trees.py``.
 
 References
 ----------
@@ -54,8 +55,9 @@ def server(job: Job):
         _broadcast(job, Vote(splits_made(made, builder), frontier, builder.class_weight))
         votes = yield from gather(job, node)                     # 1. every worker's top_k
         tally = np.zeros((len(frontier), d), dtype=np.int64)
-        for v in votes:
-            np.add.at(tally, (np.arange(len(frontier))[:, None], v), 1)
+        for v in votes:                                          # (-1: no vote)
+            rows, cols = np.nonzero(v >= 0)
+            np.add.at(tally, (rows, v[rows, cols]), 1)
         # 2. the 2 top_k most-voted features per node (ties: the lower feature)
         chosen = np.sort(np.argsort(-tally, axis=1, kind="stable")[:, :min(2 * k, d)], axis=1)
         _broadcast(job, SendChosen(chosen))
@@ -100,6 +102,9 @@ def worker(job: Job, i: int):
 
 
 def _top_features(hist, class_weight, criterion: str, k: int) -> np.ndarray:
-    """The k features whose best local split lowers the impurity most (ties: lower)."""
+    """The k features whose best local split lowers the impurity most (ties: lower); -1
+    in place of a feature whose best local split lowers nothing (no rows at the node,
+    one row, one class): such a vote would go to features 0, 1, ... by the tie rule."""
     best = split_scores(hist, class_weight, criterion, 1, 1.0).max(axis=1)
-    return np.argsort(-best, kind="stable")[:k]
+    top = np.argsort(-best, kind="stable")[:k]
+    return np.where(best[top] > 0, top, -1)
