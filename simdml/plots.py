@@ -52,8 +52,10 @@ STRATEGY_COLORS = {
 
 def run_colors(runs: dict) -> dict:
     """A colour per run label: its strategy's (``STRATEGY_COLORS``) when every run is of
-    a different strategy, else matplotlib's cycle in label order (C0, C1, ...)."""
-    kinds = [r.scenario.strategy.kind for r in runs.values()]
+    a different strategy, else (or when a run does not say its scenario) matplotlib's
+    cycle in label order (C0, C1, ...)."""
+    kinds = [getattr(getattr(r, "scenario", None), "strategy", None) for r in runs.values()]
+    kinds = [getattr(k, "kind", None) for k in kinds]  # a run read back from a file has none
     if len(set(kinds)) == len(kinds) and all(k in STRATEGY_COLORS for k in kinds):
         return {label: STRATEGY_COLORS[k] for label, k in zip(runs, kinds)}
     return {label: f"C{j % 10}" for j, label in enumerate(runs)}

@@ -119,3 +119,9 @@ def test_a_strategy_has_one_colour_in_every_panel_that_compares_strategies():
         k: plots.STRATEGY_COLORS[k] for k in ("async", "ssp")}
     two_syncs = {"a": runs["sync"], "b": runs["sync"]}   # the same strategy twice: the cycle
     assert plots.run_colors(two_syncs) == {"a": "C0", "b": "C1"}
+
+
+def test_runs_read_back_from_a_file_take_the_colour_cycle():
+    """A run loaded from a result file has no scenario: the cycle, not an AttributeError."""
+    bare = SimpleNamespace(history=[], model=SimpleNamespace(is_classifier=True))
+    assert plots.run_colors({"a": bare, "b": bare}) == {"a": "C0", "b": "C1"}
