@@ -19,7 +19,7 @@ LAYERS = [
     ("randomness", ["simdml._rng"]),
     ("cluster", ["simdml.network", "simdml.cluster", "simdml.faults"]),
     ("data", ["simdml.data", "simdml.datasets"]),
-    ("learners", ["simdml.models"]),
+    ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
     ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots",
