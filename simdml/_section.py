@@ -130,10 +130,14 @@ def _build_options(cls, section: str, options: dict):
 
 
 def _known_keys(section: str, table: dict, cls) -> None:
+    """Every key of ``table`` is a field of ``cls``; else the error lists them (and says
+    where a key that lives in another section is: ``cls.ELSEWHERE``)."""
     allowed = [f.name for f in dataclasses.fields(cls)]
     for key in table:
         if key not in allowed:
             where = f"[{section}]" if section else "the top level"
             dotted = f"{section}.{key}" if section else key
+            elsewhere = getattr(cls, "ELSEWHERE", {}).get(key)
+            hint = f" ({elsewhere})" if elsewhere else _did_you_mean(key, allowed)
             raise ScenarioError(f"unknown key {_checks.cut(repr(dotted))}; allowed in {where}: "
-                                f"{', '.join(allowed)}{_did_you_mean(key, allowed)}")
+                                f"{', '.join(allowed)}{hint}")

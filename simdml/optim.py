@@ -53,7 +53,7 @@ def _below_one(name: str, value) -> float:
     """A decay rate in [0, 1): 1 would never forget, and divide by zero in Adam."""
     value = _checks.number(name, value, low=0)
     if value >= 1:
-        raise ValueError(f"{name} must be < 1; got {value!r}")
+        raise ValueError(f"{name} must be < 1 (a decay rate, in [0, 1)); got {value!r}")
     return value
 
 

@@ -26,12 +26,14 @@ from .cluster_sections import (ClusterConfig, CrashConfig, FaultsConfig, LinkCon
                                NetworkConfig, PartitionConfig)
 from .imbalance import RESAMPLERS
 from .models import MODELS
+from .optim import Optimizer, Schedule
 from .strategies import STRATEGIES
 from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "SchedulingConfig", "ImbalanceConfig", "StopConfig", "build_model"]
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "StopConfig",
+           "build_model"]
 
 _INF = math.inf
 SYNTHETIC = ("synthetic", "synthetic_regression")
@@ -187,6 +189,90 @@ class StrategyConfig:
         return {**common, **{k: v for k, v in self.options.items() if v is not None}}
 
 
+# the keys of [optimizer] that only some kinds, or only some schedules, have (None: the
+# default in the comment); kind, weight_decay, schedule and warmup are every optimizer's
+OPTIMIZER_KEYS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
+                  "adam": ("beta1", "beta2", "eps"), "adamw": ("beta1", "beta2", "eps")}
+SCHEDULE_KEYS = {"constant": (), "step": ("step_size", "gamma"), "cosine": ("horizon", "min_lr")}
+ADAMW_WEIGHT_DECAY = 0.01  # PyTorch's default for AdamW (0 for the others)
+
+
+@_section("optimizer")
+@dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    """How the gradient strategies step the model (``simdml.optim``), at the learning
+    rate ``strategy.lr``. A key of another kind or schedule is an error, not ignored."""
+
+    kind: str = "sgd"           # sgd | momentum | nesterov | adam | adamw
+    weight_decay: float | None = None  # L2 added to the gradient (adamw: decoupled);
+                                # None: 0, and 0.01 for adamw (PyTorch's defaults)
+    momentum: float | None = None  # momentum, nesterov: in [0, 1); None: 0.9
+    beta1: float | None = None  # adam, adamw: first moment's decay; None: 0.9
+    beta2: float | None = None  # adam, adamw: second moment's decay; None: 0.999
+    eps: float | None = None    # adam, adamw: > 0; None: 1e-8
+    schedule: str = "constant"  # constant | step | cosine (after the warm-up)
+    warmup: int = 0             # steps of linear warm-up up to strategy.lr; 0: none
+    step_size: int | None = None  # step: steps between decays; None: 30
+    gamma: float | None = None  # step: factor of each decay, in (0, 1]; None: 0.1
+    horizon: int | None = None  # cosine: the step it reaches min_lr; None: stop.rounds
+                                # (local_sgd: stop.rounds x local_steps, its local steps)
+    min_lr: float | None = None  # cosine: the rate it decays to; None: 0
+
+    COMMON = ("kind", "weight_decay", "schedule", "warmup")  # keys every optimizer has
+    ELSEWHERE = {"lr": "the learning rate is strategy.lr, where the schedule starts from",
+                 "learning_rate": "the learning rate is strategy.lr"}
+
+    def __post_init__(self):
+        _choice("optimizer.kind", self.kind, tuple(OPTIMIZER_KEYS))
+        _choice("optimizer.schedule", self.schedule, tuple(SCHEDULE_KEYS))
+        self._no_foreign_keys("kind", OPTIMIZER_KEYS)
+        self._no_foreign_keys("schedule", SCHEDULE_KEYS)
+        _integer("optimizer.warmup", self.warmup, low=0)
+        for key in ("step_size", "horizon"):
+            if getattr(self, key) is not None:
+                _integer(f"optimizer.{key}", getattr(self, key), low=1)
+        self.build(lr=1.0, horizon=self.warmup + 1)  # the optimizer checks every value
+
+    def _no_foreign_keys(self, by: str, keys: dict) -> None:
+        """A key that belongs to another kind (or schedule) than this one's is an error."""
+        for key in sorted({k for ks in keys.values() for k in ks} - set(keys[getattr(self, by)])):
+            if getattr(self, key) is not None:
+                owners = " or ".join(repr(name) for name, ks in keys.items() if key in ks)
+                allowed = (self.COMMON + OPTIMIZER_KEYS[self.kind]
+                           + SCHEDULE_KEYS[self.schedule])
+                raise ScenarioError(
+                    f"optimizer.{key} is a setting of optimizer.{by} = {owners}; got "
+                    f"optimizer.{by}={getattr(self, by)!r}, whose keys are: {', '.join(allowed)}")
+
+    def build(self, *, lr: float, horizon: int) -> Optimizer:
+        """The optimizer this section describes, at learning rate ``lr`` (``strategy.lr``);
+        a cosine without its own ``horizon`` ends at ``horizon`` (the run's steps)."""
+        settings = {k: getattr(self, k) for k in ("momentum", "beta1", "beta2", "eps")
+                    if getattr(self, k) is not None}
+        schedule = {k: getattr(self, k) for k in ("step_size", "gamma", "min_lr")
+                    if getattr(self, k) is not None}
+        if self.schedule == "cosine":
+            schedule["horizon"] = horizon if self.horizon is None else self.horizon
+        try:
+            return Optimizer(kind=self.kind, lr=lr, weight_decay=self.decay, **settings,
+                             schedule=Schedule(kind=self.schedule, warmup=self.warmup,
+                                               **schedule))
+        except ValueError as exc:  # its checks name the key within the section
+            raise ScenarioError(f"optimizer.{exc}") from None
+
+    @property
+    def decay(self) -> float:
+        """The weight decay: ``weight_decay``, or the kind's default."""
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return ADAMW_WEIGHT_DECAY if self.kind == "adamw" else 0.0
+
+    @property
+    def is_plain(self) -> bool:
+        """Plain gradient descent: sgd at the constant rate, no warm-up, no weight decay."""
+        return (self.kind == "sgd" and self.schedule == "constant" and self.warmup == 0
+                and self.decay == 0)
+
 
 @_section("stop")
 @dataclass(frozen=True, kw_only=True)
@@ -242,4 +328,5 @@ class SchedulingConfig:
 
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
-             "strategy": StrategyConfig, "scheduling": SchedulingConfig, "stop": StopConfig}
+             "strategy": StrategyConfig, "optimizer": OptimizerConfig,
+             "scheduling": SchedulingConfig, "stop": StopConfig}

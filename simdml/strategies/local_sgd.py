@@ -55,6 +55,11 @@ class LocalSGDOptions:
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
 
 
+def local_steps(options: LocalSGDOptions) -> int:
+    """The optimizer steps once per local step: H times per round."""
+    return options.local_steps
+
+
 def divergence_hint(s) -> str:
     """A diverged run: the FedProx pull overshoots when lr * mu > 2 (its step alone), else
     the step size is too large."""
