@@ -13,8 +13,9 @@ from .engine import Deadlock, Interrupt, Simulator
 from .experiment import DataSplit, Result, prepare_data, run
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
 from .sections import (ClusterConfig, CrashConfig, DataConfig, FaultsConfig, ImbalanceConfig,
-                       LinkConfig, ModelConfig, NetworkConfig, PartitionConfig,
-                       SchedulingConfig, StopConfig, StrategyConfig)
+                       LinkConfig, ModelConfig, NetworkConfig, OptimizerConfig,
+                       PartitionConfig, SchedulingConfig, StopConfig, StrategyConfig)
+from .optim import Optimizer, Schedule, State
 from .sweep import Comparison, SweepResult, compare, sweep
 from .trace import Trace
 
@@ -24,5 +25,6 @@ __all__ = ["Simulator", "Interrupt", "Deadlock", "Cluster", "Node", "Network", "
            "Scenario", "ScenarioError", "load_scenario", "bundled_scenarios", "run", "Result",
            "prepare_data", "DataSplit", "ClusterConfig", "NetworkConfig", "LinkConfig",
            "FaultsConfig", "CrashConfig", "PartitionConfig", "DataConfig", "ImbalanceConfig",
-           "ModelConfig", "StrategyConfig", "SchedulingConfig", "StopConfig",
+           "ModelConfig", "StrategyConfig", "OptimizerConfig", "SchedulingConfig", "StopConfig",
+           "Optimizer", "Schedule", "State",
            "Trace", "compare", "Comparison", "sweep", "SweepResult", "__version__"]

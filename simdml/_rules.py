@@ -15,9 +15,10 @@ from . import _checks
 from . import data as _data
 from .models import MODELS
 from .models._validation import class_weights as _class_weights
+from .optim import OPTIMIZERS
 from .strategies import STRATEGIES
 
-__all__ = ["RULES"]
+__all__ = ["RULES", "optimizer_horizon"]
 
 
 def rebalance_needs_classes(s) -> None:
@@ -128,6 +129,50 @@ def scheduling_needs_plain_sync(s) -> None:
                          f"(a block per worker at least); got {blocks}")
 
 
+def optimizer_steps_per_update(s) -> int | None:
+    """How many times the strategy steps its optimizer per update (task rounds: once);
+    None for a strategy that takes no gradient steps."""
+    if s.scheduling.policy is not None:
+        return 1
+    steps = STRATEGIES[s.strategy.kind].optimizer_steps
+    return None if steps is None else steps(s.strategy.build_options())
+
+
+def optimizer_horizon(s) -> int:
+    """The step at which a cosine schedule ends: ``optimizer.horizon``, else the steps
+    of the whole run (``stop.rounds`` updates, each of its strategy's steps)."""
+    if s.optimizer.horizon is not None:
+        return s.optimizer.horizon
+    return s.stop.rounds * (optimizer_steps_per_update(s) or 1)
+
+
+def optimizer_needs_gradient_steps(s) -> None:
+    if s.optimizer.is_plain or optimizer_steps_per_update(s) is not None:
+        return
+    steppers = ", ".join(repr(k) for k, spec in STRATEGIES.items() if spec.optimizer_steps)
+    raise ValueError(f"[optimizer] steps the gradient strategies ({steppers}); "
+                     f"strategy.kind={s.strategy.kind!r} takes no gradient steps: leave "
+                     f"[optimizer] at its defaults (got optimizer.kind={s.optimizer.kind!r}, "
+                     f"schedule={s.optimizer.schedule!r}, warmup={s.optimizer.warmup}, "
+                     f"weight_decay={s.optimizer.decay!r})")
+
+
+def cosine_fits_the_run(s) -> None:
+    opt = s.optimizer
+    if opt.schedule != "cosine":
+        return
+    if opt.horizon is None and optimizer_horizon(s) <= opt.warmup:
+        steps = optimizer_steps_per_update(s) or 1
+        run = f"stop.rounds={s.stop.rounds}" + (
+            f" x {steps} local steps = {optimizer_horizon(s)}" if steps > 1 else "")
+        raise ValueError(f"optimizer.warmup={opt.warmup} leaves no step to the cosine: it ends "
+                         f"at {run} (optimizer.horizon is not set); "
+                         f"set optimizer.horizon > optimizer.warmup, or a smaller warmup")
+    if opt.min_lr is not None and opt.min_lr > s.strategy.lr:
+        raise ValueError(f"optimizer.min_lr must be <= strategy.lr={s.strategy.lr!r} (the "
+                         f"cosine decays from strategy.lr to it); got {opt.min_lr!r}")
+
+
 def strategy_rules(s) -> None:
     for rule in STRATEGIES[s.strategy.kind].rules:
         rule(s)
@@ -175,7 +220,8 @@ def durations_are_finite(s) -> None:
 
 
 DATA_COPIES = 3  # the data as made, its rows in shard order (bundled data), a resampled copy
-PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a checkpoint
+PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a checkpoint,
+                  # and then the optimizer's arrays (momentum 1, Adam 2)
 
 
 def run_fits_in_memory(s) -> None:
@@ -190,9 +236,10 @@ def run_fits_in_memory(s) -> None:
     _checks.fits_in_memory(keys, f"{DATA_COPIES} copies of {rows:,} x {cols:,} float64",
                            DATA_COPIES * 8.0 * rows * cols)
     outputs = 1 if s.data.is_regression else n_classes(s)
-    per_node = PARAM_COPIES * 8.0 * (cols + 1) * outputs
+    copies = PARAM_COPIES + len(OPTIMIZERS[s.optimizer.kind].state)
+    per_node = copies * 8.0 * (cols + 1) * outputs
     _checks.fits_in_memory(f"cluster.workers={s.cluster.workers} with {keys}",
-                           f"{PARAM_COPIES} models of {(cols + 1) * outputs:,} numbers per node",
+                           f"{copies} models of {(cols + 1) * outputs:,} numbers per node",
                            (s.cluster.workers + 1) * per_node)
     n_trees = s.model.options.get("n_estimators", 1)
     _checks.fits_in_memory(f"model.n_estimators={n_trees} with {keys}",
@@ -204,5 +251,6 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
-         scheduling_needs_plain_sync, strategy_rules, nodes_exist, durations_are_finite,
+         scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
+         strategy_rules, nodes_exist, durations_are_finite,
          run_fits_in_memory)

@@ -14,6 +14,7 @@ from .faults import crash_at, partition_at, random_failures
 from .messages import Rows
 from .models import GRADIENT_MODELS
 from .models._validation import class_weights
+from ._rules import optimizer_horizon
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
 from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, smaller_lr, tasks
@@ -99,6 +100,7 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
               batch_rngs=streams.node_rngs("data", s.cluster.workers),
               classes=np.arange(n_outputs) if model.is_classifier else None,
               class_weight=class_weight, stats=stats, done=sim.event(),
+              optimizer=s.optimizer.build(lr=s.strategy.lr, horizon=optimizer_horizon(s)),
               checkpoints=Checkpoints(every=s.faults.checkpoint_every,
                                       seconds=s.faults.checkpoint_time, initial=params,
                                       monitor=monitor, stats=stats))

@@ -161,7 +161,9 @@ def _changed(scenario) -> list[tuple[str, str, object]]:
         if not isinstance(table, dict):
             continue
         for key, value in table.items():
-            if key == "kind" or value != default.get(section, {}).get(key):
+            # what ran (the model's and the strategy's kind) shows even when a default
+            if (key == "kind" and section in ("model", "strategy")) or \
+                    value != default.get(section, {}).get(key):
                 out.append((section, key, value))
     return out
 

@@ -25,13 +25,15 @@ from ._toml import dumps as _dumps_toml
 from .data import parse_source
 from .sections import (_SECTIONS, ClusterConfig, CrashConfig, DataConfig, FaultsConfig,
                        ImbalanceConfig, LinkConfig, ModelConfig, NetworkConfig,
-                       PartitionConfig, SchedulingConfig, ScenarioError, StopConfig,
+                       OptimizerConfig, PartitionConfig, SchedulingConfig, ScenarioError,
+                       StopConfig,
                        StrategyConfig, _did_you_mean, _flag, _integer, _known_keys,
                        build_model)
 
 __all__ = ["ScenarioError", "Scenario", "ClusterConfig", "NetworkConfig", "CrashConfig",
            "FaultsConfig", "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig",
-           "StrategyConfig", "SchedulingConfig", "ImbalanceConfig", "StopConfig",
+           "StrategyConfig", "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig",
+           "StopConfig",
            "build_model", "load_scenario", "parse_scenario", "bundled_scenarios"]
 
 
@@ -52,6 +54,7 @@ class Scenario:
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     stop: StopConfig = field(default_factory=StopConfig)
 

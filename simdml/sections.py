@@ -4,277 +4,43 @@ dotted key, the rule and the value received::
 
     ScenarioError: cluster.speed[2] must be > 0 (flop/s); got -1.0
 
-The checks themselves are ``simdml._checks``'; this module adds the dotted key path.
+This module holds the sections of the data and of training and is where every section
+is found (``_SECTIONS``, in the order a scenario writes them); the sections of the machine
+(``[cluster]``, ``[network]``, ``[faults]``) are in ``simdml.cluster_sections``, and
+what every section is made of (``ScenarioError``, the checks with their dotted keys, the
+``_section`` decorator) in ``simdml._section``. Every name stays importable from here.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import re
 from dataclasses import dataclass, field
 
 from . import _checks
 from . import data as _data
-from .cluster import COMPUTE_TIMES
+from ._section import (MAX_INT, ScenarioError, _build_options, _choice, _did_you_mean,  # noqa: F401
+                       _flag, _integer, _known_keys, _number, _per_item, _section, _shown,
+                       _store)
+from .cluster_sections import (ClusterConfig, CrashConfig, FaultsConfig, LinkConfig,
+                               NetworkConfig, PartitionConfig)
 from .imbalance import RESAMPLERS
 from .models import MODELS
+from .optim import Optimizer, Schedule
 from .strategies import STRATEGIES
 from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "SchedulingConfig", "ImbalanceConfig", "StopConfig", "build_model"]
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "StopConfig",
+           "build_model"]
 
 _INF = math.inf
-
-
 SYNTHETIC = ("synthetic", "synthetic_regression")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot run; the message names the key, the rule and the value."""
-
-
-# -- checks: simdml._checks, each ValueError re-raised as a ScenarioError ----------------
-def _check(check, key, value, **rule):
-    try:
-        return check(key, value, **rule)
-    except ValueError as exc:
-        raise ScenarioError(str(exc)) from None
-
-
-MAX_INT = 2**31 - 1  # no count in a scenario is larger: beyond it, numpy cannot index
-NODE_NBYTES = 16_000  # a node as a run holds it, roughly: ~3 kB built (measured), and its
-                     # mailbox, streams and trace totals grow during the run
 MAX_CLASS_SEP = 1e100  # far past any separation that matters; its square stays finite
 
 
-def _number(key, value, **rule):
-    return _check(_checks.number, key, value, **rule)
-
-
-def _integer(key, value, *, low, high=MAX_INT):
-    return _check(_checks.integer, key, value, low=low, high=high)
-
-
-def _choice(key, value, allowed):
-    return _check(_checks.choice, key, value, allowed=allowed)
-
-
-def _flag(key, value):
-    return _check(_checks.flag, key, value)
-
-
-_did_you_mean = _checks.did_you_mean
-_shown = _checks.shown
-
-
-def _list(key, value) -> list:
-    """A TOML array (a list of tables or of numbers)."""
-    if not isinstance(value, (list, tuple)):
-        raise ScenarioError(f"{key} must be a list; got {_shown(value)}")
-    return list(value)
-
-
-def _per_item(key, value, n, n_key, **rule):
-    """A number, or a list of ``n`` numbers (``n_key`` names n); returns a tuple of floats."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ScenarioError(f"{key} must be one number or a list of {n_key}={n} numbers; "
-                                f"got a list of {len(value)}")
-        return tuple(_number(f"{key}[{i}]", v, **rule) for i, v in enumerate(value))
-    return (_number(key, value, **rule),) * n
-
-
-def _table(key, value, cls, required):
-    """An entry of a list of tables (``faults.crash``, ``network.links``) as ``cls``."""
-    if isinstance(value, dict):
-        _known_keys(key, value, cls)
-        missing = [r for r in required if r not in value]
-        if missing:
-            raise ScenarioError(f"{key} needs {' and '.join(map(repr, required))}; got {_shown(value)}")
-        value = cls(**value)
-    if not isinstance(value, cls):
-        raise ScenarioError(f"{key} must be a table with {', '.join(required)}; got {_shown(value)}")
-    return value
-
-
-def _node_ref(key, node):
-    if node != "server" and (isinstance(node, bool) or not isinstance(node, int) or node < 0):
-        raise ScenarioError(f"{key} must be 'server' or a worker index >= 0; got {_shown(node)}")
-
-
-def _section(name: str):
-    """Decorate a section's dataclass so that building it from Python is building it from
-    TOML: an unknown keyword is the ScenarioError naming ``name.key`` (not a TypeError),
-    and every value is stored in plain Python types (``_checks.plain``: a numpy scalar
-    is the number it stands for), so that ``to_dict`` and ``to_toml`` stay plain."""
-    def decorate(cls):
-        init = cls.__init__
-
-        @functools.wraps(init)
-        def __init__(self, *args, **kwargs):
-            if args:
-                raise ScenarioError(f"[{name}] takes keyword arguments (one per key); "
-                                    f"got {len(args)} positional")
-            _known_keys(name, kwargs, cls)
-            try:
-                kwargs = {key: _plain(value) for key, value in kwargs.items()}
-            except RecursionError:
-                raise ScenarioError(f"[{name}] holds a value nested too deep to read") from None
-            init(self, **kwargs)
-        cls.__init__ = __init__
-        return cls
-    return decorate
-
-
-def _plain(value):
-    """``_checks.plain`` through lists, tuples and tables."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return _checks.plain(value)
-
-
-def _store(obj, name, value):
-    object.__setattr__(obj, name, value)  # normalizing a frozen dataclass in __post_init__
-
-
-# -- the sections -------------------------------------------------------------------
-@_section("cluster")
-@dataclass(frozen=True, kw_only=True)
-class ClusterConfig:
-    workers: int = 4                       # number of worker nodes (the server is extra)
-    speed: float | tuple = 1e9             # flop/s of each worker; a number or one per worker
-    server_speed: float = 1e10             # flop/s; a server is typically a bigger machine
-    compute_time: str = "deterministic"    # distribution of a job's duration around flops/speed
-    jitter: float = 0.0                    # dispersion of compute_time (see README), >= 0
-    slowdown: float | tuple = 1.0          # duration multiplier per worker; > 1 is a straggler
-
-    def __post_init__(self):
-        _integer("cluster.workers", self.workers, low=1)
-        # before the per-worker tuples below: 2**31 - 1 workers would be a 16 GB tuple
-        _check(_checks.fits_in_memory, f"cluster.workers={self.workers}",
-               f"{self.workers + 1:.2g} nodes of {NODE_NBYTES // 1000} kB",
-               nbytes=(self.workers + 1) * NODE_NBYTES)
-        _store(self, "speed", _per_item("cluster.speed", self.speed, self.workers, "cluster.workers",
-                                        low=0, strict_low=True, finite=False, unit="flop/s"))
-        _number("cluster.server_speed", self.server_speed, low=0, strict_low=True,
-                finite=False, unit="flop/s")
-        _choice("cluster.compute_time", self.compute_time, tuple(COMPUTE_TIMES))
-        _number("cluster.jitter", self.jitter, low=0)
-        _store(self, "slowdown", _per_item("cluster.slowdown", self.slowdown, self.workers, "cluster.workers",
-                                           low=0, strict_low=True))
-
-
-@_section("network.links")
-@dataclass(frozen=True, kw_only=True)
-class LinkConfig:
-    a: int | str                # a worker index, or "server"
-    b: int | str                # the other end; the link works both ways
-    latency: float | None = None    # s; None: network.latency
-    bandwidth: float | None = None  # bytes/s; None: network.bandwidth
-
-
-@_section("network")
-@dataclass(frozen=True, kw_only=True)
-class NetworkConfig:
-    latency: float = 1e-4       # s per message (alpha); 100 µs is a datacenter LAN
-    bandwidth: float = 1.25e9   # bytes/s (1/beta); 1.25e9 is 10 Gbit/s; inf allowed
-    loss: float = 0.0           # probability that a message is lost, in [0, 1)
-    links: tuple = ()           # LinkConfig entries: a slow or fast cable between two nodes
-
-    def __post_init__(self):
-        _number("network.latency", self.latency, low=0, unit="s")
-        _number("network.bandwidth", self.bandwidth, low=0, strict_low=True, finite=False,
-                unit="bytes/s")
-        _number("network.loss", self.loss, low=0)
-        if self.loss >= 1:
-            raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
-        links = []
-        for i, link in enumerate(_list("network.links", self.links)):
-            key = f"network.links[{i}]"
-            link = _table(key, link, LinkConfig, required=("a", "b"))
-            for end in ("a", "b"):
-                _node_ref(f"{key}.{end}", getattr(link, end))
-            if link.latency is not None:
-                _number(f"{key}.latency", link.latency, low=0, unit="s")
-            if link.bandwidth is not None:
-                _number(f"{key}.bandwidth", link.bandwidth, low=0, strict_low=True,
-                        finite=False, unit="bytes/s")
-            links.append(link)
-        _store(self, "links", tuple(links))
-
-
-@_section("faults.crash")
-@dataclass(frozen=True, kw_only=True)
-class CrashConfig:
-    node: int | str | tuple     # a worker index, "server", or a list of them (a rack: at once)
-    at: float                   # s of simulated time
-    recover_after: float | None = None  # s; None: the node never comes back
-
-
-@_section("faults.partition")
-@dataclass(frozen=True, kw_only=True)
-class PartitionConfig:
-    nodes: tuple                # worker indices and/or "server": one side of the cut
-    at: float                   # s of simulated time
-    heal_after: float | None = None  # s; None: the partition never heals
-
-
-@_section("faults")
-@dataclass(frozen=True, kw_only=True)
-class FaultsConfig:
-    crash: tuple = ()           # CrashConfig entries
-    partition: tuple = ()       # PartitionConfig entries: network cuts (messages across lost)
-    mtbf: float = _INF          # s, mean time between failures of each worker; inf: none
-    mttr: float = 0.0           # s, mean time to repair
-    server_mtbf: float = _INF   # s, mean time between failures of the server; inf: none
-    checkpoint_every: int = 0   # the server checkpoints every this many updates; 0: never
-    checkpoint_time: float = 0.0  # s to write one checkpoint (the delta of Young and Daly)
-
-    def __post_init__(self):
-        crashes = []
-        for i, c in enumerate(_list("faults.crash", self.crash)):
-            key = f"faults.crash[{i}]"
-            c = _table(key, c, CrashConfig, required=("node", "at"))
-            if isinstance(c.node, (list, tuple)):
-                if not c.node:
-                    raise ScenarioError(f"{key}.node must be a node or a non-empty list of "
-                                        f"nodes; got []")
-                for j, n in enumerate(c.node):
-                    _node_ref(f"{key}.node[{j}]", n)
-                c = dataclasses.replace(c, node=tuple(c.node))
-            else:
-                _node_ref(f"{key}.node", c.node)
-            _number(f"{key}.at", c.at, low=0, unit="s")
-            if c.recover_after is not None:
-                _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
-            crashes.append(c)
-        _store(self, "crash", tuple(crashes))
-        cuts = []
-        for i, c in enumerate(_list("faults.partition", self.partition)):
-            key = f"faults.partition[{i}]"
-            c = _table(key, c, PartitionConfig, required=("nodes", "at"))
-            nodes = _list(f"{key}.nodes", c.nodes)
-            if not nodes:
-                raise ScenarioError(f"{key}.nodes must list at least one node; got []")
-            for j, n in enumerate(nodes):
-                _node_ref(f"{key}.nodes[{j}]", n)
-            _number(f"{key}.at", c.at, low=0, unit="s")
-            if c.heal_after is not None:
-                _number(f"{key}.heal_after", c.heal_after, low=0, unit="s")
-            cuts.append(dataclasses.replace(c, nodes=tuple(nodes)))
-        _store(self, "partition", tuple(cuts))
-        _number("faults.mtbf", self.mtbf, low=0, strict_low=True, finite=False, unit="s")
-        _number("faults.mttr", self.mttr, low=0, unit="s")
-        _number("faults.server_mtbf", self.server_mtbf, low=0, strict_low=True, finite=False,
-                unit="s")
-        _integer("faults.checkpoint_every", self.checkpoint_every, low=0)
-        _number("faults.checkpoint_time", self.checkpoint_time, low=0, unit="s")
-
+# -- the sections of the data and of training --------------------------------------
 
 # each partitioner's name, followed by its aliases ("proportional", "speed")
 _PARTITION_NAMES = tuple(n for p in _data.PARTITIONERS for n in (p, *(
@@ -423,12 +189,89 @@ class StrategyConfig:
         return {**common, **{k: v for k, v in self.options.items() if v is not None}}
 
 
-def _build_options(cls, section: str, options: dict):
-    """``cls(**options)``; the error of its own checks, prefixed with the section."""
-    try:
-        return cls(**options)
-    except (ValueError, TypeError) as exc:  # the options' checks name the (local) key
-        raise ScenarioError(f"{section}.{exc}") from None
+# the keys of [optimizer] that only some kinds, or only some schedules, have (None: the
+# default in the comment); kind, weight_decay, schedule and warmup are every optimizer's
+OPTIMIZER_KEYS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
+                  "adam": ("beta1", "beta2", "eps"), "adamw": ("beta1", "beta2", "eps")}
+SCHEDULE_KEYS = {"constant": (), "step": ("step_size", "gamma"), "cosine": ("horizon", "min_lr")}
+ADAMW_WEIGHT_DECAY = 0.01  # PyTorch's default for AdamW (0 for the others)
+
+
+@_section("optimizer")
+@dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    """How the gradient strategies step the model (``simdml.optim``), at the learning
+    rate ``strategy.lr``. A key of another kind or schedule is an error, not ignored."""
+
+    kind: str = "sgd"           # sgd | momentum | nesterov | adam | adamw
+    weight_decay: float | None = None  # L2 added to the gradient (adamw: decoupled);
+                                # None: 0, and 0.01 for adamw (PyTorch's defaults)
+    momentum: float | None = None  # momentum, nesterov: in [0, 1); None: 0.9
+    beta1: float | None = None  # adam, adamw: first moment's decay; None: 0.9
+    beta2: float | None = None  # adam, adamw: second moment's decay; None: 0.999
+    eps: float | None = None    # adam, adamw: > 0; None: 1e-8
+    schedule: str = "constant"  # constant | step | cosine (after the warm-up)
+    warmup: int = 0             # steps of linear warm-up up to strategy.lr; 0: none
+    step_size: int | None = None  # step: steps between decays; None: 30
+    gamma: float | None = None  # step: factor of each decay, in (0, 1]; None: 0.1
+    horizon: int | None = None  # cosine: the step it reaches min_lr; None: stop.rounds
+                                # (local_sgd: stop.rounds x local_steps, its local steps)
+    min_lr: float | None = None  # cosine: the rate it decays to; None: 0
+
+    COMMON = ("kind", "weight_decay", "schedule", "warmup")  # keys every optimizer has
+    ELSEWHERE = {"lr": "the learning rate is strategy.lr, where the schedule starts from",
+                 "learning_rate": "the learning rate is strategy.lr"}
+
+    def __post_init__(self):
+        _choice("optimizer.kind", self.kind, tuple(OPTIMIZER_KEYS))
+        _choice("optimizer.schedule", self.schedule, tuple(SCHEDULE_KEYS))
+        self._no_foreign_keys("kind", OPTIMIZER_KEYS)
+        self._no_foreign_keys("schedule", SCHEDULE_KEYS)
+        _integer("optimizer.warmup", self.warmup, low=0)
+        for key in ("step_size", "horizon"):
+            if getattr(self, key) is not None:
+                _integer(f"optimizer.{key}", getattr(self, key), low=1)
+        self.build(lr=1.0, horizon=self.warmup + 1)  # the optimizer checks every value
+
+    def _no_foreign_keys(self, by: str, keys: dict) -> None:
+        """A key that belongs to another kind (or schedule) than this one's is an error."""
+        for key in sorted({k for ks in keys.values() for k in ks} - set(keys[getattr(self, by)])):
+            if getattr(self, key) is not None:
+                owners = " or ".join(repr(name) for name, ks in keys.items() if key in ks)
+                allowed = (self.COMMON + OPTIMIZER_KEYS[self.kind]
+                           + SCHEDULE_KEYS[self.schedule])
+                raise ScenarioError(
+                    f"optimizer.{key} is a setting of optimizer.{by} = {owners}; got "
+                    f"optimizer.{by}={getattr(self, by)!r}, whose keys are: {', '.join(allowed)}")
+
+    def build(self, *, lr: float, horizon: int) -> Optimizer:
+        """The optimizer this section describes, at learning rate ``lr`` (``strategy.lr``);
+        a cosine without its own ``horizon`` ends at ``horizon`` (the run's steps)."""
+        settings = {k: getattr(self, k) for k in ("momentum", "beta1", "beta2", "eps")
+                    if getattr(self, k) is not None}
+        schedule = {k: getattr(self, k) for k in ("step_size", "gamma", "min_lr")
+                    if getattr(self, k) is not None}
+        if self.schedule == "cosine":
+            schedule["horizon"] = horizon if self.horizon is None else self.horizon
+        try:
+            return Optimizer(kind=self.kind, lr=lr, weight_decay=self.decay, **settings,
+                             schedule=Schedule(kind=self.schedule, warmup=self.warmup,
+                                               **schedule))
+        except ValueError as exc:  # its checks name the key within the section
+            raise ScenarioError(f"optimizer.{exc}") from None
+
+    @property
+    def decay(self) -> float:
+        """The weight decay: ``weight_decay``, or the kind's default."""
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return ADAMW_WEIGHT_DECAY if self.kind == "adamw" else 0.0
+
+    @property
+    def is_plain(self) -> bool:
+        """Plain gradient descent: sgd at the constant rate, no warm-up, no weight decay."""
+        return (self.kind == "sgd" and self.schedule == "constant" and self.warmup == 0
+                and self.decay == 0)
 
 
 @_section("stop")
@@ -485,14 +328,5 @@ class SchedulingConfig:
 
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
-             "strategy": StrategyConfig, "scheduling": SchedulingConfig, "stop": StopConfig}
-
-
-def _known_keys(section: str, table: dict, cls) -> None:
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    for key in table:
-        if key not in allowed:
-            where = f"[{section}]" if section else "the top level"
-            dotted = f"{section}.{key}" if section else key
-            raise ScenarioError(f"unknown key {_checks.cut(repr(dotted))}; allowed in {where}: "
-                                f"{', '.join(allowed)}{_did_you_mean(key, allowed)}")
+             "strategy": StrategyConfig, "optimizer": OptimizerConfig,
+             "scheduling": SchedulingConfig, "stop": StopConfig}

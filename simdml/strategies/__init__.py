@@ -16,7 +16,7 @@ from .job import Job, Shard
 from .monitor import Monitor
 from .stats import Stats
 
-__all__ = ["STRATEGIES", "StrategySpec", "smaller_lr", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
+__all__ = ["STRATEGIES", "StrategySpec", "smaller_lr", "one_step", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,18 @@ class StrategySpec:
     stall_hint: str | None = None  # what to set when a lost message stalls it for good
     divergence_hint: object = None  # fn(scenario) -> str: what to change when it diverges;
                                     # None: strategy.lr is not what makes its steps
+    optimizer_steps: object = None  # fn(options) -> steps of [optimizer] per update (the
+                                    # schedule's clock); None: it has no [optimizer]
 
 
 def smaller_lr(s) -> str:
     """The hint of every strategy whose steps are strategy.lr times a gradient."""
     return "try a smaller strategy.lr"
+
+
+def one_step(options) -> int:
+    """The optimizer steps once per update of the global model."""
+    return 1
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -53,19 +60,22 @@ STRATEGIES: dict[str, StrategySpec] = {
                          "wait_for = k uses the first k of n gradients",
                          checkpoints=True, rules=(sync.wait_for_at_most_workers,),
                          stall_hint="set strategy.round_timeout so that a round can close "
-                                    "without it", divergence_hint=smaller_lr),
+                                    "without it", divergence_hint=smaller_lr,
+                         optimizer_steps=one_step),
     "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
                           "asynchronous parameter server: every push updates at once",
-                          divergence_hint=smaller_lr),
+                          divergence_hint=smaller_lr, optimizer_steps=one_step),
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
                         "stale-synchronous parallel: at most `staleness` pushes ahead",
-                        divergence_hint=smaller_lr),
+                        divergence_hint=smaller_lr, optimizer_steps=one_step),
     "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
                               "ring all-reduce of gradients, no server",
-                              survives_faults=False, divergence_hint=smaller_lr),
+                              survives_faults=False, divergence_hint=smaller_lr,
+                              optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
-                              divergence_hint=local_sgd.divergence_hint),
+                              divergence_hint=local_sgd.divergence_hint,
+                              optimizer_steps=local_sgd.local_steps),
     "cascade_svm": StrategySpec(cascade.CascadeOptions, cascade.start,
                                 "cascade SVM: support vectors merge up a binary tree, the top "
                                 "is fed back until it stops changing",

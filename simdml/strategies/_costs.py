@@ -29,9 +29,11 @@ def step_flops(size: int) -> int:
     return STEP_PASSES * size
 
 
-def aggregate_flops(n_terms: int, size: int, *, average: bool = False) -> int:
+def aggregate_flops(n_terms: int, size: int, *, average: bool = False,
+                    step: int | None = None) -> int:
     """A server's update from ``n_terms`` vectors of ``size`` entries: their weighted sum
-    (``n_terms`` multiply-adds per entry), then a gradient step (2 per entry) or, with
+    (``n_terms`` multiply-adds per entry), then a gradient step (``step`` flops: the
+    optimizer's, ``Optimizer.flops``; None: plain SGD's 2 per entry) or, with
     ``average``, the averaged model written out (1 per entry).
 
     Parameters
@@ -43,6 +45,8 @@ def aggregate_flops(n_terms: int, size: int, *, average: bool = False) -> int:
     average : bool
         The terms are models and their weighted sum is the new model (model averaging),
         rather than gradients to step along.
+    step : int or None
+        The flops of the step; None: ``step_flops(size)``.
 
     Returns
     -------
@@ -54,4 +58,6 @@ def aggregate_flops(n_terms: int, size: int, *, average: bool = False) -> int:
     >>> aggregate_flops(4, 10), aggregate_flops(4, 10, average=True)
     (60, 50)
     """
-    return (n_terms + (AVERAGE_PASSES if average else STEP_PASSES)) * size
+    if average:
+        return (n_terms + AVERAGE_PASSES) * size
+    return n_terms * size + (step_flops(size) if step is None else step)

@@ -2,7 +2,10 @@
 
 Each round every worker computes its gradient, scaled by its shard's share ``n_i / n``;
 the ring all-reduce sums the scaled gradients so that every worker ends with the
-full-batch gradient, and every worker takes the same step on its own copy of the model.
+full-batch gradient, and every worker takes the same step on its own copy of the model
+-- and of the optimizer's state: with momentum or Adam every worker holds the whole
+state and steps it identically (a replicated optimizer, as in data parallelism), so the
+run equals ``sync`` with the same optimizer.
 
 The ring (worker i sends to worker i+1 mod n) runs in two phases over ``n`` chunks of
 the gradient: ``n - 1`` reduce-scatter steps (each worker passes on a partial sum of one
@@ -21,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._costs import step_flops
 from .job import Job
 
 __all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce"]
@@ -41,6 +43,8 @@ def start(job: Job):
 def worker(job: Job, i: int):
     node = job.workers[i]
     params, version = job.params.copy(), 0
+    opt = job.optimizer
+    state = opt.init_state(params)                            # my replica of the state
     if i == 0 and job.monitor.update(params, version):
         return
     while True:
@@ -48,8 +52,8 @@ def worker(job: Job, i: int):
         yield node.compute(flops)                             #    ... in simulated time
         mine = job.shard_weights[i] * grad                    #    my share of the average
         total = yield from ring_allreduce(job, i, mine)       # 2. sum over the ring
-        yield node.compute(step_flops(params.size))           # 3. the same step everywhere
-        params = params - job.lr * total
+        yield node.compute(opt.flops(params.size))            # 3. the same step everywhere
+        params, state = opt.step(params, total, state, version)
         version += 1
         if i == 0 and job.monitor.update(params, version):    # 4. worker 0 records
             return

@@ -13,6 +13,10 @@ large ``s`` never holds anyone back: asynchronous.
 Each push moves the model by ``lr * (n_i / n) * g_i``, so one push from every worker on
 the same model is exactly one synchronous step: ``ssp`` with ``s = 0`` computes the
 same parameters as ``sync``, and the strategies differ only in where they wait.
+With an ``[optimizer]``, the server holds its one state and steps it on every push, as
+``n_i / n`` of a step (``Optimizer.step(..., scale=n_i / n)``); the schedule counts the
+pushes (the updates). (For momentum and Adam, ``s = 0`` is then no longer sync: n pushes
+are n steps of the optimizer, not one.)
 
 References
 ----------
@@ -27,7 +31,6 @@ from dataclasses import dataclass
 
 from .. import _checks
 from ..messages import Gradient, Model, Pull
-from ._costs import step_flops
 from .job import Job
 
 __all__ = ["AsyncOptions", "SSPOptions", "start", "server", "worker"]
@@ -55,6 +58,8 @@ def start(job: Job):
 def server(job: Job, bound: float = math.inf):
     node, workers = job.server, job.workers
     params, version = job.params, 0
+    opt = job.optimizer
+    state = opt.init_state(params)                  # the optimizer's state lives here
     if job.monitor.update(params, version):
         return
     clock = _Clocks(len(workers), bound)            # pushes received from each worker
@@ -63,8 +68,9 @@ def server(job: Job, bound: float = math.inf):
         match (yield node.recv()):                  # 1. any worker's message:
             case Gradient(i, v, grad):              #    a gradient, computed on version v
                 job.stats.record_staleness(version - v)
-                yield node.compute(step_flops(params.size))
-                params = params - (job.lr * job.shard_weights[i]) * grad  # 2. apply it now
+                yield node.compute(opt.flops(params.size))  # 2. apply it now, as n_i / n
+                params, state = opt.step(params, grad, state, version,  # of a step
+                                         scale=job.shard_weights[i])
                 version += 1
                 slowest_moved = clock.tick(i)
                 if job.monitor.update(params, version):

@@ -1,4 +1,7 @@
-"""A parameter server's checkpoints on stable storage, and where it restarts from."""
+"""A parameter server's checkpoints on stable storage, and where it restarts from.
+
+A checkpoint holds the model, its version and the optimizer's state (momentum, Adam's
+moments): a restarted server resumes the optimizer where the checkpoint left it."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +15,8 @@ MAX_FUTILE_RESTARTS = 20  # restarts in a row without a new update before giving
 
 
 class Checkpoints:
-    """Every ``every`` updates the server writes its model to stable storage, taking
+    """Every ``every`` updates the server writes its model and its optimizer's state to
+    stable storage, taking
     ``seconds`` of its time; after a crash it restarts from the last checkpoint (or from
     the initial model, if none was written) and the updates since then are lost.
 
@@ -32,14 +36,15 @@ class Checkpoints:
         self.lost_model: dict | None = None  # the most advanced model a restart lost
 
     def restore(self, node) -> tuple:
-        """The model a server (re)starts from, and its version: the initial one at first;
-        after a crash, the last checkpoint -- counting ``server_restarts`` and the
-        ``updates_lost``. ``(None, version)`` means: give up (the stop reason says why)."""
+        """The model a server (re)starts from, its version and its optimizer's state: the
+        initial model at first (state None: a fresh one); after a crash, the last
+        checkpoint -- counting ``server_restarts`` and the ``updates_lost``.
+        ``(None, version, None)`` means: give up (the stop reason says why)."""
         if node.epoch == 0:
-            return self.initial, 0
+            return self.initial, 0, None
         self._stats.count("server_restarts")
-        params, version = ((self.last["params"], self.last["version"]) if self.last
-                           else (self.initial, 0))
+        params, version, state = ((self.last["params"], self.last["version"], self.last["state"])
+                                  if self.last else (self.initial, 0, None))
         self._stats.count("updates_lost", self._monitor.updates - version)
         self._remember_lost(version)
         best = max(self._monitor.updates, self._best_version)
@@ -50,8 +55,8 @@ class Checkpoints:
                 f"the server fails faster than it makes progress: {self._futile} restarts "
                 f"without getting past update {best}; checkpoint more often "
                 f"(faults.checkpoint_every) or let it fail less (faults.server_mtbf)")
-            return None, version
-        return params, version
+            return None, version, None
+        return params, version, state
 
     def _remember_lost(self, version: int) -> None:
         """Keep the most advanced model a restart (to ``version``) threw away: its update
@@ -78,9 +83,12 @@ class Checkpoints:
                 f"update {lost['update']}{score}: the final model is that of update "
                 f"{updates}, restarted from {origin}")
 
-    def after_update(self, node, params, version: int):
-        """Process step after each update: a checkpoint every ``every`` updates."""
+    def after_update(self, node, params, version: int, state=None):
+        """Process step after each update: a checkpoint every ``every`` updates (the
+        optimizer's ``state`` with the model: steps never change a state in place, so
+        keeping it is keeping a copy)."""
         if self.every and version % self.every == 0:
             yield node.checkpoint(self.seconds)
-            self.last = {"params": params, "version": version, "time": node.sim.now}
+            self.last = {"params": params, "version": version, "state": state,
+                         "time": node.sim.now}
             self._stats.count("checkpoints")

@@ -2,9 +2,11 @@
 
 ``Job`` is the one contract between the experiment and a strategy: a strategy's
 ``start(job)`` starts its processes, which read the wiring (``sim``, ``server``,
-``workers``), the data (``shards``), the learner (``model``, ``params``, ``lr``) and the
-strategy's ``options``, report the global model to the ``monitor``, count events in
-``stats`` and, if the server can restart, keep ``checkpoints``.
+``workers``), the data (``shards``), the learner (``model``, ``params``), the
+``optimizer`` that steps the model (its state is the strategy's to keep, where the
+strategy says) and the strategy's ``options``, report the global model to the
+``monitor``, count events in ``stats`` and, if the server can restart, keep
+``checkpoints``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..cluster import Cluster, Node
 from ..engine import Simulator
+from ..optim import Optimizer
 from .checkpoints import Checkpoints
 from .monitor import Monitor
 from .stats import Stats
@@ -62,7 +65,7 @@ class Job:
     shards: list[Shard]
     model: object          # the learner, unfitted: its settings (and strategy face)
     params: np.ndarray | None  # the initial global model (gradient learners); else None
-    lr: float              # step size (> 0)
+    lr: float              # the base step size (> 0): strategy.lr, the optimizer's lr
     monitor: Monitor
     options: object        # the strategy's own options dataclass
     batch_size: int | None = None  # rows per gradient; None: the whole shard
@@ -73,8 +76,11 @@ class Job:
     stats: Stats = field(default_factory=Stats)
     checkpoints: Checkpoints | None = None  # None: a server that never checkpoints
     done: object = None    # an event a restartable server fires when training ends
+    optimizer: Optimizer | None = None  # None: plain gradient descent with step size lr
 
     def __post_init__(self):
+        if self.optimizer is None:
+            self.optimizer = Optimizer(kind="sgd", lr=self.lr)
         if self.checkpoints is None:
             self.checkpoints = Checkpoints(every=0, seconds=0.0, initial=self.params,
                                            monitor=self.monitor, stats=self.stats)

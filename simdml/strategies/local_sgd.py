@@ -12,12 +12,23 @@ trades fewer messages for models that drift apart on non-iid shards.
 drift. ``weighting = "equal"`` averages the local models with weights 1/n instead of
 ``n_i / n`` (what a server that does not know the shard sizes would do).
 
+The ``[optimizer]`` takes the local steps: each worker holds its own state (its
+velocity, or Adam's moments, of its own shard's gradients) and keeps it from one round
+to the next, as DiLoCo's inner optimizer does; only the models are averaged, never the
+states. The schedule counts local steps (step ``t = round * H + h``; a cosine's horizon
+is ``stop.rounds * H``). A worker that crashes loses its state and starts a fresh one
+(its own step count restarts Adam's bias correction; the schedule keeps the round's).
+With H = 1 and full shards, sgd, momentum and nesterov (linear in the gradient) still
+equal ``sync``: the average of the workers' velocities is the velocity of the average.
+
 References
 ----------
 McMahan et al. (2017), "Communication-Efficient Learning of Deep Networks from
 Decentralized Data" (FedAvg), AISTATS; Stich (2019), "Local SGD Converges Fast and
 Communicates Little", ICLR; Li et al. (2020), "Federated Optimization in Heterogeneous
-Networks" (FedProx), MLSys, eq. (2).
+Networks" (FedProx), MLSys, eq. (2); Douillard et al. (2023), "DiLoCo: Distributed
+Low-Communication Training of Language Models", arXiv:2311.08455 (inner optimizer state
+kept per worker).
 """
 from __future__ import annotations
 
@@ -25,7 +36,7 @@ from dataclasses import dataclass
 
 from .. import _checks
 from ..messages import LocalModel, Model
-from ._costs import aggregate_flops, step_flops
+from ._costs import aggregate_flops
 from .job import Job, weighted_sum
 
 __all__ = ["LocalSGDOptions", "start", "server", "worker"]
@@ -42,6 +53,11 @@ class LocalSGDOptions:
         _checks.finite_number("mu", self.mu, low=0)
         if self.weighting not in ("samples", "equal"):  # two choices read best as "a or b"
             raise ValueError(f"weighting must be 'samples' or 'equal'; got {self.weighting!r}")
+
+
+def local_steps(options: LocalSGDOptions) -> int:
+    """The optimizer steps once per local step: H times per round."""
+    return options.local_steps
 
 
 def divergence_hint(s) -> str:
@@ -82,16 +98,18 @@ def server(job: Job):
 
 
 def worker(job: Job, i: int):
-    node = job.workers[i]
-    while True:
+    node, opt = job.workers[i], job.optimizer
+    state = None                                            # my optimizer's state, kept
+    while True:                                             # across rounds (lost in a crash)
         model = yield node.recv()                           # 1. start from the global model
         params = anchor = model.params
-        mu = job.options.mu
-        for _ in range(job.options.local_steps):            # 2. H steps on my own shard
+        state = opt.init_state(params) if state is None else state
+        mu, steps = job.options.mu, job.options.local_steps
+        for h in range(steps):                              # 2. H steps on my own shard
             grad, flops = job.gradient(i, params)
             if mu:
                 grad = grad + mu * (params - anchor)        #    FedProx: stay near the anchor
-            yield node.compute(flops + step_flops(params.size))
-            params = params - job.lr * grad
+            yield node.compute(flops + opt.flops(params.size))
+            params, state = opt.step(params, grad, state, model.version * steps + h)
         mine = LocalModel(i, model.version, params)
         yield node.send(job.server, mine)  # 3. send my model back

@@ -4,7 +4,9 @@ Round ``t``: the server broadcasts the model ``w_t``; each worker computes the g
 of the loss on its shard; the server averages the gradients weighted by shard size and
 steps, ``w_{t+1} = w_t - lr * sum_i (n_i / n) g_i``. Because the loss is a mean over
 rows, that weighted average *is* the full-batch gradient, so this strategy computes
-exactly full-batch gradient descent -- only the clock tells it ran on a cluster.
+exactly full-batch gradient descent -- only the clock tells it ran on a cluster. With an
+``[optimizer]`` (momentum, Adam, a schedule) the server steps it on that gradient and
+holds its state: the run is the centralized optimizer on the full batch.
 
 ``wait_for = k`` closes a round as soon as the first k gradients are in (backup
 workers): the round time becomes the k-th order statistic of the workers' times
@@ -17,7 +19,8 @@ message is asked for again: ``retries``; a gradient that then arrives twice is w
 work: ``duplicate_gradients``). With ``faults.checkpoint_every = N`` the
 server writes its model to stable storage every N updates (``checkpoint_time`` s); after
 a crash it restarts from the last checkpoint when it recovers, and the updates since
-then are lost (``updates_lost``); the model it broadcasts is tagged with its restart
+then are lost (``updates_lost``) -- the checkpoint holds the optimizer's state too, so
+the optimizer resumes where it was; the model it broadcasts is tagged with its restart
 count, so that a gradient of its previous life is never taken for a current one.
 
 References
@@ -77,9 +80,11 @@ def start(job: Job):
 
 def server(job: Job):
     node = job.server
-    params, version = job.checkpoints.restore(node)     # 0. the initial model, or the last
-    if params is None:                                  #    checkpoint after a crash
+    params, version, state = job.checkpoints.restore(node)  # 0. the initial model, or the
+    if params is None:                                  #    last checkpoint after a crash
         return job.finish()                             #    (None: it gave up)
+    opt = job.optimizer                                 #    the optimizer's state lives here
+    state = opt.init_state(params) if state is None else state
     if job.monitor.update(params, version):
         return job.finish()
     while True:
@@ -96,12 +101,13 @@ def server(job: Job):
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
         g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot
                          [grads[i] for i in order])         #    change it)
-        yield node.compute(aggregate_flops(len(grads), params.size))  # 4. step, on the server
-        params = params - job.lr * g
+        yield node.compute(aggregate_flops(len(grads), params.size,  # 4. step, on the server
+                                           step=opt.flops(params.size)))
+        params, state = opt.step(params, g, state, version)  #   (sgd: w - lr g)
         version += 1
         if job.monitor.update(params, version):             # 5. record; stop?
             return job.finish()
-        yield from job.checkpoints.after_update(node, params, version)  # 6. checkpoint, every N
+        yield from job.checkpoints.after_update(node, params, version, state)  # 6. checkpoint
 
 
 def gather(job: Job, model: TaggedModel):

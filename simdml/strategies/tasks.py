@@ -10,7 +10,8 @@ Round ``t``:
 3. each result frees a slot: the worker gets its next block (its queue, the pool, or --
    work stealing -- another worker's queue);
 4. when every block's gradient is in, the server sums them in block order, weighted by
-   rows (``n_b / n``) -- the full-batch gradient, whoever computed what -- and steps.
+   rows (``n_b / n``) -- the full-batch gradient, whoever computed what -- and steps
+   (its optimizer, whose state it holds and checkpoints with the model, as sync's does).
 
 The data are on shared storage: any worker can compute any block (reading costs no
 simulated time; a simplification). A crashed worker's blocks -- queued and in flight --
@@ -105,9 +106,11 @@ def server(job: Job, blocks: list):
     policy = POLICIES[opts.policy]()
     # the nominal speeds the scenario states; a slowdown is for the policy to discover
     state = RoundState(sizes, np.array([w.speed for w in job.workers]), {}, job.policy_rng)
-    params, version = job.checkpoints.restore(node)  # the initial model, or the last checkpoint
-    if params is None:                   # (None: restarting is futile, it gave up)
+    params, version, saved = job.checkpoints.restore(node)  # the initial model, or the
+    if params is None:                   # last checkpoint (None: restarting is futile)
         return job.finish()
+    opt = job.optimizer                  # its state lives here, with the model
+    opt_state = opt.init_state(params) if saved is None else saved
     live = {i for i in range(k) if job.workers[i].is_up}
     known = {i: job.workers[i].epoch for i in range(k)}  # crashes the server has heard of
     if job.monitor.update(params, version):
@@ -145,12 +148,12 @@ def server(job: Job, blocks: list):
                         live.add(w)
                         r.fill(w)
         g = weighted_sum(weights, [r.results[b] for b in range(n_blocks)])  # block order
-        yield node.compute(aggregate_flops(n_blocks, params.size))
-        params = params - job.lr * g
+        yield node.compute(aggregate_flops(n_blocks, params.size, step=opt.flops(params.size)))
+        params, opt_state = opt.step(params, g, opt_state, version)
         version += 1
         if job.monitor.update(params, version, makespan=node.sim.now - began):
             return job.finish()
-        yield from job.checkpoints.after_update(node, params, version)
+        yield from job.checkpoints.after_update(node, params, version, opt_state)
 
 
 def _crash_news(r: _Round, known: dict, w: int, epoch: int) -> None:

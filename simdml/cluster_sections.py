@@ -1,0 +1,155 @@
+"""The sections of the machine a scenario runs on: ``[cluster]``, ``[network]`` (with
+its ``links``) and ``[faults]`` (with its ``crash`` and ``partition`` entries); one frozen
+dataclass each, validated when built (``simdml._section``: the errors name the dotted
+key). ``simdml.sections`` re-exports them with the other sections.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from . import _checks
+from ._section import (ScenarioError, _check, _integer, _list, _node_ref, _number,
+                       _per_item, _section, _store, _table, _choice)
+from .cluster import COMPUTE_TIMES
+
+__all__ = ["ClusterConfig", "NetworkConfig", "LinkConfig", "FaultsConfig", "CrashConfig",
+           "PartitionConfig"]
+
+_INF = math.inf
+NODE_NBYTES = 16_000  # a node as a run holds it, roughly: ~3 kB built (measured), and its
+                     # mailbox, streams and trace totals grow during the run
+
+
+@_section("cluster")
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    workers: int = 4                       # number of worker nodes (the server is extra)
+    speed: float | tuple = 1e9             # flop/s of each worker; a number or one per worker
+    server_speed: float = 1e10             # flop/s; a server is typically a bigger machine
+    compute_time: str = "deterministic"    # distribution of a job's duration around flops/speed
+    jitter: float = 0.0                    # dispersion of compute_time (see README), >= 0
+    slowdown: float | tuple = 1.0          # duration multiplier per worker; > 1 is a straggler
+
+    def __post_init__(self):
+        _integer("cluster.workers", self.workers, low=1)
+        # before the per-worker tuples below: 2**31 - 1 workers would be a 16 GB tuple
+        _check(_checks.fits_in_memory, f"cluster.workers={self.workers}",
+               f"{self.workers + 1:.2g} nodes of {NODE_NBYTES // 1000} kB",
+               nbytes=(self.workers + 1) * NODE_NBYTES)
+        _store(self, "speed", _per_item("cluster.speed", self.speed, self.workers, "cluster.workers",
+                                        low=0, strict_low=True, finite=False, unit="flop/s"))
+        _number("cluster.server_speed", self.server_speed, low=0, strict_low=True,
+                finite=False, unit="flop/s")
+        _choice("cluster.compute_time", self.compute_time, tuple(COMPUTE_TIMES))
+        _number("cluster.jitter", self.jitter, low=0)
+        _store(self, "slowdown", _per_item("cluster.slowdown", self.slowdown, self.workers, "cluster.workers",
+                                           low=0, strict_low=True))
+
+
+@_section("network.links")
+@dataclass(frozen=True, kw_only=True)
+class LinkConfig:
+    a: int | str                # a worker index, or "server"
+    b: int | str                # the other end; the link works both ways
+    latency: float | None = None    # s; None: network.latency
+    bandwidth: float | None = None  # bytes/s; None: network.bandwidth
+
+
+@_section("network")
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    latency: float = 1e-4       # s per message (alpha); 100 µs is a datacenter LAN
+    bandwidth: float = 1.25e9   # bytes/s (1/beta); 1.25e9 is 10 Gbit/s; inf allowed
+    loss: float = 0.0           # probability that a message is lost, in [0, 1)
+    links: tuple = ()           # LinkConfig entries: a slow or fast cable between two nodes
+
+    def __post_init__(self):
+        _number("network.latency", self.latency, low=0, unit="s")
+        _number("network.bandwidth", self.bandwidth, low=0, strict_low=True, finite=False,
+                unit="bytes/s")
+        _number("network.loss", self.loss, low=0)
+        if self.loss >= 1:
+            raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
+        links = []
+        for i, link in enumerate(_list("network.links", self.links)):
+            key = f"network.links[{i}]"
+            link = _table(key, link, LinkConfig, required=("a", "b"))
+            for end in ("a", "b"):
+                _node_ref(f"{key}.{end}", getattr(link, end))
+            if link.latency is not None:
+                _number(f"{key}.latency", link.latency, low=0, unit="s")
+            if link.bandwidth is not None:
+                _number(f"{key}.bandwidth", link.bandwidth, low=0, strict_low=True,
+                        finite=False, unit="bytes/s")
+            links.append(link)
+        _store(self, "links", tuple(links))
+
+
+@_section("faults.crash")
+@dataclass(frozen=True, kw_only=True)
+class CrashConfig:
+    node: int | str | tuple     # a worker index, "server", or a list of them (a rack: at once)
+    at: float                   # s of simulated time
+    recover_after: float | None = None  # s; None: the node never comes back
+
+
+@_section("faults.partition")
+@dataclass(frozen=True, kw_only=True)
+class PartitionConfig:
+    nodes: tuple                # worker indices and/or "server": one side of the cut
+    at: float                   # s of simulated time
+    heal_after: float | None = None  # s; None: the partition never heals
+
+
+@_section("faults")
+@dataclass(frozen=True, kw_only=True)
+class FaultsConfig:
+    crash: tuple = ()           # CrashConfig entries
+    partition: tuple = ()       # PartitionConfig entries: network cuts (messages across lost)
+    mtbf: float = _INF          # s, mean time between failures of each worker; inf: none
+    mttr: float = 0.0           # s, mean time to repair
+    server_mtbf: float = _INF   # s, mean time between failures of the server; inf: none
+    checkpoint_every: int = 0   # the server checkpoints every this many updates; 0: never
+    checkpoint_time: float = 0.0  # s to write one checkpoint (the delta of Young and Daly)
+
+    def __post_init__(self):
+        crashes = []
+        for i, c in enumerate(_list("faults.crash", self.crash)):
+            key = f"faults.crash[{i}]"
+            c = _table(key, c, CrashConfig, required=("node", "at"))
+            if isinstance(c.node, (list, tuple)):
+                if not c.node:
+                    raise ScenarioError(f"{key}.node must be a node or a non-empty list of "
+                                        f"nodes; got []")
+                for j, n in enumerate(c.node):
+                    _node_ref(f"{key}.node[{j}]", n)
+                c = dataclasses.replace(c, node=tuple(c.node))
+            else:
+                _node_ref(f"{key}.node", c.node)
+            _number(f"{key}.at", c.at, low=0, unit="s")
+            if c.recover_after is not None:
+                _number(f"{key}.recover_after", c.recover_after, low=0, unit="s")
+            crashes.append(c)
+        _store(self, "crash", tuple(crashes))
+        cuts = []
+        for i, c in enumerate(_list("faults.partition", self.partition)):
+            key = f"faults.partition[{i}]"
+            c = _table(key, c, PartitionConfig, required=("nodes", "at"))
+            nodes = _list(f"{key}.nodes", c.nodes)
+            if not nodes:
+                raise ScenarioError(f"{key}.nodes must list at least one node; got []")
+            for j, n in enumerate(nodes):
+                _node_ref(f"{key}.nodes[{j}]", n)
+            _number(f"{key}.at", c.at, low=0, unit="s")
+            if c.heal_after is not None:
+                _number(f"{key}.heal_after", c.heal_after, low=0, unit="s")
+            cuts.append(dataclasses.replace(c, nodes=tuple(nodes)))
+        _store(self, "partition", tuple(cuts))
+        _number("faults.mtbf", self.mtbf, low=0, strict_low=True, finite=False, unit="s")
+        _number("faults.mttr", self.mttr, low=0, unit="s")
+        _number("faults.server_mtbf", self.server_mtbf, low=0, strict_low=True, finite=False,
+                unit="s")
+        _integer("faults.checkpoint_every", self.checkpoint_every, low=0)
+        _number("faults.checkpoint_time", self.checkpoint_time, low=0, unit="s")
