@@ -227,6 +227,10 @@ class Optimizer:
         _checks.number("weight_decay", self.weight_decay, low=0)
         if not isinstance(self.schedule, Schedule):
             raise ValueError(f"schedule must be a Schedule; got {_checks.shown(self.schedule)}")
+        # plain SGD at a constant rate (most runs, and async's step on every push): the
+        # bare ``w - lr g``, without the general path's checks and lookups
+        object.__setattr__(self, "_plain", self.kind == "sgd" and not self.weight_decay
+                           and self.schedule.kind == "constant" and not self.schedule.warmup)
 
     def init_state(self, params: np.ndarray) -> State:
         """A fresh state for ``params`` (or for a slice of them): zeros, no step taken."""
@@ -265,6 +269,8 @@ class Optimizer:
         -------
         (ndarray, State)
         """
+        if self._plain:
+            return params - (self.lr * scale) * grad, State(state.arrays, state.n_steps + 1)
         if any(a.shape != params.shape for a in state.arrays.values()):
             raise ValueError(f"the state's arrays must have the parameters' shape "
                              f"{params.shape}; got {[a.shape for a in state.arrays.values()]}")
