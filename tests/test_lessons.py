@@ -33,26 +33,65 @@ def test_every_lesson_has_a_test():
 
 
 def test_01_sync_runs_at_the_pace_of_the_straggler(tmp_path):
-    """The slowest worker is the busiest; the fast workers spend the round waiting."""
+    """The slowest worker is the busiest; the fast workers are grey over 80 % of the time;
+    a round is worker3's computing + two latencies (about 30 % of it) + a little NIC
+    time; every worker waits through those latencies, and they are most of worker3's grey."""
     out = run_quick("01_first_cluster", tmp_path)
     util, wait = out["utilization"], out["wait"]
-    assert max(util, key=util.get) == "worker3"
+    assert max(util, key=util.get) == "worker3" == out["slowest"]
     assert wait["worker0"] > 2 * wait["worker3"] and wait["worker1"] > 2 * wait["worker3"]
+    for w in ("worker0", "worker1"):
+        assert wait[w] > 0.8 * out["run_time"], w
+    share = 2 * out["latency"] / out["round_time"]
+    assert 0.25 < share < 0.35 and round(100 * share) == 30   # "about 30 %"
+    assert 0 < out["rest"] < 0.1 * out["round_time"]
+    assert out["round_time"] == pytest.approx(1e-3 * 6.7, abs=5e-5)  # "the 6.7 ms round"
+    assert all(wait[w] >= out["in_flight"] for w in wait if w != "server")
+    assert out["in_flight"] > 0.75 * wait["worker3"]
+
+
+def _loss_at(history, key, x):
+    """The loss of the last evaluation with ``key`` (update, epoch) at most ``x``."""
+    return [h["loss"] for h in history if h[key] <= x][-1]
 
 
 def test_02_async_wins_on_the_clock_and_loses_per_update(tmp_path):
     """Async reaches 90 % accuracy first in simulated time, but needs far more updates;
-    ssp sits in between; sync and all-reduce compute the same losses."""
-    table = run_quick("02_sync_vs_async", tmp_path)
+    per epoch it catches up with sync; ssp cuts its mean staleness, yet
+    reaches staleness far above s, at most (n - 1)(s + 1); sync and all-reduce compute
+    the same losses; every panel draws a strategy in its STRATEGY_COLORS colour."""
+    import numpy as np
+    from simdml.plots import STRATEGY_COLORS
+    out = run_quick("02_sync_vs_async", tmp_path)
+    table = out["table"]
     ttt = {k: v["time_to_target"] for k, v in table.items()}
     assert ttt["async"] is not None
     assert all(t is None or ttt["async"] < t for k, t in ttt.items() if k != "async")
     assert table["async"]["updates"] > 10 * table["sync"]["updates"]
-    assert table["async"]["staleness_mean"] > table["ssp (s=2)"]["staleness_mean"]
+    ssp, asy = table["ssp (s=2)"], table["async"]
+    assert 0.5 < ssp["staleness_mean"] / asy["staleness_mean"] < 0.65  # "55-60 %"
+    s, n = out["ssp_bound"], out["workers"]
+    assert 5 * s < ssp["staleness_max"] <= (n - 1) * (s + 1) == 21     # "about 20 ... 21"
+    assert asy["staleness_max"] >= 40                                   # "goes past 40"
+    # per update async is behind; per epoch it is close
+    u = table["sync"]["updates"]
+    assert _loss_at(asy["history"], "update", u) > 1.5 * _loss_at(table["sync"]["history"], "update", u)
+    gap = {}  # async's loss over sync's at sync's updates, per epoch (async interpolated)
+    for h in table["sync"]["history"]:
+        if h["update"] > 0 and h["update"] not in gap:
+            a = np.interp(h["epoch"], *zip(*[(g["epoch"], g["loss"]) for g in asy["history"]]))
+            gap[h["update"]] = a / h["loss"] - 1
+    assert 0.25 < gap[1] < 0.35 and 0.25 < gap[2] < 0.35     # "a quarter to a third"
+    assert 0 < gap[5] < 0.05 and gap[u] < 0.05               # "under 5 % after 5 epochs"
     sync, ring = (table[k]["loss_by_update"] for k in ("sync", "all-reduce"))
     common = sorted(set(sync) & set(ring))
     assert len(common) >= 5
     assert [sync[u] for u in common] == pytest.approx([ring[u] for u in common], rel=1e-12)
+    panels = out["colors"]
+    assert len(panels) == 4 and all(panels.values())
+    for panel in panels.values():
+        for label, color in panel.items():
+            assert color == STRATEGY_COLORS[out["kinds"][label]], (label, panel)
 
 
 def test_03_round_time_follows_the_order_statistics(tmp_path):
