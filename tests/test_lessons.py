@@ -96,7 +96,9 @@ def test_02_async_wins_on_the_clock_and_loses_per_update(tmp_path):
 
 def test_03_round_time_follows_the_order_statistics(tmp_path):
     """The mean k-of-n round time matches t0 + t0 (H_n - H_(n-k)) within its interval
-    (widened to 4 standard errors), and grows with k."""
+    (widened to 4 standard errors), and grows with k. Over the seeds: the final loss
+    falls with k, the bands apart; per update k = 1 is within 3 % of k = 16; only k = 1's
+    loss ever rises (in a few % of its steps, by under 1 %)."""
     out = run_quick("03_stragglers", tmp_path)
     rounds = out["rounds"]
     for k, row in rounds.items():
@@ -104,6 +106,15 @@ def test_03_round_time_follows_the_order_statistics(tmp_path):
     means = [rounds[k]["simulated"] for k in sorted(rounds)]
     assert means == sorted(means)
     assert rounds[16]["dropped"] == 0 and rounds[1]["dropped"] > 0
+    loss = out["losses"]
+    ks = sorted(loss)
+    for small, big in zip(ks, ks[1:]):
+        assert (loss[small]["final_mean"] + loss[small]["final_sd"]
+                < loss[big]["final_mean"] - loss[big]["final_sd"]), (small, big)
+    assert 100 < loss[1]["updates"] < 110 and 24 < loss[16]["updates"] < 27  # "about 105, 25"
+    assert loss[16]["at_mean"] <= loss[1]["at_mean"] < 1.03 * loss[16]["at_mean"]
+    assert 0.01 < loss[1]["rises"] < 0.08 and 0 < loss[1]["largest_rise"] < 0.01
+    assert all(loss[k]["rises"] == 0 for k in ks if k >= 4)
 
 
 def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
