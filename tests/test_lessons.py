@@ -119,18 +119,37 @@ def test_03_round_time_follows_the_order_statistics(tmp_path):
 
 def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
     """The cascade has the centralized accuracy on iid and skewed shards (and draws the
-    centralized regions in 2-D); local fusion sends fewer bytes than the cascade; on
-    skewed shards best-on-validation and the majority vote lose accuracy."""
+    centralized regions in 2-D) and costs more time and bytes; ADMM (a linear SVM)
+    is more accurate on wine and the slowest and heaviest, in about 70 iterations;
+    local fusion is the cheapest distributed method and as good as centralized on iid;
+    on skewed shards best-on-validation and the majority vote lose accuracy, the soft
+    vote less; the centralized fit is faster than the cascade and ADMM, local fusion
+    faster still."""
     out = run_quick("04_distributed_svm", tmp_path)
     table, parts = out["table"], ("iid", "label skew (α=0.2)")
+    local = ("local: best", "local: vote", "local: soft vote")
     for part in parts:
-        assert table[("cascade", part)]["accuracy"] == table[("centralized", part)]["accuracy"]
-        for rule in ("best", "vote", "soft vote"):
-            assert table[(f"local: {rule}", part)]["bytes"] < table[("cascade", part)]["bytes"]
-    central = table[("centralized", parts[1])]["accuracy"]
-    assert table[("local: vote", parts[1])]["accuracy"] < central - 0.05
-    assert table[("local: best", parts[1])]["accuracy"] < central - 0.05
-    assert out["two_d"]["cascade_agrees"] >= 0.98
+        central, cascade = table[("centralized", part)], table[("cascade", part)]
+        assert cascade["accuracy"] == central["accuracy"]
+        assert cascade["time"] > central["time"] and cascade["bytes"] > central["bytes"]
+        for rule in local:
+            row = table[(rule, part)]
+            assert row["bytes"] < 0.2 * cascade["bytes"] and row["time"] < 0.5 * central["time"]
+    admm, central = table[("ADMM (linear)", "iid")], table[("centralized", "iid")]
+    assert admm["accuracy"] > central["accuracy"]
+    rows = [row for (m, p), row in table.items() if p == "iid"]
+    assert admm["time"] == max(r["time"] for r in rows)
+    assert admm["bytes"] == max(r["bytes"] for r in rows)
+    assert 60 <= int(admm["stop_reason"].rsplit(" ", 1)[1]) <= 80, admm["stop_reason"]
+    for rule in local:
+        assert table[(rule, "iid")]["accuracy"] >= central["accuracy"]
+    skew = {m: table[(m, parts[1])]["accuracy"] for m in ("centralized", *local)}
+    assert skew["local: vote"] < skew["centralized"] - 0.05
+    assert skew["local: best"] < skew["centralized"] - 0.05
+    assert skew["local: soft vote"] > max(skew["local: vote"], skew["local: best"])
+    two_d = out["two_d"]
+    assert two_d["cascade_agrees"] >= 0.98
+    assert (round(100 * two_d["vote"]), round(100 * two_d["centralized"])) == (84, 92)
 
 
 def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
