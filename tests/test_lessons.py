@@ -154,17 +154,32 @@ def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
 
 def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     """hist_tree's accuracy does not depend on the workers (it is the centralized tree)
-    while its bytes grow in proportion to them; the vote sends less on 64 features and
-    is exact at 2 top_k >= d; local trees send under 1 % of hist_tree's bytes."""
+    while its bytes grow in proportion to them; the vote sends a quarter to a fifth, and
+    local trees under 1 %; within every seed the vote loses about 3 points at 8 workers, the
+    local trees lose at 2 and win at 8; top_k = 1 loses 4-5 points on average and 2 top_k
+    >= d is exact with more bytes; bytes grow with the features for hist_tree only."""
     out = run_quick("05_distributed_trees", tmp_path)
     exact, vote, local = (out["by_workers"][m] for m in out["by_workers"])
-    assert len({row["accuracy"] for row in exact.values()}) == 1
+    assert len({tuple(row["accuracies"]) for row in exact.values()}) == 1
     assert exact[8]["bytes"] / exact[2]["bytes"] == pytest.approx(4, rel=0.1)
-    assert all(vote[n]["bytes"] < 0.5 * exact[n]["bytes"] for n in exact)
+    assert all(0.18 < vote[n]["bytes"] / exact[n]["bytes"] < 0.3 for n in exact)
     assert all(local[n]["bytes"] < 0.01 * exact[n]["bytes"] for n in exact)
-    assert out["votes"][32]["accuracy"] == exact[4]["accuracy"]
+    assert exact[8]["time"] > 2 * exact[2]["time"] and local[8]["time"] < local[2]["time"]
+    seeds = range(len(out["seeds"]))
+    assert len(seeds) >= 2
+    assert abs(vote[2]["accuracy"] - exact[2]["accuracy"]) < 0.01
+    for i in seeds:
+        assert 0.015 < exact[8]["accuracies"][i] - vote[8]["accuracies"][i] < 0.04, i
+        assert local[2]["accuracies"][i] < exact[2]["accuracies"][i], i
+        assert local[8]["accuracies"][i] > exact[8]["accuracies"][i], i
+    votes, at4 = out["votes"], out["exact_at_vote_workers"]
+    ks = sorted(votes)
+    assert 0.035 < at4["accuracy"] - votes[1]["accuracy"] < 0.055            # "4-5 points"
+    assert votes[32]["accuracies"] == at4["accuracies"] and votes[32]["bytes"] > at4["bytes"]
+    assert [votes[k]["bytes"] for k in ks] == sorted(votes[k]["bytes"] for k in ks)
+    assert [votes[k]["accuracy"] for k in ks] == sorted(votes[k]["accuracy"] for k in ks)
     hist, voted = (out["by_features"][m] for m in list(out["by_features"])[:2])
-    assert hist[64] > 2 * hist[8] and voted[64] < hist[64]
+    assert hist[64] > 2 * hist[8] and voted[64] < hist[64] and voted[8] > hist[8]
 
 
 def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
