@@ -42,21 +42,37 @@ def simulate(quick: bool = False):
 
 
 def print_table(result) -> dict:
-    """Print the round time and each node's utilization; return the lesson's numbers."""
+    """Print the round time and its parts, and each node's time; return the numbers."""
     times = [h["time"] for h in result.history]
-    round_time = (times[-1] - times[0]) / (len(times) - 1)
-    nodes = result.nodes
-    print(f"{len(times) - 1} rounds in {times[-1]:.3f} s of simulated time "
+    n_rounds = len(times) - 1
+    round_time = (times[-1] - times[0]) / n_rounds
+    nodes, cluster = result.nodes, result.scenario.cluster
+    latency = result.scenario.network.latency
+    slowest = max((n for n in nodes if n != "server"), key=lambda n: nodes[n]["compute"])
+    compute = nodes[slowest]["compute"] / n_rounds
+    rest = round_time - compute - 2 * latency
+    print(f"{n_rounds} rounds in {times[-1]:.3f} s of simulated time "
           f"({1e3 * round_time:.1f} ms per round); final test accuracy "
           f"{100 * result.summary['final_accuracy']:.1f} %")
-    print(f"{'node':8} {'speed (flop/s)':>14} {'compute s':>10} {'wait s':>8} {'utilization':>12}")
-    cluster = result.scenario.cluster
+    print(f"a round = {1e3 * compute:.1f} ms of {slowest}'s computing + 2 x "
+          f"{1e3 * latency:.1f} ms of latency (the model out, the gradient back: "
+          f"{2 * latency / round_time:.0%} of the round)\n  + {1e3 * rest:.1f} ms of the rest "
+          f"(messages going on and off the NICs, one at a time)")
+    # every round, each worker waits through two latencies: its gradient in flight to
+    # the server, then the new model in flight back (the first model comes the same way)
+    in_flight = 2 * latency * n_rounds
+    print(f"{'node':8} {'speed (flop/s)':>14} {'compute s':>10} {'NIC s':>7} {'wait s':>7} "
+          f"{'in flight':>10} {'utilization':>12}")
     speeds = {"server": cluster.server_speed} | {
         f"worker{i}": v for i, v in enumerate(cluster.speed)}
     for name, t in nodes.items():
-        print(f"{name:8} {speeds[name]:>14.3g} {t['compute']:>10.3f} {t['wait']:>8.3f} "
+        flight = "-" if name == "server" else f"{in_flight:.3f}"
+        print(f"{name:8} {speeds[name]:>14.3g} {t['compute']:>10.3f} "
+              f"{t['send'] + t['recv']:>7.3f} {t['wait']:>7.3f} {flight:>10} "
               f"{100 * t['utilization']:>11.1f}%")
-    return {"round_time": round_time,
+    return {"round_time": round_time, "slowest": slowest, "slowest_compute": compute,
+            "latency": latency, "rest": rest, "in_flight": in_flight,
+            "run_time": times[-1] - times[0],
             "utilization": {n: t["utilization"] for n, t in nodes.items()},
             "wait": {n: t["wait"] for n, t in nodes.items()}}
 
@@ -66,7 +82,12 @@ def figure(result) -> Figure:
     times = [h["time"] for h in result.history]
     fig = plots.run_overview(result, timeline_until=times[min(TIMELINE_ROUNDS, len(times) - 1)])
     fig.suptitle("Lesson 1: a synchronous round lasts as long as its slowest worker "
-                 "(worker3 at 0.5 Mflop/s)")
+                 "(worker3 at 0.5 Mflop/s), plus two network latencies")
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes]:
+        for text in (legend.get_texts() if legend else []):
+            if text.get_text() == "wait":  # the latency is drawn grey too: say so
+                text.set_text(f"wait (incl. {1e3 * result.scenario.network.latency:g} ms "
+                              f"network latency per message)")
     return fig
 
 
@@ -100,8 +121,20 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 # Gantt chart of the first rounds, one row per node: green bars are computation, the
 # thin orange and yellow ticks are the NICs receiving and sending, grey is waiting.
 # Every round ends when the slowest worker (worker3) has pushed its gradient, so the
-# fast workers spend most of each round grey: synchronous training runs at the pace
-# of its slowest member. The table gives each node's utilization (compute / time).
+# fast workers spend most of each round grey (over 80 % of their time): synchronous
+# training runs at the pace of its slowest member.
+#
+# Grey is *any* waiting, the network's included. A message occupies a NIC only while
+# its bytes go on or off the wire (the ticks, about 0.1 ms for this small model);
+# then it is in flight for the 1 ms latency, and the node at either end waits. Every
+# round a worker waits through two latencies -- its gradient going to the server,
+# the new model coming back -- 2 ms of the 6.7 ms round, about 30 %. That is the
+# grey even worker3 shows after each bar: it hardly waits for the others, over three
+# quarters of its grey is latency. The table splits it out: `wait s` is all the
+# grey, `in flight` the part of it spent on latency (2 x 1 ms a round), `NIC s` the
+# ticks; the line above it adds up a round: worker3's computing, two latencies, and
+# the rest (the NICs, the server's taking one message at a time).
+# Utilization is compute / time.
 
 
 # %%

@@ -39,7 +39,9 @@ N = 16                                 # workers
 JITTER = 1.0                           # Exp delay with mean JITTER * t0
 ROUNDS = 400                           # rounds per k, for the mean round time
 KS_FOR_LOSS = (16, 8, 4, 1)            # k shown in the right panel
-LOSS_TIME = 0.25                       # s of simulated time in the right panel
+LOSS_TIME = 0.25                       # s of simulated time in the loss panels
+LOSS_SEEDS = (0, 1, 2, 3, 4)           # seeds of the loss runs (the first 3 when quick)
+PER_UPDATE = 20                        # the loss after this many updates, in the table
 BASE = {
     "cluster.workers": N, "cluster.speed": 1e8, "cluster.server_speed": math.inf,
     "cluster.compute_time": "shifted_exponential", "cluster.jitter": JITTER,
@@ -82,21 +84,46 @@ def round_times(quick: bool = False) -> tuple[float, dict]:
 
 
 def loss_runs(quick: bool = False) -> dict:
-    """Training for LOSS_TIME s (half when quick) with each k of KS_FOR_LOSS: label -> Result."""
+    """Training for LOSS_TIME s with each k of KS_FOR_LOSS, over LOSS_SEEDS (3 when
+    quick): k -> list of Results, one per seed."""
     base = Scenario(name="stragglers").replace(**BASE)
-    return {f"k = {k}": simdml.run(base.replace(**{
-        "strategy.wait_for": k, "stop.rounds": 10**6,
-        "stop.time": LOSS_TIME / 2 if quick else LOSS_TIME})) for k in KS_FOR_LOSS}
+    seeds = LOSS_SEEDS[:3] if quick else LOSS_SEEDS
+    return {k: [simdml.run(base.replace(**{"strategy.wait_for": k, "stop.rounds": 10**6,
+                                          "stop.time": LOSS_TIME, "seed": seed}))
+                for seed in seeds] for k in KS_FOR_LOSS}
+
+
+def print_losses(losses: dict) -> dict:
+    """Per k, over the seeds: updates, final loss, loss after PER_UPDATE updates, and how
+    often a step made the training loss go up (printed); k -> those numbers."""
+    n_seeds = len(next(iter(losses.values())))
+    print(f"training for {LOSS_TIME} s of simulated time, mean ± sd over {n_seeds} seeds")
+    print(f"{'k':>3} {'updates':>8} {'final loss':>16} {f'loss @{PER_UPDATE} updates':>18} "
+          f"{'steps up':>9} {'largest rise':>13}")
+    out = {}
+    for k, runs in losses.items():
+        curves = [np.array([h["loss"] for h in r.history]) for r in runs]
+        steps = np.concatenate([np.diff(c) / c[:-1] for c in curves])  # relative change
+        final, at = np.array([c[-1] for c in curves]), np.array([c[PER_UPDATE] for c in curves])
+        out[k] = {"updates": float(np.mean([len(c) - 1 for c in curves])),
+                  "final_mean": final.mean(), "final_sd": final.std(ddof=1),
+                  "at_mean": at.mean(), "at_sd": at.std(ddof=1),
+                  "rises": float(np.mean(steps > 0)), "largest_rise": float(max(steps.max(), 0))}
+        row = out[k]
+        print(f"{k:>3} {row['updates']:>8.1f} {row['final_mean']:>8.4f} ± {row['final_sd']:.4f} "
+              f"{row['at_mean']:>10.4f} ± {row['at_sd']:.4f} {100 * row['rises']:>8.1f}% "
+              f"{100 * row['largest_rise']:>12.2f}%")
+    return out
 
 
 def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     """The whole lesson: run, print the table, write the figure; return the numbers."""
     t0, table = round_times(quick)
     losses = loss_runs(quick)
+    noise = print_losses(losses)
     path = plots.save(figure(table, losses, t0), Path(out_dir) / FIGURE)
     print(f"wrote {path}")
-    return {"t0": t0, "rounds": table,
-            "final_loss": {label: r.summary["final_loss"] for label, r in losses.items()}}
+    return {"t0": t0, "rounds": table, "losses": noise}
 
 
 def _nominal_time(scenario) -> float:
@@ -113,23 +140,53 @@ def _round_ends(result) -> list[float]:
 
 
 def figure(table, losses, t0) -> Figure:
-    """Round time against k with the prediction; the loss against time for a few k."""
-    fig = Figure(figsize=(12, 4.5), layout="constrained")
-    left, right = fig.subplots(1, 2)
+    """Round time against k with the prediction; the loss against time and against
+    updates for a few k, mean ± sd over the seeds."""
+    fig = Figure(figsize=(16, 4.8), layout="constrained")
+    left, middle, right = fig.subplots(1, 3)
     ks = sorted(table)
     left.errorbar(ks, [1e3 * table[k]["simulated"] for k in ks],
                   yerr=[1e3 * table[k]["half_width"] for k in ks], fmt="o", capsize=3,
-                  label="simulated (mean, 95 % interval)")
+                  color="#1d3557", label="simulated (mean, 95 % interval)")
     dense = np.arange(1, N + 1)
     left.plot(dense, [1e3 * predicted_round_time(t0, N, k) for k in dense], "-",
-              label=r"order statistics: $t_0 + t_0 (H_n - H_{n-k})$")
+              color="#e76f51", label=r"order statistics: $t_0 + t_0 (H_n - H_{n-k})$")
     left.set(xlabel=f"k: gradients the server waits for (of n = {N})",
              ylabel="mean round time (ms)", title="Round time of k-of-n synchronous training")
     left.grid(alpha=0.3)
     left.legend(fontsize="small")
-    plots.history(losses, x="time", ax_loss=right)
-    right.set_title("Loss against simulated time, for several k")
+    colors = dict(zip(KS_FOR_LOSS, ("#1d3557", "#457b9d", "#2a9d8f", "#e76f51")))
+    grid = np.linspace(0.0, LOSS_TIME, 400)
+    for k, runs in losses.items():
+        # the loss is constant between evaluations: the last one at or before each t
+        at_t = np.array([[r.history[np.searchsorted([h["time"] for h in r.history], t,
+                                                    side="right") - 1]["loss"] for t in grid]
+                         for r in runs])
+        _band(middle, 1e3 * grid, at_t, colors[k], f"k = {k}")
+        n = min(len(r.history) for r in runs)
+        per_update = np.array([[h["loss"] for h in r.history[:n]] for r in runs])
+        _band(right, np.arange(n), per_update, colors[k], f"k = {k}")
+    n_seeds = len(next(iter(losses.values())))
+    middle.set(xlabel="simulated time (ms)", ylabel="training loss", yscale="log",
+               title=f"Loss against simulated time (mean ± sd, {n_seeds} seeds)")
+    right.set(xlabel="global model updates", ylabel="training loss", yscale="log",
+              title=f"Loss per update (mean ± sd, {n_seeds} seeds)")
+    for ax in (middle, right):
+        ticks = [0.1, 0.15, 0.2, 0.3, 0.5, 1, 2]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+        ax.set_yticks([], minor=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(f"Backup workers: waiting for k of {N} gradients -- the round time, "
+                 f"and what it buys", fontsize=13)
     return fig
+
+
+def _band(ax, x, curves, color, label):
+    """The mean of ``curves`` (one per seed, as rows) as a line, ± sd as a band."""
+    mean, sd = curves.mean(axis=0), curves.std(axis=0, ddof=1)
+    ax.plot(x, mean, color=color, label=label, drawstyle="steps-post")
+    ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25, step="post", lw=0)
 
 
 # %% [markdown]
@@ -144,6 +201,7 @@ def figure(table, losses, t0) -> Figure:
 if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
     t0, table = round_times(QUICK)
     losses = loss_runs(QUICK)
+    noise = print_losses(losses)
 
 
 # %% [markdown]
@@ -151,10 +209,22 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 #
 # Left: the mean simulated round time against k (dots, with 95 % intervals), and the
 # order-statistics prediction (line). Waiting for the last few workers costs the
-# most: the curve bends up sharply at k = n. Right: the training loss against
-# simulated time for a few k: fewer gradients per round make each step use less of
-# the data (with k = 1, one shard's gradient: visibly noisier), but many more steps
-# fit in a second.
+# most: the curve bends up sharply at k = n.
+#
+# Middle: the training loss against simulated time for a few k -- the mean over 5
+# seeds, one standard deviation either side as a band (log scale). Fewer gradients
+# per round make many more rounds fit in the same time (about 105 for k = 1 in
+# 0.25 s, 25 for k = 16), and the final loss falls with k: the second table gives
+# it, mean ± sd, and the bands do not overlap. Right: the same loss per update. The
+# curves lie on top of each other: one shard's gradient (k = 1, a sixteenth of the
+# data) makes nearly as good a step as all sixteen -- after 20 updates, k = 1's
+# loss is within 3 % of k = 16's.
+#
+# Is k = 1 noisier, then? Yes, but not visibly: its training loss went *up* in
+# about 4 % of its steps (never with k >= 4), and by less than 1 % each time (the
+# table's last two columns). The shards are iid samples of about 84 rows, so each
+# shard's gradient is close to the full one; with small or skewed shards, or a
+# larger step, the noise would show.
 
 
 # %%

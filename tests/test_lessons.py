@@ -33,31 +33,72 @@ def test_every_lesson_has_a_test():
 
 
 def test_01_sync_runs_at_the_pace_of_the_straggler(tmp_path):
-    """The slowest worker is the busiest; the fast workers spend the round waiting."""
+    """The slowest worker is the busiest; the fast workers are grey over 80 % of the time;
+    a round is worker3's computing + two latencies (about 30 % of it) + a little NIC
+    time; every worker waits through those latencies, and they are most of worker3's grey."""
     out = run_quick("01_first_cluster", tmp_path)
     util, wait = out["utilization"], out["wait"]
-    assert max(util, key=util.get) == "worker3"
+    assert max(util, key=util.get) == "worker3" == out["slowest"]
     assert wait["worker0"] > 2 * wait["worker3"] and wait["worker1"] > 2 * wait["worker3"]
+    for w in ("worker0", "worker1"):
+        assert wait[w] > 0.8 * out["run_time"], w
+    share = 2 * out["latency"] / out["round_time"]
+    assert 0.25 < share < 0.35 and round(100 * share) == 30   # "about 30 %"
+    assert 0 < out["rest"] < 0.1 * out["round_time"]
+    assert out["round_time"] == pytest.approx(1e-3 * 6.7, abs=5e-5)  # "the 6.7 ms round"
+    assert all(wait[w] >= out["in_flight"] for w in wait if w != "server")
+    assert out["in_flight"] > 0.75 * wait["worker3"]
+
+
+def _loss_at(history, key, x):
+    """The loss of the last evaluation with ``key`` (update, epoch) at most ``x``."""
+    return [h["loss"] for h in history if h[key] <= x][-1]
 
 
 def test_02_async_wins_on_the_clock_and_loses_per_update(tmp_path):
     """Async reaches 90 % accuracy first in simulated time, but needs far more updates;
-    ssp sits in between; sync and all-reduce compute the same losses."""
-    table = run_quick("02_sync_vs_async", tmp_path)
+    per epoch it catches up with sync; ssp cuts its mean staleness, yet
+    reaches staleness far above s, at most (n - 1)(s + 1); sync and all-reduce compute
+    the same losses; every panel draws a strategy in its STRATEGY_COLORS colour."""
+    import numpy as np
+    from simdml.plots import STRATEGY_COLORS
+    out = run_quick("02_sync_vs_async", tmp_path)
+    table = out["table"]
     ttt = {k: v["time_to_target"] for k, v in table.items()}
     assert ttt["async"] is not None
     assert all(t is None or ttt["async"] < t for k, t in ttt.items() if k != "async")
     assert table["async"]["updates"] > 10 * table["sync"]["updates"]
-    assert table["async"]["staleness_mean"] > table["ssp (s=2)"]["staleness_mean"]
+    ssp, asy = table["ssp (s=2)"], table["async"]
+    assert 0.5 < ssp["staleness_mean"] / asy["staleness_mean"] < 0.65  # "55-60 %"
+    s, n = out["ssp_bound"], out["workers"]
+    assert 5 * s < ssp["staleness_max"] <= (n - 1) * (s + 1) == 21     # "about 20 ... 21"
+    assert asy["staleness_max"] >= 40                                   # "goes past 40"
+    # per update async is behind; per epoch it is close
+    u = table["sync"]["updates"]
+    assert _loss_at(asy["history"], "update", u) > 1.5 * _loss_at(table["sync"]["history"], "update", u)
+    gap = {}  # async's loss over sync's at sync's updates, per epoch (async interpolated)
+    for h in table["sync"]["history"]:
+        if h["update"] > 0 and h["update"] not in gap:
+            a = np.interp(h["epoch"], *zip(*[(g["epoch"], g["loss"]) for g in asy["history"]]))
+            gap[h["update"]] = a / h["loss"] - 1
+    assert 0.25 < gap[1] < 0.35 and 0.25 < gap[2] < 0.35     # "a quarter to a third"
+    assert 0 < gap[5] < 0.05 and gap[u] < 0.05               # "under 5 % after 5 epochs"
     sync, ring = (table[k]["loss_by_update"] for k in ("sync", "all-reduce"))
     common = sorted(set(sync) & set(ring))
     assert len(common) >= 5
     assert [sync[u] for u in common] == pytest.approx([ring[u] for u in common], rel=1e-12)
+    panels = out["colors"]
+    assert len(panels) == 4 and all(panels.values())
+    for panel in panels.values():
+        for label, color in panel.items():
+            assert color == STRATEGY_COLORS[out["kinds"][label]], (label, panel)
 
 
 def test_03_round_time_follows_the_order_statistics(tmp_path):
     """The mean k-of-n round time matches t0 + t0 (H_n - H_(n-k)) within its interval
-    (widened to 4 standard errors), and grows with k."""
+    (widened to 4 standard errors), and grows with k. Over the seeds: the final loss
+    falls with k, the bands apart; per update k = 1 is within 3 % of k = 16; only k = 1's
+    loss ever rises (in a few % of its steps, by under 1 %)."""
     out = run_quick("03_stragglers", tmp_path)
     rounds = out["rounds"]
     for k, row in rounds.items():
@@ -65,37 +106,80 @@ def test_03_round_time_follows_the_order_statistics(tmp_path):
     means = [rounds[k]["simulated"] for k in sorted(rounds)]
     assert means == sorted(means)
     assert rounds[16]["dropped"] == 0 and rounds[1]["dropped"] > 0
+    loss = out["losses"]
+    ks = sorted(loss)
+    for small, big in zip(ks, ks[1:]):
+        assert (loss[small]["final_mean"] + loss[small]["final_sd"]
+                < loss[big]["final_mean"] - loss[big]["final_sd"]), (small, big)
+    assert 100 < loss[1]["updates"] < 110 and 24 < loss[16]["updates"] < 27  # "about 105, 25"
+    assert loss[16]["at_mean"] <= loss[1]["at_mean"] < 1.03 * loss[16]["at_mean"]
+    assert 0.01 < loss[1]["rises"] < 0.08 and 0 < loss[1]["largest_rise"] < 0.01
+    assert all(loss[k]["rises"] == 0 for k in ks if k >= 4)
 
 
 def test_04_cascade_is_exact_and_fusion_is_cheap_but_hurt_by_skew(tmp_path):
     """The cascade has the centralized accuracy on iid and skewed shards (and draws the
-    centralized regions in 2-D); local fusion sends fewer bytes than the cascade; on
-    skewed shards best-on-validation and the majority vote lose accuracy."""
+    centralized regions in 2-D) and costs more time and bytes; ADMM (a linear SVM)
+    is more accurate on wine and the slowest and heaviest, in about 70 iterations;
+    local fusion is the cheapest distributed method and as good as centralized on iid;
+    on skewed shards best-on-validation and the majority vote lose accuracy, the soft
+    vote less; the centralized fit is faster than the cascade and ADMM, local fusion
+    faster still."""
     out = run_quick("04_distributed_svm", tmp_path)
     table, parts = out["table"], ("iid", "label skew (α=0.2)")
+    local = ("local: best", "local: vote", "local: soft vote")
     for part in parts:
-        assert table[("cascade", part)]["accuracy"] == table[("centralized", part)]["accuracy"]
-        for rule in ("best", "vote", "soft vote"):
-            assert table[(f"local: {rule}", part)]["bytes"] < table[("cascade", part)]["bytes"]
-    central = table[("centralized", parts[1])]["accuracy"]
-    assert table[("local: vote", parts[1])]["accuracy"] < central - 0.05
-    assert table[("local: best", parts[1])]["accuracy"] < central - 0.05
-    assert out["two_d"]["cascade_agrees"] >= 0.98
+        central, cascade = table[("centralized", part)], table[("cascade", part)]
+        assert cascade["accuracy"] == central["accuracy"]
+        assert cascade["time"] > central["time"] and cascade["bytes"] > central["bytes"]
+        for rule in local:
+            row = table[(rule, part)]
+            assert row["bytes"] < 0.2 * cascade["bytes"] and row["time"] < 0.5 * central["time"]
+    admm, central = table[("ADMM (linear)", "iid")], table[("centralized", "iid")]
+    assert admm["accuracy"] > central["accuracy"]
+    rows = [row for (m, p), row in table.items() if p == "iid"]
+    assert admm["time"] == max(r["time"] for r in rows)
+    assert admm["bytes"] == max(r["bytes"] for r in rows)
+    assert 60 <= int(admm["stop_reason"].rsplit(" ", 1)[1]) <= 80, admm["stop_reason"]
+    for rule in local:
+        assert table[(rule, "iid")]["accuracy"] >= central["accuracy"]
+    skew = {m: table[(m, parts[1])]["accuracy"] for m in ("centralized", *local)}
+    assert skew["local: vote"] < skew["centralized"] - 0.05
+    assert skew["local: best"] < skew["centralized"] - 0.05
+    assert skew["local: soft vote"] > max(skew["local: vote"], skew["local: best"])
+    two_d = out["two_d"]
+    assert two_d["cascade_agrees"] >= 0.98
+    assert (round(100 * two_d["vote"]), round(100 * two_d["centralized"])) == (84, 92)
 
 
 def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     """hist_tree's accuracy does not depend on the workers (it is the centralized tree)
-    while its bytes grow in proportion to them; the vote sends less on 64 features and
-    is exact at 2 top_k >= d; local trees send under 1 % of hist_tree's bytes."""
+    while its bytes grow in proportion to them; the vote sends a quarter to a fifth, and
+    local trees under 1 %; within every seed the vote loses about 3 points at 8 workers, the
+    local trees lose at 2 and win at 8; top_k = 1 loses 4-5 points on average and 2 top_k
+    >= d is exact with more bytes; bytes grow with the features for hist_tree only."""
     out = run_quick("05_distributed_trees", tmp_path)
     exact, vote, local = (out["by_workers"][m] for m in out["by_workers"])
-    assert len({row["accuracy"] for row in exact.values()}) == 1
+    assert len({tuple(row["accuracies"]) for row in exact.values()}) == 1
     assert exact[8]["bytes"] / exact[2]["bytes"] == pytest.approx(4, rel=0.1)
-    assert all(vote[n]["bytes"] < 0.5 * exact[n]["bytes"] for n in exact)
+    assert all(0.18 < vote[n]["bytes"] / exact[n]["bytes"] < 0.3 for n in exact)
     assert all(local[n]["bytes"] < 0.01 * exact[n]["bytes"] for n in exact)
-    assert out["votes"][32]["accuracy"] == exact[4]["accuracy"]
+    assert exact[8]["time"] > 2 * exact[2]["time"] and local[8]["time"] < local[2]["time"]
+    seeds = range(len(out["seeds"]))
+    assert len(seeds) >= 2
+    assert abs(vote[2]["accuracy"] - exact[2]["accuracy"]) < 0.01
+    for i in seeds:
+        assert 0.015 < exact[8]["accuracies"][i] - vote[8]["accuracies"][i] < 0.04, i
+        assert local[2]["accuracies"][i] < exact[2]["accuracies"][i], i
+        assert local[8]["accuracies"][i] > exact[8]["accuracies"][i], i
+    votes, at4 = out["votes"], out["exact_at_vote_workers"]
+    ks = sorted(votes)
+    assert 0.035 < at4["accuracy"] - votes[1]["accuracy"] < 0.055            # "4-5 points"
+    assert votes[32]["accuracies"] == at4["accuracies"] and votes[32]["bytes"] > at4["bytes"]
+    assert [votes[k]["bytes"] for k in ks] == sorted(votes[k]["bytes"] for k in ks)
+    assert [votes[k]["accuracy"] for k in ks] == sorted(votes[k]["accuracy"] for k in ks)
     hist, voted = (out["by_features"][m] for m in list(out["by_features"])[:2])
-    assert hist[64] > 2 * hist[8] and voted[64] < hist[64]
+    assert hist[64] > 2 * hist[8] and voted[64] < hist[64] and voted[8] > hist[8]
 
 
 def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
