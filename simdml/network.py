@@ -19,15 +19,21 @@ __all__ = ["Network", "payload_nbytes"]
 _INF = math.inf
 
 
+_SIZED_TUPLES: set[type] = set()  # tuple types seen stating their own nbytes: the messages
+
+
 def payload_nbytes(payload) -> int:
     """Bytes on the wire for a payload: arrays by ``.nbytes``, numbers 8 bytes each, an
     object that states its own integer ``nbytes`` by that (the messages of
     ``simdml.messages``, fitted learners), strings by length, containers the sum of
     their items, ``None`` nothing."""
-    # perf: exact-type checks first for what is sent most (arrays, flat tuples of ints
-    # and arrays, messages), before the general isinstance chain (an ABC check per call)
+    # perf: exact-type checks first for what is sent most (arrays, messages, flat tuples
+    # of ints and arrays), before the general isinstance chain (an ABC check per call); a
+    # message type is looked up in a set once it has stated its size
     kind = type(payload)
     if kind is np.ndarray:
+        return payload.nbytes
+    if kind in _SIZED_TUPLES:
         return payload.nbytes
     if kind is tuple:
         total = 0
@@ -43,6 +49,7 @@ def payload_nbytes(payload) -> int:
     if isinstance(payload, tuple):  # a message of simdml.messages: it states its size
         nbytes = getattr(payload, "nbytes", None)
         if nbytes is not None:
+            _SIZED_TUPLES.add(kind)
             return nbytes
     if kind is int or kind is float:
         return 8

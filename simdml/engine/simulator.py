@@ -77,8 +77,8 @@ class Simulator:
 
     def timeout(self, delay: float, value=None) -> Timeout:
         """An event that fires after ``delay`` seconds with ``value``."""
-        # perf: the one inlined copy of Timeout.__init__ and _schedule (keep them in step):
-        # it saves the class call and a frame on the kernel's most frequent event.
+        # perf: Timeout.__init__ inlined (keep the two in step): it saves the class call
+        # and a frame on the kernel's most frequent event.
         if not 0.0 <= delay < _INF:
             raise _bad_delay(delay)
         event = _new(Timeout)

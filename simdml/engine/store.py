@@ -45,23 +45,27 @@ class Store:
         """The gets still waiting, oldest first (a snapshot: withdraw one by abandoning it)."""
         return tuple(self._getters)
 
-    def _deliver(self, item) -> None:
+    def _deliver(self, item, waited=None) -> None:
         """``put``, for a callback running inside the event loop (a message arriving):
         the oldest waiting getter receives ``item`` and its waiter resumes at once, at
         this same simulated time, instead of after an event of its own. So it resumes
         before the events queued behind this one for the same instant, as the (time,
         priority, insertion) order says: a message whose delivery was queued first wins
         an ``any_of`` against a timeout ending at that instant, and is taken before an
-        interrupt or a crash queued after it.
+        interrupt or a crash queued after it. A getter that has waited since before now
+        is first reported to ``waited(since)`` (if given), before its waiter resumes.
 
         Package-private, for the cluster's message path (perf: one event per message at
-        the receiver, not two). Not for a process's own code: the waiter would run
-        before the putter yields.
+        the receiver, not two; the wait is reported from here, not read from
+        ``oldest_get`` first). Not for a process's own code: the waiter would run before
+        the putter yields.
         """
         if not self._getters:
             self.items.append(item)
             return
         get = self._getters.popleft()
+        if waited is not None and get.since < self.sim.now:
+            waited(get.since)
         get._value = item
         if get is self.sim._until:  # the event a run waits for: queued, so the run sees it
             self.sim._schedule(get, 0.0, NORMAL)
