@@ -156,7 +156,7 @@ def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     """hist_tree's accuracy does not depend on the workers (it is the centralized tree)
     while its bytes grow in proportion to them; the vote sends a quarter to a fifth, and
     local trees under 1 %; within every seed the vote loses about 3 points at 8 workers, the
-    local trees lose at 2 and win at 8; top_k = 1 loses 4-5 points on average and 2 top_k
+    local trees lose at 2 and win at 8; top_k = 1 loses about 4 points on average and 2 top_k
     >= d is exact with more bytes; bytes grow with the features for hist_tree only."""
     out = run_quick("05_distributed_trees", tmp_path)
     exact, vote, local = (out["by_workers"][m] for m in out["by_workers"])
@@ -174,7 +174,7 @@ def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
         assert local[8]["accuracies"][i] > exact[8]["accuracies"][i], i
     votes, at4 = out["votes"], out["exact_at_vote_workers"]
     ks = sorted(votes)
-    assert 0.035 < at4["accuracy"] - votes[1]["accuracy"] < 0.055            # "4-5 points"
+    assert 0.035 < at4["accuracy"] - votes[1]["accuracy"] < 0.055            # "about 4 points"
     assert votes[32]["accuracies"] == at4["accuracies"] and votes[32]["bytes"] > at4["bytes"]
     assert [votes[k]["bytes"] for k in ks] == sorted(votes[k]["bytes"] for k in ks)
     assert [votes[k]["accuracy"] for k in ks] == sorted(votes[k]["accuracy"] for k in ks)
