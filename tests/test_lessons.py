@@ -98,12 +98,24 @@ def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     assert hist[64] > 2 * hist[8] and voted[64] < hist[64]
 
 
-def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """A lesson's quick numbers, run once for all the tests of its claims."""
+    cache = {}
+
+    def numbers(name):
+        if name not in cache:
+            cache[name] = run_quick(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+    return numbers
+
+
+def test_06_who_wins_depends_on_what_the_scheduler_knows(quick):
     """Every policy trains the same model. A hidden straggler: the adaptive policies beat
     round robin by far, proportional (told the wrong speeds) does not; known long-tailed
     speeds: proportional is the fastest of all."""
     import numpy as np
-    table = run_quick("06_scheduling", tmp_path)
+    table = quick("06_scheduling")
     for case in ("A", "B"):
         first = table["round_robin"][case]["params"]
         assert all(np.array_equal(row[case]["params"], first) for row in table.values())
@@ -113,6 +125,29 @@ def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
     assert a["proportional"] == pytest.approx(a["round_robin"], rel=0.05)
     b = {p: row["B"]["makespan"] for p, row in table.items()}
     assert min(b, key=b.get) == "proportional"
+
+
+def test_06_the_numbers_in_the_text(quick):
+    """Pull and work stealing halve A's round, which is two straggler blocks long
+    (round robin: four); earliest_finish gives the straggler one block from round 2 on
+    and wins A; in B the slowest worker (76x slower) gets no block under proportional
+    and two per round under pull, and the round waits for them."""
+    table = quick("06_scheduling")
+    module = lesson("06_scheduling")
+    rr, pull = table["round_robin"]["A"], table["pull"]["A"]
+    rounds = sum(rr["blocks"].values()) // module.BLOCKS
+    assert rr["blocks"]["worker7"] == 4 * rounds          # 32 blocks / 8 workers
+    for p in ("pull", "work_stealing"):
+        assert table[p]["A"]["makespan"] == pytest.approx(rr["makespan"] / 2, rel=0.05), p
+    assert pull["makespan"] == pytest.approx(2 * rr["makespan"] / 4, rel=0.05)  # 2 blocks
+    a = {p: row["A"]["makespan"] for p, row in table.items()}
+    assert min(a, key=a.get) == "earliest_finish"
+    assert table["earliest_finish"]["A"]["blocks"]["worker7"] == 4 + (rounds - 1)
+    speeds = module.TAIL_SPEEDS
+    assert round(max(speeds) / min(speeds)) == 76
+    slowest = f"worker{speeds.index(min(speeds))}"
+    assert table["proportional"]["B"]["blocks"][slowest] == 0
+    assert table["pull"]["B"]["blocks"][slowest] == 2 * rounds
 
 
 def test_07_the_best_checkpoint_interval_is_near_youngs(tmp_path):
