@@ -150,17 +150,50 @@ def test_06_the_numbers_in_the_text(quick):
     assert table["pull"]["B"]["blocks"][slowest] == 2 * rounds
 
 
-def test_07_the_best_checkpoint_interval_is_near_youngs(tmp_path):
+def test_07_the_best_checkpoint_interval_is_near_youngs(quick):
     """The fastest measured interval lies within a factor of 2.5 of Young's; checkpointing
     every update or very rarely costs over 15 % more; without checkpoints the run ends at
     the first crash."""
-    out = run_quick("07_failures", tmp_path)
+    out = quick("07_failures")
     sweep = out["sweep"]
     best = min(sweep, key=lambda n: sweep[n]["mean"])
     assert out["young_updates"] / 2.5 <= best <= 2.5 * out["young_updates"]
     assert sweep[1]["mean"] > 1.15 * sweep[best]["mean"]
     assert sweep[max(sweep)]["mean"] > 1.15 * sweep[best]["mean"]
     assert "no checkpoint to restart from" in out["no_checkpoint"]
+
+
+def test_07_the_numbers_in_the_text(quick):
+    """Young's interval is 9 updates; the best measured one lies between half and twice
+    it, every interval in that range costs at most 15 % more than the best, every update
+    and every 70 over 30 % more; on the one history, every 2 and every 40 finish after
+    Young's, and no checkpoint ends before the calm run does."""
+    out = quick("07_failures")
+    sweep, young = out["sweep"], out["young_updates"]
+    assert round(young) == 9
+    best = min(sweep, key=lambda n: sweep[n]["mean"])
+    assert young / 2 <= best <= 2 * young
+    near = [n for n in sweep if young / 2.2 <= n <= 2.2 * young]
+    assert len(near) >= 3
+    assert all(sweep[n]["mean"] <= 1.15 * sweep[best]["mean"] for n in near), near
+    assert sweep[1]["mean"] > 1.3 * sweep[best]["mean"]
+    assert sweep[70]["mean"] > 1.3 * sweep[best]["mean"]
+    t = out["curve_times"]
+    at_young = t["failures, checkpoint every 9 (Young's)"]
+    assert t["failures, checkpoint every 2"] > at_young < t["failures, checkpoint every 40"]
+    assert t["failures, no checkpoint"] < t["no failures"] < at_young
+
+
+def test_07_the_sweeps_shortcut_changes_no_simulated_time():
+    """Evaluating only at the end and keeping per-node totals (SWEEP_ONLY) gives a failing
+    run the same simulated time and updates: the sweep may take the shortcut."""
+    import simdml
+    module = lesson("07_failures")
+    base = simdml.Scenario(name="failures").replace(**{
+        **module.BASE, **module.FAILING, "faults.checkpoint_every": 9, "seed": 1})
+    full, short = simdml.run(base), simdml.run(base.replace(**module.SWEEP_ONLY))
+    for key in ("sim_time", "updates", "server_restarts", "updates_lost"):
+        assert full.summary.get(key) == short.summary.get(key), key
 
 
 def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(tmp_path):
