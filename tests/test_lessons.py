@@ -196,19 +196,58 @@ def test_07_the_sweeps_shortcut_changes_no_simulated_time():
         assert full.summary.get(key) == short.summary.get(key), key
 
 
-def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(tmp_path):
+def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(quick):
     """At a 2 % minority every class remedy lifts its recall by 40 points or more;
     under extreme label skew local SGD loses balanced accuracy against iid-like shards
     and rebalancing recovers most of it; class weights catch more malignant tumours."""
-    out = run_quick("08_imbalance", tmp_path)
+    out = quick("08_imbalance")
     recall = out["recall"]
     for remedy in ("class weights", "oversample", "undersample", "SMOTE"):
-        assert recall[remedy][0.02]["recall"] >= recall["none"][0.02]["recall"] + 0.4, remedy
-    skew = out["skew"]
+        assert (recall[remedy][0.02]["recall"]["mean"]
+                >= recall["none"][0.02]["recall"]["mean"] + 0.4), remedy
+    skew = {name: {a: v["mean"] for a, v in row.items()} for name, row in out["skew"].items()}
     low, high = min(skew["local SGD"]), max(skew["local SGD"])
     assert skew["local SGD"][low] < skew["local SGD"][high] - 0.02
     assert skew["local SGD + rebalance"][low] > skew["local SGD"][low] + 0.02
-    assert out["malignant_recall"]["class weights"] >= out["malignant_recall"]["plain"]
+    import numpy as np
+    assert np.mean(out["malignant_recall"]["class weights"]) > np.mean(out["malignant_recall"]["plain"])
+
+
+def test_08_the_numbers_in_the_text(quick):
+    """Plain: recall a few % and accuracy 98 % at a 2 % minority; every remedy: recall
+    near 80 %, accuracy near the balanced problem's, 10+ points below plain; class
+    weights and oversampling within a point. Skew: local SGD loses 2.5-5 points, FedProx
+    is below it everywhere, rebalancing is within a point of iid at every skew and at the
+    strongest sends more than the training; sync is the same at every skew. The shown
+    split: 5 malignant, plain misses one, weights none, at a few false alarms."""
+    import numpy as np
+    out = quick("08_imbalance")
+    r = out["recall"]
+    rare, balanced = min(r["none"]), max(r["none"])
+    assert r["none"][rare]["recall"]["mean"] < 0.15
+    assert r["none"][rare]["accuracy"]["mean"] > 0.97
+    for remedy in ("class weights", "oversample", "undersample", "SMOTE"):
+        assert r[remedy][rare]["recall"]["mean"] > 0.7, remedy
+        acc = r[remedy][rare]["accuracy"]["mean"]
+        assert abs(acc - r[remedy][balanced]["accuracy"]["mean"]) < 0.03, remedy
+        assert acc < r["none"][rare]["accuracy"]["mean"] - 0.1, remedy
+    for m in r["none"]:
+        for metric in ("recall", "accuracy"):
+            assert abs(r["class weights"][m][metric]["mean"]
+                       - r["oversample"][m][metric]["mean"]) <= 0.01, (m, metric)
+    skew = {name: {a: v["mean"] for a, v in row.items()} for name, row in out["skew"].items()}
+    local, low, high = skew["local SGD"], min(skew["local SGD"]), max(skew["local SGD"])
+    assert 0.025 < local[high] - local[low] < 0.05
+    assert all(skew["local SGD + FedProx (mu=0.1)"][a] < local[a] for a in local)
+    assert all(skew["local SGD + rebalance"][a] > local[high] - 0.01 for a in local)
+    sync = [v["values"] for v in out["skew"]["sync (reference)"].values()]
+    assert all(values == sync[0] for values in sync)
+    moved = out["moved"]
+    assert moved[low]["bytes"] > moved[low]["training_bytes"]
+    assert all(m["bytes"] == pytest.approx(m["rows"] * 8 * (64 + 1)) for m in moved.values())
+    (tp, fn), (fp, _) = np.asarray(out["matrices"]["plain"][0])
+    (tp_w, fn_w), (fp_w, _) = np.asarray(out["matrices"]["class weights"][0])
+    assert (tp + fn, fn, fn_w) == (5, 1, 0) and fp_w <= 5
 
 
 def test_09_stacking_survives_skew_and_best_does_not(tmp_path):
