@@ -250,17 +250,46 @@ def test_08_the_numbers_in_the_text(quick):
     assert (tp + fn, fn, fn_w) == (5, 1, 0) and fp_w <= 5
 
 
-def test_09_stacking_survives_skew_and_best_does_not(tmp_path):
-    """On skewed shards stacking is the best rule and within 3 points of the centralized
-    model; best-on-validation is the worst; the vote loses over 5 points to iid."""
-    table = run_quick("09_model_fusion", tmp_path)
+def test_09_stacking_survives_skew_and_best_does_not(quick):
+    """On skewed shards stacking is the best rule and within 4.5 points of the centralized
+    model (the SVM's: 4 in full mode); best-on-validation is the worst; the vote loses
+    over 5 points to iid."""
+    table = quick("09_model_fusion")
     for (learner, part), row in table.items():
         if part.startswith("label skew"):
-            rules = {r: a for r, a in row.items() if r != "central"}
+            rules = {r: a["mean"] for r, a in row.items() if r != "central"}
             assert max(rules, key=rules.get) == "stack", learner
             assert min(rules, key=rules.get) == "best", learner
-            assert rules["stack"] > row["central"] - 0.03, learner
-            assert rules["vote"] < table[(learner, "iid")]["vote"] - 0.05, learner
+            assert rules["stack"] > row["central"]["mean"] - 0.045, learner
+            assert rules["vote"] < table[(learner, "iid")]["vote"]["mean"] - 0.05, learner
+
+
+def test_09_the_numbers_in_the_text(quick):
+    """iid: every rule but best within 3.5 points of the centralized model, trees' vote
+    above it, best well below. Skew: the vote loses 8+ points; averaging and the soft
+    vote lose less (a tree's soft vote is its vote); stacking is the best by 3+ points
+    and within 4.5 of the centralized model."""
+    table = quick("09_model_fusion")
+    for (learner, part), row in table.items():
+        mean = {r: a["mean"] for r, a in row.items()}
+        others = [r for r in mean if r not in ("central", "best")]
+        if part == "iid":
+            assert all(mean[r] > mean["central"] - 0.035 for r in others), learner
+            assert all(mean["best"] < mean[r] - 0.03 for r in others), learner
+            if learner == "decision tree":
+                assert mean["vote"] > mean["central"]
+            continue
+        iid = table[(learner, "iid")]
+        assert mean["vote"] < iid["vote"]["mean"] - 0.08, learner
+        for r in ("average", "soft"):
+            if r not in mean:
+                continue
+            if learner == "decision tree":
+                assert row[r]["values"] == row["vote"]["values"]
+            else:
+                assert iid[r]["mean"] - mean[r] < iid["vote"]["mean"] - mean["vote"], (learner, r)
+        assert all(mean["stack"] > mean[r] + 0.03 for r in mean if r not in ("stack", "central"))
+        assert mean["stack"] > mean["central"] - 0.045, learner
 
 
 def _canonical(x):
