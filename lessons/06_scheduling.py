@@ -72,13 +72,22 @@ def simulate(quick: bool = False) -> tuple[dict, dict]:
             util = np.mean([t["utilization"] for n, t in r.nodes.items() if n != "server"])
             row[case] = {"makespan": r.summary["sim_time"] / rounds, "utilization": util,
                          "moved": r.summary.get("blocks_moved", 0),
-                         "params": r.model.params_}
+                         "params": r.model.params_, "blocks": _blocks_computed(r)}
             runs[(policy, case)] = r
         table[policy] = row
         print(f"{policy:<16} {1e3 * row['A']['makespan']:>14.3f} "
               f"{100 * row['A']['utilization']:>10.1f} {1e3 * row['B']['makespan']:>14.3f} "
               f"{100 * row['B']['utilization']:>10.1f} {row['A']['moved']:>6}")
     return table, runs
+
+
+def _blocks_computed(r) -> dict:
+    """Per worker, the blocks it computed over the run (one compute span per block)."""
+    counts = {name: 0 for name in r.nodes if name != "server"}
+    for span in r.trace.spans:
+        if span.kind == "compute" and span.node in counts:
+            counts[span.node] += 1
+    return counts
 
 
 def figure(table: dict, runs: dict) -> Figure:
@@ -139,15 +148,16 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 # straggler every round; proportional believes the stated speeds and does no better;
 # pull and work stealing adapt within the round and halve the round time, but the
 # straggler still starts every round with `prefetch` = 2 blocks and holds the round
-# up with them (9.2 ms = 2 x 4.6 ms); earliest_finish learns after one round to give
-# it a single block, and wins. In B
-# proportional is at its best: the speeds it was told are the true ones, and the
-# slowest worker (75x slower than the fastest) gets almost nothing. Pull and work
-# stealing know nothing: each worker starts with `prefetch` blocks, so the slowest
-# one holds two blocks and the round waits for them.
+# up with them (9.2 ms: two of its 4.5 ms blocks, and the messages); earliest_finish
+# learns after one round to give it a single block, and wins. In B proportional is at
+# its best: the speeds it was told are the true ones, and the slowest worker (76x
+# slower than the fastest) gets no block at all. Pull and work stealing know nothing:
+# each worker starts with `prefetch` blocks, so the slowest one holds two blocks and
+# the round waits for them.
 # Bottom: the same stretch of time (two round-robin rounds) of scenario A under round
-# robin and under pull, as timelines: under round robin seven workers wait (grey) for worker 7 every round;
-# under pull they keep computing while it finishes its two blocks.
+# robin and under pull, as timelines: under round robin seven workers wait (grey) for
+# worker 7 every round; under pull they compute the blocks it would have had, and wait
+# only for its second block.
 
 
 # %%

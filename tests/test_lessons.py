@@ -182,12 +182,24 @@ def test_05_exact_histograms_cost_bytes_votes_and_locals_cost_less(tmp_path):
     assert hist[64] > 2 * hist[8] and voted[64] < hist[64] and voted[8] > hist[8]
 
 
-def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """A lesson's quick numbers, run once for all the tests of its claims."""
+    cache = {}
+
+    def numbers(name):
+        if name not in cache:
+            cache[name] = run_quick(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+    return numbers
+
+
+def test_06_who_wins_depends_on_what_the_scheduler_knows(quick):
     """Every policy trains the same model. A hidden straggler: the adaptive policies beat
     round robin by far, proportional (told the wrong speeds) does not; known long-tailed
     speeds: proportional is the fastest of all."""
     import numpy as np
-    table = run_quick("06_scheduling", tmp_path)
+    table = quick("06_scheduling")
     for case in ("A", "B"):
         first = table["round_robin"][case]["params"]
         assert all(np.array_equal(row[case]["params"], first) for row in table.values())
@@ -199,11 +211,34 @@ def test_06_who_wins_depends_on_what_the_scheduler_knows(tmp_path):
     assert min(b, key=b.get) == "proportional"
 
 
-def test_07_the_best_checkpoint_interval_is_near_youngs(tmp_path):
+def test_06_the_numbers_in_the_text(quick):
+    """Pull and work stealing halve A's round, which is two straggler blocks long
+    (round robin: four); earliest_finish gives the straggler one block from round 2 on
+    and wins A; in B the slowest worker (76x slower) gets no block under proportional
+    and two per round under pull, and the round waits for them."""
+    table = quick("06_scheduling")
+    module = lesson("06_scheduling")
+    rr, pull = table["round_robin"]["A"], table["pull"]["A"]
+    rounds = sum(rr["blocks"].values()) // module.BLOCKS
+    assert rr["blocks"]["worker7"] == 4 * rounds          # 32 blocks / 8 workers
+    for p in ("pull", "work_stealing"):
+        assert table[p]["A"]["makespan"] == pytest.approx(rr["makespan"] / 2, rel=0.05), p
+    assert pull["makespan"] == pytest.approx(2 * rr["makespan"] / 4, rel=0.05)  # 2 blocks
+    a = {p: row["A"]["makespan"] for p, row in table.items()}
+    assert min(a, key=a.get) == "earliest_finish"
+    assert table["earliest_finish"]["A"]["blocks"]["worker7"] == 4 + (rounds - 1)
+    speeds = module.TAIL_SPEEDS
+    assert round(max(speeds) / min(speeds)) == 76
+    slowest = f"worker{speeds.index(min(speeds))}"
+    assert table["proportional"]["B"]["blocks"][slowest] == 0
+    assert table["pull"]["B"]["blocks"][slowest] == 2 * rounds
+
+
+def test_07_the_best_checkpoint_interval_is_near_youngs(quick):
     """The fastest measured interval lies within a factor of 2.5 of Young's; checkpointing
     every update or very rarely costs over 15 % more; without checkpoints the run ends at
     the first crash."""
-    out = run_quick("07_failures", tmp_path)
+    out = quick("07_failures")
     sweep = out["sweep"]
     best = min(sweep, key=lambda n: sweep[n]["mean"])
     assert out["young_updates"] / 2.5 <= best <= 2.5 * out["young_updates"]
@@ -212,32 +247,133 @@ def test_07_the_best_checkpoint_interval_is_near_youngs(tmp_path):
     assert "no checkpoint to restart from" in out["no_checkpoint"]
 
 
-def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(tmp_path):
+def test_07_the_numbers_in_the_text(quick):
+    """Young's interval is 9 updates; the best measured one lies between half and twice
+    it, every interval in that range costs at most 15 % more than the best, every update
+    and every 70 over 30 % more; on the one history, every 2 and every 40 finish after
+    Young's, and no checkpoint ends before the calm run does."""
+    out = quick("07_failures")
+    sweep, young = out["sweep"], out["young_updates"]
+    assert round(young) == 9
+    best = min(sweep, key=lambda n: sweep[n]["mean"])
+    assert young / 2 <= best <= 2 * young
+    near = [n for n in sweep if young / 2.2 <= n <= 2.2 * young]
+    assert len(near) >= 3
+    assert all(sweep[n]["mean"] <= 1.15 * sweep[best]["mean"] for n in near), near
+    assert sweep[1]["mean"] > 1.3 * sweep[best]["mean"]
+    assert sweep[70]["mean"] > 1.3 * sweep[best]["mean"]
+    t = out["curve_times"]
+    at_young = t["failures, checkpoint every 9 (Young's)"]
+    assert t["failures, checkpoint every 2"] > at_young < t["failures, checkpoint every 40"]
+    assert t["failures, no checkpoint"] < t["no failures"] < at_young
+
+
+def test_07_the_sweeps_shortcut_changes_no_simulated_time():
+    """Evaluating only at the end and keeping per-node totals (SWEEP_ONLY) gives a failing
+    run the same simulated time and updates: the sweep may take the shortcut."""
+    import simdml
+    module = lesson("07_failures")
+    base = simdml.Scenario(name="failures").replace(**{
+        **module.BASE, **module.FAILING, "faults.checkpoint_every": 9, "seed": 1})
+    full, short = simdml.run(base), simdml.run(base.replace(**module.SWEEP_ONLY))
+    for key in ("sim_time", "updates", "server_restarts", "updates_lost"):
+        assert full.summary.get(key) == short.summary.get(key), key
+
+
+def test_08_remedies_fix_the_kind_of_imbalance_they_are_for(quick):
     """At a 2 % minority every class remedy lifts its recall by 40 points or more;
     under extreme label skew local SGD loses balanced accuracy against iid-like shards
     and rebalancing recovers most of it; class weights catch more malignant tumours."""
-    out = run_quick("08_imbalance", tmp_path)
+    out = quick("08_imbalance")
     recall = out["recall"]
     for remedy in ("class weights", "oversample", "undersample", "SMOTE"):
-        assert recall[remedy][0.02]["recall"] >= recall["none"][0.02]["recall"] + 0.4, remedy
-    skew = out["skew"]
+        assert (recall[remedy][0.02]["recall"]["mean"]
+                >= recall["none"][0.02]["recall"]["mean"] + 0.4), remedy
+    skew = {name: {a: v["mean"] for a, v in row.items()} for name, row in out["skew"].items()}
     low, high = min(skew["local SGD"]), max(skew["local SGD"])
     assert skew["local SGD"][low] < skew["local SGD"][high] - 0.02
     assert skew["local SGD + rebalance"][low] > skew["local SGD"][low] + 0.02
-    assert out["malignant_recall"]["class weights"] >= out["malignant_recall"]["plain"]
+    import numpy as np
+    assert np.mean(out["malignant_recall"]["class weights"]) > np.mean(out["malignant_recall"]["plain"])
 
 
-def test_09_stacking_survives_skew_and_best_does_not(tmp_path):
-    """On skewed shards stacking is the best rule and within 3 points of the centralized
-    model; best-on-validation is the worst; the vote loses over 5 points to iid."""
-    table = run_quick("09_model_fusion", tmp_path)
+def test_08_the_numbers_in_the_text(quick):
+    """Plain: recall a few % and accuracy 98 % at a 2 % minority; every remedy: recall
+    near 80 %, accuracy near the balanced problem's, 10+ points below plain; class
+    weights and oversampling within a point. Skew: local SGD loses 2.5-5 points, FedProx
+    is below it everywhere, rebalancing is within a point of iid at every skew and at the
+    strongest sends more than the training; sync is the same at every skew. The shown
+    split: 5 malignant, plain misses one, weights none, at a few false alarms."""
+    import numpy as np
+    out = quick("08_imbalance")
+    r = out["recall"]
+    rare, balanced = min(r["none"]), max(r["none"])
+    assert r["none"][rare]["recall"]["mean"] < 0.15
+    assert r["none"][rare]["accuracy"]["mean"] > 0.97
+    for remedy in ("class weights", "oversample", "undersample", "SMOTE"):
+        assert r[remedy][rare]["recall"]["mean"] > 0.7, remedy
+        acc = r[remedy][rare]["accuracy"]["mean"]
+        assert abs(acc - r[remedy][balanced]["accuracy"]["mean"]) < 0.03, remedy
+        assert acc < r["none"][rare]["accuracy"]["mean"] - 0.1, remedy
+    for m in r["none"]:
+        for metric in ("recall", "accuracy"):
+            assert abs(r["class weights"][m][metric]["mean"]
+                       - r["oversample"][m][metric]["mean"]) <= 0.01, (m, metric)
+    skew = {name: {a: v["mean"] for a, v in row.items()} for name, row in out["skew"].items()}
+    local, low, high = skew["local SGD"], min(skew["local SGD"]), max(skew["local SGD"])
+    assert 0.025 < local[high] - local[low] < 0.05
+    assert all(skew["local SGD + FedProx (mu=0.1)"][a] < local[a] for a in local)
+    assert all(skew["local SGD + rebalance"][a] > local[high] - 0.01 for a in local)
+    sync = [v["values"] for v in out["skew"]["sync (reference)"].values()]
+    assert all(values == sync[0] for values in sync)
+    moved = out["moved"]
+    assert moved[low]["bytes"] > moved[low]["training_bytes"]
+    assert all(m["bytes"] == pytest.approx(m["rows"] * 8 * (64 + 1)) for m in moved.values())
+    (tp, fn), (fp, _) = np.asarray(out["matrices"]["plain"][0])
+    (tp_w, fn_w), (fp_w, _) = np.asarray(out["matrices"]["class weights"][0])
+    assert (tp + fn, fn, fn_w) == (5, 1, 0) and fp_w <= 5
+
+
+def test_09_stacking_survives_skew_and_best_does_not(quick):
+    """On skewed shards stacking is the best rule and within 4.5 points of the centralized
+    model (the SVM's: 4 in full mode); best-on-validation is the worst; the vote loses
+    over 5 points to iid."""
+    table = quick("09_model_fusion")
     for (learner, part), row in table.items():
         if part.startswith("label skew"):
-            rules = {r: a for r, a in row.items() if r != "central"}
+            rules = {r: a["mean"] for r, a in row.items() if r != "central"}
             assert max(rules, key=rules.get) == "stack", learner
             assert min(rules, key=rules.get) == "best", learner
-            assert rules["stack"] > row["central"] - 0.03, learner
-            assert rules["vote"] < table[(learner, "iid")]["vote"] - 0.05, learner
+            assert rules["stack"] > row["central"]["mean"] - 0.045, learner
+            assert rules["vote"] < table[(learner, "iid")]["vote"]["mean"] - 0.05, learner
+
+
+def test_09_the_numbers_in_the_text(quick):
+    """iid: every rule but best within 3.5 points of the centralized model, trees' vote
+    above it, best well below. Skew: the vote loses 8+ points; averaging and the soft
+    vote lose less (a tree's soft vote is its vote); stacking is the best by 3+ points
+    and within 4.5 of the centralized model."""
+    table = quick("09_model_fusion")
+    for (learner, part), row in table.items():
+        mean = {r: a["mean"] for r, a in row.items()}
+        others = [r for r in mean if r not in ("central", "best")]
+        if part == "iid":
+            assert all(mean[r] > mean["central"] - 0.035 for r in others), learner
+            assert all(mean["best"] < mean[r] - 0.03 for r in others), learner
+            if learner == "decision tree":
+                assert mean["vote"] > mean["central"]
+            continue
+        iid = table[(learner, "iid")]
+        assert mean["vote"] < iid["vote"]["mean"] - 0.08, learner
+        for r in ("average", "soft"):
+            if r not in mean:
+                continue
+            if learner == "decision tree":
+                assert row[r]["values"] == row["vote"]["values"]
+            else:
+                assert iid[r]["mean"] - mean[r] < iid["vote"]["mean"] - mean["vote"], (learner, r)
+        assert all(mean["stack"] > mean[r] + 0.03 for r in mean if r not in ("stack", "central"))
+        assert mean["stack"] > mean["central"] - 0.045, learner
 
 
 def _canonical(x):
