@@ -227,7 +227,7 @@ def _restart(cp, monitor, updates, evaluated=(), version=None):
     monitor.updates = updates
     monitor.history = [{"update": u, "score": u / 100} for u in evaluated]
     if version is not None:
-        cp.last = {"params": np.ones(2), "version": version, "time": 0.0}
+        cp.last = {"params": np.ones(2), "version": version, "time": 0.0, "state": None}
     return cp.restore(SimpleNamespace(epoch=1))
 
 
