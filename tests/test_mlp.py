@@ -371,3 +371,26 @@ def test_predict_proba_rows_sum_to_one_and_predict_is_their_argmax():
     P = model.predict_proba(X, params)
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
     np.testing.assert_array_equal(model.predict(X, params), P.argmax(axis=1))
+
+
+@pytest.fixture
+def one_gigabyte(monkeypatch):
+    """A budget of 1 GB whatever the machine, so that the refusals are deterministic."""
+    import simdml._checks
+    monkeypatch.setattr(simdml._checks, "memory_budget", lambda: 1e9)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model.hidden": [10**5, 10**5], "cluster.workers": 3},
+     r"^cluster.workers=3 with data.dataset='iris' and model.hidden=\[100000, 100000\] needs "
+     r"about 1.28 TB \(4 models of 10,000,900,003 numbers per node\)"),
+    ({"model.hidden": [35_000], "data.dataset": "digits"},
+     r"^model.hidden=\[35000\] with data.dataset='digits' needs about 1.01 GB \(the "
+     r"activations of 1,797 rows x 35,000 hidden units, 16 bytes each\)"),
+])
+def test_a_net_too_large_for_this_machine_is_refused_with_the_estimate(one_gigabyte, changes,
+                                                                         message):
+    """The run's memory guard counts a net's parameters and activations, not a linear
+    model's (found before the run, not by running out of memory)."""
+    with pytest.raises(ScenarioError, match=message):
+        Scenario().replace(**{"model.kind": "mlp", **changes})
