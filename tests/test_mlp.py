@@ -131,8 +131,8 @@ def test_layer_slices_tile_the_vector_and_layer_params_are_views():
     ends = 0
     for l, (n_in, n_out) in enumerate(model.layer_shapes):
         w, b = model.layer_slices(l)
-        assert (w.start, w.stop, b.start, b.stop) == (ends, ends + n_in * n_out,
-                                                      ends + n_in * n_out, ends + (n_in + 1) * n_out)
+        middle = ends + n_in * n_out
+        assert (w.start, w.stop, b.start, b.stop) == (ends, middle, middle, middle + n_out)
         ends = b.stop
         W, bias = model.layer_params(l, params)
         assert W.shape == (n_in, n_out) and bias.shape == (n_out,)

@@ -49,14 +49,17 @@ class _MLP(GradientModel):
     # ------------------------------------------------------------------ the shape
 
     def _bind(self, n_features: int, n_outputs: int) -> np.ndarray:
-        """Set ``layer_sizes_`` and return the initial parameters, drawn from
-        ``default_rng(seed)``: He normal before relu and gelu, Glorot uniform before
-        tanh and on the output layer (which feeds the loss, not an activation); zero
-        biases. The same seed gives the same bytes."""
+        """Set ``layer_sizes_`` (and ``layer_offsets_``, where each layer starts in the
+        flat vector) and return the initial parameters, drawn from ``default_rng(seed)``:
+        He normal before relu and gelu, Glorot uniform before tanh and on the output
+        layer (which feeds the loss, not an activation); zero biases. The same seed
+        gives the same bytes."""
         self.validate_params()
         _check_int(self, "n_features", n_features, low=1)
         self.n_features_in_ = int(n_features)
         self.layer_sizes_ = (int(n_features), *map(int, self.hidden), int(n_outputs))
+        self.layer_offsets_ = tuple(np.cumsum([0] + [(n_in + 1) * n_out for n_in, n_out
+                                                     in self.layer_shapes]).tolist())
         rng = np.random.default_rng(self.seed)
         hidden_rule = "glorot" if self.activation == "tanh" else "he"
         parts = []
@@ -75,7 +78,8 @@ class _MLP(GradientModel):
     @property
     def n_layers(self) -> int:
         """Dense layers: ``len(hidden) + 1`` (the output layer)."""
-        return len(self.hidden) + 1
+        sizes = getattr(self, "layer_sizes_", None)
+        return len(self.hidden) + 1 if sizes is None else len(sizes) - 1
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
@@ -86,7 +90,8 @@ class _MLP(GradientModel):
     @property
     def n_params(self) -> int:
         """Size of the flat parameter vector: ``sum_l (n_in + 1) n_out``."""
-        return sum((n_in + 1) * n_out for n_in, n_out in self.layer_shapes)
+        self._sizes("n_params")
+        return self.layer_offsets_[-1]
 
     def layer_slices(self, l: int) -> tuple[slice, slice]:
         """Where layer ``l``'s ``W_l`` and ``b_l`` sit in the flat vector (and in the flat
@@ -97,14 +102,13 @@ class _MLP(GradientModel):
         >>> m = MLPClassifier(hidden=[3]); _ = m.init_params(2, 4); m.layer_slices(1)
         (slice(9, 21, None), slice(21, 25, None))
         """
-        start = 0
-        for k, (n_in, n_out) in enumerate(self.layer_shapes):
-            if k == l:
-                return slice(start, start + n_in * n_out), slice(start + n_in * n_out,
-                                                                 start + (n_in + 1) * n_out)
-            start += (n_in + 1) * n_out
-        raise IndexError(f"layer {l} of {type(self).__name__}: there are {self.n_layers} "
-                         f"layers, 0 .. {self.n_layers - 1}")
+        sizes = self._sizes("layer_slices")
+        if not (is_integer(l) and 0 <= l < len(sizes) - 1):
+            raise IndexError(f"layer {l} of {type(self).__name__}: there are "
+                             f"{self.n_layers} layers, 0 .. {self.n_layers - 1}")
+        start = self.layer_offsets_[l]
+        weights_end = start + sizes[l] * sizes[l + 1]
+        return slice(start, weights_end), slice(weights_end, self.layer_offsets_[l + 1])
 
     def layer_params(self, l: int, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Views (not copies) of ``W_l`` (n_in, n_out) and ``b_l`` (n_out,) in ``params``."""
@@ -112,7 +116,7 @@ class _MLP(GradientModel):
             raise ValueError(f"params has size {params.size}; {type(self).__name__} with "
                              f"layer sizes {list(self.layer_sizes_)} expects {self.n_params}.")
         w, b = self.layer_slices(l)
-        return params[w].reshape(self.layer_shapes[l]), params[b]
+        return params[w].reshape(self.layer_sizes_[l], self.layer_sizes_[l + 1]), params[b]
 
     # ------------------------------------------------------------- the layer face
 
@@ -222,7 +226,8 @@ class _MLP(GradientModel):
             matmul = 2 * n * (i + 1) * o
             per_entry = HEAD_FLOPS[self.head] if l == last else ACTIVATION_FLOPS[self.activation]
             forward = matmul + per_entry * n * o
-            backward = (0 if l == last else n * o) + matmul + 2 * i * o + (0 if l == 0 else 2 * n * i * o)
+            backward = ((0 if l == last else n * o) + matmul + 2 * i * o
+                        + (0 if l == 0 else 2 * n * i * o))
             out.append((float(forward), float(backward)))
         return out
 
