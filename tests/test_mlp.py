@@ -307,6 +307,16 @@ def test_sync_equals_allreduce_and_centralized_gradient_descent():
         np.testing.assert_allclose(result.model.params_, reference.params_, rtol=0, atol=1e-12)
 
 
+def test_an_mlp_steps_with_any_optimizer_the_same_under_sync_and_allreduce():
+    """[optimizer] adam on an MLP: the loss falls, and the ring gives sync's losses."""
+    s = Scenario().replace(**{**DIGITS, "stop.rounds": 15, "eval_every": 1, "strategy.lr": 0.01,
+                              "optimizer.kind": "adam"})
+    sync, ring = run(s), run(s.replace(**{"strategy.kind": "allreduce"}))
+    losses = [r["loss"] for r in sync.history]
+    assert losses[-1] < 0.3 * losses[0]
+    np.testing.assert_allclose([r["loss"] for r in ring.history], losses, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("changes", [
     {"strategy.kind": "async"}, {"strategy.kind": "ssp", "strategy.staleness": 1},
     {"strategy.kind": "local_sgd", "strategy.local_steps": 3},
