@@ -9,6 +9,7 @@ next to its code (``StrategySpec.model_rules`` and ``StrategySpec.rules``); two 
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 from . import _checks
@@ -237,14 +238,27 @@ def run_fits_in_memory(s) -> None:
                            DATA_COPIES * 8.0 * rows * cols)
     outputs = 1 if s.data.is_regression else n_classes(s)
     copies = PARAM_COPIES + len(OPTIMIZERS[s.optimizer.kind].state)
-    per_node = copies * 8.0 * (cols + 1) * outputs
-    _checks.fits_in_memory(f"cluster.workers={s.cluster.workers} with {keys}",
-                           f"{copies} models of {(cols + 1) * outputs:,} numbers per node",
-                           (s.cluster.workers + 1) * per_node)
+    hidden = tuple(s.model.options.get("hidden", _default_hidden(s.model.kind)))
+    sizes = (cols, *hidden, outputs)  # a linear learner: one layer, (cols + 1) x outputs
+    numbers = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    _checks.fits_in_memory(f"cluster.workers={s.cluster.workers} with {keys}"
+                           + (f" and model.hidden={list(hidden)}" if hidden else ""),
+                           f"{copies} models of {numbers:,} numbers per node",
+                           (s.cluster.workers + 1) * copies * 8.0 * numbers)
+    if hidden:  # a gradient on all the rows keeps each hidden layer's output and slope
+        _checks.fits_in_memory(f"model.hidden={list(hidden)} with {keys}",
+                               f"the activations of {rows:,} rows x {sum(hidden):,} hidden "
+                               f"units, 16 bytes each", 16.0 * rows * sum(hidden))
     n_trees = s.model.options.get("n_estimators", 1)
     _checks.fits_in_memory(f"model.n_estimators={n_trees} with {keys}",
                            f"{n_trees:,} trees of up to {rows:,} rows, 24 bytes per row",
                            24.0 * n_trees * rows)
+
+
+def _default_hidden(kind: str) -> tuple:
+    """The hidden layers of a learner left at its default (none: not a neural network)."""
+    parameter = inspect.signature(MODELS[kind].__init__).parameters.get("hidden")
+    return () if parameter is None else parameter.default
 
 
 RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,

@@ -128,7 +128,8 @@ def test_cascade_needs_a_kernel_svm():
                                             r"'kernel_svm'; got model.kind='logistic'"):
         _scenario("cascade_svm", "logistic")
     with pytest.raises(ScenarioError, match=r"strategy.kind='sync' trains model.kind in "
-                                            r"'logistic', 'linear', 'svm'; got model.kind='kernel_svm'"):
+                                            r"'logistic', 'linear', 'svm', 'mlp', 'mlp_regression'; "
+                                            r"got model.kind='kernel_svm'"):
         _scenario("sync", "kernel_svm")
 
 

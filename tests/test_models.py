@@ -18,6 +18,11 @@ from simdml.models import GRADIENT_MODELS, MODELS, LinearRegression, LinearSVM, 
 
 IRIS_CSV = Path(__file__).resolve().parents[1] / "simdml" / "datasets" / "iris.csv"
 NAMES = sorted(GRADIENT_MODELS)  # the gradient face; KernelSVM has its own tests
+# the learners laid out as one table, reshape(n_features + 1, -1) with the intercept last;
+# the multilayer perceptrons check their layer-by-layer layout in tests/test_mlp.py
+ONE_TABLE = [n for n in NAMES if not hasattr(MODELS[n], "forward_layer")]
+# a small net keeps the finite differences (two losses per parameter) quick
+SMALL = {"mlp": {"hidden": [7, 5]}, "mlp_regression": {"hidden": [7, 5]}}
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -32,7 +37,7 @@ def _setup(name, *, seed=0, n_samples=30, n_features=4, n_classes=3, l2=0.1):
     cls = MODELS[name]
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_samples, n_features))
-    model = cls(l2=l2)
+    model = cls(l2=l2, **SMALL.get(name, {}))
     if cls.is_classifier:
         y = rng.integers(0, n_classes, size=n_samples)
         size = model.init_params(n_features, n_classes).size
@@ -183,7 +188,7 @@ def test_loss_grad_does_not_modify_its_inputs(name):
         np.testing.assert_array_equal(before, after)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ONE_TABLE)
 def test_l2_penalizes_weights_but_not_intercept(name):
     """Only the weight rows carry the l2 term: the intercept gradient ignores l2."""
     model0, X, y, params, _ = _setup(name, l2=0.0)
@@ -226,7 +231,7 @@ def test_common_init_stores_arguments_as_given(name):
         cls(0.1)  # positional arguments are refused
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ONE_TABLE)
 def test_common_fitted_attributes(name):
     """fit sets params_ (of the init_params size), n_features_in_, n_iter_, loss_curve_."""
     X, y = _fit_data(name)
@@ -254,7 +259,7 @@ def test_common_score_name_says_what_score_measures(name):
     assert model.score(X, y, params) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ONE_TABLE)
 def test_common_predict_with_explicit_params_needs_no_fit(name):
     """Strategy face: after init_params only, predict uses the params passed in."""
     model, X, _, params, _ = _setup(name)
@@ -313,7 +318,7 @@ def test_predict_before_fit_raises(name):
 
 @pytest.mark.parametrize("name, shape", [
     ("logistic", "n_features, n_classes"), ("svm", "n_features, n_classes"),
-    ("linear", "n_features"),
+    ("linear", "n_features"), ("mlp", "n_features, n_classes"), ("mlp_regression", "n_features"),
 ])
 def test_grad_flops_before_shape_is_known_raises(name, shape):
     """grad_flops needs init_params or fit first, and says so."""
@@ -326,7 +331,7 @@ def test_grad_flops_before_shape_is_known_raises(name, shape):
 
 def test_every_learner_is_checked_for_grad_flops_before_shape():
     """The parametrization above covers every registered learner."""
-    assert {"logistic", "svm", "linear"} == set(GRADIENT_MODELS)
+    assert {"logistic", "svm", "linear", "mlp", "mlp_regression"} == set(GRADIENT_MODELS)
 
 
 @pytest.mark.parametrize("name, args, message", [
@@ -342,6 +347,12 @@ def test_every_learner_is_checked_for_grad_flops_before_shape():
                      "Got 0 instead."),
     ("linear", (4, 3), "The 'n_outputs' parameter of LinearRegression must be 1 (one "
                        "real-valued target). Got 3 instead."),
+    ("mlp", (0, 3), "The 'n_features' parameter of MLPClassifier must be an int >= 1. "
+                    "Got 0 instead."),
+    ("mlp", (4, 1), "The 'n_classes' parameter of MLPClassifier must be an int >= 2. "
+                    "Got 1 instead."),
+    ("mlp_regression", (4, 3), "The 'n_outputs' parameter of MLPRegressor must be 1 (one "
+                               "real-valued target). Got 3 instead."),
 ])
 def test_init_params_rejects_bad_shapes(name, args, message):
     """init_params names the bad shape argument, its rule and its value."""

@@ -3,7 +3,8 @@
 ``MODELS`` maps a scenario's model name to its class; strategies and the scenario
 loader look learners up there, so a new learner is registered by adding one entry.
 Two families: gradient learners (``GRADIENT_MODELS``: a parameter vector, trained by
-any gradient strategy through ``init_params`` / ``loss_grad`` / ``grad_flops``) and
+any gradient strategy through ``init_params`` / ``loss_grad`` / ``grad_flops``; the
+multilayer perceptrons add a per-layer face, ``forward_layer`` / ``backward_layer``) and
 learners that are fitted whole on a subset (``KernelSVM``: the cascade, local fusion;
 ``DecisionTree``: histogram trees, local fusion; ``RandomForest``: local fusion);
 each strategy names the learners it can train.
@@ -16,12 +17,14 @@ from simdml.models._validation import NotFittedError
 from simdml.models.kernel_svm import ConvergenceWarning, KernelSVM
 from simdml.models.linear import LinearRegression
 from simdml.models.logistic import LogisticRegression
+from simdml.models.mlp import LayerCache, MLPClassifier, MLPRegressor
 from simdml.models.svm import LinearSVM
 from simdml.models.tree import DecisionTree, RandomForest
 
 MODELS = {"logistic": LogisticRegression, "linear": LinearRegression, "svm": LinearSVM,
-          "kernel_svm": KernelSVM, "tree": DecisionTree, "forest": RandomForest}
+          "kernel_svm": KernelSVM, "tree": DecisionTree, "forest": RandomForest,
+          "mlp": MLPClassifier, "mlp_regression": MLPRegressor}
 GRADIENT_MODELS = tuple(name for name, cls in MODELS.items() if issubclass(cls, GradientModel))
 
 __all__ = ["MODELS", "GRADIENT_MODELS", "GradientModel", "DecisionTree", "RandomForest", "ConvergenceWarning", "KernelSVM", "LinearRegression", "LinearSVM",
-           "LogisticRegression", "NotFittedError"]
+           "LogisticRegression", "LayerCache", "MLPClassifier", "MLPRegressor", "NotFittedError"]
