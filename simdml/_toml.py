@@ -29,6 +29,17 @@ def dumps_value(v) -> str:
     return _value(v)
 
 
+def shown_value(v) -> str:
+    """A value as typed on the command line: a string bare, anything else as TOML
+    (``[1, 4]``), or as Python prints it when it is no TOML value (a grid from Python)."""
+    if isinstance(v, str):
+        return v
+    try:
+        return _value(v)
+    except TypeError:
+        return str(v)
+
+
 def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else json.dumps(k)
 

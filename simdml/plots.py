@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ._toml import dumps_value
+from ._toml import shown_value
 from .tables import MAX_NODES_SHOWN, shown_nodes
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
@@ -329,8 +329,8 @@ def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
     others = [k for k in result.grid if k != x and len(result.grid[k]) > 1]  # fixed keys: no label
     groups: dict = {}
     for row in rows:
-        groups.setdefault(tuple(_label(row[k]) for k in others), []).append(row)
-    categories = [_label(v) for v in result.grid[x]]
+        groups.setdefault(tuple(shown_value(row[k]) for k in others), []).append(row)
+    categories = [shown_value(v) for v in result.grid[x]]
     is_numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
                      for v in result.grid[x])
     width = 0.8 / len(groups)  # categorical: the series share each category's slot
@@ -340,7 +340,7 @@ def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
             positions, fmt = [row[x] for row in group], "o-"
         else:
             offset = (j - (len(groups) - 1) / 2) * width
-            positions, fmt = [categories.index(_label(row[x])) + offset for row in group], "o"
+            positions, fmt = [categories.index(shown_value(row[x])) + offset for row in group], "o"
         errors = [0.0 if np.isnan(row["std"]) else row["std"] for row in group]
         ax.errorbar(positions, [row["mean"] for row in group], errors, fmt=fmt, capsize=3,
                     label=label)
@@ -353,15 +353,6 @@ def sweep(result, *, x: str, metric: str = "final_accuracy", ax=None) -> Figure:
     ax.legend(fontsize=8)
     return fig if fig is not None else ax.figure
 
-
-def _label(value) -> str:
-    """A grid value as a category's name: a string as it is, a list as TOML."""
-    if isinstance(value, str):
-        return value
-    try:
-        return dumps_value(value)
-    except TypeError:  # not a TOML value (a grid given from Python): as Python prints it
-        return str(value)
 
 
 def save(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:

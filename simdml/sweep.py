@@ -41,7 +41,7 @@ from . import display
 from ._checks import did_you_mean, fits_in_memory, is_integer, shown
 from ._progress import ProgressLine, is_wanted
 from ._rng import Streams
-from ._toml import dumps_value
+from ._toml import shown_value
 from .experiment import Result, run
 from .records import fingerprint, make_record, record_key, results_file, resumed_records
 from .result import jsonable
@@ -208,7 +208,7 @@ class SweepResult:
         lines = ["  ".join(f"{k:>16}" for k in keys)
                  + f"  {metric + ' mean':>{width}}  {'sd':>10}  {'n':>3}"]
         for row in rows:
-            lines.append("  ".join(f"{_value(row[k]):>16}" for k in keys)
+            lines.append("  ".join(f"{shown_value(row[k]):>16}" for k in keys)
                          + f"  {_cell(row['mean']):>{width}}  {_cell(row['std']):>10}"
                          f"  {row['n']:>3}")
         if self.failures:
@@ -222,15 +222,6 @@ class SweepResult:
         from . import plots
         return plots.sweep(self, x=x or next(iter(self.grid)), metric=metric)
 
-
-def _value(value) -> str:
-    """A grid value as typed on the command line (a string bare, a list as TOML)."""
-    if isinstance(value, str):
-        return value
-    try:
-        return dumps_value(value)
-    except TypeError:  # not a TOML value (a grid given from Python): as Python prints it
-        return str(value)
 
 
 def _points(grid: dict) -> list[dict]:
