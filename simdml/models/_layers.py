@@ -70,6 +70,15 @@ def init_weights(rng: np.random.Generator, n_in: int, n_out: int, rule: str) -> 
     return rng.uniform(-bound, bound, size=(n_in, n_out))
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise ``exp(z) / sum exp(z)``, shifted by the row's maximum (stable); a new
+    array, rows summing to 1."""
+    Z = scores - scores.max(axis=1, keepdims=True)
+    P = np.exp(Z)
+    P /= P.sum(axis=1, keepdims=True)
+    return P
+
+
 def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray,
                           sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of ``softmax(scores)`` against class indices ``y``, and its

@@ -17,6 +17,7 @@ import numpy as np
 from simdml.models._base import (
     LinearClassifier, _class_major_scores, _max, _split, _sum, _target_index,
 )
+from simdml.models._layers import softmax
 
 
 class LogisticRegression(LinearClassifier):
@@ -155,8 +156,4 @@ class LogisticRegression(LinearClassifier):
 
     def predict_proba(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Softmax probabilities of shape (n_samples, n_classes); rows sum to 1."""
-        Z = self.decision_function(X, params)
-        Z -= Z.max(axis=1, keepdims=True)
-        P = np.exp(Z)
-        P /= P.sum(axis=1, keepdims=True)
-        return P
+        return softmax(self.decision_function(X, params))

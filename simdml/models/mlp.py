@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from simdml.models._base import GradientClassifier, GradientRegressor
-from simdml.models._layers import softmax_cross_entropy, squared_error
+from simdml.models._layers import softmax, softmax_cross_entropy, squared_error
 from simdml.models._mlp import _MLP, LayerCache
 from simdml.models._validation import _check_int
 
@@ -114,11 +114,7 @@ class MLPClassifier(_MLP, GradientClassifier):
 
     def predict_proba(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Softmax probabilities of shape (n_samples, n_classes); rows sum to 1."""
-        Z = self.decision_function(X, params)
-        Z -= Z.max(axis=1, keepdims=True)
-        P = np.exp(Z)
-        P /= P.sum(axis=1, keepdims=True)
-        return P
+        return softmax(self.decision_function(X, params))
 
 
 class MLPRegressor(_MLP, GradientRegressor):
