@@ -40,7 +40,7 @@ Compute-dominated (each all-reduce done before the next bucket is ready) the max
 the last bucket: ``T = F + B + A_{K-1} + S``; communication-dominated (each bucket ready
 before the previous one is summed) it is at the first: ``T = r_0 + sum_k A_k + S``.
 ``iteration_time`` computes ``T``; ``tests/test_ddp.py`` checks it against the
-simulation, and ``python -m simdml.strategies.ddp`` prints the two side by side.
+simulation, and ``python -m tests.test_ddp`` prints the two side by side.
 
 **Exposed communication** (the summary's ``exposed_comm_per_iteration``, s): on worker
 0, the time from the end of its backward to the end of its last all-reduce -- the
