@@ -20,6 +20,7 @@ from simdml.models import MLPClassifier
 from simdml.strategies import STRATEGIES
 from simdml.strategies.ddp import (DEFAULT_BUCKET_SIZE, Bucket, bucket_layers, buckets_of,
                                    iteration_time, ring_time)
+from simdml.tables import format_summary
 
 DIGITS = {"model.kind": "mlp", "model.hidden": [16, 8], "data.dataset": "digits",
           "cluster.workers": 4, "strategy.lr": 0.5, "stop.rounds": 8, "eval_every": 1}
@@ -268,6 +269,15 @@ def test_the_timeline_shows_communication_under_computation():
     s = Scenario().replace(**{**TIMED, **COMPUTE_BOUND, "strategy.bucket_size": 1})
     assert overlapping(run(s)) > 0
     assert overlapping(run(s.replace(**{"strategy.overlap": False}))) == 0
+
+
+def test_the_summary_says_how_much_communication_was_exposed():
+    """The text summary has a line with the per-iteration communication and exposure."""
+    s = Scenario().replace(**{**TIMED, **COMPUTE_BOUND, "strategy.bucket_size": 1})
+    result = run(s)
+    exposed = result.summary["exposed_comm_per_iteration"]
+    assert (f"communication      {result.summary['comm_per_iteration']:.4g} s per iteration "
+            f"in 3 buckets, {exposed:.4g} s of it exposed") in format_summary(result)
 
 
 # -- what it refuses --------------------------------------------------------------------
