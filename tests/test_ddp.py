@@ -6,6 +6,7 @@ and with deterministic compute an iteration lasts exactly the time model of
 
 ``python -m tests.test_ddp`` prints the formula beside the simulation for a few configs.
 """
+import dataclasses
 import math
 import re
 
@@ -302,6 +303,17 @@ def test_a_bad_ddp_scenario_names_the_key(changes, message):
         base = {k: v for k, v in base.items() if not k.startswith("model.")}
     with pytest.raises(ScenarioError, match=f"^{re.escape(message)}$"):
         Scenario().replace(**{**base, **changes})
+
+
+def test_ddp_started_on_a_model_without_layers_says_so(monkeypatch):
+    """Past the scenario's rule (here lifted), start() itself refuses a learner without
+    the per-layer face, naming the strategy and the model kinds it needs."""
+    spec = STRATEGIES["ddp"]
+    monkeypatch.setitem(STRATEGIES, "ddp", dataclasses.replace(spec, models=("logistic",)))
+    with pytest.raises(ValueError, match=re.escape(
+            "strategy.kind='ddp' needs a model with layers (model.kind in 'mlp', "
+            "'mlp_regression'); got a LogisticRegression")):
+        run(Scenario().replace(**{"strategy.kind": "ddp", "stop.rounds": 2}))
 
 
 def test_the_registry_says_what_ddp_trains_and_survives():

@@ -143,6 +143,8 @@ def start(job: Job):
 
 
 def worker(job: Job, i: int, buckets: list[Bucket]):
+    """Worker ``i``: forward, backward with its buckets handed to its stream as they are
+    ready, then the step on its own replica, iteration after iteration."""
     node, model, opt = job.workers[i], job.model, job.optimizer
     params, version = job.params.copy(), 0
     state = opt.init_state(params)                            # my replica of the state
@@ -161,6 +163,8 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         _, dA = model.loss_head(A, y, job.row_weights(y))
         grad = np.empty(params.size)
         ready = [node.sim.event() for _ in buckets]
+        # the stream is a process of its own, beside the computation (not a program of
+        # the node to restart after a crash: ddp refuses faults)
         stream = node.sim.process(_stream(job, i, buckets, grad, ready),
                                   name=f"stream@{node.name}")
         for l in reversed(range(model.n_layers)):             # 2. backward, layer by layer
