@@ -45,7 +45,7 @@ EVENT_MARKERS = {"crash": ("x", "crash"), "recover": ("^", "recovery"),
 # orange in its loss, accuracy and staleness panels alike)
 STRATEGY_COLORS = {
     "sync": "#1d3557", "async": "#e76f51", "ssp": "#2a9d8f", "allreduce": "#e9c46a",
-    "local_sgd": "#8338ec", "cascade_svm": "#457b9d", "admm_svm": "#f4a261",
+    "ddp": "#bc4749", "local_sgd": "#8338ec", "cascade_svm": "#457b9d", "admm_svm": "#f4a261",
     "local_fusion": "#6a994e", "hist_tree": "#1d3557", "voting_tree": "#e76f51",
 }
 
@@ -133,8 +133,10 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     for (node, kind), segments in sorted(bars.items(),
                                          key=lambda kv: order.get(kv[0][1].partition("_")[0], 5)):
         base = kind.partition("_")[0]
-        lane = {"send": 0.25, "recv": -0.25}.get(base, 0.0)
-        height = 0.3 if base in ("send", "recv") else 0.6
+        # the NICs in bands of their own, above and below the CPU's: a message sent while
+        # the node computes (ddp's all-reduce under its backward pass) shows beside it
+        lane = {"send": 0.3, "recv": -0.3}.get(base, 0.0)
+        height = 0.2 if base in ("send", "recv") else 0.4
         ax.broken_barh(segments, (row[node] + lane - height / 2, height),
                        facecolors=KIND_COLORS.get(kind, "gray"))
     events = set()

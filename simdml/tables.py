@@ -53,6 +53,10 @@ def format_summary(result) -> str:
         ("bytes sent", f"{s['bytes_sent']:,} in {s['messages_sent']:,} messages"
                        + (f", {s['messages_lost']} lost" if s["messages_lost"] else "")),
     ]
+    if s.get("exposed_comm_per_iteration") is not None:  # ddp: what the backward hid
+        rows.append(("communication", f"{s['comm_per_iteration']:.4g} s per iteration in "
+                     f"{s['n_buckets']} buckets, {s['exposed_comm_per_iteration']:.4g} s "
+                     f"of it exposed"))
     events = [(k, s[k]) for k in ("retries", "incomplete_rounds", "blocks_requeued",
                                   "block_retries", "blocks_moved", "duplicate_results",
                                   "checkpoints", "server_restarts", "updates_lost", "rows_moved")

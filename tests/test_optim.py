@@ -341,7 +341,7 @@ def test_the_checkpoint_test_sees_a_lost_state(monkeypatch):
     ({"optimizer.schedule": "cosine", "optimizer.min_lr": 1.0}, "optimizer.min_lr must be <= "
      "strategy.lr=0.5 (the cosine decays from strategy.lr to it); got 1.0"),
     ({"optimizer.kind": "adam", "strategy.kind": "hist_tree", "model.kind": "tree"},
-     "[optimizer] steps the gradient strategies ('sync', 'async', 'ssp', 'allreduce', "
+     "[optimizer] steps the gradient strategies ('sync', 'async', 'ssp', 'allreduce', 'ddp', "
      "'local_sgd'); strategy.kind='hist_tree' takes no gradient steps: leave [optimizer] at "
      "its defaults (got optimizer.kind='adam', schedule='constant', warmup=0, weight_decay=0.0)"),
 ])

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import (admm, allreduce, asynchronous, cascade, hist_tree, local_fusion, local_sgd, sync,
-               voting_tree)
+from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, local_fusion, local_sgd,
+               sync, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -72,6 +72,11 @@ STRATEGIES: dict[str, StrategySpec] = {
                               "ring all-reduce of gradients, no server",
                               survives_faults=False, divergence_hint=smaller_lr,
                               optimizer_steps=one_step),
+    "ddp": StrategySpec(ddp.DDPOptions, ddp.start,
+                        "distributed data parallel: layer-by-layer backward, gradient buckets "
+                        "all-reduced on the ring as soon as they are ready",
+                        survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
+                        optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,

@@ -103,19 +103,27 @@ class Job:
 
     def loss_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
         """The learner's loss and gradient on rows ``(X, y)``, with the class weights."""
-        weight = None if self.class_weight is None else self.class_weight[y]
-        return self.model.loss_grad(params, X, y, weight)
+        return self.model.loss_grad(params, X, y, self.row_weights(y))
 
-    def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
-        """Worker ``i``'s gradient at ``params`` (its shard, or a mini-batch of it drawn
-        from its own stream), and the flops it costs."""
+    def row_weights(self, y: np.ndarray) -> np.ndarray | None:
+        """Each row's weight in the loss (its class weight), or None: all weigh 1."""
+        return None if self.class_weight is None else self.class_weight[y]
+
+    def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of worker ``i``'s next gradient: its shard, or a mini-batch of it drawn
+        from its own stream; counted in ``monitor.rows``."""
         shard = self.shards[i]
         X, y = shard.X, shard.y
         if self.batch_size is not None and self.batch_size < shard.n_rows:
             rows = self.batch_rngs[i].choice(shard.n_rows, self.batch_size, replace=False)
             X, y = X[rows], y[rows]
-        _, grad = self.loss_grad(params, X, y)
         self.monitor.rows += y.shape[0]
+        return X, y
+
+    def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
+        """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs."""
+        X, y = self.batch(i)
+        _, grad = self.loss_grad(params, X, y)
         return grad, self.model.grad_flops(y.shape[0])
 
     def workers_lost(self) -> bool:

@@ -50,6 +50,8 @@ CASES: dict[str, tuple[str, dict]] = {
     "ssp/batch": ("iris_sync", {"strategy.kind": "ssp", "strategy.staleness": 2,
                                 "strategy.batch_size": 10, "cluster.compute_time": "exponential"}),
     "allreduce": ("iris_sync", {"strategy.kind": "allreduce"}),
+    "ddp": ("iris_sync", {"strategy.kind": "ddp", "model": {"kind": "mlp", "hidden": [8, 8]},
+                          "strategy.bucket_size": 300}),
     "local_sgd": ("iris_sync", {"strategy.kind": "local_sgd", "strategy.local_steps": 3}),
     "admm_svm": ("iris_sync", {"strategy.kind": "admm_svm", "model.kind": "svm"}),
     "local_fusion/vote": ("iris_sync", {"strategy.kind": "local_fusion", "strategy.rule": "vote"}),
