@@ -28,7 +28,7 @@ def test_every_lesson_has_a_test():
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
-              "09_model_fusion"}
+              "09_model_fusion", "10_deep_data_parallel"}
     assert set(names) == tested
 
 
@@ -397,3 +397,47 @@ def test_every_lesson_is_reproducible(name, tmp_path):
     first = module.main(quick=True, out_dir=tmp_path / "a")
     second = module.main(quick=True, out_dir=tmp_path / "b")
     assert _canonical(first) == _canonical(second)
+
+
+def test_10_overlap_hides_communication_and_the_best_bucket_is_in_between(tmp_path):
+    """(a) Overlap keeps compute and communication, exposes 9.9 ms less (48.7 -> 38.9 ms,
+    20 %), hides at most the backward pass; (b, d) simulated exposure = the formula within
+    3 µs (0.01 %); communication grows with the buckets (25.4 -> 32.4 ms); one bucket
+    hides nothing; 70 KB (3 buckets) is the best, 18.4 against 20.4 (per layer) and 25.4;
+    140 KB exposes nearly as much as one bucket, 100 KB 19.8 ms; (c) worker 0's first
+    send at 10.6 ms, about a third of its sending under computation; the same model in
+    every run (1e-15)."""
+    out = run_quick("10_deep_data_parallel", tmp_path)
+    no, yes = out["overlap"][False], out["overlap"][True]
+    ms = lambda x: round(1e3 * x, 1)
+    assert yes["n_buckets"] == no["n_buckets"] == 3
+    assert yes["compute"] == no["compute"] and ms(yes["compute"]) == 20.5
+    assert yes["comm"] == pytest.approx(no["comm"], rel=1e-12) and ms(yes["comm"]) == 28.2
+    assert no["exposed"] == pytest.approx(no["comm"], rel=1e-12)
+    assert ms(no["T"]) == 48.7 and ms(yes["T"]) == 38.9
+    assert ms(yes["comm"] - yes["exposed"]) == 9.9
+    assert round(100 * (1 - yes["T"] / no["T"])) == 20
+    assert ms(yes["backward"]) == 13.1
+    sweep = out["sweep"]
+    for size, r in sweep.items():
+        assert abs(r["exposed"] - r["exposed_formula"]) < 3e-6, size
+        assert abs(r["T"] - r["T_formula"]) < 1e-4 * r["T"], size
+        assert r["comm"] - r["exposed"] <= r["backward"] + 1e-12, size   # hides <= backward
+    assert [r["n_buckets"] for r in sweep.values()] == [6, 5, 3, 2, 2, 1]
+    for a in sweep.values():                      # more buckets, more latencies
+        for b in sweep.values():
+            if a["n_buckets"] < b["n_buckets"]:
+                assert a["comm"] < b["comm"]
+    one, per_layer = sweep[max(sweep)], sweep[1]
+    assert ms(one["comm"]) == 25.4 and ms(per_layer["comm"]) == 32.4
+    assert ms(one["comm"] - one["backward"]) == 12.3
+    assert one["exposed"] == pytest.approx(one["comm"], rel=1e-12)
+    exposed = {size: r["exposed"] for size, r in sweep.items()}
+    assert min(exposed, key=exposed.get) == 70_000
+    assert (ms(exposed[70_000]), ms(exposed[1]), ms(exposed[max(sweep)])) == (18.4, 20.4, 25.4)
+    assert ms(exposed[140_000]) == 25.4 and exposed[140_000] < exposed[max(sweep)]
+    assert ms(exposed[100_000]) == 19.8
+    timeline = out["timeline"]
+    assert ms(timeline["first_send"]) == 10.6
+    assert 0.3 < timeline["send_under_compute"] / timeline["send"] < 0.37   # "about a third"
+    assert out["model_gap"] < 1e-15
