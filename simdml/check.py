@@ -19,7 +19,7 @@ __all__ = ["check", "export", "main", "EXERCISES"]
 
 EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
-             "ex06": "ex06_straggler_aggregation"}
+             "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time"}
 
 
 def _folder() -> Path:
@@ -291,9 +291,94 @@ def _check_straggler_aggregation(m) -> list[str]:
     return problems
 
 
+# the ddp timing cases (as tests/test_ddp.py's): 240 training rows, 60 per worker;
+# layers of 248, 1024 and 132 parameters, each a multiple of n = 4 (equal ring chunks)
+_DDP_TIMED = {"model.kind": "mlp", "model.hidden": [31, 32], "model.l2": 0.0,
+              "data.dataset": "synthetic", "data.n_samples": 320, "data.n_features": 7,
+              "data.n_classes": 4, "cluster.workers": 4, "strategy.kind": "ddp",
+              "strategy.lr": 0.1, "stop.rounds": 2, "eval_every": 1}
+_DDP_CASES = (  # (what the case is, speed flop/s, latency s, bandwidth B/s, bucket_size B)
+    ("compute-bound, a bucket per layer", 1e8, 1e-5, 1e10, 1),
+    ("communication-bound, a bucket per layer", 1e10, 1e-4, 1e8, 1),
+    ("communication-bound, buckets of two layers and one", 1e10, 1e-4, 1e8, 8 * 1156),
+    ("between the regimes, a bucket per layer", 1e9, 2e-5, 1e9, 1),
+    ("between the regimes, buckets of two layers and one", 1e9, 2e-5, 1e9, 8 * 1156),
+)
+
+
+def _check_bucket_time(m) -> list[str]:
+    from simdml import OptimizerConfig, Scenario, run
+    from simdml.models import MLPClassifier
+    from simdml.strategies.ddp import buckets_of, ring_time
+    wrong = []  # (case, args, predicted, simulated)
+    for case, speed, latency, bandwidth, size in _DDP_CASES:
+        s = Scenario().replace(**{**_DDP_TIMED, "cluster.speed": speed,
+                                  "network.latency": latency, "network.bandwidth": bandwidth,
+                                  "strategy.bucket_size": size})
+        model = MLPClassifier(hidden=[31, 32])
+        model.init_params(7, 4)
+        flops = model.layer_flops(60)
+        buckets = buckets_of(model, size)
+        args = (sum(f for f, _ in flops) / speed, [b / speed for _, b in flops],
+                [b.layers for b in buckets],
+                [ring_time(4, 8 * (b.span.stop - b.span.start), latency, bandwidth)
+                 for b in buckets],
+                OptimizerConfig().build(lr=0.1, horizon=1).flops(model.n_params) / speed)
+        times = [h["time"] for h in run(s).history]
+        simulated = times[2] - times[1]
+        predicted = m.iteration_time(*args)
+        if abs(predicted - simulated) > 1e-9 * simulated:
+            wrong.append((case, args, predicted, simulated))
+    # two slips may give the same time on one case: name the one that fits every case
+    fits = [{slip for slip in _BUCKET_TIME_SLIPS
+             if abs(_bucket_time(*args, slip=slip) - predicted) <= 1e-9 * predicted}
+            for _, args, predicted, _ in wrong]
+    common = set.intersection(*fits) if fits else set()
+    slip = next((slip for slip in _BUCKET_TIME_SLIPS if slip in common), None)
+    return [f"{case} (buckets {args[2]}): you predict {predicted:.6g} s, the simulator "
+            f"measures {simulated:.6g} s. {_bucket_time_hint(slip)}"
+            for case, args, predicted, simulated in wrong]
+
+
+_BUCKET_TIME_SLIPS = {  # a common slip -> what the student's formula gets wrong
+    "parallel": "buckets are all-reduced one after another, on one stream: a bucket that "
+                "is ready while the previous one is still being summed waits for it",
+    "early": "a bucket is ready only when backward has passed its lowest layer (the last "
+             "of its layers that backward reaches), not its first",
+    "no_overlap": "with overlap a bucket's all-reduce starts as soon as the bucket is "
+                  "ready, under the rest of the backward pass, not after it",
+    "last_only": "only the last bucket's all-reduce is exposed when each all-reduce ends "
+                 "before the next bucket is ready; here the stream is still busy",
+    "step": "the optimizer's step at the end (step) is missing",
+}
+
+
+def _bucket_time(forward, backward, buckets, allreduce, step, slip=None):
+    """A ddp iteration's time with overlap, by the exercise's description, or with one
+    ``slip`` in it."""
+    if slip == "no_overlap":
+        return forward + sum(backward) + sum(allreduce) + step
+    if slip == "last_only":
+        return forward + sum(backward) + allreduce[-1] + step
+    free = end = 0.0
+    for layers, seconds in zip(buckets, allreduce):
+        ready = forward + sum(backward[(max if slip == "early" else min)(layers):])
+        free = max(free, ready) + seconds
+        end = max(end, ready + seconds)
+    return (end if slip == "parallel" else free) + (0.0 if slip == "step" else step)
+
+
+def _bucket_time_hint(slip: str | None) -> str:
+    """Name what a wrong prediction gets wrong, when it matches one common slip."""
+    if slip is not None:
+        return f"Your formula matches one with a slip: {_BUCKET_TIME_SLIPS[slip]}."
+    return ("Did you start each bucket when backward has passed its lowest layer, and "
+            "only once the previous bucket is summed?")
+
+
 CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
             "ex04": _check_partitioner, "ex05": _check_compression,
-            "ex06": _check_straggler_aggregation}
+            "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time}
 
 
 def main(argv: list[str] | None = None) -> int:

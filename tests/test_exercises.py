@@ -29,6 +29,8 @@ def _module(**functions):
      "top-3 by magnitude"),
     ("ex06", _module(aggregate=lambda grads, w: sum(w[i] * g for i, g in grads.items())),
      "re-normalize"),
+    ("ex07", _module(iteration_time=lambda F, B, buckets, A, S: max(
+        F + sum(B[min(b):]) + a for b, a in zip(buckets, A)) + S), "one after another"),
 ])
 def test_checkers_explain_a_wrong_answer(name, wrong, says):
     problems = check(name, wrong)
@@ -113,7 +115,7 @@ def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
 
 
 def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
-    """`python -m simdml.check --export DIR` copies the six stubs and the README, byte for
+    """`python -m simdml.check --export DIR` copies the seven stubs and the README, byte for
     byte, and no solution; it refuses a folder that already holds them."""
     from simdml.check import _folder
     out = tmp_path / "handout"
@@ -122,8 +124,33 @@ def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
     assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
     for name in names:
         assert (out / name).read_bytes() == (_folder() / name).read_bytes()
-    assert "copied 7 files" in capsys.readouterr().out
+    assert "copied 8 files" in capsys.readouterr().out
     assert main(["--export", str(out)]) == 2
     assert "already holds README.md" in capsys.readouterr().err
     assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(
         "not done yet")
+
+
+@pytest.mark.parametrize("slip, says", [
+    ("parallel", "buckets are all-reduced one after another, on one stream"),
+    ("early", "a bucket is ready only when backward has passed its lowest layer"),
+    ("no_overlap", "with overlap a bucket's all-reduce starts as soon as the bucket is ready"),
+    ("last_only", "only the last bucket's all-reduce is exposed when"),
+    ("step", "the optimizer's step at the end (step) is missing"),
+])
+def test_ex07_names_what_a_wrong_ddp_formula_gets_wrong(slip, says):
+    """A ddp iteration formula with one common slip fails on the cases where the slip
+    changes the time, each time told which slip it is."""
+    from simdml.check import _bucket_time
+    answer = _module(iteration_time=lambda *args: _bucket_time(*args, slip=slip))
+    problems = check("ex07", answer)
+    assert problems and all(f"Your formula matches one with a slip: {says}" in p for p in problems)
+
+
+def test_ex07_cases_cover_both_regimes_and_multi_layer_buckets():
+    """The checker's cases cover both regimes and between them, and hold buckets of
+    several layers (where starting a bucket too early shows)."""
+    from simdml.check import _DDP_CASES
+    assert any(size > 1 for *_, size in _DDP_CASES)
+    assert {case.split(",")[0] for case, *_ in _DDP_CASES} == {
+        "compute-bound", "communication-bound", "between the regimes"}
