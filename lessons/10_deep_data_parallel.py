@@ -267,8 +267,9 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 # 12.3 ms stays exposed.
 #
 # (b, d), right: the exposed communication against the bucket size, simulated (dots)
-# and the formula (the band); they agree within 3 µs (under 0.01 %: the last layer's
-# 650 parameters make ring chunks of 82 and 81, where the formula takes b_k / n). Two
+# and the formula (the band); they agree within 3 µs (under 0.01 %: the formula takes
+# ring chunks of b_k / n bytes, and the bucket with the last layer's 650 parameters does
+# not split into 8 equal chunks). Two
 # costs pull apart. Every bucket pays the ring's 2 (n - 1) latencies, 1.4 ms: all the
 # communication (grey squares) grows from 25.4 ms for one bucket to 32.4 ms for one per
 # layer. And a bucket can only start when backward has passed its lowest layer: one
