@@ -82,8 +82,9 @@ class Memory:
     __slots__ = ("node", "limit", "held", "total", "peak", "at_peak", "peak_time", "_sim")
 
     def __init__(self, node: str, limit: float = math.inf, sim=None):
-        _checks.number(f"memory of node {node}", limit, low=0, strict_low=True, finite=False,
-                       unit="bytes")
+        if limit != math.inf:  # perf: the check is most of a ledger's making (10,000 nodes)
+            _checks.number(f"memory of node {node}", limit, low=0, strict_low=True,
+                           finite=False, unit="bytes")
         self.node = node
         self.limit = float(limit)
         self.held = dict.fromkeys(CATEGORIES, 0)
