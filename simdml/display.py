@@ -74,7 +74,7 @@ def result_text(result) -> str:
              f"  stop_reason={_exact(result.summary.get('stop_reason'))}"]
     lines += ["  " + "  ".join(numbers[i:i + 3]) for i in range(0, len(numbers), 3)]
     lines.append(f"  .summary ({len(result.summary)} keys), .history ({len(result.history)} "
-                 f"evaluations), .nodes ({len(result.trace.nodes)}), .trace, .model")
+                 f"evaluations), .nodes ({len(result.trace.nodes)}), .memory, .trace, .model")
     return "\n".join(lines)
 
 
