@@ -20,7 +20,7 @@ import os
 import stat
 
 __all__ = ["is_integer", "is_real", "number", "finite_number", "integer", "choice", "flag",
-           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "read_bounded", "plain", "as_float", "MAX_SHOWN"]
+           "did_you_mean", "shown", "cut", "MEMORY_FRACTION", "memory_budget", "fits_in_memory", "format_bytes", "read_bounded", "plain", "as_float", "MAX_SHOWN"]
 
 MAX_SHOWN = 80  # characters of a value a message echoes: a 10 MB string is cut, not repeated
 
@@ -241,14 +241,23 @@ def fits_in_memory(name: str, what: str, nbytes: float, *, budget: float | None 
     """
     budget = memory_budget() if budget is None else budget
     if not nbytes <= budget:
-        raise ValueError(f"{name} needs about {_bytes(nbytes)} ({what}); this machine allows "
-                         f"{_bytes(budget)} ({MEMORY_FRACTION:.0%} of its memory)")
+        raise ValueError(f"{name} needs about {format_bytes(nbytes)} ({what}); this machine allows "
+                         f"{format_bytes(budget)} ({MEMORY_FRACTION:.0%} of its memory)")
 
 
-def _bytes(n: float) -> str:
+def format_bytes(n: float, digits: int = 3) -> str:
+    """Bytes as a reader says them, to ``digits`` significant digits (decimal units).
+
+    >>> format_bytes(3.2e9), format_bytes(1100), format_bytes(600), format_bytes(float("inf"))
+    ('3.2 GB', '1.1 kB', '600 bytes', 'unlimited')
+    >>> format_bytes(2031, 4)
+    '2.031 kB'
+    """
+    if n == math.inf:
+        return "unlimited"
     for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
-            return f"{n / size:.3g} {unit}"
+            return f"{n / size:.{digits}g} {unit}"
     return f"{n:.0f} bytes"
 
 

@@ -27,12 +27,12 @@ def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
                       loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
     cluster = Cluster(sim, network, record_spans=s.trace_spans)
-    cluster.add_node("server", speed=s.cluster.server_speed)
+    cluster.add_node("server", speed=s.cluster.server_speed, memory=s.cluster.server_memory)
     is_random = s.cluster.compute_time != "deterministic"  # else no stream to draw from
     for i in range(s.cluster.workers):
         cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
                          compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
-                         slowdown=s.cluster.slowdown[i],
+                         slowdown=s.cluster.slowdown[i], memory=s.cluster.memory[i],
                          rng=streams.node_rng("compute", i) if is_random else None)
     return cluster
 

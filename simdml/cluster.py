@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from . import _checks
 from ._span import Span
 from .engine import Event, Process, Simulator, Store, Timeout
+from .memory import Memory
 from .network import Network, payload_nbytes
 
 __all__ = ["COMPUTE_TIMES", "Crash", "Node", "Cluster", "Span"]
@@ -120,7 +122,8 @@ class Node:
 
     def __init__(self, cluster: Cluster, name: str, index: int, *, speed: float = 1e9,
                  compute_time: str = "deterministic", jitter: float = 0.0,
-                 slowdown: float = 1.0, rng: np.random.Generator | None = None):
+                 slowdown: float = 1.0, rng: np.random.Generator | None = None,
+                 memory: float = _INF):
         if compute_time not in COMPUTE_TIMES:
             raise ValueError(f"unknown compute_time {compute_time!r}; known: "
                              f"{', '.join(COMPUTE_TIMES)}")
@@ -141,6 +144,8 @@ class Node:
         self.slowdown = float(slowdown)
         self.rng = rng
         self.mailbox = Store(self.sim, name=f"{name}.mailbox")
+        self.memory = Memory(name, memory, self.sim)  # bytes held (memory.py); limit in bytes
+        self._queued = deque()  # (payload, nbytes) booked as buffers, in the mailbox's order
         self.is_up = True
         self.recovery_due: float | None = None  # when a crashed node is due back, if known
         self.epoch = 0  # incremented at each crash
@@ -254,6 +259,9 @@ class Node:
 
     def recv(self):
         """An event that fires with the next payload delivered to this node."""
+        items, queued = self.mailbox.items, self._queued
+        if queued and items and items[0] is queued[0][0]:  # taken now: the process holds it
+            self.memory.release("buffers", queued.popleft()[1])
         return self.mailbox.get()
 
     def skip_to_newest(self, payload):
@@ -264,6 +272,8 @@ class Node:
             self.cluster.messages_skipped += len(items)
             payload = items[-1]
             items.clear()
+            while self._queued:  # skipped, or taken: out of the buffers either way
+                self.memory.release("buffers", self._queued.popleft()[1])
         return payload
 
     # -- message path (callbacks; they run inside the event loop) ----------------
@@ -279,19 +289,25 @@ class Node:
         end = start + t.duration
         self._rx_free = end
         self._span("recv", start, end, t.nbytes)
+        self.memory.hold("buffers", t.nbytes)  # at this node until a process takes it
         t.dst_epoch = self.epoch
         self.sim._fire_at(t, end, self._deliver_cb)  # the same event, queued again
 
     def _deliver(self, t: _Transfer) -> None:
         if self.epoch != t.dst_epoch or not self.is_up:
-            self.cluster.messages_lost += 1  # crashed while receiving
+            self.cluster.messages_lost += 1  # crashed while receiving (the crash freed it)
             return
         if t.is_cut_by_sender():
             # when latency < b / bandwidth the first bit arrives before the last one
             # leaves: a sender crash in between must still lose the message
             self.cluster.messages_lost += 1
+            self.memory.release("buffers", t.nbytes)
             return
         self.cluster.messages_delivered += 1
+        if self.mailbox.oldest_get is None:  # nobody waits: it stays in the buffers
+            self._queued.append((t.payload, t.nbytes))
+        else:  # a process takes it at once
+            self.memory.release("buffers", t.nbytes)
         self.mailbox._deliver(t.payload, self._waited_cb)
 
     def _span(self, kind: str, start: float, end: float, nbytes: int) -> Span:
@@ -376,6 +392,8 @@ class Node:
             if getter.since < now:
                 self._waited(getter.since)
         self.mailbox.items.clear()
+        self._queued.clear()
+        self.memory.crash()
         cause = Crash(self.name, now)
         for proc in self.processes:
             if proc.is_alive:

@@ -31,6 +31,9 @@ class ClusterConfig:
     compute_time: str = "deterministic"    # distribution of a job's duration around flops/speed
     jitter: float = 0.0                    # dispersion of compute_time (see README), >= 0
     slowdown: float | tuple = 1.0          # duration multiplier per worker; > 1 is a straggler
+    memory: float | tuple = _INF           # bytes of memory of each worker; a number or one per
+                                           # worker; inf: unlimited (the peak is still reported)
+    server_memory: float = _INF            # bytes of memory of the server; inf: unlimited
 
     def __post_init__(self):
         _integer("cluster.workers", self.workers, low=1)
@@ -46,6 +49,10 @@ class ClusterConfig:
         _number("cluster.jitter", self.jitter, low=0)
         _store(self, "slowdown", _per_item("cluster.slowdown", self.slowdown, self.workers, "cluster.workers",
                                            low=0, strict_low=True))
+        _store(self, "memory", _per_item("cluster.memory", self.memory, self.workers, "cluster.workers",
+                                         low=0, strict_low=True, finite=False, unit="bytes"))
+        _number("cluster.server_memory", self.server_memory, low=0, strict_low=True,
+                finite=False, unit="bytes")
 
 
 @_section("network.links")

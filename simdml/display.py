@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from ._checks import cut
+from ._checks import cut, format_bytes
 from .metrics import format_number
 
 __all__ = ["result_text", "result_html", "comparison_text", "comparison_html", "sweep_text",
@@ -74,7 +74,7 @@ def result_text(result) -> str:
              f"  stop_reason={_exact(result.summary.get('stop_reason'))}"]
     lines += ["  " + "  ".join(numbers[i:i + 3]) for i in range(0, len(numbers), 3)]
     lines.append(f"  .summary ({len(result.summary)} keys), .history ({len(result.history)} "
-                 f"evaluations), .nodes ({len(result.trace.nodes)}), .trace, .model")
+                 f"evaluations), .nodes ({len(result.trace.nodes)}), .memory, .trace, .model")
     return "\n".join(lines)
 
 
@@ -87,13 +87,16 @@ def result_html(result) -> str:
     columns = list(next(iter(nodes.values()), {}))
     shown = list(nodes)[:MAX_NODES]
     note = f" ({len(shown)} of {len(nodes)} shown)" if len(shown) < len(nodes) else ""
-    node_rows = [[n] + [nodes[n][c] for c in columns] for n in shown]
+    memory = result.memory or {}  # the peak memory column, when the run reported one
+    node_rows = [[n] + [nodes[n][c] for c in columns]
+                 + ([format_bytes(memory[n]["peak"])] if memory else []) for n in shown]
     fig = plots.run_overview(result)
     image = plots.png_base64(fig, dpi=FIGURE_DPI)
     return (f"<div><p><strong>Result</strong> of <code>{html.escape(result.scenario.name)}"
             f"</code>: {html.escape(_what_ran(result.scenario))}</p>"
             + _table(["summary", "value"], scalars, "result.summary (lists left out)")
-            + _table(["node"] + [f"{c} (s)" if c != "utilization" else c for c in columns],
+            + _table(["node"] + [f"{c} (s)" if c != "utilization" else c for c in columns]
+                     + (["peak mem"] if memory else []),
                      node_rows, f"result.nodes{note}")
             + f'<img src="data:image/png;base64,{image}" alt="plots.run_overview(result)" '
               f'style="max-width:100%"></div>')

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,10 @@ class Result:
         use ``result.predict`` / ``result.score`` for raw features.
     scaling : (mean, scale) or None
         The standardization the run applied (``data.standardize``).
+    memory : dict
+        Per node, its peak memory: ``peak`` (bytes), ``peak_time`` (s), ``limit`` (bytes,
+        ``cluster.memory``) and ``breakdown`` (bytes per category at the peak: params,
+        grads, optimizer, activations, buffers, shard). See ``simdml.memory``.
     """
 
     scenario: Scenario
@@ -48,6 +52,7 @@ class Result:
     summary: dict
     model: object
     scaling: tuple | None = None
+    memory: dict = field(default_factory=dict)
 
     # a few lines, not the dataclass's every field (its trace alone is thousands of spans)
     __repr__ = display.result_text
@@ -75,9 +80,10 @@ class Result:
         return self.trace.totals()
 
     def to_dict(self) -> dict:
-        """The summary's fields at top level, plus ``scenario``, ``history`` and ``nodes``."""
+        """The summary's fields at top level, plus ``scenario``, ``history``, ``nodes`` and
+        ``memory``."""
         return {**self.summary, "scenario": self.scenario.name, "seed": self.scenario.seed,
-                "history": self.history, "nodes": self.nodes}
+                "history": self.history, "nodes": self.nodes, "memory": self.memory}
 
     def to_json(self) -> str:
         return json.dumps(jsonable(self.to_dict()), indent=1)
@@ -198,5 +204,6 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
                         messages_sent=cluster.messages_sent, messages_lost=cluster.messages_lost,
                         messages_skipped=cluster.messages_skipped,
                         counters=counters, staleness=job.stats.staleness)
+    memory = {node.name: node.memory.report() for node in cluster.nodes}
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
-                  scaling=split.scaling)
+                  scaling=split.scaling, memory=memory)

@@ -11,6 +11,7 @@ import time
 from ._checks import memory_budget
 from .cluster import Cluster
 from .engine import Deadlock, Interrupt, Simulator
+from .memory import OutOfMemory
 from .network import payload_nbytes
 from .scenario import Scenario, ScenarioError
 from .strategies import STRATEGIES, Job, Monitor
@@ -157,6 +158,8 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 
     if hopeless is not None:
         return hopeless
     try:
+        if s.scheduling.policy is None:  # task rounds read their blocks from shared storage
+            job.hold_shards()            # the workers hold their rows when the clock starts
         # at least a microsecond: a timer of 0 would be no timer at all
         with wall_clock_guard(max(s.stop.wall_time - spent, 1e-6),
                               watch=bound_the_trace(job.cluster, trace_budget())):
@@ -165,6 +168,8 @@ def simulate(sim: Simulator, training, s: Scenario, job: Job, *, spent: float = 
         return (f"wall-clock guard: stopped after stop.wall_time={s.stop.wall_time:g} s of real "
                 f"time, at simulated t={sim.now:.4g} s; bound the run with stop.rounds or "
                 f"stop.time, or raise stop.wall_time")
+    except OutOfMemory as exc:  # a node needed more than cluster.memory: its text says it
+        return str(exc)
     except FloatingPointError as exc:  # a learner's arithmetic left float64 (it says how)
         job.monitor.diverge(str(exc))
         return job.monitor.stop_reason

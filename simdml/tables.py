@@ -1,10 +1,12 @@
-"""Text tables of a run: its summary and its per-node time budget.
+"""Text tables of a run: its summary and its per-node time budget (and peak memory).
 
 A large cluster's node table is cut as its figures are (``MAX_NODES_SHOWN`` nodes: the
 server and the first workers), says what it leaves out, and keeps the totals over every
 worker. Pure standard library at import: the command line's start stays fast.
 """
 from __future__ import annotations
+
+from ._checks import format_bytes
 
 __all__ = ["format_summary", "node_table", "shown_nodes", "MAX_NODES_SHOWN"]
 
@@ -70,13 +72,15 @@ def format_summary(result) -> str:
     rows.append(("stopped because", s["stop_reason"]))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(lines + [""] + node_table(result.nodes))
+    return "\n".join(lines + [""] + node_table(result.nodes, memory=result.memory or None))
 
 
-def node_table(nodes: dict, max_nodes: int = MAX_NODES_SHOWN) -> list[str]:
-    """Lines of per-node seconds and utilization; past ``max_nodes`` nodes, a line says
-    how many workers are left out and a last row sums every worker (utilization: their
-    mean)."""
+def node_table(nodes: dict, max_nodes: int = MAX_NODES_SHOWN, *,
+               memory: dict | None = None) -> list[str]:
+    """Lines of per-node seconds and utilization, and with ``memory`` (``Result.memory``)
+    each node's peak memory; past ``max_nodes`` nodes, a line says how many workers are
+    left out and a last row sums every worker (utilization: their mean; peak memory:
+    their largest)."""
     checkpoints = any(t.get("checkpoint") for t in nodes.values())
     kinds = ["compute", "send", "recv", "wait", "down"] + (["checkpoint"] if checkpoints else [])
     kept, omitted = shown_nodes(list(nodes), max_nodes)
@@ -87,13 +91,20 @@ def node_table(nodes: dict, max_nodes: int = MAX_NODES_SHOWN) -> list[str]:
         total = {k: sum(t.get(k, 0.0) for t in workers) for k in kinds}
         total["utilization"] = sum(t["utilization"] for t in workers) / len(workers)
         rows.append((f"all {len(workers):,} workers", total))
-        notes = [f"({omitted}; the last row sums all of them, utilization their mean)"]
+        largest = ", peak mem their largest" if memory else ""
+        notes = [f"({omitted}; the last row sums all of them, utilization their mean{largest})"]
+    if memory:
+        peaks = {name: memory[name]["peak"] for name in kept if name in memory}
+        if omitted:
+            peaks[rows[-1][0]] = max(m["peak"] for n, m in memory.items() if n != "server")
     width = max(10, *(len(name) for name, _ in rows))
     lines = [f"{'node':<{width}} {'compute s':>10} {'send s':>8} {'recv s':>8} {'wait s':>8} "
-             f"{'down s':>8}" + (f" {'ckpt s':>8}" if checkpoints else "") + f" {'util %':>7}"]
+             f"{'down s':>8}" + (f" {'ckpt s':>8}" if checkpoints else "") + f" {'util %':>7}"
+             + (f" {'peak mem':>10}" if memory else "")]
     for name, t in rows:
         lines.append(f"{name:<{width}} {t['compute']:>10.4g} {t['send']:>8.3g} {t['recv']:>8.3g} "
                      f"{t['wait']:>8.3g} {t['down']:>8.3g}"
                      + (f" {t['checkpoint']:>8.3g}" if checkpoints else "")
-                     + f" {100 * t['utilization']:>7.1f}")
+                     + f" {100 * t['utilization']:>7.1f}"
+                     + (f" {format_bytes(peaks[name]):>10}" if memory else ""))
     return lines + notes

@@ -17,7 +17,7 @@ LAYERS = [
                     "simdml._progress"]),
     ("kernel", ["simdml.engine"]),
     ("randomness", ["simdml._rng"]),
-    ("cluster", ["simdml.network", "simdml.cluster", "simdml.faults"]),
+    ("cluster", ["simdml.network", "simdml.memory", "simdml.cluster", "simdml.faults"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),

@@ -147,7 +147,8 @@ def test_set_works_on_every_command_that_reads_a_scenario(quick, tmp_path, capsy
 
 @pytest.mark.parametrize("sets, message", [
     (["cluster.sped=2e6"], "simdml: error: unknown key 'cluster.sped'; allowed in [cluster]: "
-                           "workers, speed, server_speed, compute_time, jitter, slowdown (did "
+                           "workers, speed, server_speed, compute_time, jitter, slowdown, "
+                           "memory, server_memory (did "
                            "you mean 'speed'?) (with --set cluster.sped=2e6)"),
     (["cluster.speed=-1"], "simdml: error: cluster.speed must be > 0 (flop/s); got -1.0 (with "
                            "--set cluster.speed=-1)"),

@@ -93,7 +93,10 @@ def test_the_node_table_is_cut_like_the_figure_and_keeps_the_totals(forty):
     assert lines[18] == ("(15 of 40 workers shown; the last row sums all of them, "
                          "utilization their mean)")
     assert len(lines) == 19 and "worker39" not in "\n".join(lines)
-    assert format_summary(forty).endswith("\n".join(lines))
+    with_memory = node_table(forty.nodes, memory=forty.memory)
+    assert [line[:len(lines[0])] for line in with_memory[:-1]] == lines[:-1]
+    assert with_memory[-1] == lines[-1][:-1] + ", peak mem their largest)"
+    assert format_summary(forty).endswith("\n".join(with_memory))
 
 
 def test_a_small_cluster_table_has_every_node_and_no_total():

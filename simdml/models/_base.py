@@ -296,6 +296,14 @@ class LinearClassifier(GradientClassifier):
             grad[:-1] += self.l2 * W
         return float(loss), grad.reshape(-1)
 
+    def activation_nbytes(self, n_rows: int) -> int:
+        """Bytes a gradient on ``n_rows`` rows keeps from its forward pass for its backward:
+        ``G``, the derivative of each row's loss in its class scores, float64 of shape
+        (n_classes, n_rows), which ``X' G`` needs. Its input (the rows) is the caller's;
+        the temporaries of the forward pass beside ``G`` are not counted."""
+        self._check_shape_known("n_classes_", "n_features, n_classes")
+        return 8 * n_rows * self.n_classes_
+
     def decision_function(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Class scores ``X @ W + b``, of shape (n_samples, n_classes)."""
         params = self._resolve_params(params)

@@ -245,6 +245,11 @@ class _MLP(GradientModel):
                                          if l < len(sizes) - 2 else 0)
                 for l in range(len(sizes) - 1)]
 
+    def activation_nbytes(self, n_rows: int) -> int:
+        """Bytes a gradient on ``n_rows`` rows keeps for its backward pass beyond its input
+        (the caller's rows): the sum of ``activation_bytes`` less the input of layer 0."""
+        return sum(self.activation_bytes(n_rows)) - 8 * n_rows * self._sizes("activation_nbytes")[0]
+
     # ---------------------------------------------------------- the strategy face
 
     def loss_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray,

@@ -180,6 +180,12 @@ class LinearRegression(GradientRegressor):
         n, d = n_rows, self.n_features_in_
         return float(4 * n * (d + 1) + 4 * n + 2 * d)
 
+    def activation_nbytes(self, n_rows: int) -> int:
+        """Bytes a gradient on ``n_rows`` rows keeps from its forward pass for its backward:
+        the scaled residuals ``G``, float64 of shape (n_rows,), which ``X' G`` needs (the
+        rows themselves are the caller's)."""
+        return 8 * n_rows
+
     # -------------------------------------------------------------- centralized face
 
     def predict(self, X, params: np.ndarray | None = None) -> np.ndarray:

@@ -45,15 +45,20 @@ def worker(job: Job, i: int):
     params, version = job.params.copy(), 0
     opt = job.optimizer
     state = opt.init_state(params)                            # my replica of the state
+    node.memory.set("params", params.nbytes)
+    node.memory.set("optimizer", state.nbytes)
     if i == 0 and job.monitor.update(params, version):
         return
     while True:
         grad, flops = job.gradient(i, params)                 # 1. real gradient on my shard
         yield node.compute(flops)                             #    ... in simulated time
+        node.memory.free("activations")
         mine = job.shard_weights[i] * grad                    #    my share of the average
         total = yield from ring_allreduce(job, i, mine)       # 2. sum over the ring
         yield node.compute(opt.flops(params.size))            # 3. the same step everywhere
         params, state = opt.step(params, total, state, version)
+        node.memory.free("grads")
+        node.memory.set("optimizer", state.nbytes)
         version += 1
         if i == 0 and job.monitor.update(params, version):    # 4. worker 0 records
             return

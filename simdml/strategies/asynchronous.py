@@ -60,6 +60,9 @@ def server(job: Job, bound: float = math.inf):
     params, version = job.params, 0
     opt = job.optimizer
     state = opt.init_state(params)                  # the optimizer's state lives here
+    memory = node.memory
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", state.nbytes)
     if job.monitor.update(params, version):
         return
     clock = _Clocks(len(workers), bound)            # pushes received from each worker
@@ -68,9 +71,12 @@ def server(job: Job, bound: float = math.inf):
         match (yield node.recv()):                  # 1. any worker's message:
             case Gradient(i, v, grad):              #    a gradient, computed on version v
                 job.stats.record_staleness(version - v)
+                memory.set("grads", grad.nbytes)
                 yield node.compute(opt.flops(params.size))  # 2. apply it now, as n_i / n
                 params, state = opt.step(params, grad, state, version,  # of a step
                                          scale=job.shard_weights[i])
+                memory.free("grads")
+                memory.set("optimizer", state.nbytes)
                 version += 1
                 slowest_moved = clock.tick(i)
                 if job.monitor.update(params, version):
@@ -96,9 +102,12 @@ def worker(job: Job, i: int):
                                                     #    and so again after a restart
     while True:
         model = node.skip_to_newest((yield node.recv()))  # 1. the freshest model I have
+        node.memory.set("params", model.params.nbytes)
         grad, flops = job.gradient(i, model.params)     # 2. real gradient on my shard
         yield node.compute(flops)                   #    ... which takes simulated time
+        node.memory.free("activations")
         yield node.send(server_node, Gradient(i, model.version, grad))  # 3. push it
+        node.memory.free("grads")
 
 
 class _Clocks:

@@ -7,6 +7,12 @@
 strategy says) and the strategy's ``options``, report the global model to the
 ``monitor``, count events in ``stats`` and, if the server can restart, keep
 ``checkpoints``.
+
+Memory: each node's ledger is ``node.memory`` (``simdml.memory``). ``hold_shards`` books
+every worker's shard; ``gradient`` books the activations and the gradient it makes, and
+the strategy frees them (``memory.free``) when the compute is done and the gradient sent;
+a strategy books its model (``"params"``) and its optimizer's state (``"optimizer"``)
+where they change.
 """
 from __future__ import annotations
 
@@ -53,6 +59,11 @@ class Shard:
     def n_rows(self) -> int:
         return self.y.shape[0]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its rows, features and labels: what its worker's memory holds."""
+        return self.X.nbytes + self.y.nbytes
+
 
 @dataclass
 class Job:
@@ -85,6 +96,7 @@ class Job:
             self.checkpoints = Checkpoints(every=0, seconds=0.0, initial=self.params,
                                            monitor=self.monitor, stats=self.stats)
         self.n_train = sum(s.n_rows for s in self.shards)
+        self._activations: dict[int, int] = {}  # n_rows -> bytes (activation_nbytes)
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
         total = sum(self.weight_of(s.y) for s in self.shards)
         self.shard_weights = [self.weight_of(s.y) / total for s in self.shards]
@@ -109,6 +121,11 @@ class Job:
         """Each row's weight in the loss (its class weight), or None: all weigh 1."""
         return None if self.class_weight is None else self.class_weight[y]
 
+    def hold_shards(self) -> None:
+        """Book each worker's shard on its memory (its rows are there from the start)."""
+        for node, shard in zip(self.workers, self.shards):
+            node.memory.set("shard", shard.nbytes)
+
     def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows of worker ``i``'s next gradient: its shard, or a mini-batch of it drawn
         from its own stream; counted in ``monitor.rows``."""
@@ -121,10 +138,29 @@ class Job:
         return X, y
 
     def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
-        """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs."""
+        """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs.
+
+        Books on the worker's memory the ``activations`` the pass keeps for its backward
+        (a mini-batch's copy of its rows included) and the ``grads``: the strategy frees
+        them when the compute is done and the gradient sent.
+        """
         X, y = self.batch(i)
         _, grad = self.loss_grad(params, X, y)
-        return grad, self.model.grad_flops(y.shape[0])
+        n_rows = y.shape[0]
+        copied = 0 if X is self.shards[i].X else X.nbytes + y.nbytes  # fancy indexing copies
+        memory = self.workers[i].memory
+        memory.set("activations", copied + self.activation_nbytes(n_rows))
+        memory.set("grads", grad.nbytes)
+        return grad, self.model.grad_flops(n_rows)
+
+    def activation_nbytes(self, n_rows: int) -> int:
+        """The learner's ``activation_nbytes(n_rows)`` (0 for a learner without one),
+        remembered per batch size (perf: an MLP sums its layers)."""
+        cache = self._activations
+        if n_rows not in cache:
+            count = getattr(self.model, "activation_nbytes", None)
+            cache[n_rows] = count(n_rows) if count is not None else 0
+        return cache[n_rows]
 
     def workers_lost(self) -> bool:
         """True (and the stop reason set) when every worker is down for good: no crashed

@@ -78,6 +78,7 @@ def start(job: Job):
 def server(job: Job):
     node, n = job.server, len(job.workers)
     params, version = job.params, 0
+    node.memory.set("params", params.nbytes)
     if job.monitor.update(params, version):
         return
     while True:
@@ -87,11 +88,13 @@ def server(job: Job):
             msg = yield node.recv()
             if msg.version == version:
                 models[msg.worker] = msg.params
+                node.memory.hold("params", msg.params.nbytes)  # kept until averaged
         yield node.compute(aggregate_flops(n, params.size, average=True))  # 3. average them,
         is_weighted = job.options.weighting == "samples"  #    weighted by samples, or
         weights = job.shard_weights if is_weighted else [1 / n] * n  # equally
         order = sorted(models)
         params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
+        node.memory.set("params", params.nbytes)
         version += 1
         if job.monitor.update(params, version):             # 4. record; stop?
             return
@@ -99,17 +102,24 @@ def server(job: Job):
 
 def worker(job: Job, i: int):
     node, opt = job.workers[i], job.optimizer
+    memory = node.memory
     state = None                                            # my optimizer's state, kept
     while True:                                             # across rounds (lost in a crash)
         model = yield node.recv()                           # 1. start from the global model
         params = anchor = model.params
         state = opt.init_state(params) if state is None else state
+        memory.set("params", params.nbytes)
+        memory.set("optimizer", state.nbytes)
         mu, steps = job.options.mu, job.options.local_steps
         for h in range(steps):                              # 2. H steps on my own shard
             grad, flops = job.gradient(i, params)
             if mu:
                 grad = grad + mu * (params - anchor)        #    FedProx: stay near the anchor
             yield node.compute(flops + opt.flops(params.size))
+            memory.free("activations")
             params, state = opt.step(params, grad, state, model.version * steps + h)
+            memory.free("grads")                            #    my model and the anchor, now
+            memory.set("params", params.nbytes + anchor.nbytes)
+            memory.set("optimizer", state.nbytes)
         mine = LocalModel(i, model.version, params)
         yield node.send(job.server, mine)  # 3. send my model back

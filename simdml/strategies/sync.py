@@ -85,6 +85,9 @@ def server(job: Job):
         return job.finish()                             #    (None: it gave up)
     opt = job.optimizer                                 #    the optimizer's state lives here
     state = opt.init_state(params) if state is None else state
+    memory = node.memory
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", state.nbytes)
     if job.monitor.update(params, version):
         return job.finish()
     while True:
@@ -101,9 +104,12 @@ def server(job: Job):
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
         g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot
                          [grads[i] for i in order])         #    change it)
+        memory.hold("grads", g.nbytes)
         yield node.compute(aggregate_flops(len(grads), params.size,  # 4. step, on the server
                                            step=opt.flops(params.size)))
         params, state = opt.step(params, g, state, version)  #   (sgd: w - lr g)
+        memory.free("grads")
+        memory.set("optimizer", state.nbytes)
         version += 1
         if job.monitor.update(params, version):             # 5. record; stop?
             return job.finish()
@@ -140,6 +146,7 @@ def gather(job: Job, model: TaggedModel):
             job.stats.count("duplicate_gradients")
         else:
             grads[msg.worker] = msg.grad
+            node.memory.hold("grads", msg.grad.nbytes)  # kept until the step
     return grads
 
 
@@ -147,20 +154,26 @@ def worker(job: Job, i: int, preemptible: bool = False):
     """A parameter-server worker: wait for the model, compute, push. With ``preemptible``,
     a newer model arriving while it computes makes the current work stale: it is dropped."""
     node, server_node = job.workers[i], job.server
+    memory = node.memory
     model = node.skip_to_newest((yield node.recv()))    # 1. get the current model
     while True:
+        memory.set("params", model.params.nbytes)
         grad, flops = job.gradient(i, model.params)         # 2. real gradient on my shard
         work = node.compute(flops)                          #    ... which takes simulated time
         if preemptible:
             newer = yield from _finish_or_newer(node, work, model.tag)
             if newer is not None:                           #    the round closed without me
                 node.abandon(work)
+                memory.free("activations")
+                memory.free("grads")
                 job.stats.count("dropped_gradients")
                 model = node.skip_to_newest(newer)
                 continue
         else:
             yield work
+        memory.free("activations")                          #    the backward pass is done
         yield node.send(server_node, TaggedGradient(i, model.tag, grad))  # 3. push it
+        memory.free("grads")
         model = node.skip_to_newest((yield node.recv()))
 
 

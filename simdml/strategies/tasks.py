@@ -111,6 +111,9 @@ def server(job: Job, blocks: list):
         return job.finish()
     opt = job.optimizer                  # its state lives here, with the model
     opt_state = opt.init_state(params) if saved is None else saved
+    memory = node.memory
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", opt_state.nbytes)
     live = {i for i in range(k) if job.workers[i].is_up}
     known = {i: job.workers[i].epoch for i in range(k)}  # crashes the server has heard of
     if job.monitor.update(params, version):
@@ -137,6 +140,7 @@ def server(job: Job, blocks: list):
                         r.done(w, b)                         # ... but w is free again
                 case Result(w, _, b, grad, seconds):
                     r.results[b] = grad
+                    memory.hold("grads", grad.nbytes)        # kept until the step
                     r.done(w, b)
                     state.seconds_per_row[w] = _smooth(state.seconds_per_row.get(w),
                                                        seconds / sizes[b])
@@ -148,8 +152,11 @@ def server(job: Job, blocks: list):
                         live.add(w)
                         r.fill(w)
         g = weighted_sum(weights, [r.results[b] for b in range(n_blocks)])  # block order
+        memory.hold("grads", g.nbytes)
         yield node.compute(aggregate_flops(n_blocks, params.size, step=opt.flops(params.size)))
         params, opt_state = opt.step(params, g, opt_state, version)
+        memory.free("grads")
+        memory.set("optimizer", opt_state.nbytes)
         version += 1
         if job.monitor.update(params, version, makespan=node.sim.now - began):
             return job.finish()
@@ -289,12 +296,26 @@ def worker(job: Job, i: int, blocks: list):
         first = None
         if msg.params is not None:           # the first block of a round brings its model
             params, tag = msg.params, msg.tag
+            node.memory.set("params", params.nbytes)
         if msg.tag != tag:                   # a block of a round whose model I lack
             continue
-        X, y = blocks[msg.block]
+        X, y = blocks[msg.block]             # read from shared storage, for this block
         _, grad = job.loss_grad(params, X, y)
         job.monitor.rows += y.size
+        _hold_block(job, node, X, y, grad)
         began = node.sim.now
         yield node.compute(job.model.grad_flops(y.size))
+        node.memory.free("activations")
         result = Result(i, tag, msg.block, grad, node.sim.now - began)
         yield node.send(job.server, result)
+        node.memory.free("grads")
+        node.memory.free("shard")
+
+
+def _hold_block(job: Job, node, X, y, grad) -> None:
+    """Book the block a worker computes: its rows (as its shard, while it has them), the
+    activations of the pass and the gradient."""
+    memory = node.memory
+    memory.set("shard", X.nbytes + y.nbytes)
+    memory.set("activations", job.activation_nbytes(y.size))
+    memory.set("grads", grad.nbytes)
