@@ -350,3 +350,28 @@ def test_memory_is_unlimited_by_default_and_round_trips_through_toml():
     again = parse_scenario(s.to_toml())
     assert again.cluster.memory == (1e9, 2e9, 3e9, 4e9)
     assert again.cluster.server_memory == 8e9
+
+
+def test_a_ddp_worker_peaks_with_its_replica_state_activations_and_two_gradient_buffers():
+    """ddp runs its layers itself: a worker books its replica and its optimizer's state
+    (Adam: two vectors), the activations its MLP keeps for the backward pass (the layers'
+    inputs but the first, which is the shard, and their slopes), and two gradient
+    buffers (its own, and the stream's sum), exactly; its shard as every worker does.
+    Without overlap no chunk of the ring arrives while the activations are held."""
+    from simdml.models import MODELS
+    s = simdml.Scenario(name="ddp-memory").replace(**{
+        "data.dataset": "digits", "model.kind": "mlp", "model.hidden": [16, 8],
+        "strategy.kind": "ddp", "strategy.bucket_size": 1000, "strategy.overlap": False,
+        "optimizer.kind": "adam",
+        "cluster.workers": 2, "stop.rounds": 2})
+    r = simdml.run(s)
+    split = simdml.prepare_data(s)
+    mlp = MODELS["mlp"](hidden=[16, 8])
+    params = mlp.init_params(split.X_train.shape[1], int(split.y_train.max()) + 1)
+    for i, part in enumerate(split.parts):
+        n = len(part)
+        X, y = split.X_train[:n], split.y_train[:n]
+        expected = {"shard": X.nbytes + y.nbytes, "params": params.nbytes,
+                    "optimizer": 2 * params.nbytes, "grads": 2 * params.nbytes,
+                    "activations": sum(mlp.activation_bytes(n)) - X.nbytes}
+        assert r.memory[f"worker{i}"]["breakdown"] == {**dict.fromkeys(CATEGORIES, 0), **expected}

@@ -148,6 +148,9 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
     node, model, opt = job.workers[i], job.model, job.optimizer
     params, version = job.params.copy(), 0
     state = opt.init_state(params)                            # my replica of the state
+    memory = node.memory
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", state.nbytes)
     closes = {bucket.first: k for k, bucket in enumerate(buckets)}
     timing = _Timing(job) if i == 0 else None
     if i == 0 and job.monitor.update(params, version):
@@ -160,8 +163,11 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
             A, cache = model.forward_layer(l, params, A)
             caches.append(cache)
             yield node.compute(flops[l][0])
+        copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes   # a mini-batch's rows
+        memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
         grad = np.empty(params.size)
+        memory.set("grads", 2 * grad.nbytes)                  # mine, and the stream's sum
         ready = [node.sim.event() for _ in buckets]
         # the stream is a process of its own, beside the computation (not a program of
         # the node to restart after a crash: ddp refuses faults)
@@ -175,12 +181,15 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
             if job.options.overlap and l in closes:
                 ready[closes[l]].succeed()                    # 3. its all-reduce may start
         backward_end = node.sim.now
+        memory.free("activations")                            #    (freed as backward ends)
         if not job.options.overlap:
             for event in ready:
                 event.succeed()
         total, spans = yield stream                           #    ... wait for the last one
         yield node.compute(opt.flops(params.size))            # 4. the same step everywhere
         params, state = opt.step(params, total, state, version)
+        memory.free("grads")
+        memory.set("optimizer", state.nbytes)
         version += 1
         if timing is not None:
             timing.add(backward_end, spans)
