@@ -330,8 +330,9 @@ def bench_memory(quick: bool, repeat: int) -> list[dict]:
 
 
 def _count_events():
-    """Count the events the simulator processes from now on (by wrapping heappop)."""
-    from simdml import engine
+    """Count the events the simulator processes from now on (by wrapping the kernel
+    loop's heappop, in simdml.engine.simulator since the kernel became a package)."""
+    from simdml.engine import simulator as engine
     count = [0]
     original = engine.heappop
 

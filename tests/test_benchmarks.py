@@ -17,3 +17,26 @@ def test_kernel_benchmarks_run_and_write_results(tmp_path):
     assert [r["name"] for r in rows][-1] == "message round trips"
     assert all(r["vs_limit"] > 0 and r["events_per_s"] > 0 for r in rows)
     assert all(r["minimal_s"] > 0 and r["vs_minimal"] > 0 for r in rows[:3])  # the timeouts
+
+
+def test_the_scale_benchmark_counts_the_kernels_events():
+    """`--only scale` counts events by wrapping the kernel loop's heappop (it looked for it
+    in simdml.engine after the kernel became a package, and failed): five timeouts in one
+    process are at least five events, and nothing is counted once it stops."""
+    from simdml.engine import Simulator
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sim = Simulator()
+
+    def ticks():
+        for _ in range(5):
+            yield sim.timeout(1.0)
+    stop = module._count_events()
+    sim.process(ticks())
+    sim.run()
+    counted = stop()
+    assert 5 <= counted <= 8 and sim.now == 5.0
+    sim.process(ticks())
+    sim.run()
+    assert stop() == counted
