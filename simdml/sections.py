@@ -106,7 +106,8 @@ class DataConfig:
             if self.n_classes > self.n_samples:
                 raise ScenarioError(f"data.n_classes must be <= data.n_samples={self.n_samples}; "
                                     f"got {self.n_classes}")
-            if self.n_classes > 2 ** self.n_features:
+            # n_classes <= 2**n_features, without the power (2**(2**31 - 1) takes 7 s)
+            if (self.n_classes - 1).bit_length() > self.n_features:
                 raise ScenarioError(
                     f"data.n_classes must be <= 2**data.n_features={2 ** self.n_features} (each "
                     f"class sits at its own corner of a cube); got {self.n_classes}")

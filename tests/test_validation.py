@@ -300,3 +300,21 @@ def test_a_run_that_stops_before_any_simulated_time_says_so_instead_of_a_rate():
     table = format_summary(run(Scenario.from_dict(d)))
     assert "updates          0 (no simulated time passed)" in table
     assert "nan" not in table
+
+
+def test_synthetic_classes_need_a_corner_each_and_the_check_is_instant():
+    """make_classification puts each class at a corner of a cube: n_classes <= 2**n_features
+    (4 classes on 2 features, not 5). The check compared with 2**n_features itself, 7 s per
+    scenario at n_features = 2**31 - 1; it takes no time now."""
+    import time
+    base = BASE.replace(**{"data.dataset": "synthetic", "data.n_samples": 40,
+                           "data.n_features": 2})
+    base.replace(**{"data.n_classes": 4})
+    with pytest.raises(ScenarioError, match=re.escape(
+            "data.n_classes must be <= 2**data.n_features=4 (each class sits at its own corner "
+            "of a cube); got 5")):
+        base.replace(**{"data.n_classes": 5})
+    began = time.process_time()
+    with pytest.raises(ScenarioError, match="needs about"):
+        base.replace(**{"data.n_features": 2**31 - 1})
+    assert time.process_time() - began < 0.5
