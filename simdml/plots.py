@@ -154,8 +154,8 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
     if omitted:
         title += f"; {omitted}"
     ax.set(xlabel="simulated time (s)", title=title)
-    kinds = ["compute", "send", "recv", "wait", "down"]
-    kinds += ["checkpoint"] if any(s.kind == "checkpoint" for s in trace.spans) else []
+    kinds = ["compute", "send", "recv", "wait"]  # a kind that never happened is not listed
+    kinds += [k for k in ("down", "checkpoint") if any(s.kind == k for s in trace.spans)]
     handles = [Patch(color=KIND_COLORS[k], label=k) for k in kinds]
     if any(s.kind.endswith("_lost") for s in trace.spans):
         handles.append(Patch(color=KIND_COLORS["compute_lost"], label="lost to a crash"))

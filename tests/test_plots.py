@@ -128,3 +128,16 @@ def test_runs_read_back_from_a_file_take_the_colour_cycle():
     """A run loaded from a result file has no scenario: the cycle, not an AttributeError."""
     bare = SimpleNamespace(history=[], model=SimpleNamespace(is_classifier=True))
     assert plots.run_colors({"a": bare, "b": bare}) == {"a": "C0", "b": "C1"}
+
+
+def test_the_legend_lists_down_time_and_checkpoints_only_when_they_happened():
+    """A run without crashes has no 'down' bar, so its legend has no 'down' entry (lesson
+    1's legend had one); a crash that keeps a node down adds it."""
+    calm = run(Scenario(name="calm").replace(**{"stop.rounds": 3}))
+    labels = [h.get_label() for h in plots.timeline(calm.trace).axes[0].get_legend().legend_handles]
+    assert labels == ["compute", "send", "recv", "wait"]
+    down = SimpleNamespace(nodes=["server", "worker0"], instants=[], end=1.0,
+                           spans=[SimpleNamespace(node="worker0", kind="down", start=0.2, end=0.5,
+                                                  nbytes=0, duration=0.3)])
+    labels = [h.get_label() for h in plots.timeline(down).axes[0].get_legend().legend_handles]
+    assert labels == ["compute", "send", "recv", "wait", "down"]
