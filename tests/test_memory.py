@@ -352,11 +352,11 @@ def test_memory_is_unlimited_by_default_and_round_trips_through_toml():
     assert again.cluster.server_memory == 8e9
 
 
-def test_a_ddp_worker_peaks_with_its_replica_state_activations_and_two_gradient_buffers():
+def test_a_ddp_worker_peaks_with_its_replica_state_activations_and_gradient():
     """ddp runs its layers itself: a worker books its replica and its optimizer's state
     (Adam: two vectors), the activations its MLP keeps for the backward pass (the layers'
-    inputs but the first, which is the shard, and their slopes), and two gradient
-    buffers (its own, and the stream's sum), exactly; its shard as every worker does.
+    inputs but the first, which is the shard, and their slopes), and one gradient (its
+    buckets, all-reduced in place), exactly; its shard as every worker does.
     Without overlap no chunk of the ring arrives while the activations are held."""
     from simdml.models import MODELS
     s = simdml.Scenario(name="ddp-memory").replace(**{
@@ -372,6 +372,6 @@ def test_a_ddp_worker_peaks_with_its_replica_state_activations_and_two_gradient_
         n = len(part)
         X, y = split.X_train[:n], split.y_train[:n]
         expected = {"shard": X.nbytes + y.nbytes, "params": params.nbytes,
-                    "optimizer": 2 * params.nbytes, "grads": 2 * params.nbytes,
+                    "optimizer": 2 * params.nbytes, "grads": params.nbytes,
                     "activations": sum(mlp.activation_bytes(n)) - X.nbytes}
         assert r.memory[f"worker{i}"]["breakdown"] == {**dict.fromkeys(CATEGORIES, 0), **expected}

@@ -26,7 +26,8 @@ import numpy as np
 
 from .job import Job
 
-__all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce"]
+__all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce", "ring_reduce_scatter",
+           "ring_allgather", "owned_chunk"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,19 +69,41 @@ def ring_allreduce(job: Job, i: int, vector: np.ndarray):
     """Process: sum ``vector`` over all workers along the ring; returns the sum.
 
     Messages between neighbours arrive in the order they were sent, so each step's
-    chunk is simply the next message from the left neighbour.
+    chunk is simply the next message from the left neighbour. The reduce-scatter, then
+    the all-gather: each half is a process of its own (ZeRO uses them apart).
     """
-    n = len(job.workers)
-    if n == 1:
+    if len(job.workers) == 1:
         return vector
+    chunks = [c.copy() for c in np.array_split(vector, len(job.workers))]
+    yield from ring_reduce_scatter(job, i, chunks)
+    yield from ring_allgather(job, i, chunks)
+    return np.concatenate(chunks)
+
+
+def owned_chunk(i: int, n: int) -> int:
+    """The chunk worker ``i`` of ``n`` holds summed after the ring's reduce-scatter (and
+    sends first in its all-gather): ``(i + 1) mod n``."""
+    return (i + 1) % n
+
+
+def ring_reduce_scatter(job: Job, i: int, chunks: list[np.ndarray]):
+    """Process: ``n - 1`` steps that leave, in place, ``chunks[owned_chunk(i, n)]`` summed
+    over all workers (the other chunks hold partial sums). ``chunks`` are worker ``i``'s
+    own ``n`` arrays (its copies: they are added to)."""
+    n = len(job.workers)
     node, right = job.workers[i], job.workers[(i + 1) % n]
-    chunks = [c.copy() for c in np.array_split(vector, n)]
-    for step in range(n - 1):                                 # reduce-scatter
+    for step in range(n - 1):
         send, recv = (i - step) % n, (i - step - 1) % n
         node.send(right, chunks[send])
         chunks[recv] += yield node.recv()
-    for step in range(n - 1):                                 # all-gather
+
+
+def ring_allgather(job: Job, i: int, chunks: list[np.ndarray]):
+    """Process: ``n - 1`` steps from ``chunks[owned_chunk(i, n)]`` (each worker's own) to
+    every worker holding every worker's chunk, in place of the others in ``chunks``."""
+    n = len(job.workers)
+    node, right = job.workers[i], job.workers[(i + 1) % n]
+    for step in range(n - 1):
         send, recv = (i + 1 - step) % n, (i - step) % n
         node.send(right, chunks[send])
         chunks[recv] = yield node.recv()
-    return np.concatenate(chunks)

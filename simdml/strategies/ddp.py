@@ -70,6 +70,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks
+from . import zero as _zero
 from .allreduce import ring_allreduce
 from .job import Job
 
@@ -84,10 +85,15 @@ MODELS = ("mlp", "mlp_regression")  # the learners with a per-layer face
 class DDPOptions:
     bucket_size: int = DEFAULT_BUCKET_SIZE  # bytes of gradient (float64: 8 per parameter)
     overlap: bool = True  # all-reduce a bucket once it is ready; false: after all backward
+    zero: int = 0         # ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + params
 
     def __post_init__(self):
         _checks.integer("bucket_size", self.bucket_size, low=1)
         _checks.flag("overlap", self.overlap)
+        if type(self.zero) is not int or self.zero not in _zero.STAGES:
+            raise ValueError(f"zero must be one of {', '.join(map(str, _zero.STAGES))} (0: plain "
+                             f"ddp; 1 shards the optimizer state, 2 also the gradients, 3 also "
+                             f"the parameters); got {self.zero!r}")
 
 
 class Bucket(NamedTuple):
@@ -138,6 +144,8 @@ def start(job: Job):
                          f"{type(job.model).__name__}")
     buckets = buckets_of(job.model, job.options.bucket_size)
     job.stats.counters["n_buckets"] = len(buckets)
+    if job.options.zero:
+        return _zero.start(job, buckets)
     procs = [node.start(worker, job, i, buckets) for i, node in enumerate(job.workers)]
     return procs[0]
 
@@ -166,8 +174,8 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes   # a mini-batch's rows
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
-        grad = np.empty(params.size)
-        memory.set("grads", 2 * grad.nbytes)                  # mine, and the stream's sum
+        grad = np.empty(params.size)                          # the buckets, all-reduced in place
+        memory.set("grads", grad.nbytes)
         ready = [node.sim.event() for _ in buckets]
         # the stream is a process of its own, beside the computation (not a program of
         # the node to restart after a crash: ddp refuses faults)
@@ -199,15 +207,15 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
 
 def _stream(job: Job, i: int, buckets: list[Bucket], grad: np.ndarray, ready: list):
     """Process: one communication stream. All-reduce each bucket of ``grad`` once it is
-    ``ready`` and the previous one is done; returns the summed gradient and each
-    all-reduce's ``(start, end)``."""
-    total, spans = np.empty_like(grad), []
+    ``ready`` and the previous one is done, in place (the sum replaces the bucket, as
+    DDP's buckets are); returns ``grad`` and each all-reduce's ``(start, end)``."""
+    spans = []
     for bucket, event in zip(buckets, ready):
         yield event
         begin = job.sim.now
-        total[bucket.span] = yield from ring_allreduce(job, i, grad[bucket.span])
+        grad[bucket.span] = yield from ring_allreduce(job, i, grad[bucket.span])
         spans.append((begin, job.sim.now))
-    return total, spans
+    return grad, spans
 
 
 class _Timing:
