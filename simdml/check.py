@@ -19,7 +19,8 @@ __all__ = ["check", "export", "main", "EXERCISES"]
 
 EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
-             "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time"}
+             "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time",
+             "ex08": "ex08_zero_memory"}
 
 
 def _folder() -> Path:
@@ -376,9 +377,44 @@ def _bucket_time_hint(slip: str | None) -> str:
             "only once the previous bucket is summed?")
 
 
+_ZERO_CASES = ((0, 4, "adam"), (1, 4, "adam"), (2, 4, "adam"), (3, 4, "adam"),
+               (1, 4, "sgd"), (2, 2, "momentum"), (3, 2, "momentum"))
+_ZERO_RULES = {  # what a worker holds of each, by stage
+    "params": "the parameters are whole on every worker at stages 0-2, sharded (1/n each) "
+              "only at stage 3",
+    "grads": "the gradients are whole at stages 0 and 1, sharded from stage 2",
+    "optimizer": "the optimizer state is state_arrays vectors of the parameters' size, "
+                 "whole at stage 0 and sharded from stage 1",
+}
+
+
+def _check_zero_memory(m) -> list[str]:
+    from simdml import Scenario, run
+    from simdml.optim import OPTIMIZERS
+    problems = []
+    for stage, n, optimizer in _ZERO_CASES:
+        s = Scenario().replace(**{**_DDP_TIMED, "cluster.workers": n, "strategy.zero": stage,
+                                  "optimizer.kind": optimizer, "strategy.lr": 0.01,
+                                  "strategy.bucket_size": 1})
+        held = run(s).memory["worker0"]["breakdown"]
+        arrays = len(OPTIMIZERS[optimizer].state)
+        answer = m.memory_per_worker(stage, 1404, n, arrays)
+        if not isinstance(answer, dict) or set(answer) != set(_ZERO_RULES):
+            return [f"return a dict with the keys params, grads, optimizer; got "
+                    f"{answer!r:.80}"]
+        for category, rule in _ZERO_RULES.items():
+            if abs(answer[category] - held[category]) > 1e-9:
+                problems.append(f"stage {stage}, {n} workers, {optimizer} ({arrays} state "
+                                f"arrays), 1404 parameters: you say {answer[category]:g} "
+                                f"bytes of {category}, a worker holds {held[category]}: "
+                                f"{rule}")
+    return problems
+
+
 CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
             "ex04": _check_partitioner, "ex05": _check_compression,
-            "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time}
+            "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
+            "ex08": _check_zero_memory}
 
 
 def main(argv: list[str] | None = None) -> int:

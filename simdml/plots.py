@@ -27,7 +27,8 @@ from .tables import MAX_NODES_SHOWN, shown_nodes
 
 __all__ = ["history", "timeline", "staleness", "run_overview", "decision_regions", "confusion",
            "utilization", "speedup", "sweep", "save", "png", "show_inline",
-           "KIND_COLORS", "CLASS_COLORS", "EVENT_MARKERS", "STRATEGY_COLORS", "run_colors"]
+           "KIND_COLORS", "MEMORY_COLORS", "CLASS_COLORS", "EVENT_MARKERS", "STRATEGY_COLORS",
+           "run_colors"]
 
 KIND_COLORS = {
     "compute": "#2a9d8f", "send": "#e9c46a", "recv": "#f4a261", "wait": "#d9d9d9",
@@ -43,6 +44,12 @@ EVENT_MARKERS = {"crash": ("x", "crash"), "recover": ("^", "recovery"),
 
 # one colour per strategy, in every figure that compares strategies (lesson 2's async is
 # orange in its loss, accuracy and staleness panels alike)
+#: a node's memory by category (``simdml.memory.CATEGORIES``, and ZeRO's ``unsharded``)
+MEMORY_COLORS = {
+    "params": "#1d3557", "grads": "#457b9d", "optimizer": "#e76f51", "activations": "#2a9d8f",
+    "unsharded": "#a8dadc", "buffers": "#e9c46a", "shard": "#d9d9d9",
+}
+
 STRATEGY_COLORS = {
     "sync": "#1d3557", "async": "#e76f51", "ssp": "#2a9d8f", "allreduce": "#e9c46a",
     "ddp": "#bc4749", "local_sgd": "#8338ec", "cascade_svm": "#457b9d", "admm_svm": "#f4a261",

@@ -31,6 +31,13 @@ def _module(**functions):
      "re-normalize"),
     ("ex07", _module(iteration_time=lambda F, B, buckets, A, S: max(
         F + sum(B[min(b):]) + a for b, a in zip(buckets, A)) + S), "one after another"),
+    ("ex08", _module(memory_per_worker=lambda stage, psi, n, k: {   # stage 1 shards grads
+        "params": 8 * psi / (n if stage >= 3 else 1), "grads": 8 * psi / (n if stage >= 1 else 1),
+        "optimizer": 8 * k * psi / (n if stage >= 1 else 1)}), "whole at stages 0 and 1"),
+    ("ex08", _module(memory_per_worker=lambda stage, psi, n, k: {   # Adam's state as one array
+        "params": 8 * psi / (n if stage >= 3 else 1), "grads": 8 * psi / (n if stage >= 2 else 1),
+        "optimizer": 8 * psi / (n if stage >= 1 else 1)}), "state_arrays vectors"),
+    ("ex08", _module(memory_per_worker=lambda stage, psi, n, k: [8 * psi] * 3), "return a dict"),
 ])
 def test_checkers_explain_a_wrong_answer(name, wrong, says):
     problems = check(name, wrong)
@@ -115,7 +122,7 @@ def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
 
 
 def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
-    """`python -m simdml.check --export DIR` copies the seven stubs and the README, byte for
+    """`python -m simdml.check --export DIR` copies the eight stubs and the README, byte for
     byte, and no solution; it refuses a folder that already holds them."""
     from simdml.check import _folder
     out = tmp_path / "handout"
@@ -124,7 +131,7 @@ def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
     assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
     for name in names:
         assert (out / name).read_bytes() == (_folder() / name).read_bytes()
-    assert "copied 8 files" in capsys.readouterr().out
+    assert "copied 9 files" in capsys.readouterr().out
     assert main(["--export", str(out)]) == 2
     assert "already holds README.md" in capsys.readouterr().err
     assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(

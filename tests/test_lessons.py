@@ -28,7 +28,7 @@ def test_every_lesson_has_a_test():
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
-              "09_model_fusion", "10_deep_data_parallel"}
+              "09_model_fusion", "10_deep_data_parallel", "11_zero_memory"}
     assert set(names) == tested
 
 
@@ -374,6 +374,64 @@ def test_09_the_numbers_in_the_text(quick):
                 assert iid[r]["mean"] - mean[r] < iid["vote"]["mean"] - mean["vote"], (learner, r)
         assert all(mean["stack"] > mean[r] + 0.03 for r in mean if r not in ("stack", "central"))
         assert mean["stack"] > mean["central"] - 0.045, learner
+
+
+def test_11_zero_shards_what_the_paper_counts_and_stage_3_fits_where_ddp_does_not(tmp_path):
+    """(a) params + grads + optimizer = the paper's formula (4.006, 2.25, 1.38, 0.50 MB;
+    18 bytes off at stage 2, worker 0's 15 650 parameters); activations 0.62 MB and shard
+    with buffers 0.10 MB at every stage; unsharded 0.20 and 0.40 MB; at stage 3 the
+    sharded states are under a third of the 1.62 MB peak; bytes per step counted = the
+    formula within 8 bytes, 1752.7 and 2629.1 kB. (b) the time model to the printed
+    digits (1e-5: uneven chunks); fast: 5.36 (0.45 exposed),
+    6.26 (1.50), 5.29 (0.53) ms; slow: 17.2 and 23.0 ms, 33 % more; stage 3 computes
+    4.8 ms. (c) under 2 MB, DDP needs 3.09 MB, ZeRO-1 2.96, ZeRO-2 2.09 and stop; ZeRO-3
+    trains, the same accuracies as DDP, 33 % later (690.5 and 517.4 ms after 30 steps)."""
+    out = run_quick("11_zero_memory", tmp_path)
+    mem = out["memory"]
+    psi = 125_194
+    mb = lambda x: round(x / 1e6, 2)
+    kb = lambda x: round(x / 1e3, 1)
+    ms = lambda x: round(1e3 * x, 2)
+    sharded = {s: sum(r["breakdown"][c] for c in ("params", "grads", "optimizer"))
+               for s, r in mem.items()}
+    assert sharded[0] == 32 * psi and round(sharded[0] / 1e6, 3) == 4.006
+    assert sharded[0] == mem[0]["formula"]
+    for s, extra in ((1, 12), (2, 18), (3, 24)):  # 0.75 parameters of 16, 24, 32 bytes
+        assert sharded[s] - mem[s]["formula"] == pytest.approx(extra), s
+    assert mem[2]["breakdown"]["grads"] == 8 * 15_650 and psi / 8 == 15_649.25
+    assert [mb(sharded[s]) for s in range(4)] == [4.01, 2.25, 1.38, 0.5]
+    for s, r in mem.items():
+        b = r["breakdown"]
+        assert mb(b["activations"]) == 0.62 and mb(b["shard"] + b["buffers"]) == 0.1, s
+        assert r["peak"] == sum(b.values())
+        assert abs(r["bytes"] - r["bytes_formula"]) <= 8, s    # uneven chunks: a few bytes
+        assert kb(r["bytes"]) == (2629.1 if s == 3 else 1752.7)
+    assert (mb(mem[2]["breakdown"]["unsharded"]), mb(mem[3]["breakdown"]["unsharded"])) == (0.2, 0.4)
+    assert "unsharded" not in mem[0]["breakdown"] and "unsharded" not in mem[1]["breakdown"]
+    assert sharded[3] < mem[3]["peak"] / 3 and mb(mem[3]["peak"]) == 1.62
+    assert [mb(mem[s]["peak"]) for s in range(3)] == [4.73, 2.98, 2.3]
+    time = out["time"]
+    for key, r in time.items():
+        assert r["T"] == pytest.approx(r["T_formula"], rel=1e-5), key  # uneven chunks
+        assert round(1e3 * r["T"], 3) == round(1e3 * r["T_formula"], 3), key  # printed
+    fast = {s: time[("fast", s)] for s in range(4)}
+    assert [ms(fast[s]["T"]) for s in range(4)] == [5.36, 6.26, 6.26, 5.29]
+    assert [ms(fast[s]["exposed"]) for s in (0, 1, 3)] == [0.45, 1.5, 0.53]
+    slow = {s: time[("slow", s)] for s in range(4)}
+    assert [round(1e3 * slow[s]["T"], 1) for s in range(4)] == [17.2, 17.2, 17.2, 23.0]
+    assert round(100 * (slow[3]["T"] / slow[0]["T"] - 1)) == 33
+    assert round(1e3 * (slow[3]["T"] - slow[3]["exposed"]), 1) == 4.8
+    assert (round(30e3 * slow[3]["T"], 1), round(30e3 * slow[0]["T"], 1)) == (690.5, 517.4)
+    limited = out["limited"]
+    for s, needs in ((0, "3.09 MB"), (1, "2.96 MB"), (2, "2.09 MB")):
+        assert limited[s]["stop_reason"].startswith(f"out of memory on worker0: needs {needs}, "
+                                                    f"has 2 MB"), s
+        assert limited[s]["updates"] == 0
+    assert limited[3]["stop_reason"].endswith("updates done (stop.rounds)")
+    zero3, ddp = out["curves"][3], out["curves"]["unlimited ddp"]
+    assert [a for _, a in zero3] == [a for _, a in ddp]
+    assert round(100 * (zero3[-1][0] / ddp[-1][0] - 1)) == 33
+    assert out["model_gap"] == 0.0
 
 
 def _canonical(x):
