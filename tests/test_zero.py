@@ -127,6 +127,19 @@ def test_a_model_out_of_memory_under_ddp_trains_under_stage_3():
     assert sharded.summary["stop_reason"] == "4 updates done (stop.rounds)"
 
 
+def test_the_bundled_scenario_fits_only_under_stage_3():
+    """zero3_mlp (TOML): 2 MB per worker; stage 3 trains, plain ddp stops at once."""
+    from simdml import load_scenario
+    s = load_scenario("zero3_mlp").replace(**{"stop.rounds": 2})
+    assert s.strategy.build_options().zero == 3
+    fits = run(s)
+    assert fits.summary["stop_reason"] == "2 updates done (stop.rounds)"
+    assert max(m["peak"] for m in fits.memory.values()) <= 2e6
+    plain = run(s.replace(**{"strategy.zero": 0}))
+    assert plain.summary["updates"] == 0
+    assert plain.summary["stop_reason"].startswith("out of memory on worker")
+
+
 # -- communication ----------------------------------------------------------------------
 
 def _bytes_per_step(stage: int, **changes) -> float:
