@@ -297,14 +297,15 @@ class _MLP(GradientModel):
             Summed in float64 (a reported number, never sent).
         grad : ndarray of shape (n_params,), in ``dtype``
         """
-        if X.dtype != self.float_dtype:
-            X = X.astype(self.float_dtype)
+        dtype = self.float_dtype
+        if X.dtype != dtype:
+            X = X.astype(dtype)
         A, caches = X, []
         for l in range(self.n_layers):
             A, cache = self.forward_layer(l, params, A)
             caches.append(cache)
         loss, dA = self.loss_head(A, y, sample_weight)
-        grad = np.empty(self.n_params, dtype=self.float_dtype)
+        grad = np.empty(self.n_params, dtype=dtype)
         for l in reversed(range(self.n_layers)):
             w, b = self.layer_slices(l)
             dA, grad[w.start:b.stop] = self.backward_layer(l, params, caches.pop(), dA)
