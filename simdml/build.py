@@ -72,22 +72,24 @@ def start_faults(s: Scenario, cluster: Cluster, streams: Streams) -> None:
 
 
 def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams) -> Job:
-    """The learner, the shards (views of the training rows), the monitor and the job the
-    strategy is handed."""
-    sim, X_train, y_train = cluster.sim, split.X_train, split.y_train
+    """The learner, the shards (views of the training rows, in the learner's dtype), the
+    monitor and the job the strategy is handed."""
+    sim = cluster.sim
+    model = build_model(s.model)
+    is_gradient = s.model.kind in GRADIENT_MODELS
+    X_train, y_train, X_test = _in_dtype(s, model, split) if is_gradient else (
+        split.X_train, split.y_train, split.X_test)
     bounds = np.cumsum([0] + [len(p) for p in split.parts])  # parts are contiguous ranges
     shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    model = build_model(s.model)
     _check_model_for_data(model, y_train.size)
     n_outputs = (int(max(y_train.max(), split.y_test.max())) + 1 if model.is_classifier
                  else 1)
-    is_gradient = s.model.kind in GRADIENT_MODELS
     params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
     class_weight = None
     if is_gradient and getattr(model, "class_weight", None) is not None:  # from all the rows
         class_weight = class_weights(model.class_weight, np.bincount(y_train, minlength=n_outputs))
         model.class_weight_ = class_weight
-    monitor = Monitor(sim, model, X_train, y_train, split.X_test, split.y_test,
+    monitor = Monitor(sim, model, X_train, y_train, X_test, split.y_test,
                       eval_every=s.eval_every, max_updates=s.stop.rounds,
                       target_accuracy=s.stop.target_accuracy)
     monitor.divergence_hint = _divergence_hint(s)
@@ -107,6 +109,28 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
     if class_weight is not None:
         monitor.train_weight = class_weight[y_train]
     return job
+
+
+def _in_dtype(s: Scenario, model, split: DataSplit) -> tuple:
+    """The training rows, their targets and the test rows in the learner's dtype
+    (``model.dtype = "float32"``): cast once, here, so that every shard, block and
+    evaluation reads them as the learner computes and a float32 shard books half the
+    bytes of its features (class labels stay integers; a regressor's targets are cast).
+    float64 data is passed on as it is, no copy."""
+    dtype = model.float_dtype
+    if dtype == split.X_train.dtype:
+        return split.X_train, split.y_train, split.X_test
+    with np.errstate(over="ignore"):  # an overflow is the error below, not a warning
+        X_train, X_test = split.X_train.astype(dtype), split.X_test.astype(dtype)
+        y_train = split.y_train if model.is_classifier else split.y_train.astype(dtype)
+    for name, a in (("training rows", X_train), ("test rows", X_test),
+                    ("training targets", y_train)):
+        if a.dtype == dtype and not np.isfinite(a).all():
+            raise ScenarioError(f"model.dtype={model.dtype!r}: the {name} hold values "
+                                f"beyond {dtype.name}'s range (+-{np.finfo(dtype).max:.4g}); "
+                                f"standardize them (data.standardize = true) or use "
+                                f"model.dtype='float64'")
+    return X_train, y_train, X_test
 
 
 def _divergence_hint(s: Scenario) -> str:
@@ -147,7 +171,8 @@ def start_training(s: Scenario, job: Job, split: DataSplit):
 def _exchange(job: Job, w: int, moves: tuple):
     """Worker w's part of rebalancing: send its surplus rows, receive what it is owed."""
     node = job.workers[w]
-    row_nbytes = 8 * (job.monitor.X_train.shape[1] + 1)  # features and label
+    X, y = job.monitor.X_train, job.monitor.y_train  # in the learner's dtype
+    row_nbytes = X.shape[1] * X.itemsize + y.itemsize  # features and label
     for src, dst, rows in moves:
         if src == w:
             msg = Rows(rows, row_nbytes)

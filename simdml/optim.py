@@ -17,6 +17,12 @@ bits as an unsharded one.
 ``Optimizer(kind="sgd")`` with the constant schedule and no weight decay is plain
 gradient descent, ``params - lr * grad``, bit for bit.
 
+Precision: the state is in the parameters' dtype (float64, or float32 for a float32 MLP:
+half the bytes), and a step keeps that dtype -- the learning rate is a Python float,
+which numpy does not let promote a float32 array, and a result of another dtype (a
+float64 gradient, a numpy float64 setting) is rounded back to the parameters'. float64
+parameters step exactly as before.
+
 >>> opt = Optimizer(kind="adam", lr=0.1)
 >>> params, grad = np.zeros(3), np.array([1.0, -2.0, 0.5])
 >>> state = opt.init_state(params)
@@ -118,7 +124,7 @@ class State:
     """An optimizer's state: named arrays, each of the parameters' shape (none for SGD),
     and how many steps it has taken (Adam's bias correction counts them)."""
 
-    arrays: dict = field(default_factory=dict)  # name -> ndarray, float64
+    arrays: dict = field(default_factory=dict)  # name -> ndarray, the parameters' dtype
     n_steps: int = 0
 
     @property
@@ -233,12 +239,15 @@ class Optimizer:
                            and self.schedule.kind == "constant" and not self.schedule.warmup)
 
     def init_state(self, params: np.ndarray) -> State:
-        """A fresh state for ``params`` (or for a slice of them): zeros, no step taken."""
-        return State({name: np.zeros_like(params, dtype=np.float64)
+        """A fresh state for ``params`` (or for a slice of them): zeros of their dtype
+        (float64 for parameters that are not float32 or float64), no step taken."""
+        dtype = params.dtype if params.dtype in _FLOATS else np.float64
+        return State({name: np.zeros_like(params, dtype=dtype)
                       for name in OPTIMIZERS[self.kind].state})
 
     def state_nbytes(self, size: int, itemsize: int = 8) -> int:
-        """Bytes of the state of ``size`` parameters, without making it."""
+        """Bytes of the state of ``size`` parameters of ``itemsize`` bytes each (8 for
+        float64, 4 for float32), without making it: ``init_state(params).nbytes``."""
         return len(OPTIMIZERS[self.kind].state) * size * itemsize
 
     def lr_at(self, t: int) -> float:
@@ -270,14 +279,26 @@ class Optimizer:
         (ndarray, State)
         """
         if self._plain:
-            return params - (self.lr * scale) * grad, State(state.arrays, state.n_steps + 1)
+            new = _like(params - float(self.lr * scale) * grad, params)
+            return new, State(state.arrays, state.n_steps + 1)
         if any(a.shape != params.shape for a in state.arrays.values()):
             raise ValueError(f"the state's arrays must have the parameters' shape "
                              f"{params.shape}; got {[a.shape for a in state.arrays.values()]}")
         rule = OPTIMIZERS[self.kind]
-        lr = self.lr_at(t) * scale
+        lr = float(self.lr_at(t) * scale)  # a Python float keeps a float32 step float32
         if self.weight_decay and rule.coupled_decay:  # the gradient of wd/2 ||w||^2
             grad = grad + self.weight_decay * params
         n = state.n_steps + 1
-        params, arrays = rule.update(self, params, grad, state.arrays, n, lr)
-        return params, State(arrays, n)
+        new, arrays = rule.update(self, params, grad, state.arrays, n, lr)
+        return _like(new, params), State({k: _like(a, params) for k, a in arrays.items()}, n)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes a state keeps as given
+
+
+def _like(array: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """``array`` in the dtype of ``params`` when both are floats (no copy when it already
+    is): a step never changes the parameters' precision."""
+    if array.dtype == params.dtype or params.dtype not in _FLOATS:
+        return array
+    return array.astype(params.dtype)

@@ -137,8 +137,12 @@ def build_model(config: ModelConfig):
     allowed = [p for p in _init_params(cls)]
     for key in config.options:
         if key not in allowed:
+            # a key of other learners (model.dtype on logistic) says whose it is
+            owners = [kind for kind, other in MODELS.items() if key in _init_params(other)]
+            whose = (f" (got {_shown(config.options[key])}); it is a setting of model.kind = "
+                     f"{' or '.join(map(repr, owners))}" if owners else "")
             raise ScenarioError(f"unknown key model.{_checks.cut(str(key))} for "
-                                f"model.kind={config.kind!r}; "
+                                f"model.kind={config.kind!r}{whose}; "
                                 f"allowed: kind, {', '.join(allowed)}{_did_you_mean(key, allowed)}")
     model = cls(**config.options)
     try:

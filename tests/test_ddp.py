@@ -120,6 +120,18 @@ def test_buckets_are_whole_layers_in_reverse_order():
     assert buckets_of(model, 200) == [Bucket((1, 0), slice(0, 25))]
 
 
+def test_buckets_count_the_gradient_s_itemsize():
+    """A float32 gradient is 4 bytes a parameter: layers of 36 and 64 bytes share a bucket
+    of 100 bytes that would split them in float64 (72 and 128 bytes)."""
+    shapes = {}
+    for dtype in ("float64", "float32"):
+        model = MLPClassifier(hidden=[3], dtype=dtype)
+        model.init_params(2, 4)
+        shapes[dtype] = buckets_of(model, 100)
+    assert shapes == {"float64": [Bucket((1,), slice(9, 25)), Bucket((0,), slice(0, 9))],
+                      "float32": [Bucket((1, 0), slice(0, 25))]}
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 1000), min_size=1, max_size=12), st.integers(1, 3000))
 def test_bucket_layers_partition_the_layers_in_reverse_order(sizes, cap):

@@ -157,11 +157,18 @@ def test_backward_of_the_first_layer_computes_no_input_gradient():
     assert shapes == [(25, 5), (25, 6), None]
 
 
-@pytest.mark.parametrize("activation, slope_bytes", [("relu", 1), ("tanh", 8), ("gelu", 8)])
-def test_activation_bytes_are_the_bytes_the_caches_hold(activation, slope_bytes):
-    """activation_bytes(n) is the nbytes of each layer's cache: its input (float64) and,
-    on hidden layers, the slope (relu: a boolean mask, 1 byte an entry)."""
+@pytest.mark.parametrize("dtype, s", [("float64", 8), ("float32", 4)])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_bytes_are_the_bytes_the_caches_hold(activation, dtype, s):
+    """activation_bytes(n) is the nbytes of each layer's cache: its input (s bytes a
+    number: 8 float64, 4 float32) and, on hidden layers, the slope (relu: a boolean mask,
+    1 byte an entry in either dtype; else s); activation_nbytes leaves out the input."""
+    slope_bytes = 1 if activation == "relu" else s
     model, X, _, params, _ = _problem("softmax", activation, hidden=(6, 5))
+    if dtype == "float32":
+        model = MLPClassifier(hidden=[6, 5], activation=activation, dtype=dtype)
+        model.init_params(4, 3)
+        X, params = X.astype(np.float32), params.astype(np.float32)
     A, held = X, []
     for l in range(model.n_layers):
         A_in = A
@@ -169,8 +176,9 @@ def test_activation_bytes_are_the_bytes_the_caches_hold(activation, slope_bytes)
         assert isinstance(cache, LayerCache) and cache.inputs is A_in  # kept, not copied
         held.append(cache.inputs.nbytes + (0 if cache.slope is None else cache.slope.nbytes))
     n = 25
-    assert held == model.activation_bytes(n) == [8 * n * 4 + slope_bytes * n * 6,
-                                                 8 * n * 6 + slope_bytes * n * 5, 8 * n * 5]
+    assert held == model.activation_bytes(n) == [s * n * 4 + slope_bytes * n * 6,
+                                                 s * n * 6 + slope_bytes * n * 5, s * n * 5]
+    assert model.activation_nbytes(n) == sum(held) - X.nbytes
 
 
 # ------------------------------------------------------------------- operation counts
@@ -354,6 +362,8 @@ def test_the_regressor_trains_from_a_scenario():
     ({"activation": "sigmoid"}, "The 'activation' parameter of MLPClassifier must be one of "
                                 "'relu', 'tanh', 'gelu'. Got 'sigmoid' instead."),
     ({"seed": -1}, "The 'seed' parameter of MLPClassifier must be an int >= 0. Got -1 instead."),
+    ({"dtype": "float16"}, "The 'dtype' parameter of MLPClassifier must be one of 'float64', "
+                           "'float32' (a name, as TOML writes it). Got 'float16' instead."),
 ])
 def test_bad_parameters_name_the_key_in_fit_and_in_a_scenario(options, message):
     """fit and a scenario refuse each bad setting with the house message; the scenario's

@@ -147,13 +147,17 @@ def test_a_slice_of_the_state_steps_exactly_the_slice(kind):
         np.testing.assert_array_equal(joined.arrays[name], array)
 
 
-def test_the_state_counts_its_bytes():
-    """sgd keeps nothing, momentum and nesterov a velocity, Adam two moments: 8 bytes per
-    parameter each (float64), known before the state is made (``state_nbytes``)."""
-    w = np.zeros(1000)
+@pytest.mark.parametrize("dtype, itemsize", [(np.float64, 8), (np.float32, 4)])
+def test_the_state_counts_its_bytes(dtype, itemsize):
+    """sgd keeps nothing, momentum and nesterov a velocity, Adam two moments: one number
+    per parameter each, in the parameters' dtype (8 bytes float64, 4 float32), known
+    before the state is made (``state_nbytes``)."""
+    w = np.zeros(1000, dtype=dtype)
     for kind, arrays in [("sgd", 0), ("momentum", 1), ("nesterov", 1), ("adam", 2), ("adamw", 2)]:
         opt = Optimizer(kind=kind)
-        assert opt.init_state(w).nbytes == opt.state_nbytes(1000) == arrays * 8000, kind
+        state = opt.init_state(w)
+        assert state.nbytes == opt.state_nbytes(1000, itemsize) == arrays * 1000 * itemsize, kind
+        assert all(a.dtype == dtype for a in state.arrays.values()), kind
 
 
 # -- the schedules, against their closed forms -------------------------------------

@@ -82,6 +82,12 @@ class GradientModel:
     is_classifier: bool
     score_name: str
 
+    @property
+    def float_dtype(self) -> np.dtype:
+        """The numpy dtype the learner computes in: of its parameters, its gradients and
+        the rows it reads. float64 here; the MLPs take theirs from their ``dtype``."""
+        return np.dtype(np.float64)
+
     def validate_params(self) -> None:
         """Check the hyper-parameters, as ``fit`` does (a scenario checks them when it is
         built); raises ValueError naming the parameter, the rule and the value."""
@@ -119,6 +125,9 @@ class GradientModel:
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         targets, n_outputs = self._encode_targets(y, classes)
+        X = X.astype(self.float_dtype, copy=False)  # once, not per step (float64: no copy)
+        if not self.is_classifier:
+            targets = targets.astype(self.float_dtype, copy=False)
         if getattr(self, "class_weight", None) is not None:  # each row weighs its class's
             self.class_weight_ = class_weights(self.class_weight,
                                                np.bincount(targets, minlength=n_outputs))
@@ -129,7 +138,7 @@ class GradientModel:
         for _ in range(self.n_iter):
             loss, grad = self.loss_grad(params, X, targets, sample_weight)
             losses.append(loss)
-            params = params - self.lr * grad
+            params = params - float(self.lr) * grad  # a numpy float64 lr would upcast float32
         self.params_ = params
         self.loss_curve_ = losses
         self.n_iter_ = self.n_iter
@@ -148,7 +157,7 @@ class GradientModel:
 
     def _resolve_params(self, params) -> np.ndarray:
         if params is not None:
-            return np.asarray(params, dtype=np.float64)
+            return np.asarray(params, dtype=self.float_dtype)
         if not hasattr(self, "params_"):
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted yet; call fit(X, y) or pass params."
@@ -168,8 +177,9 @@ class GradientModel:
             )
 
     def _check_predict_X(self, X) -> np.ndarray:
-        """``X`` validated, with the number of columns the learner was bound to."""
-        X = _check_X(X)
+        """``X`` validated, in the learner's ``float_dtype``, with the number of columns the
+        learner was bound to."""
+        X = _check_X(X, self.float_dtype)
         expected = getattr(self, "n_features_in_", X.shape[1])
         if X.shape[1] != expected:
             raise ValueError(

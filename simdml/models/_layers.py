@@ -3,7 +3,12 @@
 Each activation returns its value and its *slope* (its derivative at the
 pre-activation), which is all that backpropagation through it needs; the slope is what
 a layer keeps for its backward pass, so its dtype decides the activation's memory
-(relu keeps a boolean mask, 1 byte per entry; tanh and gelu keep float64).
+(relu keeps a boolean mask, 1 byte per entry, whatever the model's dtype; tanh and gelu
+keep an array of the pre-activation's dtype, float64 or float32).
+
+Every function keeps the dtype of its scores: float32 in, float32 out (a Python float
+scalar does not promote a numpy array). The loss itself, a reported number that never
+travels, is summed in float64 from the row losses.
 
 Operation counts are per entry, with the convention of the linear learners: a multiply,
 an add, a compare or a transcendental (``exp``, ``tanh``) is 1 flop.
@@ -70,6 +75,11 @@ def init_weights(rng: np.random.Generator, n_in: int, n_out: int, rule: str) -> 
     return rng.uniform(-bound, bound, size=(n_in, n_out))
 
 
+def _f64(a: np.ndarray) -> np.ndarray:
+    """``a`` as float64 for a sum that is reported, not sent (no copy when it already is)."""
+    return a.astype(np.float64, copy=False)
+
+
 def softmax(scores: np.ndarray) -> np.ndarray:
     """Row-wise ``exp(z) / sum exp(z)``, shifted by the row's maximum (stable); a new
     array, rows summing to 1."""
@@ -102,18 +112,20 @@ def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray,
 def squared_error(scores: np.ndarray, y: np.ndarray,
                   sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
     """Half mean squared error ``0.5 sum_i s_i (z_i - y_i)^2`` of one output column,
-    and its derivative ``s_i (z_i - y_i)``; about ``4 n`` flop, the count of
-    ``LinearRegression``."""
-    residual = scores[:, 0] - y
+    and its derivative ``s_i (z_i - y_i)``, in the dtype of ``scores`` (``y`` and the
+    weights are cast to it); about ``4 n`` flop, the count of ``LinearRegression``."""
+    residual = scores[:, 0] - y.astype(scores.dtype, copy=False)
     if sample_weight is None:
         G = residual * (1.0 / scores.shape[0])
     else:
-        G = residual * (sample_weight / sample_weight.sum())
-    return 0.5 * float(G @ residual), G[:, None]
+        G = residual * (sample_weight / sample_weight.sum()).astype(scores.dtype, copy=False)
+    return 0.5 * float(_f64(G) @ _f64(residual)), G[:, None]
 
 
 def _weighted_mean(row_loss, G, sample_weight) -> tuple[float, np.ndarray]:
-    """The (weighted) mean of the row losses; ``G``, one row per sample, scaled in place."""
+    """The (weighted) mean of the row losses, summed in float64; ``G``, one row per
+    sample, scaled in place (keeping its dtype)."""
+    row_loss = _f64(row_loss)
     if sample_weight is None:
         G *= 1.0 / row_loss.shape[0]
         return float(np.add.reduce(row_loss) / row_loss.shape[0]), G

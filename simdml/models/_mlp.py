@@ -15,7 +15,12 @@ from simdml.models._layers import (
 )
 from simdml.models._validation import MAX_INT, _check_int, _owner_name, _show
 
-__all__ = ["LayerCache"]
+__all__ = ["DTYPES", "LayerCache"]
+
+#: the float types an MLP computes in (``dtype``): float64 (the default, numpy's own), and
+#: float32, which halves the parameters, gradients, optimizer state, activations, rows and
+#: bytes on the wire
+DTYPES = ("float64", "float32")
 
 
 class LayerCache(NamedTuple):
@@ -45,6 +50,15 @@ class _MLP(GradientModel):
                              f"{', '.join(map(repr, ACTIVATIONS))}. "
                              f"Got {_show(self.activation)} instead.")
         _check_int(self, "seed", self.seed, low=0)
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+            raise ValueError(f"The 'dtype' parameter of {name} must be one of "
+                             f"{', '.join(map(repr, DTYPES))} (a name, as TOML writes it). "
+                             f"Got {_show(self.dtype)} instead.")
+
+    @property
+    def float_dtype(self) -> np.dtype:
+        """The numpy dtype of the parameters, gradients, activations and rows: ``dtype``."""
+        return np.dtype(self.dtype)
 
     # ------------------------------------------------------------------ the shape
 
@@ -53,7 +67,8 @@ class _MLP(GradientModel):
         flat vector) and return the initial parameters, drawn from ``default_rng(seed)``:
         He normal before relu and gelu, Glorot uniform before tanh and on the output
         layer (which feeds the loss, not an activation); zero biases. The same seed
-        gives the same bytes."""
+        gives the same bytes: the weights are drawn in float64 and then rounded to
+        ``dtype``, so a float32 net starts from the float64 one, rounded."""
         self.validate_params()
         _check_int(self, "n_features", n_features, low=1)
         self.n_features_in_ = int(n_features)
@@ -66,7 +81,7 @@ class _MLP(GradientModel):
         for l, (n_in, n_out) in enumerate(self.layer_shapes):
             rule = "glorot" if l == self.n_layers - 1 else hidden_rule
             parts += [init_weights(rng, n_in, n_out, rule).ravel(), np.zeros(n_out)]
-        return np.concatenate(parts)
+        return np.concatenate(parts).astype(self.float_dtype, copy=False)
 
     def _sizes(self, method: str) -> tuple[int, ...]:
         sizes = getattr(self, "layer_sizes_", None)
@@ -180,7 +195,7 @@ class _MLP(GradientModel):
         W, _ = self.layer_params(l, params)
         dZ = dA_out if cache.slope is None else dA_out * cache.slope
         n_in, n_out = W.shape
-        grad = np.empty((n_in + 1) * n_out)
+        grad = np.empty((n_in + 1) * n_out, dtype=W.dtype)
         dW = grad[:n_in * n_out].reshape(n_in, n_out)
         np.matmul(cache.inputs.T, dZ, out=dW)
         np.add.reduce(dZ, axis=0, out=grad[n_in * n_out:])
@@ -189,12 +204,14 @@ class _MLP(GradientModel):
         return (None if l == 0 else dZ @ W.T), grad
 
     def penalty(self, params: np.ndarray) -> float:
-        """The L2 term of the loss, ``0.5 l2 sum_l ||W_l||^2`` (biases not penalized)."""
+        """The L2 term of the loss, ``0.5 l2 sum_l ||W_l||^2`` (biases not penalized),
+        summed in float64 whatever the dtype (a reported number, as the loss)."""
         if not self.l2:
             return 0.0
         total = 0.0
         for l in range(self.n_layers):
             W, _ = self.layer_params(l, params)
+            W = W.astype(np.float64, copy=False)
             total += float(np.vdot(W, W))
         return 0.5 * self.l2 * total
 
@@ -233,22 +250,25 @@ class _MLP(GradientModel):
 
     def activation_bytes(self, n_rows: int) -> list[int]:
         """Bytes of the arrays each layer's cache keeps for the backward pass on
-        ``n_rows`` rows (float64): its input, ``8 n n_in``, and on hidden layers the
-        activation's slope, ``n n_out`` bytes for relu (a boolean mask) or ``8 n n_out``
-        (tanh, gelu). Layer 0's input is the batch itself (a reference to it, no copy);
-        layer ``l + 1``'s input is layer ``l``'s output, counted once, there. This is
-        what a forward pass holds at its end, before backward frees it layer by layer.
+        ``n_rows`` rows, with ``s`` the dtype's itemsize (8 float64, 4 float32): its
+        input, ``s n n_in``, and on hidden layers the activation's slope, ``n n_out``
+        bytes for relu (a boolean mask, whatever the dtype) or ``s n n_out`` (tanh,
+        gelu). Layer 0's input is the batch itself (a reference to it, no copy); layer
+        ``l + 1``'s input is layer ``l``'s output, counted once, there. This is what a
+        forward pass holds at its end, before backward frees it layer by layer.
         """
         sizes = self._sizes("activation_bytes")
-        slope = 1 if self.activation == "relu" else 8
-        return [8 * n_rows * sizes[l] + (slope * n_rows * sizes[l + 1]
+        s = self.float_dtype.itemsize
+        slope = 1 if self.activation == "relu" else s
+        return [s * n_rows * sizes[l] + (slope * n_rows * sizes[l + 1]
                                          if l < len(sizes) - 2 else 0)
                 for l in range(len(sizes) - 1)]
 
     def activation_nbytes(self, n_rows: int) -> int:
         """Bytes a gradient on ``n_rows`` rows keeps for its backward pass beyond its input
         (the caller's rows): the sum of ``activation_bytes`` less the input of layer 0."""
-        return sum(self.activation_bytes(n_rows)) - 8 * n_rows * self._sizes("activation_nbytes")[0]
+        n_features = self._sizes("activation_nbytes")[0]
+        return sum(self.activation_bytes(n_rows)) - self.float_dtype.itemsize * n_rows * n_features
 
     # ---------------------------------------------------------- the strategy face
 
@@ -262,8 +282,9 @@ class _MLP(GradientModel):
         ----------
         params : ndarray of shape (n_params,)
             Not modified.
-        X : ndarray of shape (n_samples, n_features), float64
-            Not validated (hot path).
+        X : ndarray of shape (n_samples, n_features), in ``dtype``
+            Not validated (hot path). Rows of another dtype are cast to ``dtype`` (a
+            copy per call: a run casts its shards once, when it binds them).
         y : ndarray of shape (n_samples,)
             Class indices (classifier) or real targets (regressor).
         sample_weight : ndarray of shape (n_samples,), optional
@@ -273,14 +294,18 @@ class _MLP(GradientModel):
         Returns
         -------
         loss : float
-        grad : ndarray of shape (n_params,)
+            Summed in float64 (a reported number, never sent).
+        grad : ndarray of shape (n_params,), in ``dtype``
         """
+        dtype = self.float_dtype
+        if X.dtype != dtype:
+            X = X.astype(dtype)
         A, caches = X, []
         for l in range(self.n_layers):
             A, cache = self.forward_layer(l, params, A)
             caches.append(cache)
         loss, dA = self.loss_head(A, y, sample_weight)
-        grad = np.empty(self.n_params)
+        grad = np.empty(self.n_params, dtype=dtype)
         for l in reversed(range(self.n_layers)):
             w, b = self.layer_slices(l)
             dA, grad[w.start:b.stop] = self.backward_layer(l, params, caches.pop(), dA)

@@ -134,8 +134,10 @@ def _check_int(owner, name: str, value, *, low: int) -> None:
                          f"{MAX_INT:,}. Got {_show(value)} instead.")
 
 
-def _check_X(X) -> np.ndarray:
-    """Return ``X`` as a 2-D finite float64 array (no copy when it already is one).
+def _check_X(X, dtype=np.float64) -> np.ndarray:
+    """Return ``X`` as a 2-D finite array of ``dtype`` (float64 unless a float32 learner
+    asks; no copy when it already is one). A value beyond float32's range is infinite
+    there, and refused as such.
 
     Raises
     ------
@@ -144,7 +146,8 @@ def _check_X(X) -> np.ndarray:
         names the first offending column and row.
     """
     try:
-        X = np.asarray(X, dtype=np.float64)
+        with np.errstate(over="ignore"):  # an overflow to float32's inf is the error below
+            X = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"X must hold numbers; {exc}") from None
     if X.ndim != 2:

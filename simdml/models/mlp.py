@@ -13,10 +13,20 @@ activation on every layer but the last, whose output ``Z`` is the scores the los
 reads (softmax cross-entropy for ``MLPClassifier``, half squared error for
 ``MLPRegressor``).
 
-Parameter layout: one flat float64 vector, layer after layer; layer ``l`` holds ``W_l``
+Parameter layout: one flat vector of ``dtype`` (float64, or float32), layer after layer; layer ``l`` holds ``W_l``
 of shape (n_in, n_out), row-major, then ``b_l`` of shape (n_out,). With ``hidden=[]``
 this is exactly the layout of ``LogisticRegression`` (``LinearRegression`` for the
 regressor): ``reshape(n_features + 1, n_outputs)``, the intercept in the last row.
+
+Precision: with ``dtype="float32"`` the parameters, every activation and slope kept for
+backward, each layer's gradient and the loss head's derivative are float32, and rows of
+another dtype are cast to float32 when they come in (``fit``, ``loss_grad``,
+``decision_function``; a run casts its shards once, so their booked memory halves). The
+loss is summed in float64 from float32 row losses: it is a reported number, never on
+the wire. The weights are drawn in float64 and rounded, so both dtypes start from the
+same net. numpy computes float32 in float32 (its matrix products accumulate in float32
+too); the result differs from float64's by rounding only (see ``tests/test_dtype.py``
+for the measured contracts).
 """
 from __future__ import annotations
 
@@ -54,12 +64,16 @@ class MLPClassifier(_MLP, GradientClassifier):
         L2 penalty on the weights (not the biases), >= 0: ``0.5 l2 sum_l ||W_l||^2``.
     seed : int, default=0
         Seed of the initial weights (``init_params``), >= 0.
+    dtype : {"float64", "float32"}, default="float64"
+        What the net computes in and holds: parameters, gradients, activations, the rows
+        (cast when they come in); float32 halves their bytes, and an optimizer's state
+        follows the parameters (module docstring: Precision).
     class_weight : None, "balanced" or dict, default=None
         Weights per class index, applied as row weights of the loss.
 
     Attributes
     ----------
-    params_ : ndarray of shape (n_params,)
+    params_ : ndarray of shape (n_params,), of ``dtype``
         Fitted parameters, laid out as in the module docstring.
     layer_sizes_ : tuple of int
         ``(n_features, *hidden, n_classes)``, bound by ``init_params``.
@@ -77,13 +91,15 @@ class MLPClassifier(_MLP, GradientClassifier):
     _shape_args = "n_features, n_classes"
 
     def __init__(self, *, hidden=(64, 64), activation: str = "relu", lr: float = 0.1,
-                 n_iter: int = 300, l2: float = 1e-4, seed: int = 0, class_weight=None):
+                 n_iter: int = 300, l2: float = 1e-4, seed: int = 0, dtype: str = "float64",
+                 class_weight=None):
         self.hidden = hidden
         self.activation = activation
         self.lr = lr
         self.n_iter = n_iter
         self.l2 = l2
         self.seed = seed
+        self.dtype = dtype
         self.class_weight = class_weight
 
     def init_params(self, n_features: int, n_classes: int) -> np.ndarray:
@@ -95,7 +111,7 @@ class MLPClassifier(_MLP, GradientClassifier):
 
         Returns
         -------
-        ndarray of shape (n_params,), float64
+        ndarray of shape (n_params,), of ``dtype``
         """
         _check_int(self, "n_classes", n_classes, low=2)
         params = self._bind(n_features, n_classes)
@@ -139,6 +155,8 @@ class MLPRegressor(_MLP, GradientRegressor):
         L2 penalty on the weights (not the biases), >= 0: ``0.5 l2 sum_l ||W_l||^2``.
     seed : int, default=0
         Seed of the initial weights (``init_params``), >= 0.
+    dtype : {"float64", "float32"}, default="float64"
+        As ``MLPClassifier``; the targets are cast to it too.
 
     Attributes
     ----------
@@ -153,13 +171,15 @@ class MLPRegressor(_MLP, GradientRegressor):
     _shape_args = "n_features"
 
     def __init__(self, *, hidden=(64, 64), activation: str = "relu", lr: float = 0.1,
-                 n_iter: int = 300, l2: float = 1e-4, seed: int = 0):
+                 n_iter: int = 300, l2: float = 1e-4, seed: int = 0,
+                 dtype: str = "float64"):
         self.hidden = hidden
         self.activation = activation
         self.lr = lr
         self.n_iter = n_iter
         self.l2 = l2
         self.seed = seed
+        self.dtype = dtype
 
     def init_params(self, n_features: int, n_outputs: int = 1) -> np.ndarray:
         """Bind the learner to a problem shape and return the seeded initial parameters;

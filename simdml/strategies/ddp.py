@@ -128,9 +128,11 @@ def bucket_layers(layer_nbytes: list[int], bucket_size: int) -> list[tuple[int, 
 
 
 def buckets_of(model, bucket_size: int) -> list[Bucket]:
-    """The buckets of a bound MLP's float64 gradient, in the order they become ready."""
+    """The buckets of a bound MLP's gradient, in the order they become ready; a layer's
+    bytes are its parameters times their itemsize (8 float64, 4 float32)."""
     spans = [model.layer_slices(l) for l in range(model.n_layers)]
-    nbytes = [8 * (b.stop - w.start) for w, b in spans]
+    itemsize = model.float_dtype.itemsize
+    nbytes = [itemsize * (b.stop - w.start) for w, b in spans]
     return [Bucket(layers, slice(spans[layers[-1]][0].start, spans[layers[0]][1].stop))
             for layers in bucket_layers(nbytes, bucket_size)]
 

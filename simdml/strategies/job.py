@@ -31,7 +31,9 @@ __all__ = ["Job", "Shard", "weighted_sum"]
 
 
 def weighted_sum(weights, arrays) -> np.ndarray:
-    """``sum_i weights[i] * arrays[i]`` in one vectorized pass over their stack (float64).
+    """``sum_i weights[i] * arrays[i]`` in one vectorized pass over their stack: float32
+    when every array is (a float32 model's gradients stay float32, and so does what the
+    server holds and sends), else float64.
 
     The result depends only on the order given, not on the order the arrays arrived in:
     strategies pass them in worker or block order. (numpy adds the stack sequentially,
@@ -43,7 +45,8 @@ def weighted_sum(weights, arrays) -> np.ndarray:
     if weights.shape != (len(arrays),) or not arrays:
         raise ValueError(f"weighted_sum needs one weight per array and at least one array; "
                          f"got {weights.size} weights for {len(arrays)} arrays")
-    stacked = np.stack(arrays).astype(np.float64, copy=False)
+    is_float32 = all(a.dtype == np.float32 for a in arrays)
+    stacked = np.stack(arrays).astype(np.float32 if is_float32 else np.float64, copy=False)
     stacked *= weights.reshape(-1, *[1] * (stacked.ndim - 1))
     return np.add.reduce(stacked, axis=0)
 
