@@ -35,12 +35,10 @@ STRATEGIES = {"sync": {}, "allreduce": {"strategy.kind": "allreduce"},
               "async": {"strategy.kind": "async"}, "local_sgd": {"strategy.kind": "local_sgd"},
               "tasks": {"scheduling.policy": "least_loaded"},
               "mini-batch": {"strategy.batch_size": 7}}
-# ddp.py's worker makes its gradient buffer with np.empty(params.size): float64 whatever
-# the model's dtype, so its gradients and ring chunks stay float64 (params, optimizer and
-# activations are float32). The fix, np.empty_like(params), waits for the ZeRO work in
-# ddp.py; strict, so that this test says when it is done.
-DDP = pytest.param({"strategy.kind": "ddp"}, id="ddp", marks=pytest.mark.xfail(
-    strict=True, reason="ddp's gradient buffer is float64 (np.empty(params.size))"))
+# ddp and every ZeRO stage: their gradient buffers, shards and bucket buffers follow the
+# parameters' dtype
+DDP = {f"ddp zero={z}": {"strategy.kind": "ddp", "strategy.zero": z, "strategy.bucket_size": 1}
+       for z in (0, 1, 2, 3)}
 
 
 def _pair(s: Scenario) -> tuple:
@@ -81,8 +79,8 @@ def _arrays(payload) -> list:
     return [v for v in getattr(payload, "_asdict", dict)().values() if isinstance(v, np.ndarray)]
 
 
-@pytest.mark.parametrize("changes", [*STRATEGIES.values(), DDP],
-                         ids=[*STRATEGIES, "ddp"])
+@pytest.mark.parametrize("changes", [*STRATEGIES.values(), *DDP.values()],
+                         ids=[*STRATEGIES, *DDP])
 def test_a_float32_run_is_float32_end_to_end(monkeypatch, changes):
     """In a float32 run the rows reach the learner as float32, every optimizer step takes
     and returns float32 parameters, gradient and state, every model or gradient sent is
@@ -238,6 +236,20 @@ def test_float32_halves_every_array_on_the_wire():
     assert rows > 0 and r64.summary["messages_sent"] == r32.summary["messages_sent"]
     assert (r64.summary["bytes_sent"] - r32.summary["bytes_sent"]
             == arrays * 4 * n_params + rows * 4 * split.X_train.shape[1])
+
+
+@pytest.mark.parametrize("changes", DDP.values(), ids=DDP)
+def test_ddp_and_zero_halve_their_memory_and_bytes_in_float32(changes):
+    """ddp and every ZeRO stage: the parameters, gradients, optimizer state, activations
+    (tanh), message buffers, ZeRO's unsharded buckets and the bytes sent, all half."""
+    r64, r32 = _pair(BASE.replace(**changes))
+    assert r64.summary["bytes_sent"] == 2 * r32.summary["bytes_sent"] > 0
+    for node in r64.memory:
+        b64, b32 = r64.memory[node]["breakdown"], r32.memory[node]["breakdown"]
+        halved = [c for c in b64 if c != "shard"]
+        assert {k: b64[k] for k in halved} == {k: 2 * b32[k] for k in halved}, node
+    assert r32.memory["worker0"]["breakdown"]["grads"] > 0
+    np.testing.assert_allclose(r32.model.params_, r64.model.params_, rtol=0, atol=1e-5)
 
 
 def test_weighted_sum_keeps_float32_and_float64():

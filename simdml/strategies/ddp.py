@@ -83,7 +83,7 @@ MODELS = ("mlp", "mlp_regression")  # the learners with a per-layer face
 
 @dataclass(frozen=True, kw_only=True)
 class DDPOptions:
-    bucket_size: int = DEFAULT_BUCKET_SIZE  # bytes of gradient (float64: 8 per parameter)
+    bucket_size: int = DEFAULT_BUCKET_SIZE  # bytes of gradient (8 per float64 parameter, 4 per float32)
     overlap: bool = True  # all-reduce a bucket once it is ready; false: after all backward
     zero: int = 0         # ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + params
 
@@ -176,7 +176,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes   # a mini-batch's rows
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
-        grad = np.empty(params.size)                          # the buckets, all-reduced in place
+        grad = np.empty_like(params)                        # the buckets, all-reduced in place
         memory.set("grads", grad.nbytes)
         ready = [node.sim.event() for _ in buckets]
         # the stream is a process of its own, beside the computation (not a program of

@@ -200,8 +200,8 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
         copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
-        grad = np.empty(params.size) if stage == 1 else None  # stage 1: the whole gradient
-        g_own = np.empty(mine.size) if grad is None else None  # else my shard of the sum
+        grad = np.empty_like(params) if stage == 1 else None  # stage 1: the whole gradient
+        g_own = np.empty_like(own) if grad is None else None  # else my shard of the sum
         memory.set("grads", (g_own if grad is None else grad).nbytes)
         buffers = {}                                          # stages 2, 3: open buckets
         for l in reversed(range(model.n_layers)):             # 2. backward, layer by layer
@@ -218,7 +218,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
                 grad[w.start:b.stop] = job.shard_weights[i] * grad_l
             else:
                 if l == bucket.layers[0]:                     #    the bucket's buffer opens
-                    buffers[k] = np.empty(bucket.span.stop - bucket.span.start)
+                    buffers[k] = np.empty(bucket.span.stop - bucket.span.start, params.dtype)
                     memory.hold("unsharded", buffers[k].nbytes)
                 at = bucket.span.start
                 buffers[k][w.start - at:b.stop - at] = job.shard_weights[i] * grad_l
