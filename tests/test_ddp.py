@@ -67,6 +67,7 @@ def test_ddp_equals_sync_and_the_centralized_optimizer(optimizer):
     np.testing.assert_allclose([h["loss"] for h in ddp.history],
                                [h["loss"] for h in sync.history], rtol=0, atol=1e-12)
     np.testing.assert_allclose(ddp.model.params_, sync.model.params_, rtol=0, atol=1e-12)
+    assert [h["epoch"] for h in ddp.history] == [h["epoch"] for h in sync.history]
     np.testing.assert_allclose(ddp.model.params_, _centralized(s, s.stop.rounds),
                                rtol=0, atol=1e-12)
 
@@ -80,10 +81,13 @@ def test_ddp_equals_sync_and_the_centralized_optimizer(optimizer):
 ], ids=["mini-batch", "class-weight", "regression", "one-worker", "seven-label-skew"])
 def test_ddp_equals_sync_on_every_kind_of_batch(changes):
     """Mini-batches (the same rows drawn), class weights, regression, one worker, an
-    uneven ring: ddp's model is sync's (1e-12)."""
+    uneven ring: ddp's model is sync's (1e-12), and so is the work its history counts
+    (the epoch column: the rows of the iterations done when each is recorded)."""
     s = Scenario().replace(**{**DIGITS, **changes})
-    np.testing.assert_allclose(run(_ddp(s, bucket_size=700)).model.params_,
-                               run(s).model.params_, rtol=0, atol=1e-12)
+    ddp, sync = run(_ddp(s, bucket_size=700)), run(s)
+    np.testing.assert_allclose(ddp.model.params_, sync.model.params_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([h["epoch"] for h in ddp.history],
+                               [h["epoch"] for h in sync.history], rtol=1e-15)
 
 
 def test_any_bucket_size_and_either_overlap_give_the_same_model():

@@ -53,7 +53,8 @@ def test_every_stage_trains_plain_ddps_model_bit_for_bit(stage, changes):
     n does not divide the buckets and on mini-batches."""
     plain, sharded = _run(0, **changes), _run(stage, **changes)
     np.testing.assert_array_equal(sharded.model.params_, plain.model.params_)
-    assert [h["loss"] for h in sharded.history] == [h["loss"] for h in plain.history]
+    for column in ("loss", "update", "epoch"):
+        assert [h[column] for h in sharded.history] == [h[column] for h in plain.history]
     assert sharded.summary["updates"] == plain.summary["updates"] == 4
 
 
@@ -138,6 +139,22 @@ def test_the_bundled_scenario_fits_only_under_stage_3():
     plain = run(s.replace(**{"strategy.zero": 0}))
     assert plain.summary["updates"] == 0
     assert plain.summary["stop_reason"].startswith("out of memory on worker")
+
+
+def test_a_chunk_of_the_wrong_shape_is_an_error_not_a_broadcast(monkeypatch):
+    """Were the ring's order ever broken, adding a 1-element chunk to a longer one would
+    broadcast silently; the reduce-scatter refuses it instead."""
+    from simdml.cluster import Node
+    send, sent = Node.send, []
+
+    def shortened(self, dst, payload, nbytes=None):
+        sent.append(payload)
+        if len(sent) == 1:
+            payload = payload[:1]
+        return send(self, dst, payload, nbytes)
+    monkeypatch.setattr(Node, "send", shortened)
+    with pytest.raises(RuntimeError, match="received a chunk of shape \\(1,\\)"):
+        _run(2)
 
 
 # -- communication ----------------------------------------------------------------------

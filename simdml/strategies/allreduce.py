@@ -95,7 +95,11 @@ def ring_reduce_scatter(job: Job, i: int, chunks: list[np.ndarray]):
     for step in range(n - 1):
         send, recv = (i - step) % n, (i - step - 1) % n
         node.send(right, chunks[send])
-        chunks[recv] += yield node.recv()
+        partial = yield node.recv()
+        if partial.shape != chunks[recv].shape:   # a broken order would broadcast silently
+            raise RuntimeError(f"worker {i}'s ring received a chunk of shape {partial.shape} "
+                               f"for its chunk {recv} of shape {chunks[recv].shape}")
+        chunks[recv] += partial
 
 
 def ring_allgather(job: Job, i: int, chunks: list[np.ndarray]):

@@ -163,7 +163,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
     memory.set("optimizer", state.nbytes)
     closes = {bucket.first: k for k, bucket in enumerate(buckets)}
     timing = _Timing(job) if i == 0 else None
-    if i == 0 and job.monitor.update(params, version):
+    if i == 0 and job.monitor.update(params, version, epoch=0.0):
         return
     while True:
         X, y = job.batch(i)
@@ -203,7 +203,8 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         version += 1
         if timing is not None:
             timing.add(backward_end, spans)
-        if i == 0 and job.monitor.update(params, version):    # 5. worker 0 records
+        if i == 0 and job.monitor.update(params, version,     # 5. worker 0 records
+                                         epoch=job.epoch_after(version)):
             return
 
 

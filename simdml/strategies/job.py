@@ -140,6 +140,14 @@ class Job:
         self.monitor.rows += y.shape[0]
         return X, y
 
+    def epoch_after(self, iterations: int) -> float:
+        """Passes over the training set in ``iterations`` gradients of every worker, each
+        on a ``batch`` (for the history of strategies whose workers run ahead of the
+        record: ddp and ZeRO record when an iteration is done, not when rows are drawn)."""
+        b = self.batch_size
+        rows = sum(s.n_rows if b is None or b >= s.n_rows else b for s in self.shards)
+        return iterations * rows / self.n_train
+
     def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
         """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs.
 

@@ -120,9 +120,11 @@ def start(job: Job, buckets: list):
     n = len(job.workers)
     shards = [Shard(buckets, i, n) for i in range(n)]
     board = _Board(job, shards)
+    # the recorder first: it records version 0 before any worker draws a batch
+    recorder = job.sim.process(_recorder(job, board), name="zero recorder")
     for i, node in enumerate(job.workers):
         node.start(worker, job, i, buckets, shards[i], board)
-    return job.sim.process(_recorder(job, board), name="zero recorder")
+    return recorder
 
 
 def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
@@ -329,14 +331,14 @@ class _Board:
 
 def _recorder(job: Job, board: _Board):
     """Process: the monitor's view of training: every version's joined model."""
-    if job.monitor.update(job.params.copy(), 0):
+    if job.monitor.update(job.params.copy(), 0, epoch=0.0):
         return
     version = 0
     while True:
         version += 1
         params = yield board.event(version)
         board.events.pop(version)
-        if job.monitor.update(params, version):
+        if job.monitor.update(params, version, epoch=job.epoch_after(version)):
             return
 
 
