@@ -83,12 +83,11 @@ def psi() -> int:
     return model.n_params
 
 
-def bytes_in_iteration(result, iteration: int = 1) -> int:
-    """Bytes worker 0 sent in one iteration (from the trace: the sends that start between
-    the times of two consecutive versions)."""
-    t0, t1 = result.history[iteration]["time"], result.history[iteration + 1]["time"]
-    return sum(sp.nbytes for sp in result.trace.spans if sp.node == "worker0"
-               and sp.kind == "send" and t0 <= sp.start < t1)
+def bytes_per_step(s: Scenario, result) -> float:
+    """Bytes a worker sends in one step, on average over the workers: what one more step
+    adds to the bytes sent by all (a run one step longer, minus ``result``), over N."""
+    longer = simdml.run(s.replace(**{"stop.rounds": s.stop.rounds + 1}))
+    return (longer.summary["bytes_sent"] - result.summary["bytes_sent"]) / N
 
 
 def iteration_formula(s: Scenario) -> float:
@@ -123,7 +122,7 @@ def measure(stage: int, network: str) -> dict:
             "breakdown": result.memory["worker0"]["breakdown"],
             "peak": result.memory["worker0"]["peak"],
             "formula": sum(formula.values()),
-            "bytes": bytes_in_iteration(result),
+            "bytes": bytes_per_step(s, result),
             "bytes_formula": factor * (N - 1) / N * 8 * psi(),
             "T": float(times[-1]), "T_formula": iteration_formula(s),
             "exposed": result.summary["exposed_comm_per_iteration"],
@@ -131,10 +130,11 @@ def measure(stage: int, network: str) -> dict:
 
 
 def memory_and_bytes() -> dict:
-    """(a) Every stage on the fast network: memory per worker and bytes per step, each
-    beside its formula (printed, in kB)."""
-    rows = {stage: measure(stage, "fast") for stage in STAGES}
-    print(f"(a) memory of worker 0 at its peak (kB); Psi = {psi()} parameters, N = {N}")
+    """(a) Every stage on the slow network (that of (c)): memory per worker and bytes per
+    step, each beside its formula (printed, in kB)."""
+    rows = {stage: measure(stage, "slow") for stage in STAGES}
+    print(f"(a) memory of worker 0 at its peak (kB), slow network; Psi = {psi()} parameters, "
+          f"N = {N}")
     print(f"{'stage':>6} {'params':>7} {'grads':>7} {'optim':>7} {'sum':>7} {'formula':>8} "
           f"{'activ':>7} {'unshard':>8} {'other':>6} {'peak':>7} {'sent/step':>10} "
           f"{'formula':>8}")
@@ -151,11 +151,11 @@ def memory_and_bytes() -> dict:
     return rows
 
 
-def time_per_step(fast: dict) -> dict:
+def time_per_step(slow: dict) -> dict:
     """(b) Every stage on both networks: time per iteration beside the time model
     (printed, ms)."""
-    rows = {("fast", stage): r for stage, r in fast.items()}
-    rows.update({("slow", stage): measure(stage, "slow") for stage in STAGES})
+    rows = {("fast", stage): measure(stage, "fast") for stage in STAGES}
+    rows.update({("slow", stage): r for stage, r in slow.items()})
     print("(b) time per iteration (ms), simulated and the time model")
     print(f"{'network':>8} {'stage':>6} {'iteration':>10} {'formula':>8} {'exposed comm':>13}")
     for (network, stage), r in rows.items():
@@ -198,15 +198,15 @@ def same_model(table: dict) -> float:
 
 def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
     """The whole lesson: run, print the tables, write the figure; return the numbers."""
-    fast = memory_and_bytes()
-    both = time_per_step(fast)
+    slow = memory_and_bytes()
+    both = time_per_step(slow)
     gap = same_model(both)
     limited = under_a_limit(quick)
-    path = plots.save(figure(fast, both, limited), Path(out_dir) / FIGURE)
+    path = plots.save(figure(slow, both, limited), Path(out_dir) / FIGURE)
     print(f"wrote {path}")
     keep = ("breakdown", "peak", "formula", "bytes", "bytes_formula", "T", "T_formula",
             "exposed")
-    return {"memory": {k: {n: r[n] for n in keep} for k, r in fast.items()},
+    return {"memory": {k: {n: r[n] for n in keep} for k, r in slow.items()},
             "time": {k: {n: r[n] for n in keep} for k, r in both.items()},
             "model_gap": gap,
             "limited": {k: {n: v for n, v in r.items() if n != "history"}
@@ -215,7 +215,7 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
                        for k, r in limited.items() if k in (3, "unlimited ddp")}}
 
 
-def figure(fast: dict, both: dict, limited: dict) -> Figure:
+def figure(memory: dict, both: dict, limited: dict) -> Figure:
     """Left: memory per worker by stage, stacked by category, with the paper's formula
     and the limit of (c). Middle: time per iteration by stage on both networks. Right:
     accuracy against simulated time, DDP with unlimited memory and ZeRO-3 under the
@@ -226,22 +226,22 @@ def figure(fast: dict, both: dict, limited: dict) -> Figure:
     bottom = np.zeros(len(STAGES))
     for category in ("params", "grads", "optimizer", "activations", "unsharded", "buffers",
                      "shard"):
-        values = np.array([fast[s]["breakdown"].get(category, 0) / 1e6 for s in STAGES])
+        values = np.array([memory[s]["breakdown"].get(category, 0) / 1e6 for s in STAGES])
         left.bar(x, values, 0.6, bottom=bottom, color=plots.MEMORY_COLORS[category],
                  label=category)
         bottom += values
-    left.plot(x, [fast[s]["formula"] / 1e6 for s in STAGES], "_", color="black",
+    left.plot(x, [memory[s]["formula"] / 1e6 for s in STAGES], "_", color="black",
               markersize=40, markeredgewidth=2.5,
-              label="paper: params + grads + optimizer")
+              label="the paper's params + grads + optimizer")
     left.axhline(LIMIT / 1e6, color="#e63946", ls="--", label=f"(c) limit, {LIMIT / 1e6:g} MB")
     for xi, s in zip(x, STAGES):
-        left.text(xi, fast[s]["peak"] / 1e6 + 0.08, f"{fast[s]['peak'] / 1e6:.2f} MB",
+        left.text(xi, memory[s]["peak"] / 1e6 + 0.08, f"{memory[s]['peak'] / 1e6:.2f} MB",
                   ha="center", fontsize="small")
     left.set_xticks(x, [STAGE_NAMES[s] for s in STAGES])
-    left.set_ylim(0, 1.55 * max(fast[s]["peak"] for s in STAGES) / 1e6)
+    left.set_ylim(0, 1.55 * max(memory[s]["peak"] for s in STAGES) / 1e6)
     left.set(ylabel="memory of worker 0 at its peak (MB)",
-             title=f"(a) What a worker holds\n{N} workers, Adam, float64")
-    left.legend(fontsize="small", ncol=2, loc="upper right")
+             title=f"(a) What a worker holds\n{N} workers, Adam, float64, 1 Gbit/s")
+    left.legend(fontsize="small", ncol=2, loc="upper right", markerscale=0.4)
     left.grid(axis="y", alpha=0.3)
 
     width = 0.38
@@ -297,8 +297,8 @@ def figure(fast: dict, both: dict, limited: dict) -> Figure:
 
 # %%
 if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
-    fast = memory_and_bytes()
-    both = time_per_step(fast)
+    slow = memory_and_bytes()
+    both = time_per_step(slow)
     gap = same_model(both)
     limited = under_a_limit(QUICK)
 
@@ -306,24 +306,30 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 # %% [markdown]
 # ## What the figure shows
 #
-# (a), left: what worker 0 holds at its peak, stacked by category, the paper's formula
-# as a black bar. DDP holds 1.0 MB of parameters, 1.0 MB of gradient and 2.0 MB of
-# Adam's moments: 4.006 MB, exactly 32 Psi. Each stage removes one of them down to its
-# eighth: 2.25 MB (16 Psi + 16 Psi / 8) at stage 1, 1.38 MB at stage 2, 0.50 MB at
-# stage 3 (32 Psi / 8). The simulated sums equal the formulas at stage 0 and exceed them
-# by 12, 18 and 24 bytes at stages 1, 2 and 3: 8 does not divide every bucket, and
-# worker 0's shard has 15 650 parameters where Psi / 8 is 15 649.25. What ZeRO does not
-# shard stays: the activations of the mini-batch (0.62 MB at every stage; the paper's
-# ZeRO-R is another story) and the shard of data with the message buffers (0.10 MB).
-# Stages 2 and 3 pay with a working set of **unsharded** buckets: the gradient of a
-# bucket until its reduce-scatter ends (0.20 MB at stage 2), and at stage 3 also the
-# whole parameters of the bucket being computed and of the next one, fetched ahead
-# (0.40 MB). At stage 3 the sharded states are less than a third of the 1.62 MB peak.
+# (a), left: what worker 0 holds at its peak on the slow network (the one of (c)),
+# stacked by category, the paper's formula as a black bar. DDP holds 1.0 MB of
+# parameters, 1.0 MB of gradient and 2.0 MB of Adam's moments: 4.006 MB, exactly
+# 32 Psi. Each stage removes one of them down to its eighth: 2.25 MB (16 Psi + 16 Psi / 8)
+# at stage 1, 1.38 MB at stage 2, 0.50 MB at stage 3 (32 Psi / 8). The simulated sums
+# equal the formulas at stage 0 and exceed them by 12, 18 and 24 bytes at stages 1, 2
+# and 3 (too little for the table's 0.1 kB): 8 does not divide every bucket, and worker
+# 0's shard has 15 650 parameters where Psi / 8 is 15 649.25. What ZeRO does not shard
+# stays: the activations of the mini-batch (0.62 MB at every stage; the paper's ZeRO-R
+# is another story) and the shard of data with the message buffers (0.10 MB).
 #
-# The bytes worker 0 sends per step, counted from the trace, are the formula's to within
-# 8 bytes (its chunks are not all equal): 1752.7 kB (2 x 7/8 x 8 Psi) at stages 0, 1
-# and 2 -- a reduce-scatter and an all-gather are an all-reduce -- and 2629.1 kB
-# (3 x 7/8 x 8 Psi) at stage 3.
+# Stages 2 and 3 pay with a working set of **unsharded** buckets. At stage 2 it is the
+# whole gradient of every bucket whose reduce-scatter has not ended: on this slow
+# network the buckets come out of backward faster than the stream reduces them, and six
+# of the nine wait at once (0.73 MB), so stage 2's peak (2.83 MB) is barely below stage
+# 1's (2.98 MB). At stage 3 it is four buckets of 132 kB (0.53 MB): the parameters of
+# the bucket computing and of the next one, fetched ahead, and two gradients waiting for
+# their reduce-scatter. Even so, stage 3 peaks at 1.76 MB, and its sharded states are
+# less than a third of that.
+#
+# The bytes a worker sends per step (what one more step adds to all the bytes sent,
+# over 8) are the formula's: 1752.7 kB (2 x 7/8 x 8 Psi) at stages 0, 1 and 2 -- a
+# reduce-scatter and an all-gather are an all-reduce -- and 2629.1 kB (3 x 7/8 x 8 Psi)
+# at stage 3.
 #
 # (b), middle: the time per step, simulated (bars) and the time model (black bars,
 # equal to the printed digits; not closer, since the model takes chunks of b_k / 8
@@ -334,12 +340,12 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 # fetches each bucket while the bucket before it computes, which hides most of its
 # all-gathers (0.53 ms exposed), and its step is an eighth of DDP's. On the slow network
 # (hatched) communication dominates: DDP and stages 1, 2 take 17.2 ms, stage 3 23.0 ms,
-# 33 % more -- its third pass over the parameters is Psi more bytes per step, and 4.8 ms
-# of computing cannot hide it.
+# 33 % more -- its third pass over the parameters is 876 kB more per step (7/8 x 8 Psi),
+# and 4.8 ms of computing cannot hide it.
 #
-# (c), right: every worker has 2 MB. DDP stops before its first step: its parameters
-# and Adam's state alone need 3.09 MB. ZeRO-1 (2.96 MB) and ZeRO-2 (2.09 MB) run out as
-# their first backward pass begins. ZeRO-3 trains: after 30 iterations its test accuracy is
+# (c), right: every worker has 2 MB (the dashed line in (a)). DDP stops before its first
+# step: its parameters and Adam's state (3.0 MB) with its shard of data need 3.09 MB.
+# ZeRO-1 (2.96 MB) and ZeRO-2 (2.09 MB) run out as their first backward pass begins. ZeRO-3 trains: after 30 iterations its test accuracy is
 # 0.930 at 690.5 ms of simulated time; DDP on workers with unlimited memory reaches the
 # same accuracy, with the same model, at 517.4 ms. Every stage trains the same model,
 # bit for bit (the printed check: 0.0); sharding changes where the bytes live and how
@@ -348,7 +354,7 @@ if __name__ == "__main__":  # a notebook, or `python` on this file; an import ru
 
 # %%
 if __name__ == "__main__":
-    fig = figure(fast, both, limited)
+    fig = figure(slow, both, limited)
     print(f"wrote {plots.save(fig, FIGURES / FIGURE)}")
     plots.show_inline(fig)
 

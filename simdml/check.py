@@ -405,7 +405,8 @@ def _check_zero_memory(m) -> list[str]:
         for category, rule in _ZERO_RULES.items():
             if abs(answer[category] - held[category]) > 1e-9:
                 problems.append(f"stage {stage}, {n} workers, {optimizer} ({arrays} state "
-                                f"arrays), 1404 parameters: you say {answer[category]:g} "
+                                f"array{'' if arrays == 1 else 's'}), 1404 parameters: you "
+                                f"say {answer[category]:g} "
                                 f"bytes of {category}, a worker holds {held[category]}: "
                                 f"{rule}")
     return problems

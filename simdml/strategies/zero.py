@@ -52,6 +52,10 @@ and stage 3 with overlap is the recurrence of ``iteration_time`` (each gather st
 the stream is free and the unit before it starts computing). ``tests/test_zero.py``
 checks them against the simulation.
 
+The buckets are stage 3's units: a model that fits one bucket (the default 25 MiB holds a
+small one whole) is gathered whole before every layer; set ``bucket_size`` to a layer's
+bytes or a few.
+
 Simplifications: every worker holds its whole shard of the data and the activations of
 its whole batch (ZeRO-R's activation partitioning is not modelled); the bucket
 boundaries are the units of stage 3 (FSDP's wrapped modules); the last forward bucket is
@@ -153,15 +157,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
             busy[0] += work.delay
             return work
 
-        # the stream's collectives, in the order it runs them: the same on every worker
-        scatter = [_Op(sim, ring_reduce_scatter) for _ in buckets]
-        if stage < 3:
-            gather = [_Op(sim, ring_allgather) for _ in buckets]   # the new model
-            ops = scatter + gather
-        else:
-            gather = [_Op(sim, ring_allgather) for _ in units]
-            ops = (gather[:K + 1] + [op for k in range(K) for op in gather[K + 1 + k:K + 2 + k]
-                                     + [scatter[k]]]) if overlap else gather + scatter
+        scatter, gather, ops = _collectives(sim, stage, overlap, K)
         stream = sim.process(_stream(job, i, ops, spans), name=f"stream@{node.name}")
 
         def fetch(j):
@@ -257,6 +253,23 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
             board.put(version, i, own)
         if timing is not None:
             timing.add(sim.now - began, busy[0], spans)
+
+
+def _collectives(sim, stage: int, overlap: bool, K: int) -> tuple[list, list, list]:
+    """One iteration's collectives: the reduce-scatter of each bucket, the all-gathers
+    (stages 1, 2: each bucket's new parameters; stage 3: each unit's, forward then
+    backward), and the order the stream runs them in -- the same on every worker."""
+    scatter = [_Op(sim, ring_reduce_scatter) for _ in range(K)]
+    if stage < 3:
+        gather = [_Op(sim, ring_allgather) for _ in range(K)]
+        return scatter, gather, scatter + gather
+    gather = [_Op(sim, ring_allgather) for _ in range(2 * K)]
+    if not overlap:                            # each gather on demand, the scatters after
+        return scatter, gather, gather + scatter
+    order = gather[:K + 1]                     # forward, and backward's first (one ahead)
+    for k in range(K):                         # the next unit's gather before my scatter
+        order += gather[K + 1 + k:K + 2 + k] + [scatter[k]]
+    return scatter, gather, order
 
 
 def _nbytes(bucket, like: np.ndarray) -> int:
