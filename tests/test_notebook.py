@@ -157,7 +157,14 @@ def test_a_fresh_kernel_shows_figures_and_results_inline(tmp_path, monkeypatch):
     assert '<img src="data:image/png;base64,' in result[0].data["text/html"]
 
 
-@pytest.mark.parametrize("script", _lessons(), ids=lambda p: p.stem)
+# Two notebooks run in every test run; the rest (their cells are the lessons' own, which
+# test_lessons runs, and the in-sync test holds them equal) are slow: `pytest -m slow`.
+EVERY_RUN = {"01_first_cluster", "10_deep_data_parallel"}
+
+
+@pytest.mark.parametrize("script", [
+    s if s.stem in EVERY_RUN else pytest.param(s, marks=pytest.mark.slow) for s in _lessons()],
+    ids=lambda p: p.stem)
 def test_every_notebook_runs_in_a_kernel_and_shows_its_figure(script, tmp_path, monkeypatch):
     """The built notebook, executed quick: no error, its table printed, its figure shown
     inline and written to figures/ beside the notebook."""
