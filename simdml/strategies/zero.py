@@ -77,6 +77,7 @@ import numpy as np
 
 from .allreduce import owned_chunk, ring_allgather, ring_reduce_scatter
 from .job import Job
+from .joined import Board, recorder
 
 __all__ = ["STAGES", "Shard", "chunk_slices", "start", "memory_per_worker", "iteration_time"]
 
@@ -123,15 +124,15 @@ def start(job: Job, buckets: list):
     """One process per worker and the recorder, whose end ends training."""
     n = len(job.workers)
     shards = [Shard(buckets, i, n) for i in range(n)]
-    board = _Board(job, shards)
+    board = Board(job.sim, [shard.index for shard in shards], job.params.size)
     # the recorder first: it records version 0 before any worker draws a batch
-    recorder = job.sim.process(_recorder(job, board), name="zero recorder")
+    process = job.sim.process(recorder(job, board, job.epoch_after), name="zero recorder")
     for i, node in enumerate(job.workers):
         node.start(worker, job, i, buckets, shards[i], board)
-    return recorder
+    return process
 
 
-def worker(job: Job, i: int, buckets: list, mine: Shard, board: _Board):
+def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
     """Worker ``i``: forward, backward, reduce-scatter, the step of its shard, and (stages
     1 and 2) the all-gather of the new model, iteration after iteration."""
     node, model, opt, sim = job.workers[i], job.model, job.optimizer, job.sim
@@ -315,44 +316,6 @@ def _stream(job: Job, i: int, ops: list[_Op], spans: list):
         then(chunks)
         spans.append((begin, job.sim.now))
         op.done.succeed()
-
-
-class _Board:
-    """Where the workers leave their new shards: the model of version ``v``, joined once
-    every worker has stepped (observation: it costs no simulated time)."""
-
-    def __init__(self, job: Job, shards: list[Shard]):
-        self.sim, self.shards, self.size = job.sim, shards, job.params.size
-        self.parts: dict[int, dict[int, np.ndarray]] = {}
-        self.events: dict[int, object] = {}
-
-    def event(self, version: int):
-        if version not in self.events:
-            self.events[version] = self.sim.event()
-        return self.events[version]
-
-    def put(self, version: int, i: int, own: np.ndarray) -> None:
-        parts = self.parts.setdefault(version, {})
-        parts[i] = own
-        if len(parts) == len(self.shards):
-            joined = np.empty(self.size, dtype=own.dtype)
-            for j, part in parts.items():
-                joined[self.shards[j].index] = part
-            del self.parts[version]
-            self.event(version).succeed(joined)
-
-
-def _recorder(job: Job, board: _Board):
-    """Process: the monitor's view of training: every version's joined model."""
-    if job.monitor.update(job.params.copy(), 0, epoch=0.0):
-        return
-    version = 0
-    while True:
-        version += 1
-        params = yield board.event(version)
-        board.events.pop(version)
-        if job.monitor.update(params, version, epoch=job.epoch_after(version)):
-            return
 
 
 class _Timing:

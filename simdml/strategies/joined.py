@@ -1,0 +1,65 @@
+"""The model of a strategy whose nodes each hold a part of it (ZeRO's shards, a
+pipeline's stages), joined for the monitor when every part of a version is there.
+
+Observation only: joining costs no simulated time and sends no message. A strategy
+starts ``recorder(job, board)`` *before* its nodes (so that version 0 is recorded before
+any batch is drawn) and returns it from its ``start``: training ends when the monitor
+says so.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .job import Job
+
+__all__ = ["Board", "recorder"]
+
+
+class Board:
+    """Where the nodes leave their parts: ``put(version, i, part)``; ``event(version)``
+    fires with the whole vector once every node has put its part of that version.
+
+    Parameters
+    ----------
+    sim : Simulator
+    indices : list of ndarray of int
+        Node ``i``'s positions in the whole vector (together, a partition of it).
+    size : int
+        The whole vector's length.
+    """
+
+    def __init__(self, sim, indices: list[np.ndarray], size: int):
+        self.sim, self.indices, self.size = sim, indices, size
+        self.parts: dict[int, dict[int, np.ndarray]] = {}
+        self.events: dict[int, object] = {}
+
+    def event(self, version: int):
+        if version not in self.events:
+            self.events[version] = self.sim.event()
+        return self.events[version]
+
+    def put(self, version: int, i: int, part: np.ndarray) -> None:
+        parts = self.parts.setdefault(version, {})
+        parts[i] = part
+        if len(parts) == len(self.indices):
+            joined = np.empty(self.size, dtype=part.dtype)
+            for j, p in parts.items():
+                joined[self.indices[j]] = p
+            del self.parts[version]
+            self.event(version).succeed(joined)
+
+
+def recorder(job: Job, board: Board, epoch: Callable[[int], float]):
+    """Process: the monitor's view of training, every version's joined model; ``epoch(v)``
+    is the work done by version ``v``, in passes over the training set."""
+    if job.monitor.update(job.params.copy(), 0, epoch=0.0):
+        return
+    version = 0
+    while True:
+        version += 1
+        params = yield board.event(version)
+        board.events.pop(version)
+        if job.monitor.update(params, version, epoch=epoch(version)):
+            return
