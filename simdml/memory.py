@@ -76,10 +76,14 @@ class Memory:
         Bytes held now, and the most ever held at once.
     at_peak : dict
         ``held`` at the moment of the peak; ``peak_time`` (s) when it was.
+    most : dict
+        category -> the most bytes it ever held (each at its own moment: a pipeline's
+        activations peak when its buffers do not).
     """
 
     # perf: a ledger call or two per message and per gradient; no per-call validation
-    __slots__ = ("node", "limit", "held", "total", "peak", "at_peak", "peak_time", "_sim")
+    __slots__ = ("node", "limit", "held", "total", "peak", "at_peak", "peak_time", "most",
+                 "_sim")
 
     def __init__(self, node: str, limit: float = math.inf, sim=None):
         if limit != math.inf:  # perf: the check is most of a ledger's making (10,000 nodes)
@@ -92,6 +96,7 @@ class Memory:
         self.peak = 0
         self.at_peak = dict(self.held)
         self.peak_time = 0.0
+        self.most = dict(self.held)
         self._sim = sim
 
     def __repr__(self) -> str:
@@ -103,14 +108,18 @@ class Memory:
         held = self.held
         self.total += nbytes - held.get(category, 0)
         held[category] = nbytes
+        if nbytes > self.most.get(category, 0):
+            self.most[category] = nbytes
         if self.total > self.peak:
             self._new_peak()
 
     def hold(self, category: str, nbytes: int) -> None:
         """Hold ``nbytes`` more of ``category``."""
         held = self.held
-        held[category] = held.get(category, 0) + nbytes
+        now = held[category] = held.get(category, 0) + nbytes
         self.total += nbytes
+        if now > self.most.get(category, 0):
+            self.most[category] = now
         if self.total > self.peak:
             self._new_peak()
 
@@ -141,7 +150,8 @@ class Memory:
             raise OutOfMemory(self.node, self.total, self.limit, self.at_peak, self.peak_time)
 
     def report(self) -> dict:
-        """``peak`` (bytes), ``peak_time`` (s), ``limit`` (bytes) and ``breakdown`` (bytes
-        per category at the peak, in the order of ``CATEGORIES``)."""
+        """``peak`` (bytes), ``peak_time`` (s), ``limit`` (bytes), ``breakdown`` (bytes
+        per category at the peak, in the order of ``CATEGORIES``) and ``most`` (the most
+        of each category ever held, each at its own moment)."""
         return {"peak": self.peak, "peak_time": self.peak_time, "limit": self.limit,
-                "breakdown": dict(self.at_peak)}
+                "breakdown": dict(self.at_peak), "most": dict(self.most)}

@@ -47,7 +47,9 @@ def test_the_ledger_keeps_the_total_and_the_peak_with_its_breakdown():
     assert m.at_peak == {"params": 80, "grads": 80, "optimizer": 0, "activations": 300,
                          "buffers": 0, "shard": 1000}
     assert m.report() == {"peak": 1460, "peak_time": 1.5, "limit": math.inf,
-                          "breakdown": m.at_peak}
+                          "breakdown": m.at_peak,
+                          "most": {"params": 80, "grads": 80, "optimizer": 0,
+                                   "activations": 300, "buffers": 200, "shard": 1000}}
     m.set("shard", 100)                  # set goes down as well as up
     assert m.total == 380 and m.peak == 1460
 

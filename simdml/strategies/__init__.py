@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
 from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, local_fusion, local_sgd,
-               sync, voting_tree)
+               pipeline_parallel, sync, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -77,6 +77,12 @@ STRATEGIES: dict[str, StrategySpec] = {
                         "all-reduced on the ring as soon as they are ready",
                         survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
                         optimizer_steps=one_step),
+    "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, pipeline_parallel.start,
+                             "pipeline parallelism: the layers in stages, one per worker; "
+                             "micro-batches through them (gpipe or 1f1b), a flush, a step",
+                             survives_faults=False, models=pipeline_parallel.MODELS,
+                             model_rules=(pipeline_parallel.stages_fit_the_layers,),
+                             divergence_hint=smaller_lr, optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,

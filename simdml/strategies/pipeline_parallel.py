@@ -1,0 +1,416 @@
+"""Pipeline parallelism (``strategy.kind = "pipeline"``): the layers cut into stages, one
+node each, a mini-batch cut into micro-batches that flow through them.
+
+Stage ``s`` of ``p`` (worker ``s``) holds a contiguous block of the MLP's layers (the
+``partition``), their parameters and their optimizer state. An iteration takes the
+batch -- the whole training set, or ``strategy.batch_size`` rows drawn from it -- and
+cuts it into ``microbatches = m`` micro-batches (``np.array_split``). Stage 0 reads them
+(it holds the features), the last stage holds the labels. For micro-batch ``j``:
+
+* **forward** ``F_j``: stage 0 runs its layers on the rows; every other stage on the
+  activation it receives from stage ``s - 1``; each stage sends its output to ``s + 1``
+  and keeps what its layers need for backward; the last stage ends with the loss head;
+* **backward** ``B_j``: the last stage starts from the loss's derivative, every other
+  stage from the activation gradient it receives from ``s + 1``; it runs its layers
+  backward, adds ``share_j`` times their gradients to its accumulated gradient
+  (``share_j`` is ``j``'s weight in the batch: its rows over the batch's, or its class
+  weights'), frees ``j``'s activations, and sends the gradient of its input to ``s - 1``.
+
+When a stage has run every ``B_j`` it steps its block (a flush: the next iteration
+starts from the new model, as in GPipe and PipeDream-Flush). The accumulated gradient is
+the batch's, so the trained model is that of single-node training on the same batches
+(to rounding).
+
+Schedules, the order of each stage's operations (the same plan every iteration):
+
+* ``gpipe`` (Huang et al. 2019): ``F_0 .. F_{m-1}``, then ``B_{m-1} .. B_0``;
+* ``1f1b`` (PipeDream-Flush, Narayanan et al. 2021): ``w_s = min(p - s - 1, m)`` forwards
+  of warm-up, then one forward and one backward in turn, then the last backwards; a
+  stage holds at most ``w_s + 1`` micro-batches' activations, ``p`` on stage 0, where
+  GPipe holds ``m``.
+
+With ``recompute = true`` (Chen et al. 2016) a stage keeps only each micro-batch's input
+from its forward and runs the forward again, layer by layer, at the start of the
+backward: more flops, less memory.
+
+Messages: stage ``s`` receives activations only from ``s - 1`` and gradients only from
+``s + 1``, each in the order its neighbour sends them, which is the order it needs them
+(micro-batches in plan order); a demultiplexer per stage puts each arrival in the queue
+of its kind. A payload is ``(kind, array)`` and costs the array's bytes (a point-to-point
+channel per neighbour needs no tag).
+
+Time model (deterministic compute, free communication: ``latency = 0``, infinite
+bandwidth). Each operation starts when its stage is free and its input is there:
+``start(F_j, s) = max(free_s, end(F_j, s - 1))``, ``start(B_j, s) = max(free_s,
+end(B_j, s + 1))``, each lasting its stage's ``t_f`` or ``t_b``; a stage steps after its
+plan and then starts the next iteration (``schedule_time`` runs this recurrence). With equal stages
+both schedules take ``(m + p - 1)(t_f + t_b)`` before the step, and the **bubble
+fraction** -- the share of that time a stage idles -- is ``(p - 1) / (m + p - 1)``
+(Huang et al. 2019; Narayanan et al. 2021, Sec. 2.2). Every run reports the measured
+``bubble_fraction``: ``1 - sum_s busy_s / (p T)`` over the iterations, the step
+included in ``busy`` and ``T``.
+
+References
+----------
+Huang et al. (2019), "GPipe: Efficient Training of Giant Neural Networks using Pipeline
+Parallelism", NeurIPS; Narayanan et al. (2021), "Efficient Large-Scale Language Model
+Training on GPU Clusters Using Megatron-LM", SC'21, Sec. 2.2 (PipeDream-Flush / 1F1B,
+the bubble); Chen et al. (2016), "Training Deep Nets with Sublinear Memory Cost",
+arXiv:1604.06174 (recomputation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _checks
+from .job import Job
+from .joined import Board, recorder
+
+__all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "start", "plan", "partition_layers",
+           "schedule_time", "bubble_fraction", "stages_fit_the_layers"]
+
+SCHEDULES = ("gpipe", "1f1b")
+PARTITIONS = ("uniform", "balanced")
+MODELS = ("mlp", "mlp_regression")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    microbatches: int = 4       # m: micro-batches per iteration
+    schedule: str = "1f1b"      # gpipe | 1f1b
+    partition: object = "uniform"  # uniform (by layer count) | balanced (by flops) | a
+                                   # list of layer counts, one per stage
+    recompute: bool = False     # keep only each stage's inputs; forward again in backward
+
+    def __post_init__(self):
+        _checks.integer("microbatches", self.microbatches, low=1)
+        _checks.choice("schedule", self.schedule, SCHEDULES)
+        _checks.flag("recompute", self.recompute)
+        if isinstance(self.partition, str):
+            _checks.choice("partition", self.partition, PARTITIONS)
+        elif (not isinstance(self.partition, (list, tuple)) or not self.partition
+              or not all(_checks.is_integer(c) and c >= 1 for c in self.partition)):
+            raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
+                             f"counts (each >= 1), one per stage; got "
+                             f"{_checks.shown(self.partition)}")
+
+
+def stages_fit_the_layers(s) -> None:
+    """A scenario rule: every stage needs a layer, and an explicit partition has one
+    count per stage that add up to the layers."""
+    n_layers = len(s.model.options.get("hidden", (64, 64))) + 1
+    p = s.cluster.workers
+    if n_layers < p:
+        raise ValueError(f"strategy.kind='pipeline' puts at least one layer on each of the "
+                         f"cluster.workers={p} stages; the MLP has {n_layers} layers "
+                         f"(model.hidden has {n_layers - 1}): use fewer workers or more layers")
+    part = s.strategy.options.get("partition")
+    if isinstance(part, (list, tuple)) and (len(part) != p or sum(part) != n_layers):
+        raise ValueError(f"strategy.partition must have one layer count per stage "
+                         f"(cluster.workers={p}) adding up to the {n_layers} layers; got "
+                         f"{list(part)}")
+
+
+# -- the plan -------------------------------------------------------------------------
+
+def partition_layers(costs: list[float], p: int, how="uniform") -> list[range]:
+    """The layers of each of ``p`` stages, contiguous, in order.
+
+    ``uniform``: by count (``np.array_split``: the first stages take one more);
+    ``balanced``: the split whose most expensive stage (by ``costs``, one per layer) is
+    cheapest -- the linear-partition dynamic programme, ties to the earliest cut; a list:
+    those counts.
+
+    >>> partition_layers([1, 1, 1, 5], 2, "balanced")
+    [range(0, 3), range(3, 4)]
+    """
+    L = len(costs)
+    if not isinstance(how, str):
+        counts = list(how)
+    elif how == "uniform":
+        counts = [len(c) for c in np.array_split(np.arange(L), p)]
+    else:
+        prefix = np.concatenate([[0.0], np.cumsum(costs)])
+        # best[k][i]: the least max-stage cost of layers 0..i-1 on k stages; cut[k][i]
+        best = [[np.inf] * (L + 1) for _ in range(p + 1)]
+        cut = [[0] * (L + 1) for _ in range(p + 1)]
+        best[0][0] = 0.0
+        for k in range(1, p + 1):
+            for i in range(k, L + 1):
+                for j in range(k - 1, i):
+                    cost = max(best[k - 1][j], prefix[i] - prefix[j])
+                    if cost < best[k][i]:
+                        best[k][i], cut[k][i] = cost, j
+        ends, i = [], L
+        for k in range(p, 0, -1):
+            ends.append(i)
+            i = cut[k][i]
+        ends = ends[::-1]
+        counts = [b - a for a, b in zip([0] + ends[:-1], ends)]
+    starts = np.cumsum([0] + counts).tolist()
+    return [range(a, b) for a, b in zip(starts[:-1], starts[1:])]
+
+
+class Op(NamedTuple):
+    kind: str  # "F" or "B"
+    j: int     # the micro-batch
+
+
+def plan(schedule: str, s: int, p: int, m: int) -> list[Op]:
+    """Stage ``s``'s operations of one iteration, in order.
+
+    >>> [f"{o.kind}{o.j}" for o in plan("1f1b", 0, 3, 4)]
+    ['F0', 'F1', 'F2', 'B0', 'F3', 'B1', 'B2', 'B3']
+    """
+    if schedule == "gpipe":
+        return [Op("F", j) for j in range(m)] + [Op("B", j) for j in reversed(range(m))]
+    warmup = min(p - s - 1, m)
+    ops = [Op("F", j) for j in range(warmup)]
+    for k in range(m - warmup):
+        ops += [Op("F", warmup + k), Op("B", k)]
+    return ops + [Op("B", j) for j in range(m - warmup, m)]
+
+
+def schedule_time(schedule: str, m: int, forward: list[float], backward: list[float],
+                  step: list[float] | None = None, iterations: int = 1) -> list[float]:
+    """When each of ``iterations`` iterations ends (s: its last stage's step done), with
+    free communication: the recurrence of the module docstring. ``forward[s]`` and
+    ``backward[s]`` are stage ``s``'s times for one micro-batch, ``step[s]`` its
+    optimizer step (none: 0); a stage starts its next iteration after its step.
+
+    >>> schedule_time("gpipe", 4, [1.0] * 3, [2.0] * 3)   # (m + p - 1)(t_f + t_b)
+    [18.0]
+    """
+    p = len(forward)
+    step = step or [0.0] * p
+    plans = [plan(schedule, s, p, m) for s in range(p)]
+    free, ends = [0.0] * p, []
+    for _ in range(iterations):
+        done: dict[tuple[str, int, int], float] = {}
+        nxt = [0] * p
+        while any(nxt[s] < len(plans[s]) for s in range(p)):
+            progressed = False
+            for s in range(p):
+                while nxt[s] < len(plans[s]):
+                    op = plans[s][nxt[s]]
+                    need = (("F", op.j, s - 1) if op.kind == "F" and s > 0 else
+                            ("B", op.j, s + 1) if op.kind == "B" and s < p - 1 else
+                            ("F", op.j, s) if op.kind == "B" else None)
+                    if need is not None and need not in done:
+                        break
+                    begin = max(free[s], done[need] if need else 0.0)
+                    free[s] = begin + (forward[s] if op.kind == "F" else backward[s])
+                    done[(op.kind, op.j, s)] = free[s]
+                    nxt[s] += 1
+                    progressed = True
+            if not progressed:
+                raise RuntimeError(f"the {schedule} plan deadlocks")  # not for these plans
+        free = [f + t for f, t in zip(free, step)]
+        ends.append(max(free))
+    return ends
+
+
+def bubble_fraction(p: int, m: int, v: int = 1) -> float:
+    """``(p - 1) / (v m + p - 1)`` ... with ``v = 1``: the idle share of each stage."""
+    return (p - 1) / (v * m + p - 1)
+
+
+# -- the processes ----------------------------------------------------------------------
+
+class _Stage(NamedTuple):
+    layers: range
+    span: slice  # its parameters in the flat vector
+
+
+def start(job: Job):
+    """The stages, their demultiplexers and the recorder (which ends training)."""
+    model, p, options = job.model, len(job.workers), job.options
+    if not hasattr(model, "forward_layer"):
+        raise ValueError(f"strategy.kind='pipeline' needs a model with layers (model.kind "
+                         f"in {', '.join(map(repr, MODELS))}); got a {type(model).__name__}")
+    X, y = job.monitor.X_train, job.monitor.y_train
+    rows = job.batch_size if job.batch_size is not None and job.batch_size < y.size else y.size
+    if options.microbatches > rows:
+        raise ValueError(f"strategy.microbatches={options.microbatches} is more than the "
+                         f"{rows} rows of a batch: each micro-batch needs a row")
+    flops = [f + b for f, b in model.layer_flops(max(1, rows // options.microbatches))]
+    stages = []
+    for layers in partition_layers(flops, p, options.partition):
+        first, last = model.layer_slices(layers[0]), model.layer_slices(layers[-1])
+        stages.append(_Stage(layers, slice(first[0].start, last[1].stop)))
+    board = Board(job.sim, [np.arange(st.span.start, st.span.stop) for st in stages],
+                  job.params.size)
+    n_train = job.monitor.y_train.size
+    process = job.sim.process(recorder(job, board, lambda v: v * rows / n_train),
+                              name="pipeline recorder")
+    job.stats.counters["stages"] = p
+    clock = _Bubble(job, p)
+    batches = _Batches(job, y.size, p)
+    queues = [{"F": job.sim.store(f"activations@{n.name}"),
+               "B": job.sim.store(f"gradients@{n.name}")} for n in job.workers]
+    for s, node in enumerate(job.workers):
+        node.start(_demux, job, s, queues[s])
+        node.start(stage, job, s, stages[s], queues[s], board, clock, batches, (X, y))
+    return process
+
+
+def _demux(job: Job, s: int, queues: dict):
+    """Process: every message to stage ``s`` into the queue of its kind."""
+    node = job.workers[s]
+    while True:
+        kind, array = yield node.recv()
+        if kind == "F":                                       # a micro-batch's input:
+            node.memory.hold("activations", array.nbytes)     # kept for its backward
+        else:
+            node.memory.hold("buffers", array.nbytes)         # until backward takes it
+        queues[kind].put(array)
+
+
+def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubble,
+          batches: _Batches, data):
+    """Stage ``s``: its plan, iteration after iteration, then the step of its block."""
+    node, model, opt, options = job.workers[s], job.model, job.optimizer, job.options
+    p, m, memory = len(job.workers), options.microbatches, node.memory
+    X, y = data
+    last = s == p - 1
+    memory.set("shard", (X.nbytes if s == 0 else 0) + (y.nbytes if last else 0))
+    params = job.params[me.span].copy()            # my block of the model
+    full = job.params.copy()                       # the layers index the whole vector:
+    state = opt.init_state(params)                 # only my block of it is ever read
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", state.nbytes)
+    ops = plan(options.schedule, s, p, m)
+    version = 0
+    while True:
+        busy = 0.0
+        full[me.span] = params
+        rows = batches.rows(version)               # every stage knows the batch's plan
+        parts = np.array_split(rows, m) if rows is not None else np.array_split(
+            np.arange(y.size), m)
+        weight = job.weight_of(y if rows is None else y[rows])
+        grad = np.zeros_like(params)
+        memory.set("grads", grad.nbytes)
+        kept, heads = {}, {}                      # j -> caches (or input); last: dA
+        for op in ops:
+            part = parts[op.j]
+            share = job.weight_of(y[part]) / weight
+            n_rows = part.size
+            flops = model.layer_flops(n_rows)
+            if op.kind == "F":
+                if s == 0:
+                    A = X[part[0]:part[-1] + 1] if rows is None else X[part]
+                    if rows is not None:                       # a drawn batch is a copy
+                        memory.hold("activations", _input_bytes(model, me, n_rows))
+                else:
+                    A = yield queues["F"].get()
+                inputs, caches = A, []
+                for l in me.layers:
+                    A, cache = model.forward_layer(l, full, A)
+                    caches.append(cache)
+                    work = node.compute(flops[l][0])
+                    busy += work.delay
+                    yield work
+                kept[op.j] = inputs if options.recompute else caches
+                memory.hold("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
+                if last:
+                    _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
+                else:
+                    node.send(job.workers[s + 1], ("F", A), A.nbytes)
+            else:
+                if last:
+                    dA = heads.pop(op.j)
+                else:
+                    dA = yield queues["B"].get()
+                    memory.release("buffers", dA.nbytes)
+                caches = kept.pop(op.j)
+                if options.recompute:                  # the forward again, from my input
+                    A, caches = caches, []
+                    for l in me.layers:
+                        A, cache = model.forward_layer(l, full, A)
+                        caches.append(cache)
+                        work = node.compute(flops[l][0])
+                        busy += work.delay
+                        yield work
+                    memory.hold("activations", _kept_bytes(model, me, s, n_rows, False))
+                for l in reversed(me.layers):
+                    dA, grad_l = model.backward_layer(l, full, caches.pop(), dA)
+                    work = node.compute(flops[l][1])
+                    busy += work.delay
+                    yield work
+                    w, b = model.layer_slices(l)
+                    grad[w.start - me.span.start:b.stop - me.span.start] += share * grad_l
+                if options.recompute:
+                    memory.release("activations", _kept_bytes(model, me, s, n_rows, False))
+                memory.release("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
+                if s > 0 or rows is not None:              # my input: received, or copied
+                    memory.release("activations", _input_bytes(model, me, n_rows))
+                if s > 0:
+                    node.send(job.workers[s - 1], ("B", dA), dA.nbytes)
+        work = node.compute(opt.flops(params.size))
+        busy += work.delay
+        yield work
+        params, state = opt.step(params, grad, state, version)
+        memory.free("grads")
+        memory.set("optimizer", state.nbytes)
+        version += 1
+        clock.add(busy)
+        board.put(version, s, params)
+
+
+class _Batches:
+    """Every iteration's rows: drawn once (from the run's first batch stream) for all the
+    stages -- the data loader's plan every stage knows -- or None: the whole set."""
+
+    def __init__(self, job: Job, n: int, p: int):
+        self.job, self.n, self.p = job, n, p
+        self.drawn: dict[int, list] = {}  # version -> [rows, stages that took them]
+
+    def rows(self, version: int) -> np.ndarray | None:
+        b = self.job.batch_size
+        if b is None or b >= self.n:
+            return None
+        if version not in self.drawn:
+            self.drawn[version] = [self.job.batch_rngs[0].choice(self.n, b, replace=False), 0]
+        entry = self.drawn[version]
+        entry[1] += 1
+        if entry[1] == self.p:
+            del self.drawn[version]
+        return entry[0]
+
+
+def _input_bytes(model, me: _Stage, n_rows: int) -> int:
+    """Bytes of a micro-batch's input to this stage (what it received, or stage 0's
+    rows): ``n_rows`` times its first layer's inputs."""
+    w, b = model.layer_slices(me.layers[0])
+    n_in = (w.stop - w.start) // (b.stop - b.start)
+    return model.float_dtype.itemsize * n_rows * n_in
+
+
+def _kept_bytes(model, me: _Stage, s: int, n_rows: int, recompute: bool) -> int:
+    """Bytes a stage keeps for one micro-batch's backward, beyond its input (booked on
+    arrival, or the rows of stage 0): nothing more with recompute; else its layers'
+    ``activation_bytes`` less that input."""
+    if recompute:
+        return 0
+    return sum(model.activation_bytes(n_rows)[l] for l in me.layers) - _input_bytes(
+        model, me, n_rows)
+
+
+class _Bubble:
+    """The measured bubble: ``1 - sum_s busy_s / (p t)`` at the end of each iteration
+    (when the last stage has stepped, at ``t``), into the summary as
+    ``bubble_fraction`` (observation)."""
+
+    def __init__(self, job: Job, p: int):
+        self.job, self.p = job, p
+        self.busy, self.steps = 0.0, 0
+
+    def add(self, busy: float) -> None:
+        self.busy += busy
+        self.steps += 1
+        if self.steps % self.p == 0:                 # every stage has stepped
+            self.job.stats.counters["bubble_fraction"] = 1 - self.busy / (
+                self.p * self.job.sim.now)

@@ -1,0 +1,216 @@
+"""Pipeline parallelism (``strategy.kind = "pipeline"``): it trains the model of single-node
+training on the same batches (gradient accumulation over micro-batches, 1e-12) for both
+schedules, with or without recomputation, for every partition; its plans are GPipe's and
+1F1B's; with deterministic compute and free communication every iteration ends exactly
+when the recurrence of ``schedule_time`` says, which for equal stages is
+``(m + p - 1)(t_f + t_b)``; the first stage's activations peak at m micro-batches under
+GPipe and p under 1F1B.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simdml import OptimizerConfig, Scenario, ScenarioError, run
+from simdml.models import MLPClassifier
+from simdml.strategies.pipeline_parallel import (bubble_fraction, partition_layers, plan,
+                                                 schedule_time)
+
+# 320 training rows (m = 4, 8, 16 divide them), 8 features, layers 8->12->10->9->6->4
+BASE = {"model.kind": "mlp", "model.hidden": [12, 10, 9, 6], "data.dataset": "synthetic",
+        "data.n_samples": 400, "data.test_size": 0.2, "data.n_features": 8, "data.n_classes": 4,
+        "cluster.workers": 4, "strategy.kind": "pipeline", "strategy.lr": 0.3,
+        "strategy.microbatches": 8, "stop.rounds": 4, "eval_every": 1}
+FREE = {"network.latency": 0.0, "network.bandwidth": math.inf, "cluster.jitter": 0.0,
+        "cluster.speed": 1e8}
+
+
+PIPELINE_KEYS = ("strategy.microbatches", "strategy.schedule", "strategy.partition",
+                 "strategy.recompute")
+
+
+def _reference(config: dict):
+    """The same training on one node: sync with one worker (the whole set, its batches
+    drawn from the same stream)."""
+    single = {k: v for k, v in config.items() if k not in PIPELINE_KEYS}
+    return run(Scenario().replace(**{**single, "strategy.kind": "sync", "cluster.workers": 1}))
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+@pytest.mark.parametrize("changes", [
+    {},
+    {"strategy.recompute": True},
+    {"strategy.partition": "balanced", "strategy.microbatches": 3},
+    {"strategy.partition": [1, 1, 2, 1], "optimizer.kind": "adam", "strategy.lr": 0.01},
+    {"strategy.batch_size": 50, "strategy.microbatches": 5},
+    {"model.class_weight": "balanced", "model.activation": "tanh",
+     "data.dataset": "breast_cancer_rare", "strategy.microbatches": 7},
+    {"model.kind": "mlp_regression", "data.dataset": "synthetic_regression",
+     "strategy.lr": 0.05},
+    {"cluster.workers": 1, "strategy.microbatches": 1},
+], ids=["plain", "recompute", "balanced-3", "list-adam", "mini-batch", "class-weight",
+        "regression", "one-stage"])
+def test_the_pipeline_trains_single_node_training_s_model(schedule, changes):
+    """The stages' accumulated micro-batch gradients are the batch's: the model and the
+    losses of one node trained on the same batches (1e-12)."""
+    config = {**BASE, "strategy.schedule": schedule, **changes}
+    piped, single = run(Scenario().replace(**config)), _reference(config)
+    np.testing.assert_allclose(piped.model.params_, single.model.params_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([h["loss"] for h in piped.history],
+                               [h["loss"] for h in single.history], rtol=1e-12)
+    assert [h["epoch"] for h in piped.history] == pytest.approx(
+        [h["epoch"] for h in single.history], rel=1e-12)
+    assert piped.summary["updates"] == 4
+
+
+# -- the plans ------------------------------------------------------------------------
+
+@given(p=st.integers(1, 8), m=st.integers(1, 20), schedule=st.sampled_from(["gpipe", "1f1b"]))
+@settings(max_examples=80, deadline=None)
+def test_every_plan_runs_each_micro_batch_forward_then_backward_once(p, m, schedule):
+    """Each stage runs F_j and B_j once per micro-batch, F_j first; 1F1B holds at most
+    min(p - s, m) micro-batches at once on stage s, GPipe m."""
+    for s in range(p):
+        ops = plan(schedule, s, p, m)
+        assert sorted(ops) == sorted([("F", j) for j in range(m)] + [("B", j) for j in range(m)])
+        assert all(ops.index(("F", j)) < ops.index(("B", j)) for j in range(m))
+        live = most = 0
+        for kind, _ in ops:
+            live += 1 if kind == "F" else -1
+            most = max(most, live)
+        assert most == (m if schedule == "gpipe" else min(p - s, m))
+
+
+def test_1f1b_is_warm_up_then_one_forward_one_backward():
+    assert [f"{k}{j}" for k, j in plan("1f1b", 1, 4, 5)] == [
+        "F0", "F1", "F2", "B0", "F3", "B1", "F4", "B2", "B3", "B4"]
+    assert [f"{k}{j}" for k, j in plan("gpipe", 1, 4, 3)] == ["F0", "F1", "F2", "B2", "B1", "B0"]
+
+
+@given(p=st.integers(1, 7), m=st.integers(1, 16), schedule=st.sampled_from(["gpipe", "1f1b"]),
+       tf=st.floats(0.1, 10), tb=st.floats(0.1, 10))
+@settings(max_examples=100, deadline=None)
+def test_equal_stages_take_m_plus_p_minus_1_slots_and_the_bubble_formula(p, m, schedule, tf, tb):
+    """(m + p - 1)(t_f + t_b) for both schedules (Huang et al.; Narayanan et al.), so the
+    idle share of a stage is (p - 1)/(m + p - 1)."""
+    [T] = schedule_time(schedule, m, [tf] * p, [tb] * p)
+    assert T == pytest.approx((m + p - 1) * (tf + tb), rel=1e-12)
+    assert 1 - m * (tf + tb) / T == pytest.approx(bubble_fraction(p, m), rel=1e-9, abs=1e-12)
+
+
+def test_a_balanced_partition_minimizes_the_most_expensive_stage():
+    costs = [4, 1, 1, 1, 1, 4]
+    assert partition_layers(costs, 3, "uniform") == [range(0, 2), range(2, 4), range(4, 6)]
+    balanced = partition_layers(costs, 3, "balanced")
+    assert balanced == [range(0, 1), range(1, 5), range(5, 6)]
+    assert max(sum(costs[l] for l in r) for r in balanced) == 4
+    assert partition_layers(costs, 2, [5, 1]) == [range(0, 5), range(5, 6)]
+
+
+# -- the time model ---------------------------------------------------------------------
+
+def _stage_times(s: Scenario):
+    """Per stage: t_f, t_b for one micro-batch and the step (s), from the layer flops."""
+    model = MLPClassifier(hidden=s.model.options["hidden"])
+    model.init_params(s.data.n_features, s.data.n_classes)
+    m, speed = s.strategy.options["microbatches"], s.cluster.speed[0]
+    rows = round(s.data.n_samples * (1 - s.data.test_size)) // m
+    flops = model.layer_flops(rows)
+    stages = partition_layers([f + b for f, b in flops], s.cluster.workers,
+                              s.strategy.options.get("partition", "uniform"))
+    opt = OptimizerConfig(**s.to_dict()["optimizer"]).build(lr=s.strategy.lr, horizon=1)
+    recompute = s.strategy.options.get("recompute", False)
+    forward = [sum(flops[l][0] for l in r) / speed for r in stages]
+    backward = [sum(flops[l][1] + recompute * flops[l][0] for l in r) / speed for r in stages]
+    size = [model.layer_slices(r[-1])[1].stop - model.layer_slices(r[0])[0].start
+            for r in stages]
+    return forward, backward, [opt.flops(n) / speed for n in size]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+@pytest.mark.parametrize("changes", [{}, {"strategy.recompute": True},
+                                     {"strategy.microbatches": 16, "strategy.partition": "balanced"},
+                                     {"strategy.microbatches": 2, "cluster.workers": 5}],
+                         ids=["m8", "recompute", "m16-balanced", "m2-p5"])
+def test_every_iteration_ends_when_the_recurrence_says(schedule, changes):
+    s = Scenario().replace(**{**BASE, **FREE, "strategy.schedule": schedule, **changes})
+    if s.cluster.workers == 5:
+        s = s.replace(**{"model.hidden": [12, 10, 9, 6, 5]})
+    result = run(s)
+    forward, backward, step = _stage_times(s)
+    expected = schedule_time(schedule, s.strategy.options["microbatches"], forward, backward,
+                             step, iterations=4)
+    times = [h["time"] for h in result.history[1:]]
+    np.testing.assert_allclose(times, expected, rtol=1e-12)
+    p, T = s.cluster.workers, expected[-1]
+    m = s.strategy.options["microbatches"]
+    busy = sum(m * (f + b) + st for f, b, st in zip(forward, backward, step)) * 4
+    assert result.summary["bubble_fraction"] == pytest.approx(1 - busy / (p * T), rel=1e-9)
+
+
+def test_the_bubble_shrinks_as_micro_batches_grow():
+    bubbles = [run(Scenario().replace(**{**BASE, **FREE, "strategy.microbatches": m}))
+               .summary["bubble_fraction"] for m in (1, 4, 16)]
+    assert bubbles[0] > bubbles[1] > bubbles[2] > 0
+
+
+# -- memory ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule, held", [("gpipe", "m"), ("1f1b", "p")])
+def test_the_first_stage_holds_m_micro_batches_under_gpipe_and_p_under_1f1b(schedule, held):
+    """Stage 0 keeps each micro-batch's activations from its forward to its backward
+    (its input is a view of its rows: not counted); at most m at once under GPipe, p
+    under 1F1B (m = 8 > p = 4)."""
+    s = Scenario().replace(**{**BASE, **FREE, "strategy.schedule": schedule})
+    result = run(s)
+    m, p = 8, 4
+    model = MLPClassifier(hidden=[12, 10, 9, 6])
+    model.init_params(8, 4)
+    one = sum(model.activation_bytes(40)[:2]) - 8 * 40 * 8   # layers 0, 1 less the rows' view
+    assert result.memory["worker0"]["most"]["activations"] == (m if held == "m" else p) * one
+
+
+def test_recompute_keeps_only_the_inputs():
+    """With recompute, stage 1 holds m micro-batch inputs plus one micro-batch's caches
+    (during its backward), not m micro-batches' caches."""
+    s = Scenario().replace(**{**BASE, **FREE, "strategy.schedule": "gpipe"})
+    model = MLPClassifier(hidden=[12, 10, 9, 6])
+    model.init_params(8, 4)
+    assert partition_layers([0] * 5, 4)[1] == range(2, 3)  # uniform: stage 1 is layer 2
+    full = model.activation_bytes(40)[2]                   # its 10 inputs, its relu mask
+    inputs = 8 * 40 * 10
+    plain = run(s).memory["worker1"]["most"]["activations"]
+    lean = run(s.replace(**{"strategy.recompute": True})).memory["worker1"]["most"]["activations"]
+    assert plain == 8 * full
+    assert lean == 8 * inputs + (full - inputs)
+    assert lean < plain
+
+
+# -- errors ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"cluster.workers": 6}, r"at least one layer on each of the cluster.workers=6 stages; "
+                             r"the MLP has 5 layers"),
+    ({"strategy.partition": [1, 2, 2]}, r"one layer count per stage .*got \[1, 2, 2\]"),
+    ({"strategy.partition": [1, 1, 1, 1]}, r"adding up to the 5 layers"),
+    ({"strategy.partition": "even"}, r"partition must be one of"),
+    ({"strategy.partition": [1, 0, 2, 2]}, r"a list of layer counts \(each >= 1\)"),
+    ({"strategy.schedule": "zb"}, r"schedule must be one of"),
+    ({"strategy.microbatches": 0}, r"microbatches must be an integer >= 1"),
+])
+def test_a_bad_pipeline_scenario_names_the_key(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario().replace(**{**BASE, **changes})
+
+
+def test_the_pipeline_trains_only_the_mlps():
+    with pytest.raises(ScenarioError, match=r"strategy.kind='pipeline' trains model.kind in "
+                                            r"'mlp', 'mlp_regression'; got model.kind='logistic'"):
+        Scenario().replace(**{"strategy.kind": "pipeline", "cluster.workers": 2})
+
+
+def test_more_micro_batches_than_rows_is_an_error():
+    with pytest.raises(ValueError, match=r"strategy.microbatches=60 is more than the 50 rows"):
+        run(Scenario().replace(**{**BASE, "strategy.batch_size": 50, "strategy.microbatches": 60}))
