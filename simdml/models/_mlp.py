@@ -193,6 +193,19 @@ class _MLP(GradientModel):
            representations by back-propagating errors", Nature 323, 1986, eqs. (4)-(7).
         """
         W, _ = self.layer_params(l, params)
+        return self.backward_dense(W, cache, dA_out, input_grad=l != 0)
+
+    def activate(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The hidden layers' activation of pre-activations ``Z`` (any block of a layer's
+        columns: it is elementwise) and its slope."""
+        return ACTIVATE[self.activation](Z)
+
+    def backward_dense(self, W: np.ndarray, cache: LayerCache, dA_out: np.ndarray, *,
+                       input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """The backward pass of a dense block ``A_in @ W + b`` (a layer, or a block of
+        its columns or rows, as tensor parallelism splits them): ``dZ = dA_out * slope``,
+        ``dW = A_in' dZ + l2 W``, ``db = sum_rows dZ``, and ``dA_in = dZ W'`` if
+        ``input_grad``. Returns ``dA_in`` (or None) and ``[dW (row-major), db]``."""
         dZ = dA_out if cache.slope is None else dA_out * cache.slope
         n_in, n_out = W.shape
         grad = np.empty((n_in + 1) * n_out, dtype=W.dtype)
@@ -201,7 +214,7 @@ class _MLP(GradientModel):
         np.add.reduce(dZ, axis=0, out=grad[n_in * n_out:])
         if self.l2:
             dW += self.l2 * W
-        return (None if l == 0 else dZ @ W.T), grad
+        return (dZ @ W.T if input_grad else None), grad
 
     def penalty(self, params: np.ndarray) -> float:
         """The L2 term of the loss, ``0.5 l2 sum_l ||W_l||^2`` (biases not penalized),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
 from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, local_fusion, local_sgd,
-               pipeline_parallel, sync, voting_tree)
+               pipeline_parallel, sync, tensor_parallel, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -83,6 +83,12 @@ STRATEGIES: dict[str, StrategySpec] = {
                              survives_faults=False, models=pipeline_parallel.MODELS,
                              model_rules=(pipeline_parallel.stages_fit_the_layers,),
                              divergence_hint=smaller_lr, optimizer_steps=one_step),
+    "tensor": StrategySpec(tensor_parallel.TensorOptions, tensor_parallel.start,
+                           "tensor parallelism: every layer pair split Megatron-style over "
+                           "the workers, its partial sums all-reduced",
+                           survives_faults=False, models=tensor_parallel.MODELS,
+                           model_rules=(tensor_parallel.pairs_fit_the_workers,),
+                           divergence_hint=smaller_lr, optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,

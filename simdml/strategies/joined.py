@@ -1,5 +1,6 @@
 """The model of a strategy whose nodes each hold a part of it (ZeRO's shards, a
-pipeline's stages), joined for the monitor when every part of a version is there.
+pipeline's stages, tensor parallelism's slices), joined for the monitor when every part
+of a version is there; and the batches such nodes all work on (``SharedBatches``).
 
 Observation only: joining costs no simulated time and sends no message. A strategy
 starts ``recorder(job, board)`` *before* its nodes (so that version 0 is recorded before
@@ -14,7 +15,7 @@ import numpy as np
 
 from .job import Job
 
-__all__ = ["Board", "recorder"]
+__all__ = ["Board", "SharedBatches", "recorder"]
 
 
 class Board:
@@ -63,3 +64,26 @@ def recorder(job: Job, board: Board, epoch: Callable[[int], float]):
         board.events.pop(version)
         if job.monitor.update(params, version, epoch=epoch(version)):
             return
+
+
+class SharedBatches:
+    """Every iteration's rows, the same for all ``p`` nodes that work on one batch (a
+    pipeline's stages, tensor parallelism's slices): drawn once from the run's first
+    batch stream -- the data loader's plan every node knows -- or None: the whole set of
+    ``n`` rows. ``rows(version)`` is asked once per node and iteration."""
+
+    def __init__(self, job: Job, n: int, p: int):
+        self.job, self.n, self.p = job, n, p
+        self.drawn: dict[int, list] = {}  # version -> [rows, nodes that took them]
+
+    def rows(self, version: int) -> np.ndarray | None:
+        b = self.job.batch_size
+        if b is None or b >= self.n:
+            return None
+        if version not in self.drawn:
+            self.drawn[version] = [self.job.batch_rngs[0].choice(self.n, b, replace=False), 0]
+        entry = self.drawn[version]
+        entry[1] += 1
+        if entry[1] == self.p:
+            del self.drawn[version]
+        return entry[0]

@@ -67,7 +67,7 @@ import numpy as np
 
 from .. import _checks
 from .job import Job
-from .joined import Board, recorder
+from .joined import Board, SharedBatches, recorder
 
 __all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "start", "plan", "partition_layers",
            "schedule_time", "bubble_fraction", "stages_fit_the_layers"]
@@ -248,7 +248,7 @@ def start(job: Job):
                               name="pipeline recorder")
     job.stats.counters["stages"] = p
     clock = _Bubble(job, p)
-    batches = _Batches(job, y.size, p)
+    batches = SharedBatches(job, y.size, p)
     queues = [{"F": job.sim.store(f"activations@{n.name}"),
                "B": job.sim.store(f"gradients@{n.name}")} for n in job.workers]
     for s, node in enumerate(job.workers):
@@ -270,7 +270,7 @@ def _demux(job: Job, s: int, queues: dict):
 
 
 def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubble,
-          batches: _Batches, data):
+          batches: SharedBatches, data):
     """Stage ``s``: its plan, iteration after iteration, then the step of its block."""
     node, model, opt, options = job.workers[s], job.model, job.optimizer, job.options
     p, m, memory = len(job.workers), options.microbatches, node.memory
@@ -358,27 +358,6 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
         version += 1
         clock.add(busy)
         board.put(version, s, params)
-
-
-class _Batches:
-    """Every iteration's rows: drawn once (from the run's first batch stream) for all the
-    stages -- the data loader's plan every stage knows -- or None: the whole set."""
-
-    def __init__(self, job: Job, n: int, p: int):
-        self.job, self.n, self.p = job, n, p
-        self.drawn: dict[int, list] = {}  # version -> [rows, stages that took them]
-
-    def rows(self, version: int) -> np.ndarray | None:
-        b = self.job.batch_size
-        if b is None or b >= self.n:
-            return None
-        if version not in self.drawn:
-            self.drawn[version] = [self.job.batch_rngs[0].choice(self.n, b, replace=False), 0]
-        entry = self.drawn[version]
-        entry[1] += 1
-        if entry[1] == self.p:
-            del self.drawn[version]
-        return entry[0]
 
 
 def _input_bytes(model, me: _Stage, n_rows: int) -> int:
