@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, local_fusion, local_sgd,
-               pipeline_parallel, sync, tensor_parallel, voting_tree)
+from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, hybrid, local_fusion,
+               local_sgd, pipeline_parallel, sync, tensor_parallel, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -88,6 +88,12 @@ STRATEGIES: dict[str, StrategySpec] = {
                            "the workers, its partial sums all-reduced",
                            survives_faults=False, models=tensor_parallel.MODELS,
                            model_rules=(tensor_parallel.pairs_fit_the_workers,),
+                           divergence_hint=smaller_lr, optimizer_steps=one_step),
+    "hybrid": StrategySpec(hybrid.HybridOptions, hybrid.start,
+                           "3D parallelism: data_parallel x tensor_parallel x "
+                           "pipeline_parallel workers, every factorisation the same model",
+                           survives_faults=False, models=hybrid.MODELS,
+                           model_rules=(hybrid.factors_fit,),
                            divergence_hint=smaller_lr, optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",

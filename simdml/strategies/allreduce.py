@@ -21,13 +21,14 @@ workstations", JPDC 69(2); Sergeev & Del Balso (2018), "Horovod", arXiv:1802.057
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .job import Job
 
-__all__ = ["AllReduceOptions", "start", "worker", "ring_allreduce", "ring_reduce_scatter",
-           "ring_allgather", "owned_chunk"]
+__all__ = ["AllReduceOptions", "Ring", "start", "worker", "ring_allreduce",
+           "ring_reduce_scatter", "ring_allgather", "owned_chunk"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,18 +66,32 @@ def worker(job: Job, i: int):
             return
 
 
-def ring_allreduce(job: Job, i: int, vector: np.ndarray):
-    """Process: sum ``vector`` over all workers along the ring; returns the sum.
+class Ring(NamedTuple):
+    """A group of nodes that all-reduce together, in ring order (node ``k`` sends to
+    ``k + 1``). Untagged (the default, every worker): chunks travel as bare arrays and
+    are taken from the mailbox, the ring being a node's only traffic. Tagged: a chunk
+    travels as ``(tag, array)`` at the array's bytes and is taken from the member's
+    ``inboxes[k]``, a store its demultiplexer fills (for nodes in several groups)."""
+
+    nodes: list
+    tag: str | None = None
+    inboxes: list | None = None
+
+
+def ring_allreduce(job: Job, i: int, vector: np.ndarray, ring: Ring | None = None):
+    """Process: sum ``vector`` over the ring (default: all workers; ``i`` is the node's
+    place in it); returns the sum.
 
     Messages between neighbours arrive in the order they were sent, so each step's
     chunk is simply the next message from the left neighbour. The reduce-scatter, then
     the all-gather: each half is a process of its own (ZeRO uses them apart).
     """
-    if len(job.workers) == 1:
+    n = len(job.workers if ring is None else ring.nodes)
+    if n == 1:
         return vector
-    chunks = [c.copy() for c in np.array_split(vector, len(job.workers))]
-    yield from ring_reduce_scatter(job, i, chunks)
-    yield from ring_allgather(job, i, chunks)
+    chunks = [c.copy() for c in np.array_split(vector, n)]
+    yield from ring_reduce_scatter(job, i, chunks, ring)
+    yield from ring_allgather(job, i, chunks, ring)
     return np.concatenate(chunks)
 
 
@@ -86,28 +101,38 @@ def owned_chunk(i: int, n: int) -> int:
     return (i + 1) % n
 
 
-def ring_reduce_scatter(job: Job, i: int, chunks: list[np.ndarray]):
+def _link(job: Job, i: int, ring: Ring | None):
+    """``(n, send(array), recv())`` for node ``i`` of the ring."""
+    if ring is None or ring.tag is None:
+        nodes = job.workers if ring is None else ring.nodes
+        n = len(nodes)
+        node, right = nodes[i], nodes[(i + 1) % n]
+        return n, lambda array: node.send(right, array), node.recv
+    n, tag, inbox = len(ring.nodes), ring.tag, ring.inboxes[i]
+    node, right = ring.nodes[i], ring.nodes[(i + 1) % n]
+    return n, lambda array: node.send(right, (tag, array), array.nbytes), inbox.get
+
+
+def ring_reduce_scatter(job: Job, i: int, chunks: list[np.ndarray], ring: Ring | None = None):
     """Process: ``n - 1`` steps that leave, in place, ``chunks[owned_chunk(i, n)]`` summed
-    over all workers (the other chunks hold partial sums). ``chunks`` are worker ``i``'s
-    own ``n`` arrays (its copies: they are added to)."""
-    n = len(job.workers)
-    node, right = job.workers[i], job.workers[(i + 1) % n]
+    over the ring (the other chunks hold partial sums). ``chunks`` are node ``i``'s own
+    ``n`` arrays (its copies: they are added to)."""
+    n, send, recv = _link(job, i, ring)
     for step in range(n - 1):
-        send, recv = (i - step) % n, (i - step - 1) % n
-        node.send(right, chunks[send])
-        partial = yield node.recv()
-        if partial.shape != chunks[recv].shape:   # a broken order would broadcast silently
+        out, into = (i - step) % n, (i - step - 1) % n
+        send(chunks[out])
+        partial = yield recv()
+        if partial.shape != chunks[into].shape:   # a broken order would broadcast silently
             raise RuntimeError(f"worker {i}'s ring received a chunk of shape {partial.shape} "
-                               f"for its chunk {recv} of shape {chunks[recv].shape}")
-        chunks[recv] += partial
+                               f"for its chunk {into} of shape {chunks[into].shape}")
+        chunks[into] += partial
 
 
-def ring_allgather(job: Job, i: int, chunks: list[np.ndarray]):
-    """Process: ``n - 1`` steps from ``chunks[owned_chunk(i, n)]`` (each worker's own) to
-    every worker holding every worker's chunk, in place of the others in ``chunks``."""
-    n = len(job.workers)
-    node, right = job.workers[i], job.workers[(i + 1) % n]
+def ring_allgather(job: Job, i: int, chunks: list[np.ndarray], ring: Ring | None = None):
+    """Process: ``n - 1`` steps from ``chunks[owned_chunk(i, n)]`` (each node's own) to
+    every node holding every node's chunk, in place of the others in ``chunks``."""
+    n, send, recv = _link(job, i, ring)
     for step in range(n - 1):
-        send, recv = (i + 1 - step) % n, (i - step) % n
-        node.send(right, chunks[send])
-        chunks[recv] = yield node.recv()
+        out, into = (i + 1 - step) % n, (i - step) % n
+        send(chunks[out])
+        chunks[into] = yield recv()

@@ -1,0 +1,353 @@
+"""Data, tensor and pipeline parallelism at once (``strategy.kind = "hybrid"``, "3D
+parallelism"): ``data_parallel x tensor_parallel x pipeline_parallel`` workers.
+
+Worker ``r`` sits at ``(d, s, k)`` with ``r = (d * P + s) * T + k`` (tensor rank
+fastest, as Megatron places a tensor group on one host): replica ``d`` of the model,
+pipeline stage ``s`` of it, tensor rank ``k`` within the stage.
+
+* **Pipeline** (:mod:`~simdml.strategies.pipeline_parallel`): stage ``s`` holds a
+  contiguous block of layers (``partition``); replica ``d``'s share of the batch (its
+  rows of ``np.array_split`` over the D replicas) is cut into ``microbatches`` and runs
+  the stage's plan (``gpipe`` or ``1f1b``); activations go to ``(d, s + 1, k)``, their
+  gradients to ``(d, s - 1, k)``: every tensor rank sends its own copy (Megatron's
+  scatter-gather optimisation, which sends 1/T each, is not modelled).
+* **Tensor** (:mod:`~simdml.strategies.tensor_parallel`): within a stage the layers go in
+  pairs ``(a, a + 1), ...`` from the stage's first layer; a pair is split over the T
+  ranks of ``(d, s, *)`` Megatron-style, its partial sums all-reduced on their ring; an
+  odd last layer of a stage is whole on each rank.
+* **Data**: when a worker's plan is done, its accumulated gradient (its blocks, the same
+  positions on every replica) is all-reduced over the D replicas ``(*, s, k)``; then it
+  steps its blocks.
+
+A worker receives pipeline activations only from ``(d, s - 1, k)``, their gradients only
+from ``(d, s + 1, k)``, tensor chunks only from its left tensor neighbour and replica
+chunks only from its left replica neighbour, each in the order it needs them: a
+demultiplexer puts each arrival in the queue of its kind (messages are tagged; the tag
+costs no bytes, a channel per peer needs none).
+
+Contract (``tests/test_hybrid.py``): every factorisation of the workers trains the model
+of one node on the same batches (1e-12); ``1 x 1 x P`` is the ``pipeline`` strategy and
+``1 x T x 1`` the ``tensor`` strategy, bit for bit and second for second. Only time, bytes
+and memory differ.
+
+Simplifications: those of the pipeline and tensor strategies; no recomputation; the
+replicas' all-reduce waits for the end of the flush (no overlap with backward).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _checks
+from ..models.mlp import LayerCache
+from .allreduce import Ring, ring_allreduce
+from .job import Job
+from .joined import Board, SharedBatches, recorder
+from .pipeline_parallel import PARTITIONS, SCHEDULES, partition_layers, plan
+
+__all__ = ["HybridOptions", "MODELS", "start", "factors_fit", "coordinates"]
+
+MODELS = ("mlp", "mlp_regression")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HybridOptions:
+    data_parallel: int = 1      # D: replicas of the model
+    tensor_parallel: int = 1    # T: ranks that split each layer pair
+    pipeline_parallel: int = 1  # P: stages
+    microbatches: int = 1       # m: per replica and iteration
+    schedule: str = "1f1b"      # gpipe | 1f1b
+    partition: object = "uniform"  # the pipeline's: uniform | balanced | layer counts
+
+    def __post_init__(self):
+        for name in ("data_parallel", "tensor_parallel", "pipeline_parallel", "microbatches"):
+            _checks.integer(name, getattr(self, name), low=1)
+        _checks.choice("schedule", self.schedule, SCHEDULES)
+        if isinstance(self.partition, str):
+            _checks.choice("partition", self.partition, PARTITIONS)
+        elif (not isinstance(self.partition, (list, tuple)) or not self.partition
+              or not all(_checks.is_integer(c) and c >= 1 for c in self.partition)):
+            raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
+                             f"counts (each >= 1), one per stage; got "
+                             f"{_checks.shown(self.partition)}")
+
+
+def factors_fit(s) -> None:
+    """A scenario rule: D x T x P = cluster.workers, a layer per stage, a hidden unit per
+    tensor rank in every paired width."""
+    o = s.strategy.options
+    D, T, P = (o.get(k, 1) for k in ("data_parallel", "tensor_parallel", "pipeline_parallel"))
+    if not all(_checks.is_integer(x) for x in (D, T, P)):
+        return                                   # the options' own checks say what is wrong
+    if D * T * P != s.cluster.workers:
+        raise ValueError(f"strategy.data_parallel x tensor_parallel x pipeline_parallel must "
+                         f"equal cluster.workers={s.cluster.workers}; got {D} x {T} x {P} = "
+                         f"{D * T * P}")
+    hidden = list(s.model.options.get("hidden", (64, 64)))
+    n_layers = len(hidden) + 1
+    if n_layers < P:
+        raise ValueError(f"strategy.pipeline_parallel={P} puts at least one layer on each "
+                         f"stage; the MLP has {n_layers} layers")
+    part = o.get("partition")
+    if isinstance(part, (list, tuple)) and (len(part) != P or sum(part) != n_layers):
+        raise ValueError(f"strategy.partition must have one layer count per stage "
+                         f"(pipeline_parallel={P}) adding up to the {n_layers} layers; got "
+                         f"{list(part)}")
+
+
+def coordinates(r: int, T: int, P: int) -> tuple[int, int, int]:
+    """``(d, s, k)`` of worker ``r``: ``r = (d * P + s) * T + k``.
+
+    >>> coordinates(5, 2, 2)
+    (1, 0, 1)
+    """
+    return r // (P * T), (r // T) % P, r % T
+
+
+class Unit(NamedTuple):
+    """One step of a stage: a layer pair split over the tensor ranks, or a whole layer."""
+
+    a: int
+    b: int | None      # None: the whole layer ``a``
+    units: slice | None  # my block of the pair's hidden units
+
+
+def units_of(model, layers: range, k: int, T: int) -> list[Unit]:
+    """The stage's layers in pairs from its first, my block of each; an odd last whole
+    (with ``T = 1``, every layer whole: the pipeline's own steps)."""
+    if T == 1:
+        return [Unit(a, None, None) for a in layers]
+    out = []
+    for a in range(layers.start, layers.stop - 1, 2):
+        _, ba = model.layer_slices(a)
+        block = np.array_split(np.arange(ba.stop - ba.start), T)[k]
+        if block.size == 0:
+            raise ValueError(f"strategy.tensor_parallel={T} splits the {ba.stop - ba.start} "
+                             f"units after layer {a}: each rank needs one (model.hidden)")
+        out.append(Unit(a, a + 1, slice(int(block[0]), int(block[-1]) + 1)))
+    if len(layers) % 2:
+        out.append(Unit(layers.stop - 1, None, None))
+    return out
+
+
+def owned(model, units: list[Unit]) -> np.ndarray:
+    """My positions in the flat vector, unit by unit: a pair's W_a columns and b_a
+    entries of my block, W_b's rows of it and b_b whole; a whole layer whole."""
+    parts = []
+    for u in units:
+        wa, ba = model.layer_slices(u.a)
+        if u.b is None:
+            parts.append(np.arange(wa.start, ba.stop))
+            continue
+        wb, bb = model.layer_slices(u.b)
+        h, n_out = ba.stop - ba.start, bb.stop - bb.start
+        mine = np.arange(u.units.start, u.units.stop)
+        parts += [(wa.start + np.arange((wa.stop - wa.start) // h)[:, None] * h + mine).ravel(),
+                  ba.start + mine,
+                  np.arange(wb.start + u.units.start * n_out, wb.start + u.units.stop * n_out),
+                  np.arange(bb.start, bb.stop)]
+    return np.concatenate(parts)
+
+
+class _Links(NamedTuple):
+    prev: object          # the node of (d, s - 1, k), or None
+    next: object          # the node of (d, s + 1, k), or None
+    tensor: Ring          # (d, s, *), tagged "tp"
+    replicas: Ring        # (*, s, k), tagged "dp"
+    k: int                # my place in the tensor ring
+    d: int                # ... and in the replicas' ring
+
+
+def start(job: Job):
+    """The workers, their demultiplexers and the recorder (which ends training)."""
+    model, o = job.model, job.options
+    D, T, P = o.data_parallel, o.tensor_parallel, o.pipeline_parallel
+    if not hasattr(model, "forward_layer"):
+        raise ValueError(f"strategy.kind='hybrid' needs a model with layers (model.kind in "
+                         f"{', '.join(map(repr, MODELS))}); got a {type(model).__name__}")
+    X, y = job.monitor.X_train, job.monitor.y_train
+    rows = job.batch_size if job.batch_size is not None and job.batch_size < y.size else y.size
+    if o.microbatches * D > rows:
+        raise ValueError(f"strategy.microbatches={o.microbatches} on each of the "
+                         f"data_parallel={D} replicas needs {o.microbatches * D} rows; a "
+                         f"batch has {rows}")
+    flops = [f + b for f, b in model.layer_flops(max(1, rows // (D * o.microbatches)))]
+    stages = partition_layers(flops, P, o.partition)
+    workers = job.workers
+    queues = [{tag: job.sim.store(f"{tag}@{n.name}") for tag in ("F", "B", "tp", "dp")}
+              for n in workers]
+    rank = lambda d, s, k: (d * P + s) * T + k  # noqa: E731
+    plans, indices = [], []
+    for r in range(len(workers)):
+        d, s, k = coordinates(r, T, P)
+        tensor = [rank(d, s, j) for j in range(T)]
+        replicas = [rank(e, s, k) for e in range(D)]
+        links = _Links(workers[rank(d, s - 1, k)] if s > 0 else None,
+                       workers[rank(d, s + 1, k)] if s < P - 1 else None,
+                       Ring([workers[j] for j in tensor], "tp", [queues[j]["tp"] for j in tensor]),
+                       Ring([workers[j] for j in replicas], "dp",
+                            [queues[j]["dp"] for j in replicas]), k, d)
+        units = units_of(model, stages[s], k, T)
+        plans.append((d, s, units, links))
+        indices.append(owned(model, units))
+    board = Board(job.sim, indices, job.params.size)
+    process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
+                              name="hybrid recorder")
+    batches = SharedBatches(job, y.size, len(workers))
+    for r, node in enumerate(workers):
+        node.start(_demux, job, r, queues[r])
+        node.start(worker, job, r, plans[r], indices[r], board, batches, (X, y), queues[r])
+    return process
+
+
+def _demux(job: Job, r: int, queues: dict):
+    """Process: every message to worker ``r`` into the queue of its kind."""
+    node = job.workers[r]
+    while True:
+        tag, array = yield node.recv()
+        if tag == "F":                                        # a micro-batch's input
+            node.memory.hold("activations", array.nbytes)
+        elif tag == "B":
+            node.memory.hold("buffers", array.nbytes)
+        queues[tag].put(array)
+
+
+def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
+           batches: SharedBatches, data, inbox: dict):
+    """Worker ``r``: its stage's plan for its replica's micro-batches, tensor-split; the
+    replicas' all-reduce; the step of its blocks."""
+    d, s, units, links = where
+    node, model, opt, o = job.workers[r], job.model, job.optimizer, job.options
+    D, T, P, m = o.data_parallel, o.tensor_parallel, o.pipeline_parallel, o.microbatches
+    memory = node.memory
+    X, y = data
+    first, last = s == 0, s == P - 1
+    memory.set("shard", (X.nbytes if first else 0) + (y.nbytes if last else 0))
+    full = job.params.copy()          # the layers index the whole vector: only mine is read
+    params = full[index]
+    state = opt.init_state(params)
+    memory.set("params", params.nbytes)
+    memory.set("optimizer", state.nbytes)
+    ops = plan(o.schedule, s, P, m)
+    sizes = [_unit_size(model, u) for u in units]
+    version = 0
+    while True:
+        full[index] = params
+        rows = batches.rows(version)
+        batch = np.arange(y.size) if rows is None else rows
+        weight = job.weight_of(y[batch])
+        mine = np.array_split(batch, D)[d]
+        parts = np.array_split(mine, m)
+        grad = np.zeros_like(params)
+        memory.set("grads", grad.nbytes)
+        kept, heads = {}, {}
+        for op in ops:
+            part = parts[op.j]
+            share = job.weight_of(y[part]) / weight
+            flops = model.layer_flops(part.size)
+            if op.kind == "F":
+                if first:
+                    A = X[part[0]:part[-1] + 1] if rows is None else X[part]
+                else:
+                    A = yield inbox["F"].get()
+                stage_input, caches = A, []
+                for u in units:
+                    A, cache = yield from _forward(job, model, full, u, A, links, flops, T, node)
+                    caches.append(cache)
+                kept[op.j] = (stage_input, caches)
+                held = _cached(caches, stage_input)
+                if first and rows is not None:
+                    held += stage_input.nbytes                # a drawn batch is a copy
+                memory.hold("activations", held)
+                if last:
+                    _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
+                else:
+                    node.send(links.next, ("F", A), A.nbytes)
+            else:
+                if last:
+                    dA = heads.pop(op.j)
+                else:
+                    dA = yield inbox["B"].get()
+                    memory.release("buffers", dA.nbytes)
+                stage_input, caches = kept.pop(op.j)
+                held = _cached(caches, stage_input)
+                at = len(index)
+                for u, cache, size in zip(reversed(units), reversed(caches), reversed(sizes)):
+                    dA, g = yield from _backward(job, model, full, u, cache, dA, links, flops,
+                                                 T, node)
+                    grad[at - size:at] += share * g
+                    at -= size
+                memory.release("activations", held + (0 if first and rows is None
+                                                      else stage_input.nbytes))
+                if not first:
+                    node.send(links.prev, ("B", dA), dA.nbytes)
+        if D > 1:                                             # the replicas' sum
+            grad = yield from ring_allreduce(job, links.d, grad, links.replicas)
+        yield node.compute(opt.flops(params.size))
+        params, state = opt.step(params, grad, state, version)
+        memory.free("grads")
+        memory.set("optimizer", state.nbytes)
+        version += 1
+        board.put(version, r, params)
+
+
+def _unit_size(model, u: Unit) -> int:
+    """How many of my positions a unit has (its part of ``owned``)."""
+    wa, ba = model.layer_slices(u.a)
+    if u.b is None:
+        return ba.stop - wa.start
+    wb, bb = model.layer_slices(u.b)
+    h, n_out = ba.stop - ba.start, bb.stop - bb.start
+    width = u.units.stop - u.units.start
+    return ((wa.stop - wa.start) // h + 1) * width + width * n_out + n_out
+
+
+def _forward(job, model, full, u: Unit, A, links: _Links, flops, T, node):
+    """Process: one unit's forward (a pair's partial sum all-reduced over the tensor
+    ranks); returns its output and its cache."""
+    if u.b is None:
+        out, cache = model.forward_layer(u.a, full, A)
+        yield node.compute(flops[u.a][0])
+        return out, cache
+    Wa, ba = model.layer_params(u.a, full)
+    Wb, bb = model.layer_params(u.b, full)
+    Ai, slope_a = model.activate(A @ Wa[:, u.units] + ba[u.units])
+    partial = Ai @ Wb[u.units, :]
+    yield node.compute((flops[u.a][0] + flops[u.b][0]) / T)
+    Z = (yield from ring_allreduce(job, links.k, partial, links.tensor)) + bb
+    if u.b == model.n_layers - 1:
+        return Z, (LayerCache(A, slope_a), LayerCache(Ai, None))
+    out, slope_b = model.activate(Z)
+    return out, (LayerCache(A, slope_a), LayerCache(Ai, slope_b))
+
+
+def _backward(job, model, full, u: Unit, cache, dA, links: _Links, flops, T, node):
+    """Process: one unit's backward; returns the gradient of its input (all-reduced over
+    the tensor ranks for a pair; None below layer 0) and my part of its gradient."""
+    if u.b is None:
+        dA, g = model.backward_layer(u.a, full, cache, dA)
+        yield node.compute(flops[u.a][1])
+        return dA, g
+    cache_a, cache_b = cache
+    Wa, _ = model.layer_params(u.a, full)
+    Wb, _ = model.layer_params(u.b, full)
+    dAi, gb = model.backward_dense(Wb[u.units, :], cache_b, dA)
+    part, ga = model.backward_dense(Wa[:, u.units], cache_a, dAi, input_grad=u.a > 0)
+    yield node.compute((flops[u.a][1] + flops[u.b][1]) / T)
+    if u.a > 0:
+        part = yield from ring_allreduce(job, links.k, part, links.tensor)
+    return part, np.concatenate([ga, gb])
+
+
+def _cached(caches, stage_input) -> int:
+    """Bytes the caches keep beyond the stage's input (booked apart: received, or the
+    rows)."""
+    arrays = {}
+    for cache in caches:
+        for c in ((cache,) if isinstance(cache, LayerCache) else cache):
+            for a in (c.inputs, c.slope):
+                if a is not None and a is not stage_input:
+                    arrays[id(a)] = a.nbytes
+    return sum(arrays.values())
