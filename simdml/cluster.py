@@ -164,7 +164,7 @@ class Node:
         self.messages_sent = 0
         # perf: bound once, not once per message
         self._arrive_cb, self._deliver_cb = self._arrive, self._deliver
-        self._waited_cb = self._waited
+        self._waited_cb = self.waited
 
     def __repr__(self) -> str:
         return f"<Node {self.name} speed={self.speed:g} flop/s>"
@@ -330,9 +330,9 @@ class Node:
                 self._prune()
         return span
 
-    def _waited(self, since: float) -> None:
-        """Account for waiting on the mailbox from ``since`` until now: a span already
-        over, so (perf: two per gradient in sync training) no span unless recorded."""
+    def waited(self, since: float) -> None:
+        """Account for waiting from ``since`` until now (on the mailbox, or on a queue its
+        demultiplexer fills): a span already over, so (perf) no span unless recorded."""
         now = self.sim.now
         self.totals["wait"] += now - since
         if self._record is not None:
@@ -390,7 +390,7 @@ class Node:
         self._open.clear()
         for getter in self.mailbox.getters:
             if getter.since < now:
-                self._waited(getter.since)
+                self.waited(getter.since)
         self.mailbox.items.clear()
         self._queued.clear()
         self.memory.crash()

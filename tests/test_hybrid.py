@@ -111,7 +111,10 @@ def test_too_narrow_a_layer_for_the_tensor_ranks_is_an_error():
 
 
 def test_too_few_rows_for_the_micro_batches_is_an_error():
-    with pytest.raises(ValueError, match=r"microbatches=40 on each of the data_parallel=2 "
-                                         r"replicas needs 80 rows; a batch has 64"):
-        run(Scenario().replace(**_hybrid(2, 1, 1, **{"strategy.batch_size": 64,
-                                                     "strategy.microbatches": 40})))
+    with pytest.raises(ScenarioError, match=r"microbatches=40 on each of the data_parallel=2 "
+                                            r"replicas needs 80 rows; strategy.batch_size=64"):
+        Scenario().replace(**_hybrid(2, 1, 1, **{"strategy.batch_size": 64,
+                                                 "strategy.microbatches": 40}))
+    with pytest.raises(ValueError, match=r"microbatches=200 on each of the data_parallel=2 "
+                                         r"replicas needs 400 rows; a batch has 320"):
+        run(Scenario().replace(**_hybrid(2, 1, 1, **{"strategy.microbatches": 200})))

@@ -212,5 +212,45 @@ def test_the_pipeline_trains_only_the_mlps():
 
 
 def test_more_micro_batches_than_rows_is_an_error():
-    with pytest.raises(ValueError, match=r"strategy.microbatches=60 is more than the 50 rows"):
-        run(Scenario().replace(**{**BASE, "strategy.batch_size": 50, "strategy.microbatches": 60}))
+    """Against strategy.batch_size, when the scenario is read; against the training set's
+    rows, when the run starts (the data decide them)."""
+    with pytest.raises(ScenarioError, match=r"strategy.microbatches=60 is more than "
+                                            r"strategy.batch_size=50"):
+        Scenario().replace(**{**BASE, "strategy.batch_size": 50, "strategy.microbatches": 60})
+    with pytest.raises(ValueError, match=r"strategy.microbatches=400 is more than the 320 rows"):
+        run(Scenario().replace(**{**BASE, "strategy.microbatches": 400}))
+
+
+# -- what the nodes report --------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["pipeline", "hybrid"])
+def test_a_stage_waits_only_when_it_idles_and_holds_only_its_data(kind):
+    """A stage's wait never overlaps its compute (its listener's pending receive is not
+    waiting), and with free communication compute + wait is the whole run; stage 0 holds
+    the features, the last stage the labels, the others no rows at all."""
+    extra = ({"strategy.pipeline_parallel": 4} if kind == "hybrid" else {})
+    r = run(Scenario().replace(**{**BASE, **FREE, "strategy.kind": kind, **extra}))
+    end = r.summary["sim_time"]
+    for name, t in r.nodes.items():
+        if name == "server":
+            continue
+        assert t["compute"] + t["wait"] <= end + 1e-12, name
+        assert t["wait"] > 0, name                               # the bubbles
+    shards = [r.memory[f"worker{s}"]["most"]["shard"] for s in range(4)]
+    X, y = 320 * 8 * 8, 320 * 8                                  # float64 rows, int64 labels
+    assert shards == [X, 0, 0, y]
+
+
+def test_a_middle_stage_with_little_memory_runs():
+    """A stage that holds no rows needs no memory for them (no data-parallel shard booked
+    behind its back)."""
+    s = Scenario().replace(**BASE)
+    peak = run(s).memory["worker1"]["peak"]
+    r = run(s.replace(**{"cluster.memory": [math.inf, peak, math.inf, math.inf]}))
+    assert r.summary["stop_reason"] == "4 updates done (stop.rounds)"
+
+
+def test_one_stage_has_no_bubble():
+    r = run(Scenario().replace(**{**BASE, **FREE, "cluster.workers": 1,
+                                  "strategy.microbatches": 3}))
+    assert r.summary["bubble_fraction"] == 0.0

@@ -112,3 +112,12 @@ def test_narrow_pairs_are_refused():
 def test_tensor_trains_only_the_mlps():
     with pytest.raises(ScenarioError, match=r"strategy.kind='tensor' trains model.kind in"):
         Scenario().replace(**{"strategy.kind": "tensor", "cluster.workers": 2})
+
+
+def test_a_drawn_batch_is_booked_once():
+    """The caches scale with the rows; a drawn batch's rows are a copy, booked once (the
+    whole training set is the shard, not booked as activations)."""
+    full = run(Scenario().replace(**BASE)).memory["worker0"]["most"]["activations"]
+    drawn = run(Scenario().replace(**{**BASE, "strategy.batch_size": 40})).memory[
+        "worker0"]["most"]["activations"]
+    assert drawn == full * 40 // 320 + 40 * 8 * 8

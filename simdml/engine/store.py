@@ -28,10 +28,14 @@ class Store:
         self.items: deque = deque()
         self._getters: deque[StoreGet] = deque()
 
-    def put(self, item) -> None:
-        """Add ``item``; the oldest waiting getter (if any) receives it now."""
+    def put(self, item, waited=None) -> None:
+        """Add ``item``; the oldest waiting getter (if any) receives it now, first reported
+        to ``waited(since)`` (if given) when it has waited since before now."""
         if self._getters:
-            self._getters.popleft().succeed(item)
+            get = self._getters.popleft()
+            if waited is not None and get.since < self.sim.now:
+                waited(get.since)
+            get.succeed(item)
         else:
             self.items.append(item)
 

@@ -44,7 +44,7 @@ from .. import _checks
 from ..models.mlp import LayerCache
 from .allreduce import Ring, ring_allreduce
 from .job import Job
-from .joined import Board, SharedBatches, recorder
+from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import PARTITIONS, SCHEDULES, partition_layers, plan
 
 __all__ = ["HybridOptions", "MODELS", "start", "factors_fit", "coordinates"]
@@ -90,6 +90,10 @@ def factors_fit(s) -> None:
     if n_layers < P:
         raise ValueError(f"strategy.pipeline_parallel={P} puts at least one layer on each "
                          f"stage; the MLP has {n_layers} layers")
+    m, b = o.get("microbatches", 1), s.strategy.batch_size
+    if _checks.is_integer(m) and b is not None and m * D > b:
+        raise ValueError(f"strategy.microbatches={m} on each of the data_parallel={D} "
+                         f"replicas needs {m * D} rows; strategy.batch_size={b}")
     part = o.get("partition")
     if isinstance(part, (list, tuple)) and (len(part) != P or sum(part) != n_layers):
         raise ValueError(f"strategy.partition must have one layer count per stage "
@@ -196,22 +200,11 @@ def start(job: Job):
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
                               name="hybrid recorder")
     batches = SharedBatches(job, y.size, len(workers))
+    job.own_data = True                      # each worker books the data it holds
     for r, node in enumerate(workers):
-        node.start(_demux, job, r, queues[r])
+        node.start(demultiplex, node, queues[r], {"F": "activations", "B": "buffers"})
         node.start(worker, job, r, plans[r], indices[r], board, batches, (X, y), queues[r])
     return process
-
-
-def _demux(job: Job, r: int, queues: dict):
-    """Process: every message to worker ``r`` into the queue of its kind."""
-    node = job.workers[r]
-    while True:
-        tag, array = yield node.recv()
-        if tag == "F":                                        # a micro-batch's input
-            node.memory.hold("activations", array.nbytes)
-        elif tag == "B":
-            node.memory.hold("buffers", array.nbytes)
-        queues[tag].put(array)
 
 
 def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
@@ -263,11 +256,13 @@ def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
                 memory.hold("activations", held)
                 if last:
                     _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
+                    memory.hold("activations", heads[op.j].nbytes)  # until its backward
                 else:
                     node.send(links.next, ("F", A), A.nbytes)
             else:
                 if last:
                     dA = heads.pop(op.j)
+                    memory.release("activations", dA.nbytes)
                 else:
                     dA = yield inbox["B"].get()
                     memory.release("buffers", dA.nbytes)

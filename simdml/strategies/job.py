@@ -91,6 +91,7 @@ class Job:
     checkpoints: Checkpoints | None = None  # None: a server that never checkpoints
     done: object = None    # an event a restartable server fires when training ends
     optimizer: Optimizer | None = None  # None: plain gradient descent with step size lr
+    own_data: bool = False  # the strategy books its nodes' data (hold_shards does not)
 
     def __post_init__(self):
         if self.optimizer is None:
@@ -125,7 +126,11 @@ class Job:
         return None if self.class_weight is None else self.class_weight[y]
 
     def hold_shards(self) -> None:
-        """Book each worker's shard on its memory (its rows are there from the start)."""
+        """Book each worker's shard on its memory (its rows are there from the start);
+        nothing for a strategy that books the data its nodes hold itself (``own_data``:
+        the model-parallel ones, whose nodes do not hold a data-parallel shard)."""
+        if self.own_data:
+            return
         for node, shard in zip(self.workers, self.shards):
             node.memory.set("shard", shard.nbytes)
 

@@ -9,13 +9,14 @@ says so.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
 from .job import Job
 
-__all__ = ["Board", "SharedBatches", "recorder"]
+__all__ = ["Board", "SharedBatches", "recorder", "demultiplex"]
 
 
 class Board:
@@ -87,3 +88,18 @@ class SharedBatches:
         if entry[1] == self.p:
             del self.drawn[version]
         return entry[0]
+
+
+def demultiplex(node, queues: dict, book: dict):
+    """Process: every ``(kind, array)`` message to ``node`` into ``queues[kind]``, for a
+    node that hears from several peers (a pipeline stage's neighbours, its rings). The
+    array is booked on the node's memory as ``book[kind]`` (a category, or None: not
+    booked). Listening is not waiting: the node waits when one of its processes waits on
+    a queue, and that time counts as its ``wait``, as a mailbox's does."""
+    while True:
+        get = node.recv()
+        get.since = math.inf                # this getter's waiting is not the node's
+        kind, array = yield get
+        if book.get(kind) is not None:
+            node.memory.hold(book[kind], array.nbytes)
+        queues[kind].put(array, waited=node.waited)

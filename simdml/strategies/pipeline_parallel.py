@@ -25,9 +25,10 @@ Schedules, the order of each stage's operations (the same plan every iteration):
 
 * ``gpipe`` (Huang et al. 2019): ``F_0 .. F_{m-1}``, then ``B_{m-1} .. B_0``;
 * ``1f1b`` (PipeDream-Flush, Narayanan et al. 2021): ``w_s = min(p - s - 1, m)`` forwards
-  of warm-up, then one forward and one backward in turn, then the last backwards; a
-  stage holds at most ``w_s + 1`` micro-batches' activations, ``p`` on stage 0, where
-  GPipe holds ``m``.
+  of warm-up, then one forward and one backward in turn, then the last backwards; its
+  plan keeps at most ``w_s + 1`` micro-batches' activations, ``min(p, m)`` on stage 0,
+  where GPipe keeps ``m`` (a later stage may hold one input more: one that arrived
+  before its turn; nothing holds its sender back).
 
 With ``recompute = true`` (Chen et al. 2016) a stage keeps only each micro-batch's input
 from its forward and runs the forward again, layer by layer, at the start of the
@@ -67,7 +68,7 @@ import numpy as np
 
 from .. import _checks
 from .job import Job
-from .joined import Board, SharedBatches, recorder
+from .joined import Board, SharedBatches, demultiplex, recorder
 
 __all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "start", "plan", "partition_layers",
            "schedule_time", "bubble_fraction", "stages_fit_the_layers"]
@@ -105,8 +106,13 @@ def stages_fit_the_layers(s) -> None:
     p = s.cluster.workers
     if n_layers < p:
         raise ValueError(f"strategy.kind='pipeline' puts at least one layer on each of the "
-                         f"cluster.workers={p} stages; the MLP has {n_layers} layers "
+                         f"cluster.workers={p} stages; the MLP has {n_layers} "
+                         f"layer{'s' if n_layers > 1 else ''} "
                          f"(model.hidden has {n_layers - 1}): use fewer workers or more layers")
+    m, b = s.strategy.options.get("microbatches", 4), s.strategy.batch_size
+    if _checks.is_integer(m) and b is not None and m > b:
+        raise ValueError(f"strategy.microbatches={m} is more than strategy.batch_size={b}: "
+                         f"each micro-batch needs a row")
     part = s.strategy.options.get("partition")
     if isinstance(part, (list, tuple)) and (len(part) != p or sum(part) != n_layers):
         raise ValueError(f"strategy.partition must have one layer count per stage "
@@ -247,26 +253,15 @@ def start(job: Job):
     process = job.sim.process(recorder(job, board, lambda v: v * rows / n_train),
                               name="pipeline recorder")
     job.stats.counters["stages"] = p
+    job.own_data = True                      # each stage books the data it holds
     clock = _Bubble(job, p)
     batches = SharedBatches(job, y.size, p)
     queues = [{"F": job.sim.store(f"activations@{n.name}"),
                "B": job.sim.store(f"gradients@{n.name}")} for n in job.workers]
     for s, node in enumerate(job.workers):
-        node.start(_demux, job, s, queues[s])
+        node.start(demultiplex, node, queues[s], {"F": "activations", "B": "buffers"})
         node.start(stage, job, s, stages[s], queues[s], board, clock, batches, (X, y))
     return process
-
-
-def _demux(job: Job, s: int, queues: dict):
-    """Process: every message to stage ``s`` into the queue of its kind."""
-    node = job.workers[s]
-    while True:
-        kind, array = yield node.recv()
-        if kind == "F":                                       # a micro-batch's input:
-            node.memory.hold("activations", array.nbytes)     # kept for its backward
-        else:
-            node.memory.hold("buffers", array.nbytes)         # until backward takes it
-        queues[kind].put(array)
 
 
 def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubble,
@@ -317,11 +312,13 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
                 memory.hold("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
                 if last:
                     _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
+                    memory.hold("activations", heads[op.j].nbytes)  # until its backward
                 else:
                     node.send(job.workers[s + 1], ("F", A), A.nbytes)
             else:
                 if last:
                     dA = heads.pop(op.j)
+                    memory.release("activations", dA.nbytes)
                 else:
                     dA = yield queues["B"].get()
                     memory.release("buffers", dA.nbytes)
@@ -391,5 +388,5 @@ class _Bubble:
         self.busy += busy
         self.steps += 1
         if self.steps % self.p == 0:                 # every stage has stepped
-            self.job.stats.counters["bubble_fraction"] = 1 - self.busy / (
-                self.p * self.job.sim.now)
+            self.job.stats.counters["bubble_fraction"] = max(0.0, 1 - self.busy / (
+                self.p * self.job.sim.now))          # (1 stage: 0, not a rounding below)

@@ -135,6 +135,7 @@ def start(job: Job):
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
                               name="tensor recorder")
     batches = SharedBatches(job, y.size, t)
+    job.own_data = True                      # every worker books the whole batch's rows
     for i, node in enumerate(job.workers):
         node.start(worker, job, i, pairs[i], owned[i], board, batches)
     return process
@@ -179,7 +180,7 @@ def worker(job: Job, i: int, pairs: list[Pair], owned: np.ndarray, board: Board,
             A, cache = model.forward_layer(last, full, A)
             caches.append(cache)
             yield node.compute(flops[last][0])
-        memory.set("activations", _nbytes(caches, X) + (0 if rows is None else Xb.nbytes))
+        memory.set("activations", _nbytes(caches, X))  # a drawn batch's copy is a cache input
         _, dA = model.loss_head(A, yb, job.row_weights(yb))
         grad = np.empty_like(params)
         memory.set("grads", grad.nbytes)
