@@ -32,7 +32,8 @@ def test_every_lesson_has_a_test():
     tested = {"01_first_cluster", "02_sync_vs_async", "03_stragglers", "04_distributed_svm",
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
-              "09_model_fusion", "10_deep_data_parallel", "11_zero_memory"}
+              "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
+              "13_which_parallelism"}
     assert set(names) == tested
 
 
@@ -500,6 +501,34 @@ def test_10_overlap_hides_communication_and_the_best_bucket_is_in_between(tmp_pa
     assert ms(timeline["first_send"]) == 10.6
     assert 0.3 < timeline["send_under_compute"] / timeline["send"] < 0.37   # "about a third"
     assert out["model_gap"] < 1e-15
+
+
+def test_13_all_three_is_the_fastest_that_fits(tmp_path):
+    """8x1x1 peaks at 14.36 MB (32 bytes a parameter: 13.2 MB) and 13.53 ms; 4x2x1 is the
+    fastest, 11.55 ms, at 7.75 MB; 2x2x2 the fastest that fits, 12.19 ms, ahead of 2x4x1
+    12.34; 1x1x8 the least memory, 2.83 MB, 24.94 ms, bubble 7/11 = 0.64; 1x8x1 16.32 ms;
+    bytes 5.80 (= 2 (D-1)/D 8 Psi), 5.54, 0.92, 1.88 MB; the same model within 1.8e-13."""
+    out = run_quick("13_which_parallelism", tmp_path)
+    rows = out["rows"]
+    ms = lambda k: round(1e3 * rows[k]["T_step"], 2)
+    mb = lambda k, c: round(rows[k][c] / 1e6, 2)
+    from simdml.models import MLPClassifier
+    psi = 413_962
+    assert MLPClassifier(hidden=[256] * 7).init_params(64, 10).size == psi
+    assert round(32 * psi / 1e6, 1) == 13.2 and mb("8x1x1", "peak") == 14.36
+    assert ms("8x1x1") == 13.53
+    assert out["fastest"] == "4x2x1" and ms("4x2x1") == 11.55 and mb("4x2x1", "peak") == 7.75
+    assert not rows["4x2x1"]["fits"] and not rows["8x1x1"]["fits"]
+    assert out["best"] == "2x2x2" and ms("2x2x2") == 12.19 and ms("2x4x1") == 12.34
+    assert min(rows, key=lambda k: rows[k]["peak"]) == "1x1x8" and mb("1x1x8", "peak") == 2.83
+    assert max(rows, key=lambda k: rows[k]["T_step"]) == "1x1x8" and ms("1x1x8") == 24.94
+    assert rows["1x1x8"]["bubble"] == 7 / 11 and round(7 / 11, 2) == 0.64
+    assert ms("1x8x1") == 16.32
+    assert [mb(k, "bytes") for k in ("8x1x1", "1x8x1", "1x1x8", "2x2x2")] == [5.8, 5.54, 0.92, 1.88]
+    assert rows["8x1x1"]["bytes"] == pytest.approx(2 * 7 / 8 * 8 * psi, rel=1e-12)
+    assert max(rows, key=lambda k: rows[k]["bytes"]) == "8x1x1"
+    assert min(rows, key=lambda k: rows[k]["bytes"]) == "1x1x8"
+    assert out["model_gap"] < 2e-13 and f"{out['model_gap']:.1e}" == "1.8e-13"
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already
