@@ -221,3 +221,6 @@ if __name__ == "__main__":
 # 3. Give each worker 3 MB. Which factorisations still fit, and which is fastest now?
 # 4. Why does 8x1x1 need the most memory, although each of its workers sees only an
 #    eighth of the batch?
+# 5. Compute on paper what the fullest worker of a factorisation holds, and so which
+#    fit: exercise 10.1, `lessons/exercises/ex10_factorisation_memory.py`
+#    (`python -m simdml.check ex10`).

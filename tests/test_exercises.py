@@ -38,6 +38,10 @@ def _module(**functions):
         "params": 8 * psi / (n if stage >= 3 else 1), "grads": 8 * psi / (n if stage >= 2 else 1),
         "optimizer": 8 * psi / (n if stage >= 1 else 1)}), "state_arrays vectors"),
     ("ex08", _module(memory_per_worker=lambda stage, psi, n, k: [8 * psi] * 3), "return a dict"),
+    ("ex10", _module(fullest_worker_bytes=lambda layers, D, T, P, k: (2 + k) * 8 * sum(   # all / T P
+        (i + 1) * o for i, o in layers) / (T * P)), "b_b, is whole on every tensor rank"),
+    ("ex10", _module(fullest_worker_bytes=lambda layers, D, T, P, k: (2 + k) * 8 * sum(   # / D too
+        (i + 1) * o for i, o in layers) / (D * P)), "the first ones one layer longer"),
 ])
 def test_checkers_explain_a_wrong_answer(name, wrong, says):
     problems = check(name, wrong)
@@ -122,7 +126,7 @@ def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
 
 
 def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
-    """`python -m simdml.check --export DIR` copies the eight stubs and the README, byte for
+    """`python -m simdml.check --export DIR` copies the nine stubs and the README, byte for
     byte, and no solution; it refuses a folder that already holds them."""
     from simdml.check import _folder
     out = tmp_path / "handout"
@@ -131,7 +135,7 @@ def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
     assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
     for name in names:
         assert (out / name).read_bytes() == (_folder() / name).read_bytes()
-    assert "copied 9 files" in capsys.readouterr().out
+    assert "copied 10 files" in capsys.readouterr().out
     assert main(["--export", str(out)]) == 2
     assert "already holds README.md" in capsys.readouterr().err
     assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(
