@@ -66,6 +66,7 @@ def test_one_by_one_by_p_is_the_pipeline(schedule):
     pipeline = run(Scenario().replace(**{**BASE, **options, "strategy.kind": "pipeline",
                                          "cluster.workers": 3}))
     _same_run(hybrid, pipeline)
+    assert hybrid.summary["bubble_fraction"] == pipeline.summary["bubble_fraction"] > 0
 
 
 @pytest.mark.parametrize("T", [2, 4])

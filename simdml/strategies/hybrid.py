@@ -45,7 +45,7 @@ from ..models.mlp import LayerCache
 from .allreduce import Ring, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
-from .pipeline_parallel import PARTITIONS, SCHEDULES, partition_layers, plan
+from .pipeline_parallel import PARTITIONS, SCHEDULES, Bubble, partition_layers, plan
 
 __all__ = ["HybridOptions", "MODELS", "start", "factors_fit", "coordinates"]
 
@@ -200,15 +200,17 @@ def start(job: Job):
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
                               name="hybrid recorder")
     batches = SharedBatches(job, y.size, len(workers))
+    clock = Bubble(job)
     job.own_data = True                      # each worker books the data it holds
     for r, node in enumerate(workers):
         node.start(demultiplex, node, queues[r], {"F": "activations", "B": "buffers"})
-        node.start(worker, job, r, plans[r], indices[r], board, batches, (X, y), queues[r])
+        node.start(worker, job, r, plans[r], indices[r], board, batches, (X, y), queues[r],
+                   clock)
     return process
 
 
 def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
-           batches: SharedBatches, data, inbox: dict):
+           batches: SharedBatches, data, inbox: dict, clock: Bubble):
     """Worker ``r``: its stage's plan for its replica's micro-batches, tensor-split; the
     replicas' all-reduce; the step of its blocks."""
     d, s, units, links = where
@@ -286,6 +288,7 @@ def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
         memory.set("optimizer", state.nbytes)
         version += 1
         board.put(version, r, params)
+        clock.stepped()
 
 
 def _unit_size(model, u: Unit) -> int:

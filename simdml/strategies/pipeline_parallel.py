@@ -70,7 +70,7 @@ from .. import _checks
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 
-__all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "start", "plan", "partition_layers",
+__all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "Bubble", "start", "plan", "partition_layers",
            "schedule_time", "bubble_fraction", "stages_fit_the_layers"]
 
 SCHEDULES = ("gpipe", "1f1b")
@@ -254,7 +254,7 @@ def start(job: Job):
                               name="pipeline recorder")
     job.stats.counters["stages"] = p
     job.own_data = True                      # each stage books the data it holds
-    clock = _Bubble(job, p)
+    clock = Bubble(job)
     batches = SharedBatches(job, y.size, p)
     queues = [{"F": job.sim.store(f"activations@{n.name}"),
                "B": job.sim.store(f"gradients@{n.name}")} for n in job.workers]
@@ -264,7 +264,7 @@ def start(job: Job):
     return process
 
 
-def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubble,
+def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: Bubble,
           batches: SharedBatches, data):
     """Stage ``s``: its plan, iteration after iteration, then the step of its block."""
     node, model, opt, options = job.workers[s], job.model, job.optimizer, job.options
@@ -280,7 +280,6 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
     ops = plan(options.schedule, s, p, m)
     version = 0
     while True:
-        busy = 0.0
         full[me.span] = params
         rows = batches.rows(version)               # every stage knows the batch's plan
         parts = np.array_split(rows, m) if rows is not None else np.array_split(
@@ -305,9 +304,7 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
                 for l in me.layers:
                     A, cache = model.forward_layer(l, full, A)
                     caches.append(cache)
-                    work = node.compute(flops[l][0])
-                    busy += work.delay
-                    yield work
+                    yield node.compute(flops[l][0])
                 kept[op.j] = inputs if options.recompute else caches
                 memory.hold("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
                 if last:
@@ -328,15 +325,11 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
                     for l in me.layers:
                         A, cache = model.forward_layer(l, full, A)
                         caches.append(cache)
-                        work = node.compute(flops[l][0])
-                        busy += work.delay
-                        yield work
+                        yield node.compute(flops[l][0])
                     memory.hold("activations", _kept_bytes(model, me, s, n_rows, False))
                 for l in reversed(me.layers):
                     dA, grad_l = model.backward_layer(l, full, caches.pop(), dA)
-                    work = node.compute(flops[l][1])
-                    busy += work.delay
-                    yield work
+                    yield node.compute(flops[l][1])
                     w, b = model.layer_slices(l)
                     grad[w.start - me.span.start:b.stop - me.span.start] += share * grad_l
                 if options.recompute:
@@ -346,15 +339,13 @@ def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: _Bubb
                     memory.release("activations", _input_bytes(model, me, n_rows))
                 if s > 0:
                     node.send(job.workers[s - 1], ("B", dA), dA.nbytes)
-        work = node.compute(opt.flops(params.size))
-        busy += work.delay
-        yield work
+        yield node.compute(opt.flops(params.size))
         params, state = opt.step(params, grad, state, version)
         memory.free("grads")
         memory.set("optimizer", state.nbytes)
         version += 1
-        clock.add(busy)
         board.put(version, s, params)
+        clock.stepped()
 
 
 def _input_bytes(model, me: _Stage, n_rows: int) -> int:
@@ -375,18 +366,18 @@ def _kept_bytes(model, me: _Stage, s: int, n_rows: int, recompute: bool) -> int:
         model, me, n_rows)
 
 
-class _Bubble:
-    """The measured bubble: ``1 - sum_s busy_s / (p t)`` at the end of each iteration
-    (when the last stage has stepped, at ``t``), into the summary as
-    ``bubble_fraction`` (observation)."""
+class Bubble:
+    """The measured bubble of a strategy whose workers all step once per iteration:
+    ``1 - sum_s busy_s / (n t)`` when the last of the ``n`` has stepped (at ``t``), with
+    ``busy_s`` node ``s``'s compute time so far; into the summary as ``bubble_fraction``
+    (observation)."""
 
-    def __init__(self, job: Job, p: int):
-        self.job, self.p = job, p
-        self.busy, self.steps = 0.0, 0
+    def __init__(self, job: Job):
+        self.job, self.n, self.steps = job, len(job.workers), 0
 
-    def add(self, busy: float) -> None:
-        self.busy += busy
+    def stepped(self) -> None:
         self.steps += 1
-        if self.steps % self.p == 0:                 # every stage has stepped
-            self.job.stats.counters["bubble_fraction"] = max(0.0, 1 - self.busy / (
-                self.p * self.job.sim.now))          # (1 stage: 0, not a rounding below)
+        if self.steps % self.n == 0:                  # every worker has stepped
+            busy = sum(w.totals["compute"] for w in self.job.workers)
+            self.job.stats.counters["bubble_fraction"] = max(0.0, 1 - busy / (
+                self.n * self.job.sim.now))           # (1 stage: 0, not a rounding below)
