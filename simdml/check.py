@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._check_pipeline import check_pipeline_bubble as _check_pipeline_bubble
+
 __all__ = ["check", "export", "main", "EXERCISES"]
 
 EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
              "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time",
-             "ex08": "ex08_zero_memory"}
+             "ex08": "ex08_zero_memory", "ex09": "ex09_pipeline_bubble"}
 
 
 def _folder() -> Path:
@@ -415,7 +417,7 @@ def _check_zero_memory(m) -> list[str]:
 CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
             "ex04": _check_partitioner, "ex05": _check_compression,
             "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
-            "ex08": _check_zero_memory}
+            "ex08": _check_zero_memory, "ex09": _check_pipeline_bubble}
 
 
 def main(argv: list[str] | None = None) -> int:
