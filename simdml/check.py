@@ -15,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ._check_parallel import check_factorisation_memory as _check_factorisation_memory
+from ._check_parallel import check_pipeline_bubble as _check_pipeline_bubble
+
 __all__ = ["check", "export", "main", "EXERCISES"]
 
 EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fusion_rule",
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
              "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time",
-             "ex08": "ex08_zero_memory", "ex10": "ex10_factorisation_memory"}
+             "ex08": "ex08_zero_memory", "ex09": "ex09_pipeline_bubble",
+             "ex10": "ex10_factorisation_memory"}
 
 
 def _folder() -> Path:
@@ -412,50 +416,11 @@ def _check_zero_memory(m) -> list[str]:
     return problems
 
 
-_HYBRID_CASES = ((8, 1, 1, "adam"), (2, 2, 2, "adam"), (1, 2, 4, "momentum"), (1, 4, 2, "sgd"),
-                 (2, 1, 4, "adam"), (1, 1, 8, "adam"))
-_HYBRID = {"model.kind": "mlp", "model.hidden": [16, 8, 16, 8, 16, 8, 16],
-           "data.dataset": "synthetic", "data.n_samples": 200, "data.n_features": 8,
-           "data.n_classes": 4, "cluster.workers": 8, "strategy.kind": "hybrid",
-           "strategy.lr": 0.01, "stop.rounds": 1}
-
-
-def _check_factorisation_memory(m) -> list[str]:
-    from simdml import Scenario, run
-    from simdml.optim import OPTIMIZERS
-    sizes = [8] + _HYBRID["model.hidden"] + [4]
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    problems = []
-    for D, T, P, optimizer in _HYBRID_CASES:
-        s = Scenario().replace(**{**_HYBRID, "strategy.data_parallel": D,
-                                  "strategy.tensor_parallel": T,
-                                  "strategy.pipeline_parallel": P,
-                                  "optimizer.kind": optimizer})
-        held = max(sum(r["breakdown"][c] for c in ("params", "grads", "optimizer"))
-                   for name, r in run(s).memory.items() if name != "server")
-        arrays = len(OPTIMIZERS[optimizer].state)
-        answer = m.fullest_worker_bytes(layers, D, T, P, arrays)
-        if abs(answer - held) > 1e-6 * held:
-            problems.append(f"{D} x {T} x {P}, {optimizer}, layers {layers}: you say "
-                            f"{answer:g} bytes, the fullest worker holds {held}. "
-                            + _factorisation_hint(answer, held, T, P))
-    return problems
-
-
-def _factorisation_hint(answer: float, held: float, T: int, P: int) -> str:
-    if T > 1:
-        return ("A pair's second bias, b_b, is whole on every tensor rank, and an odd last "
-                "layer of a stage is whole too.")
-    if P > 1:
-        return ("The stages are cut by count, the first ones one layer longer: the fullest "
-                "worker holds the longest stage.")
-    return "Parameters, gradients and state_arrays vectors: (2 + state_arrays) x 8 bytes each."
-
-
 CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
             "ex04": _check_partitioner, "ex05": _check_compression,
             "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
-            "ex08": _check_zero_memory, "ex10": _check_factorisation_memory}
+            "ex08": _check_zero_memory, "ex09": _check_pipeline_bubble,
+            "ex10": _check_factorisation_memory}
 
 
 def main(argv: list[str] | None = None) -> int:

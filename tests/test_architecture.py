@@ -28,8 +28,8 @@ LAYERS = [
                     "simdml.sections", "simdml.scenario", "simdml.scenarios",
                     "simdml.pipeline", "simdml.build", "simdml.stopping", "simdml.result",
                     "simdml.experiment", "simdml.records", "simdml.sweep"]),
-    ("faces", ["simdml._overrides", "simdml.cli", "simdml.check", "simdml.notebook",
-               "simdml.__main__", "simdml"]),
+    ("faces", ["simdml._overrides", "simdml.cli", "simdml.check", "simdml._check_parallel",
+               "simdml.notebook", "simdml.__main__", "simdml"]),
 ]
 MAX_LINES = 500
 

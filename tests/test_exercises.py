@@ -38,6 +38,10 @@ def _module(**functions):
         "params": 8 * psi / (n if stage >= 3 else 1), "grads": 8 * psi / (n if stage >= 2 else 1),
         "optimizer": 8 * psi / (n if stage >= 1 else 1)}), "state_arrays vectors"),
     ("ex08", _module(memory_per_worker=lambda stage, psi, n, k: [8 * psi] * 3), "return a dict"),
+    ("ex09", _module(iteration_time=lambda p, m, tf, tb, step: m * (tf + tb) + step),  # no fill
+     "the pipeline also fills and drains"),
+    ("ex09", _module(iteration_time=lambda p, m, tf, tb, step: (m + p) * (tf + tb) + step),
+     "count m + p - 1 slots"),
     ("ex10", _module(fullest_worker_bytes=lambda layers, D, T, P, k: (2 + k) * 8 * sum(   # all / T P
         (i + 1) * o for i, o in layers) / (T * P)), "b_b, is whole on every tensor rank"),
     ("ex10", _module(fullest_worker_bytes=lambda layers, D, T, P, k: (2 + k) * 8 * sum(   # / D too
@@ -126,7 +130,7 @@ def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
 
 
 def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
-    """`python -m simdml.check --export DIR` copies the nine stubs and the README, byte for
+    """`python -m simdml.check --export DIR` copies the ten stubs and the README, byte for
     byte, and no solution; it refuses a folder that already holds them."""
     from simdml.check import _folder
     out = tmp_path / "handout"
@@ -135,7 +139,7 @@ def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
     assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
     for name in names:
         assert (out / name).read_bytes() == (_folder() / name).read_bytes()
-    assert "copied 10 files" in capsys.readouterr().out
+    assert "copied 11 files" in capsys.readouterr().out
     assert main(["--export", str(out)]) == 2
     assert "already holds README.md" in capsys.readouterr().err
     assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(
@@ -165,3 +169,32 @@ def test_ex07_cases_cover_both_regimes_and_multi_layer_buckets():
     assert any(size > 1 for *_, size in _DDP_CASES)
     assert {case.split(",")[0] for case, *_ in _DDP_CASES} == {
         "compute-bound", "communication-bound", "between the regimes"}
+
+
+@pytest.mark.parametrize("slip, says", [
+    ("fill", "m (t_f + t_b) is only each stage's work: the pipeline also fills and drains"),
+    ("m_plus_p", "count m + p - 1 slots of t_f + t_b, not m + p"),
+    ("forward_fill", "the backwards drain as the forwards fill"),
+    ("sequential", "the stages work at once, on different micro-batches"),
+    ("no_step", "the step at the end (step) is missing"),
+    ("p_steps", "the stages step at the same time, each its own block"),
+    ("m_steps", "a stage steps once an iteration, after its last backward"),
+])
+def test_ex09_names_what_a_wrong_pipeline_formula_gets_wrong(slip, says):
+    """A pipeline iteration formula with one common slip fails on the cases where the
+    slip changes the time, each time told which slip it is."""
+    from simdml._check_parallel import _pipeline_time
+    answer = _module(iteration_time=lambda *args: _pipeline_time(*args, slip=slip))
+    problems = check("ex09", answer)
+    assert problems and all(f"Your formula matches one with a slip: {says}" in p for p in problems)
+
+
+def test_ex09_is_timed_by_the_simulator_s_clock():
+    """The checker's cases cover both schedules, m below and above p, and one-stage
+    simulated runs; the recurrence that times them is the simulated pipelines' clock
+    (2 to 4 unequal stages, both schedules)."""
+    from simdml._check_parallel import _PIPELINE_CASES, _PIPELINE_CLOCK, _pipeline_clock
+    assert {case[2] for case in _PIPELINE_CASES} == {"gpipe", "1f1b"}
+    assert any(m < p for p, m, *_ in _PIPELINE_CASES) and any(m > p for p, m, *_ in _PIPELINE_CASES)
+    assert {s for *_, s in _PIPELINE_CLOCK} == {"gpipe", "1f1b"}
+    assert _pipeline_clock() == ()

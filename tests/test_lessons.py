@@ -33,7 +33,7 @@ def test_every_lesson_has_a_test():
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
-              "13_which_parallelism"}
+              "12_pipeline_bubbles", "13_which_parallelism"}
     assert set(names) == tested
 
 
@@ -501,6 +501,80 @@ def test_10_overlap_hides_communication_and_the_best_bucket_is_in_between(tmp_pa
     assert ms(timeline["first_send"]) == 10.6
     assert 0.3 < timeline["send_under_compute"] / timeline["send"] < 0.37   # "about a third"
     assert out["model_gap"] < 1e-15
+
+
+def test_12_gpipe_and_1f1b_idle_alike_and_1f1b_holds_less(tmp_path):
+    """Setup: with model.hidden = [64] * 7 the last stage would work 42 % less, with 111
+    0.2 % more. Stages at m = 8: t_f 2.872 (2.880), t_b 5.652 (5.662), stage 0 4.260 ms,
+    7.132 against 8.525 ms (16 % less), step 0.017 ms. (a) 92.5 ms an iteration under
+    both; 114.1, 136.4, 136.4, 136.7 ms computed of 185.1; 1F1B's p - s forwards first.
+    (b) simulated = recurrence (1e-12), GPipe = 1F1B; 0.75 -> 0.19, 261.3 -> 80.6 ms;
+    equal stages within 0.0001 of the formula; gaps 0.0034, 0.0105, 0.0199, 0.0283, none
+    at m = 1. (c) 640 bytes a row; GPipe m micro-batches, 870.4 kB at every m; 1F1B
+    min(m, 4): 435.2, 217.6 kB; recompute one micro-batch, 108.8 kB at m = 8; stage 1
+    805.1 kB (8 x 87.0 + 108.8) against 1566.7. (d) +34 % at m = 8 (124.19 against
+    92.53 ms), +35 % at m = 1; t_f / (t_f + t_b) about a third. One model (1e-15)."""
+    from simdml.models import MLPClassifier
+    from simdml.strategies.pipeline_parallel import plan
+    out = run_quick("12_pipeline_bubbles", tmp_path)
+    runs, st = out["runs"], out["stages"]
+    ms = lambda x: round(1e3 * x, 3)
+
+    def stage_work(hidden, stage, rows=170):      # a stage's flops per micro-batch
+        model = MLPClassifier(hidden=hidden)
+        model.init_params(64, 10)
+        return sum(f + b for f, b in model.layer_flops(rows)[2 * stage:2 * stage + 2])
+    assert round(100 * (1 - stage_work([64] * 7, 3) / stage_work([64] * 7, 1))) == 42
+    assert round(100 * (stage_work([64] * 6 + [111], 3) / stage_work([64] * 6 + [111], 1) - 1),
+                 1) == 0.2
+    f, b, step = st["forward"], st["backward"], st["step"]
+    assert [ms(x) for x in f] == [2.872, 2.872, 2.872, 2.880]
+    assert [ms(x) for x in b] == [4.260, 5.652, 5.652, 5.662]
+    assert (ms(f[0] + b[0]), ms(f[1] + b[1])) == (7.132, 8.525)
+    assert round(100 * (1 - (f[0] + b[0]) / (f[1] + b[1]))) == 16
+    assert {ms(x) for x in step} == {0.017}
+    # (a) the timelines
+    for s, t in out["timeline"].items():
+        assert round(1e3 * t["end"] / 2, 1) == 92.5, s
+        assert [round(1e3 * v, 1) for v in t["busy"].values()] == [114.1, 136.4, 136.4, 136.7]
+        assert round(1e3 * t["end"], 1) == 185.1
+    assert [[o.kind for o in plan("1f1b", s, 4, 8)].index("B") for s in range(4)] == [4, 3, 2, 1]
+    # (b) the bubble
+    for (s, m, rc), r in runs.items():
+        assert r["bubble"] == pytest.approx(r["bubble_recurrence"], rel=1e-12), (s, m, rc)
+        assert r["T"] == pytest.approx(r["T_recurrence"], rel=1e-12), (s, m, rc)
+        other = runs[("1f1b" if s == "gpipe" else "gpipe", m, rc)]
+        assert r["T"] == pytest.approx(other["T"], rel=1e-12)
+        assert r["bubble"] == pytest.approx(other["bubble"], rel=1e-9)
+        assert abs(r["bubble_equal"] - r["bubble_formula"]) < 1e-4
+    plain = {m: runs[("gpipe", m, False)] for m in (1, 2, 4, 8, 16)}
+    assert round(plain[1]["bubble"], 2) == 0.75 and round(plain[16]["bubble"], 2) == 0.19
+    assert (round(1e3 * plain[1]["T"], 1), round(1e3 * plain[16]["T"], 1)) == (261.3, 80.6)
+    gaps = [round(round(r["bubble"], 4) - round(r["bubble_formula"], 4), 4)
+            for r in plain.values()]
+    assert gaps == [0.0, 0.0034, 0.0105, 0.0199, 0.0283]
+    # (c) memory on stage 0
+    assert plain[1]["activations"] == 640 * 1360
+    for m in (1, 2, 4, 8, 16):
+        g, o = runs[("gpipe", m, False)], runs[("1f1b", m, False)]
+        assert g["held"] == m and round(g["activations"] / 1e3, 1) == 870.4
+        assert o["held"] == min(m, 4)
+        for s in ("gpipe", "1f1b"):
+            assert runs[(s, m, True)]["held"] == 1
+    assert [round(runs[("1f1b", m, False)]["activations"] / 1e3, 1) for m in (8, 16)] == [
+        435.2, 217.6]
+    assert round(runs[("gpipe", 8, True)]["activations"] / 1e3, 1) == 108.8
+    assert runs[("1f1b", 8, True)]["activations"] == runs[("gpipe", 8, True)]["activations"]
+    lean, full = runs[("gpipe", 8, True)]["stage1"], runs[("gpipe", 8, False)]["stage1"]
+    assert lean == 8 * 87_040 + 108_800 and (round(lean / 1e3, 1), round(full / 1e3, 1)) == (
+        805.1, 1566.7)
+    # (d) recomputation's time
+    cost = lambda m: runs[("gpipe", m, True)]["T"] / runs[("gpipe", m, False)]["T"] - 1
+    assert (round(100 * cost(8)), round(100 * cost(1))) == (34, 35)
+    assert (round(1e3 * runs[("gpipe", 8, True)]["T"], 2), round(1e3 * plain[8]["T"], 2)) == (
+        124.19, 92.53)
+    assert 0.3 < f[1] / (f[1] + b[1]) < 0.36
+    assert len(runs) == 20 and out["model_gap"] < 1e-15
 
 
 def test_13_all_three_is_the_fastest_that_fits(tmp_path):
