@@ -45,7 +45,7 @@ from ..models.mlp import LayerCache
 from .allreduce import Ring, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
-from .pipeline_parallel import PARTITIONS, SCHEDULES, Bubble, partition_layers, plan
+from .pipeline_parallel import SCHEDULES, Bubble, check_partition, partition_layers, plan
 
 __all__ = ["HybridOptions", "MODELS", "start", "factors_fit", "coordinates"]
 
@@ -65,13 +65,7 @@ class HybridOptions:
         for name in ("data_parallel", "tensor_parallel", "pipeline_parallel", "microbatches"):
             _checks.integer(name, getattr(self, name), low=1)
         _checks.choice("schedule", self.schedule, SCHEDULES)
-        if isinstance(self.partition, str):
-            _checks.choice("partition", self.partition, PARTITIONS)
-        elif (not isinstance(self.partition, (list, tuple)) or not self.partition
-              or not all(_checks.is_integer(c) and c >= 1 for c in self.partition)):
-            raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
-                             f"counts (each >= 1), one per stage; got "
-                             f"{_checks.shown(self.partition)}")
+        check_partition(self.partition)
 
 
 def factors_fit(s) -> None:

@@ -90,13 +90,17 @@ class PipelineOptions:
         _checks.integer("microbatches", self.microbatches, low=1)
         _checks.choice("schedule", self.schedule, SCHEDULES)
         _checks.flag("recompute", self.recompute)
-        if isinstance(self.partition, str):
-            _checks.choice("partition", self.partition, PARTITIONS)
-        elif (not isinstance(self.partition, (list, tuple)) or not self.partition
-              or not all(_checks.is_integer(c) and c >= 1 for c in self.partition)):
-            raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
-                             f"counts (each >= 1), one per stage; got "
-                             f"{_checks.shown(self.partition)}")
+        check_partition(self.partition)
+
+
+def check_partition(value) -> None:
+    """``partition``: ``uniform``, ``balanced``, or a list of layer counts (each >= 1)."""
+    if isinstance(value, str):
+        _checks.choice("partition", value, PARTITIONS)
+    elif (not isinstance(value, (list, tuple)) or not value
+          or not all(_checks.is_integer(c) and c >= 1 for c in value)):
+        raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
+                         f"counts (each >= 1), one per stage; got {_checks.shown(value)}")
 
 
 def stages_fit_the_layers(s) -> None:
