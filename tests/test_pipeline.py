@@ -254,3 +254,31 @@ def test_one_stage_has_no_bubble():
     r = run(Scenario().replace(**{**BASE, **FREE, "cluster.workers": 1,
                                   "strategy.microbatches": 3}))
     assert r.summary["bubble_fraction"] == 0.0
+
+
+# -- the formulas beside the simulation (python -m tests.test_pipeline) -----------------
+
+def table() -> list[tuple]:
+    """Per schedule and m: the bubble formula for equal stages, the recurrence's iteration
+    time and bubble (these stages are unequal), the simulated ones."""
+    rows = []
+    for schedule in ("gpipe", "1f1b"):
+        for m in (1, 4, 16):
+            s = Scenario().replace(**{**BASE, **FREE, "strategy.schedule": schedule,
+                                      "strategy.microbatches": m})
+            r = run(s)
+            forward, backward, step = _stage_times(s)
+            [T] = schedule_time(schedule, m, forward, backward, step)
+            busy = sum(m * (f + b) + st for f, b, st in zip(forward, backward, step))
+            rows.append((schedule, m, bubble_fraction(4, m), T,
+                         float(np.diff([h["time"] for h in r.history])[0]),
+                         1 - busy / (4 * T), r.summary["bubble_fraction"]))
+    return rows
+
+
+if __name__ == "__main__":
+    print(f"{'schedule':>8} {'m':>3} {'equal stages':>12} {'T recurrence (s)':>17} "
+          f"{'T simulated (s)':>16} {'bubble recurrence':>18} {'simulated':>10}")
+    for schedule, m, formula, T, simulated, recurred, bubble in table():
+        print(f"{schedule:>8} {m:>3} {formula:>12.4f} {T:>17.9g} {simulated:>16.9g} "
+              f"{recurred:>18.4f} {bubble:>10.4f}")

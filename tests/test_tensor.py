@@ -121,3 +121,32 @@ def test_a_drawn_batch_is_booked_once():
     drawn = run(Scenario().replace(**{**BASE, "strategy.batch_size": 40})).memory[
         "worker0"]["most"]["activations"]
     assert drawn == full * 40 // 320 + 40 * 8 * 8
+
+
+# -- the formulas beside the simulation (python -m tests.test_tensor) -------------------
+
+def table() -> list[tuple]:
+    """Per t: bytes per step (formula, counted) and the time per iteration (formula,
+    simulated), on the ring network (t divides the widths: equal blocks)."""
+    rows = []
+    net = {"network.latency": 1e-4, "network.bandwidth": 1e8}
+    for t in (2, 4):
+        s = Scenario().replace(**{**BASE, **net, "cluster.workers": t, "cluster.jitter": 0.0,
+                                  "cluster.speed": 1e9})
+        r = run(s)
+        model = _model([12, 10, 20])
+        flops = model.layer_flops(320)
+        ring = lambda c: ring_time(t, 8 * 320 * c, 1e-4, 1e8)  # noqa: E731
+        own = (8 * 12 + 12 + 12 * 10 + 10 * 20 + 20 + 20 * 4) / t + 14
+        T = (sum(f + b for f, b in flops) / t / 1e9 + ring(10) + ring(4) + ring(10)
+             + OptimizerConfig().build(lr=0.3, horizon=1).flops(own) / 1e9)
+        rows.append((t, bytes_per_step(model, 320, t), r.summary["bytes_sent"] / 4 / t, T,
+                     float(np.diff([h["time"] for h in r.history])[-1])))
+    return rows
+
+
+if __name__ == "__main__":
+    print(f"{'t':>2} {'bytes/step formula':>18} {'counted':>10} {'T formula (s)':>14} "
+          f"{'T simulated (s)':>15}")
+    for t, bf, bc, tf, ts in table():
+        print(f"{t:>2} {bf:>18.1f} {bc:>10.1f} {tf:>14.9g} {ts:>15.9g}")
