@@ -77,13 +77,13 @@ STRATEGIES: dict[str, StrategySpec] = {
                         "all-reduced on the ring as soon as they are ready",
                         survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
                         optimizer_steps=one_step),
-    "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, pipeline_parallel.start,
+    "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, hybrid.start_pipeline,
                              "pipeline parallelism: the layers in stages, one per worker; "
                              "micro-batches through them (gpipe or 1f1b), a flush, a step",
                              survives_faults=False, models=pipeline_parallel.MODELS,
                              model_rules=(pipeline_parallel.stages_fit_the_layers,),
                              divergence_hint=smaller_lr, optimizer_steps=one_step),
-    "tensor": StrategySpec(tensor_parallel.TensorOptions, tensor_parallel.start,
+    "tensor": StrategySpec(tensor_parallel.TensorOptions, hybrid.start_tensor,
                            "tensor parallelism: every layer pair split Megatron-style over "
                            "the workers, its partial sums all-reduced",
                            survives_faults=False, models=tensor_parallel.MODELS,

@@ -25,13 +25,18 @@ chunks only from its left replica neighbour, each in the order it needs them: a
 demultiplexer puts each arrival in the queue of its kind (messages are tagged; the tag
 costs no bytes, a channel per peer needs none).
 
+These processes run all three model-parallel strategies (``run_layout``): ``pipeline`` is
+the layout ``1 x 1 x P`` (and the only one with ``recompute``), ``tensor`` is ``1 x T x 1``
+with one micro-batch, ``hybrid`` any ``D x T x P``.
+
 Contract (``tests/test_hybrid.py``): every factorisation of the workers trains the model
 of one node on the same batches (1e-12); ``1 x 1 x P`` is the ``pipeline`` strategy and
 ``1 x T x 1`` the ``tensor`` strategy, bit for bit and second for second. Only time, bytes
 and memory differ.
 
-Simplifications: those of the pipeline and tensor strategies; no recomputation; the
-replicas' all-reduce waits for the end of the flush (no overlap with backward).
+Simplifications: those of the pipeline and tensor strategies; no recomputation in the
+hybrid's options; the replicas' all-reduce waits for the end of the flush (no overlap
+with backward).
 """
 from __future__ import annotations
 
@@ -47,7 +52,8 @@ from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import SCHEDULES, Bubble, check_partition, partition_layers, plan
 
-__all__ = ["HybridOptions", "MODELS", "start", "factors_fit", "coordinates"]
+__all__ = ["HybridOptions", "Layout", "MODELS", "start", "start_pipeline", "start_tensor",
+           "run_layout", "factors_fit", "coordinates"]
 
 MODELS = ("mlp", "mlp_regression")
 
@@ -158,21 +164,57 @@ class _Links(NamedTuple):
     d: int                # ... and in the replicas' ring
 
 
+class Layout(NamedTuple):
+    """How a model-parallel run is laid out: the three factors and the pipeline's plan."""
+
+    D: int
+    T: int
+    P: int
+    m: int                  # micro-batches per replica
+    schedule: str
+    partition: object
+    recompute: bool
+    kind: str               # the strategy.kind it runs (for its messages)
+
+
 def start(job: Job):
+    """``strategy.kind = "hybrid"``: the layout of its options."""
+    o = job.options
+    return run_layout(job, Layout(o.data_parallel, o.tensor_parallel, o.pipeline_parallel,
+                                  o.microbatches, o.schedule, o.partition, False, "hybrid"))
+
+
+def start_pipeline(job: Job):
+    """``strategy.kind = "pipeline"``: ``1 x 1 x P``, P the workers."""
+    o, p = job.options, len(job.workers)
+    job.stats.counters["stages"] = p
+    return run_layout(job, Layout(1, 1, p, o.microbatches, o.schedule, o.partition,
+                                  o.recompute, "pipeline"))
+
+
+def start_tensor(job: Job):
+    """``strategy.kind = "tensor"``: ``1 x T x 1``, T the workers, the batch whole."""
+    return run_layout(job, Layout(1, len(job.workers), 1, 1, "1f1b", "uniform", False,
+                                  "tensor"))
+
+
+def run_layout(job: Job, layout: Layout):
     """The workers, their demultiplexers and the recorder (which ends training)."""
-    model, o = job.model, job.options
-    D, T, P = o.data_parallel, o.tensor_parallel, o.pipeline_parallel
+    model = job.model
+    D, T, P, m = layout.D, layout.T, layout.P, layout.m
     if not hasattr(model, "forward_layer"):
-        raise ValueError(f"strategy.kind='hybrid' needs a model with layers (model.kind in "
-                         f"{', '.join(map(repr, MODELS))}); got a {type(model).__name__}")
+        raise ValueError(f"strategy.kind={layout.kind!r} needs a model with layers "
+                         f"(model.kind in {', '.join(map(repr, MODELS))}); got a "
+                         f"{type(model).__name__}")
     X, y = job.monitor.X_train, job.monitor.y_train
     rows = job.batch_size if job.batch_size is not None and job.batch_size < y.size else y.size
-    if o.microbatches * D > rows:
-        raise ValueError(f"strategy.microbatches={o.microbatches} on each of the "
-                         f"data_parallel={D} replicas needs {o.microbatches * D} rows; a "
-                         f"batch has {rows}")
-    flops = [f + b for f, b in model.layer_flops(max(1, rows // (D * o.microbatches)))]
-    stages = partition_layers(flops, P, o.partition)
+    if m * D > rows:
+        raise ValueError(f"strategy.microbatches={m} is more than the {rows} rows of a "
+                         f"batch: each micro-batch needs a row" if D == 1 else
+                         f"strategy.microbatches={m} on each of the data_parallel={D} "
+                         f"replicas needs {m * D} rows; a batch has {rows}")
+    flops = [f + b for f, b in model.layer_flops(max(1, rows // (D * m)))]
+    stages = partition_layers(flops, P, layout.partition)
     workers = job.workers
     queues = [{tag: job.sim.store(f"{tag}@{n.name}") for tag in ("F", "B", "tp", "dp")}
               for n in workers]
@@ -192,24 +234,24 @@ def start(job: Job):
         indices.append(owned(model, units))
     board = Board(job.sim, indices, job.params.size)
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
-                              name="hybrid recorder")
+                              name=f"{layout.kind} recorder")
     batches = SharedBatches(job, y.size, len(workers))
     clock = Bubble(job)
     job.own_data = True                      # each worker books the data it holds
     for r, node in enumerate(workers):
         node.start(demultiplex, node, queues[r], {"F": "activations", "B": "buffers"})
-        node.start(worker, job, r, plans[r], indices[r], board, batches, (X, y), queues[r],
-                   clock)
+        node.start(worker, job, r, layout, plans[r], indices[r], board, batches, (X, y),
+                   queues[r], clock)
     return process
 
 
-def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
+def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Board,
            batches: SharedBatches, data, inbox: dict, clock: Bubble):
     """Worker ``r``: its stage's plan for its replica's micro-batches, tensor-split; the
     replicas' all-reduce; the step of its blocks."""
     d, s, units, links = where
-    node, model, opt, o = job.workers[r], job.model, job.optimizer, job.options
-    D, T, P, m = o.data_parallel, o.tensor_parallel, o.pipeline_parallel, o.microbatches
+    node, model, opt = job.workers[r], job.model, job.optimizer
+    D, T, P, m = layout.D, layout.T, layout.P, layout.m
     memory = node.memory
     X, y = data
     first, last = s == 0, s == P - 1
@@ -219,7 +261,7 @@ def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
     state = opt.init_state(params)
     memory.set("params", params.nbytes)
     memory.set("optimizer", state.nbytes)
-    ops = plan(o.schedule, s, P, m)
+    ops = plan(layout.schedule, s, P, m)
     sizes = [_unit_size(model, u) for u in units]
     version = 0
     while True:
@@ -241,12 +283,13 @@ def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
                     A = X[part[0]:part[-1] + 1] if rows is None else X[part]
                 else:
                     A = yield inbox["F"].get()
-                stage_input, caches = A, []
-                for u in units:
-                    A, cache = yield from _forward(job, model, full, u, A, links, flops, T, node)
-                    caches.append(cache)
+                stage_input = A
+                A, caches = yield from _stage_forward(job, model, full, units, A, links, flops,
+                                                      T, node)
+                if layout.recompute:                          # keep only the input
+                    caches = None
                 kept[op.j] = (stage_input, caches)
-                held = _cached(caches, stage_input)
+                held = 0 if caches is None else _cached(caches, stage_input)
                 if first and rows is not None:
                     held += stage_input.nbytes                # a drawn batch is a copy
                 memory.hold("activations", held)
@@ -263,7 +306,11 @@ def worker(job: Job, r: int, where, index: np.ndarray, board: Board,
                     dA = yield inbox["B"].get()
                     memory.release("buffers", dA.nbytes)
                 stage_input, caches = kept.pop(op.j)
-                held = _cached(caches, stage_input)
+                if caches is None:                            # the forward again
+                    _, caches = yield from _stage_forward(job, model, full, units,
+                                                          stage_input, links, flops, T, node)
+                    memory.hold("activations", _cached(caches, stage_input))
+                held = _cached(caches, stage_input)          # released with the input
                 at = len(index)
                 for u, cache, size in zip(reversed(units), reversed(caches), reversed(sizes)):
                     dA, g = yield from _backward(job, model, full, u, cache, dA, links, flops,
@@ -294,6 +341,16 @@ def _unit_size(model, u: Unit) -> int:
     h, n_out = ba.stop - ba.start, bb.stop - bb.start
     width = u.units.stop - u.units.start
     return ((wa.stop - wa.start) // h + 1) * width + width * n_out + n_out
+
+
+def _stage_forward(job, model, full, units: list[Unit], A, links: _Links, flops, T, node):
+    """Process: the stage's forward on one micro-batch; returns its output and the
+    caches of its units."""
+    caches = []
+    for u in units:
+        A, cache = yield from _forward(job, model, full, u, A, links, flops, T, node)
+        caches.append(cache)
+    return A, caches
 
 
 def _forward(job, model, full, u: Unit, A, links: _Links, flops, T, node):

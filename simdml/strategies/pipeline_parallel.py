@@ -1,6 +1,10 @@
 """Pipeline parallelism (``strategy.kind = "pipeline"``): the layers cut into stages, one
 node each, a mini-batch cut into micro-batches that flow through them.
 
+This module holds the plan (the partition, the schedules, their time model); the
+processes are those of :mod:`~simdml.strategies.hybrid` laid out ``1 x 1 x p``, which
+runs the three model-parallel strategies.
+
 Stage ``s`` of ``p`` (worker ``s``) holds a contiguous block of the MLP's layers (the
 ``partition``), their parameters and their optimizer state. An iteration takes the
 batch -- the whole training set, or ``strategy.batch_size`` rows drawn from it -- and
@@ -68,9 +72,8 @@ import numpy as np
 
 from .. import _checks
 from .job import Job
-from .joined import Board, SharedBatches, demultiplex, recorder
 
-__all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "Bubble", "start", "plan", "partition_layers",
+__all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "Bubble", "plan", "partition_layers",
            "schedule_time", "bubble_fraction", "stages_fit_the_layers"]
 
 SCHEDULES = ("gpipe", "1f1b")
@@ -228,147 +231,7 @@ def bubble_fraction(p: int, m: int, v: int = 1) -> float:
     return (p - 1) / (v * m + p - 1)
 
 
-# -- the processes ----------------------------------------------------------------------
-
-class _Stage(NamedTuple):
-    layers: range
-    span: slice  # its parameters in the flat vector
-
-
-def start(job: Job):
-    """The stages, their demultiplexers and the recorder (which ends training)."""
-    model, p, options = job.model, len(job.workers), job.options
-    if not hasattr(model, "forward_layer"):
-        raise ValueError(f"strategy.kind='pipeline' needs a model with layers (model.kind "
-                         f"in {', '.join(map(repr, MODELS))}); got a {type(model).__name__}")
-    X, y = job.monitor.X_train, job.monitor.y_train
-    rows = job.batch_size if job.batch_size is not None and job.batch_size < y.size else y.size
-    if options.microbatches > rows:
-        raise ValueError(f"strategy.microbatches={options.microbatches} is more than the "
-                         f"{rows} rows of a batch: each micro-batch needs a row")
-    flops = [f + b for f, b in model.layer_flops(max(1, rows // options.microbatches))]
-    stages = []
-    for layers in partition_layers(flops, p, options.partition):
-        first, last = model.layer_slices(layers[0]), model.layer_slices(layers[-1])
-        stages.append(_Stage(layers, slice(first[0].start, last[1].stop)))
-    board = Board(job.sim, [np.arange(st.span.start, st.span.stop) for st in stages],
-                  job.params.size)
-    n_train = job.monitor.y_train.size
-    process = job.sim.process(recorder(job, board, lambda v: v * rows / n_train),
-                              name="pipeline recorder")
-    job.stats.counters["stages"] = p
-    job.own_data = True                      # each stage books the data it holds
-    clock = Bubble(job)
-    batches = SharedBatches(job, y.size, p)
-    queues = [{"F": job.sim.store(f"activations@{n.name}"),
-               "B": job.sim.store(f"gradients@{n.name}")} for n in job.workers]
-    for s, node in enumerate(job.workers):
-        node.start(demultiplex, node, queues[s], {"F": "activations", "B": "buffers"})
-        node.start(stage, job, s, stages[s], queues[s], board, clock, batches, (X, y))
-    return process
-
-
-def stage(job: Job, s: int, me: _Stage, queues: dict, board: Board, clock: Bubble,
-          batches: SharedBatches, data):
-    """Stage ``s``: its plan, iteration after iteration, then the step of its block."""
-    node, model, opt, options = job.workers[s], job.model, job.optimizer, job.options
-    p, m, memory = len(job.workers), options.microbatches, node.memory
-    X, y = data
-    last = s == p - 1
-    memory.set("shard", (X.nbytes if s == 0 else 0) + (y.nbytes if last else 0))
-    params = job.params[me.span].copy()            # my block of the model
-    full = job.params.copy()                       # the layers index the whole vector:
-    state = opt.init_state(params)                 # only my block of it is ever read
-    memory.set("params", params.nbytes)
-    memory.set("optimizer", state.nbytes)
-    ops = plan(options.schedule, s, p, m)
-    version = 0
-    while True:
-        full[me.span] = params
-        rows = batches.rows(version)               # every stage knows the batch's plan
-        parts = np.array_split(rows, m) if rows is not None else np.array_split(
-            np.arange(y.size), m)
-        weight = job.weight_of(y if rows is None else y[rows])
-        grad = np.zeros_like(params)
-        memory.set("grads", grad.nbytes)
-        kept, heads = {}, {}                      # j -> caches (or input); last: dA
-        for op in ops:
-            part = parts[op.j]
-            share = job.weight_of(y[part]) / weight
-            n_rows = part.size
-            flops = model.layer_flops(n_rows)
-            if op.kind == "F":
-                if s == 0:
-                    A = X[part[0]:part[-1] + 1] if rows is None else X[part]
-                    if rows is not None:                       # a drawn batch is a copy
-                        memory.hold("activations", _input_bytes(model, me, n_rows))
-                else:
-                    A = yield queues["F"].get()
-                inputs, caches = A, []
-                for l in me.layers:
-                    A, cache = model.forward_layer(l, full, A)
-                    caches.append(cache)
-                    yield node.compute(flops[l][0])
-                kept[op.j] = inputs if options.recompute else caches
-                memory.hold("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
-                if last:
-                    _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
-                    memory.hold("activations", heads[op.j].nbytes)  # until its backward
-                else:
-                    node.send(job.workers[s + 1], ("F", A), A.nbytes)
-            else:
-                if last:
-                    dA = heads.pop(op.j)
-                    memory.release("activations", dA.nbytes)
-                else:
-                    dA = yield queues["B"].get()
-                    memory.release("buffers", dA.nbytes)
-                caches = kept.pop(op.j)
-                if options.recompute:                  # the forward again, from my input
-                    A, caches = caches, []
-                    for l in me.layers:
-                        A, cache = model.forward_layer(l, full, A)
-                        caches.append(cache)
-                        yield node.compute(flops[l][0])
-                    memory.hold("activations", _kept_bytes(model, me, s, n_rows, False))
-                for l in reversed(me.layers):
-                    dA, grad_l = model.backward_layer(l, full, caches.pop(), dA)
-                    yield node.compute(flops[l][1])
-                    w, b = model.layer_slices(l)
-                    grad[w.start - me.span.start:b.stop - me.span.start] += share * grad_l
-                if options.recompute:
-                    memory.release("activations", _kept_bytes(model, me, s, n_rows, False))
-                memory.release("activations", _kept_bytes(model, me, s, n_rows, options.recompute))
-                if s > 0 or rows is not None:              # my input: received, or copied
-                    memory.release("activations", _input_bytes(model, me, n_rows))
-                if s > 0:
-                    node.send(job.workers[s - 1], ("B", dA), dA.nbytes)
-        yield node.compute(opt.flops(params.size))
-        params, state = opt.step(params, grad, state, version)
-        memory.free("grads")
-        memory.set("optimizer", state.nbytes)
-        version += 1
-        board.put(version, s, params)
-        clock.stepped()
-
-
-def _input_bytes(model, me: _Stage, n_rows: int) -> int:
-    """Bytes of a micro-batch's input to this stage (what it received, or stage 0's
-    rows): ``n_rows`` times its first layer's inputs."""
-    w, b = model.layer_slices(me.layers[0])
-    n_in = (w.stop - w.start) // (b.stop - b.start)
-    return model.float_dtype.itemsize * n_rows * n_in
-
-
-def _kept_bytes(model, me: _Stage, s: int, n_rows: int, recompute: bool) -> int:
-    """Bytes a stage keeps for one micro-batch's backward, beyond its input (booked on
-    arrival, or the rows of stage 0): nothing more with recompute; else its layers'
-    ``activation_bytes`` less that input."""
-    if recompute:
-        return 0
-    return sum(model.activation_bytes(n_rows)[l] for l in me.layers) - _input_bytes(
-        model, me, n_rows)
-
+# -- what a run reports ------------------------------------------------------------------
 
 class Bubble:
     """The measured bubble of a strategy whose workers all step once per iteration:
