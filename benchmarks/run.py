@@ -17,6 +17,8 @@ are shared and noisy: absolute times drift, ratios measured side by side hold.
    for sync also the plain numpy loop of the same gradients (how much is the math).
 4. learners: the cascade SVM and the histogram tree on the largest bundled dataset (digits)
    with 4 workers, against the centralized fit of the same learner (the limit).
+5. timing: timing-only runs (``math = false``) against the same run with math, and 1,024
+   nodes of 3D parallelism on 96 layers of 12,288 (node-layer micro-batch steps per second).
 """
 from __future__ import annotations
 
@@ -324,6 +326,50 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
     return rows
 
 
+# -- 5. timing only -----------------------------------------------------------------
+def parallel3d_scenario(D, T, P, layers, width, m, rounds, math=False):
+    """D x T x P workers training an MLP of ``layers`` layers of ``width`` (float32, Adam)
+    on 25 Gbit/s links: the shapes of a large language model's blocks, as dense layers."""
+    return simdml.Scenario().replace(**{
+        "math": math, "trace_spans": False, "cluster.workers": D * T * P,
+        "cluster.speed": 1e14, "cluster.memory": 80e9, "network.latency": 2e-6,
+        "network.bandwidth": 25e9, "data.dataset": "synthetic", "data.n_samples": 100_000,
+        "data.n_features": width, "data.n_classes": 2, "model.kind": "mlp",
+        "model.hidden": [width] * (layers - 1), "model.dtype": "float32",
+        "optimizer.kind": "adam", "strategy.kind": "hybrid", "strategy.data_parallel": D,
+        "strategy.tensor_parallel": T, "strategy.pipeline_parallel": P,
+        "strategy.microbatches": m, "strategy.batch_size": 1024, "stop.rounds": rounds})
+
+
+def bench_timing(quick: bool, repeat: int) -> list[dict]:
+    """Timing-only runs (``math = false``): against the same run with math (the shapes
+    give the same clock: what the math costs), and a datacenter-sized what-if, in
+    node-layer micro-batch steps simulated per second (each of the D T P nodes runs its
+    L / P layers' share on each of its m micro-batches per iteration)."""
+    rows = []
+    small = parallel3d_scenario(2, 2, 2, 8, 256 if quick else 1024, 4, 2 if quick else 5)
+    with_math = timed(lambda: simdml.run(small.replace(math=True)), repeat)
+    shapes = timed(lambda: simdml.run(small), repeat)
+    rows.append({"group": "timing", "name": "2x2x2, 8 layers of 1024: shapes vs math"
+                 if not quick else "2x2x2, 8 layers of 256: shapes vs math",
+                 "simdml_s": shapes, "limit_s": with_math, "vs_limit": shapes / with_math})
+    D, T, P, L, m = (4, 4, 4, 16, 4) if quick else (8, 8, 16, 96, 8)
+    s = parallel3d_scenario(D, T, P, L, 12288, m, 1)
+    counter = _count_events()
+    t = time.perf_counter()
+    result = simdml.run(s)
+    wall = time.perf_counter() - t
+    events = counter()
+    steps = D * T * P * (L // P) * m
+    rows.append({"group": "timing", "name": f"{D * T * P:,} nodes ({D}x{T}x{P}), {L} layers of "
+                 f"12,288, m={m}, 1 iteration", "simdml_s": wall,
+                 "steps_per_s": steps / wall, "events_per_step": events / steps,
+                 "sim_time_s": result.summary["sim_time"],
+                 "messages": result.summary["messages_sent"],
+                 "peak_gb": result.memory["worker0"]["peak"] / 1e9})
+    return rows
+
+
 def bench_memory(quick: bool, repeat: int) -> list[dict]:
     n_workers, n_samples, rounds = (1_000, 100_000, 10) if quick else (10_000, 1_000_000, 100)
     return _peak_memory(n_workers, n_samples, rounds)
@@ -443,17 +489,19 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
     p.add_argument("--out", default=str(HERE / "results.json"))
-    p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory", "learners"),
+    p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory", "learners",
+                                      "timing"),
                    action="append")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale,
-              "memory": bench_memory, "learners": bench_learners}
+              "memory": bench_memory, "learners": bench_learners, "timing": bench_timing}
     rows = []
     for name, bench in groups.items():
         if args.only and name not in args.only:
             continue
-        new = bench(args.quick, repeat if name in ("kernel", "overhead", "learners") else 1)
+        new = bench(args.quick, repeat if name in ("kernel", "overhead", "learners", "timing")
+                    else 1)
         for row in new:
             _print(row)
         rows += new
@@ -473,7 +521,9 @@ def _print(last: dict) -> None:
             ("events_per_s", "{:,.0f} events/s"),
             ("events_per_gradient", "{:.1f} events/gradient"),
             ("vs_dataset", "{:.2f}x the dataset"), ("vs_same_fits", "{:.2f}x its fits replayed"),
-            ("smo_steps_vs_central", "{:.1f}x the central SMO steps")]
+            ("smo_steps_vs_central", "{:.1f}x the central SMO steps"),
+            ("steps_per_s", "{:,.0f} node-layer micro-batch steps/s"),
+            ("events_per_step", "{:.1f} events/step"), ("peak_gb", "{:.2f} GB booked on worker0")]
     cells = [fmt.format(last[k]) for k, fmt in cols if last.get(k) is not None]
     print(f"{last['group']:9} {last['name']:38} " + "  ".join(cells), flush=True)
 

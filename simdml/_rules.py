@@ -227,7 +227,10 @@ PARAM_COPIES = 4  # per node: the model, its gradient, an update in flight, a ch
 
 def run_fits_in_memory(s) -> None:
     """The memory a run needs, estimated from the scenario, against the machine's budget
-    (``simdml._checks.memory_budget``): its data, its nodes' models, a forest's trees."""
+    (``simdml._checks.memory_budget``): its data, its nodes' models, a forest's trees.
+    A timing-only run (``math = false``) holds none of them: its arrays are shapes."""
+    if not s.math:
+        return
     if s.data.dataset in _data.DATASETS or _data.parse_source(s.data.dataset):
         meta = described(s)
         rows, cols, keys = meta["n_samples"], meta["n_features"], f"data.dataset={s.data.dataset!r}"
@@ -261,10 +264,57 @@ def _default_hidden(kind: str) -> tuple:
     return () if parameter is None else parameter.default
 
 
+#: model kinds a timing-only run can bind without values (their shapes are their sizes)
+TIMING_MODELS = ("logistic", "linear", "mlp", "mlp_regression")
+#: partitions whose shard sizes need neither the labels nor the data stream's draws
+#: (which a timing-only run's synthetic data does not make): label_skew and by_label read
+#: the labels, size_skew draws which worker gets which size after the data's draws
+TIMING_PARTITIONS = ("iid", "proportional")
+
+
+def timing_only_fits(s) -> None:
+    """``math = false`` runs a strategy on shapes: one whose control flow never reads a
+    value (``StrategySpec.timing_only``), a learner bound by its sizes, a stop that needs
+    no score, and data whose shards are sized by counts alone."""
+    if s.math:
+        return
+    spec = STRATEGIES[s.strategy.kind]
+    if not spec.timing_only or s.scheduling.policy is not None:
+        what = (f"scheduling.policy={s.scheduling.policy!r}" if spec.timing_only
+                else f"strategy.kind={s.strategy.kind!r}")
+        able = ", ".join(repr(k) for k, v in STRATEGIES.items() if v.timing_only)
+        raise ValueError(f"math = false (timing only) runs the strategies whose steps never "
+                         f"depend on the data's values ({able}, without scheduling.policy); "
+                         f"{what} decides by them")
+    if s.model.kind not in TIMING_MODELS:
+        raise ValueError(f"math = false (timing only) needs a learner sized by its shape: "
+                         f"model.kind in {', '.join(map(repr, TIMING_MODELS))}; got "
+                         f"model.kind={s.model.kind!r}")
+    if s.stop.target_accuracy is not None:
+        raise ValueError(f"stop.target_accuracy={s.stop.target_accuracy!r} needs the score, "
+                         f"which a timing-only run (math = false) does not compute; stop by "
+                         f"stop.rounds or stop.time")
+    if s.imbalance.method is not None or s.data.rebalance:
+        key = ("imbalance.method" if s.imbalance.method is not None else "data.rebalance")
+        raise ValueError(f"{key} moves rows by their labels; a timing-only run (math = false) "
+                         f"does not support it")
+    if s.data.dataset in ("synthetic", "synthetic_regression"):
+        if s.data.partition not in TIMING_PARTITIONS:
+            raise ValueError(f"data.partition={s.data.partition!r} sizes the shards by the "
+                             f"labels or by random draws after the data's, which a timing-only "
+                             f"run (math = false) on synthetic data does not make; use "
+                             f"{' or '.join(map(repr, TIMING_PARTITIONS))} (or a bundled "
+                             f"dataset, whose labels it reads)")
+        if s.data.dataset == "synthetic" and s.data.label_noise:
+            raise ValueError(f"data.label_noise={s.data.label_noise!r} changes the class "
+                             f"counts, which decide the shards; a timing-only run "
+                             f"(math = false) draws no labels: set it to 0")
+
+
 RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          class_weight_fits_the_classes,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
          strategy_rules, nodes_exist, durations_are_finite,
-         run_fits_in_memory)
+         timing_only_fits, run_fits_in_memory)

@@ -9,6 +9,7 @@ import numpy as np
 from ._rng import Streams
 from .cluster import Cluster
 from .network import Network
+from .phantom import is_phantom
 from .engine import Simulator
 from .faults import crash_at, partition_at, random_failures
 from .messages import Rows
@@ -84,14 +85,17 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
     _check_model_for_data(model, y_train.size)
     n_outputs = (int(max(y_train.max(), split.y_test.max())) + 1 if model.is_classifier
                  else 1)
-    params = model.init_params(X_train.shape[1], n_outputs) if is_gradient else None
+    params = None
+    if is_gradient:                         # timing only: the parameters' shape
+        bind = model.init_params if s.math else model.init_shape
+        params = bind(X_train.shape[1], n_outputs)
     class_weight = None
     if is_gradient and getattr(model, "class_weight", None) is not None:  # from all the rows
         class_weight = class_weights(model.class_weight, np.bincount(y_train, minlength=n_outputs))
         model.class_weight_ = class_weight
     monitor = Monitor(sim, model, X_train, y_train, X_test, split.y_test,
                       eval_every=s.eval_every, max_updates=s.stop.rounds,
-                      target_accuracy=s.stop.target_accuracy)
+                      target_accuracy=s.stop.target_accuracy, with_math=s.math)
     monitor.divergence_hint = _divergence_hint(s)
     is_tasks = s.scheduling.policy is not None  # task-based sync rounds
     stats = Stats()
@@ -125,7 +129,7 @@ def _in_dtype(s: Scenario, model, split: DataSplit) -> tuple:
         y_train = split.y_train if model.is_classifier else split.y_train.astype(dtype)
     for name, a in (("training rows", X_train), ("test rows", X_test),
                     ("training targets", y_train)):
-        if a.dtype == dtype and not np.isfinite(a).all():
+        if a.dtype == dtype and not is_phantom(a) and not np.isfinite(a).all():
             raise ScenarioError(f"model.dtype={model.dtype!r}: the {name} hold values "
                                 f"beyond {dtype.name}'s range (+-{np.finfo(dtype).max:.4g}); "
                                 f"standardize them (data.standardize = true) or use "

@@ -52,7 +52,7 @@ def _table(header: list[str], rows: list[list], caption: str = "") -> str:
 
 def _what_ran(s) -> str:
     return (f"{s.strategy.kind}, {s.cluster.workers} workers, {s.data.dataset}, "
-            f"{s.model.kind}, seed {s.seed}")
+            f"{s.model.kind}, seed {s.seed}" + ("" if s.math else ", timing only (math = false)"))
 
 
 # ------------------------------------------------------------------------------ a run

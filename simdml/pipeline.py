@@ -9,6 +9,7 @@ import numpy as np
 from . import data as _data
 from ._rng import Streams
 from .imbalance import resample
+from .phantom import Phantom
 from .scenario import Scenario, ScenarioError
 
 __all__ = ["DataSplit", "prepare_data", "split_data"]
@@ -39,6 +40,8 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     """The data of scenario ``s``, drawn from its ``data`` stream of ``streams``."""
     rng = streams.rng("data")
     d = s.data
+    if not s.math:
+        return _shapes_only(s, rng)
     if d.dataset == "synthetic":
         ds = _data.make_classification(d.n_samples, d.n_features, d.n_classes,
                                        weights=d.weights, class_sep=d.class_sep,
@@ -54,24 +57,8 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
         ds = _data.load(d.dataset)
     train, test = _data.train_test_indices(ds.y, test_size=d.test_size,
                                            stratify=not ds.is_regression, rng=rng)
-    if test.size == 0:  # every class has one row: all stay in training (see train_test_indices)
-        raise ScenarioError(f"data.test_size={d.test_size} leaves no test rows: each class of "
-                            f"the {ds.y.size} rows needs 2 or more to appear on both sides "
-                            + ("(raise data.n_samples or lower data.n_classes)"
-                               if d.dataset == "synthetic" else f"(data.dataset={d.dataset!r})"))
-    if s.cluster.workers > len(train):
-        raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
-                            f"{len(train)} training samples of data.dataset={d.dataset!r}")
-    # proportional to the effective speed (finite: a rule): a slowed-down node gets less
-    effective = [v / d for v, d in zip(s.cluster.speed, s.cluster.slowdown)]
-    options = {"proportional": {"weights": np.asarray(effective)},
-               "label_skew": {"alpha": d.alpha},
-               "size_skew": {"exponent": d.exponent},
-               "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
-    try:
-        parts = _data.partition(d.partition, ds.y[train], s.cluster.workers, rng=rng, **options)
-    except ValueError as exc:  # an option that does not fit the data (classes_per_part)
-        raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None
+    _no_empty_split(s, ds.y, test)
+    parts = _partition(s, ds.y[train], rng)
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[np.concatenate(parts)]
     if ds.X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
@@ -96,8 +83,73 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
                                 f"{s.cluster.workers} without rows (no class has a row for "
                                 f"each); use fewer workers or data.rebalance = false")
     if s.imbalance.method is not None:
-        split = _resample(s, split, rng, options)
+        split = _resample(s, split, rng, _partition_options(s))
     return split
+
+
+def _no_empty_split(s: Scenario, y, test) -> None:
+    d = s.data
+    if test.size == 0:  # every class has one row: all stay in training (see train_test_indices)
+        raise ScenarioError(f"data.test_size={d.test_size} leaves no test rows: each class of "
+                            f"the {y.size} rows needs 2 or more to appear on both sides "
+                            + ("(raise data.n_samples or lower data.n_classes)"
+                               if d.dataset == "synthetic" else f"(data.dataset={d.dataset!r})"))
+    if s.cluster.workers > y.size - test.size:
+        raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
+                            f"{y.size - test.size} training samples of data.dataset="
+                            f"{d.dataset!r}")
+
+
+def _partition_options(s: Scenario) -> dict:
+    d = s.data
+    # proportional to the effective speed (finite: a rule): a slowed-down node gets less
+    effective = [v / d for v, d in zip(s.cluster.speed, s.cluster.slowdown)]
+    return {"proportional": {"weights": np.asarray(effective)},
+            "label_skew": {"alpha": d.alpha},
+            "size_skew": {"exponent": d.exponent},
+            "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
+
+
+def _partition(s: Scenario, y_train, rng) -> list:
+    """The training rows of each worker (indices into ``y_train``)."""
+    d = s.data
+    try:
+        return _data.partition(d.partition, y_train, s.cluster.workers, rng=rng,
+                               **_partition_options(s))
+    except ValueError as exc:  # an option that does not fit the data (classes_per_part)
+        raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None
+
+
+def _shapes_only(s: Scenario, rng) -> DataSplit:
+    """A timing-only run's data (``math = false``): features that are only their shape
+    (``Phantom``), and labels that decide the split and the shards as the run with math
+    would -- a bundled dataset's or a file's own labels (read: they are small; the split
+    and the partition draw what they draw with math, so every shard is the same), or
+    synthetic data's class counts (``apportion``, as ``make_classification`` deals them;
+    a regressor's targets are zeros), which give the same train/test sizes and, under
+    the partitions that count rows (``iid``, ``proportional``: a rule), the same shard
+    sizes. Which rows a shard holds may differ; nothing reads them."""
+    d = s.data
+    if d.dataset == "synthetic":
+        w = np.ones(d.n_classes) if d.weights is None else np.asarray(d.weights, float)
+        y = np.repeat(np.arange(d.n_classes, dtype=np.int64),
+                      _data.apportion(d.n_samples, w / w.sum(), min_size=1))
+        shape, is_regression = (d.n_samples, d.n_features), False
+    elif d.dataset == "synthetic_regression":
+        y, shape, is_regression = np.zeros(d.n_samples), (d.n_samples, d.n_features), True
+    else:
+        ds = (_data.load_file(d.dataset, d.label, prefix="data.") if _data.parse_source(d.dataset)
+              else _data.load(d.dataset))
+        y, shape, is_regression = ds.y, ds.X.shape, ds.is_regression
+    train, test = _data.train_test_indices(y, test_size=d.test_size,
+                                           stratify=not is_regression, rng=rng)
+    _no_empty_split(s, y, test)
+    parts = _partition(s, y[train], rng)
+    order = train[np.concatenate(parts)]
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return DataSplit(Phantom((order.size, shape[1])), Phantom((test.size, shape[1])),
+                     y[order], y[test], ranges, None)
 
 
 def _rebalance(split: DataSplit) -> DataSplit:

@@ -65,14 +65,21 @@ class Result:
         mean, scale = self.scaling
         return (X - mean) / scale
 
+    def _trained(self):
+        if self.model is None:
+            why = ("a timing-only run (math = false) trains no values"
+                   if not self.scenario.math else "the run stopped before its first model")
+            raise ValueError(f"this result has no model: {why}")
+        return self.model
+
     def predict(self, X) -> np.ndarray:
         """The trained model's predictions for raw features ``X`` (standardized first,
         with the training statistics, as in the run)."""
-        return self.model.predict(self._features(X))
+        return self._trained().predict(self._features(X))
 
     def score(self, X, y) -> float:
         """The trained model's score (accuracy or R²) on raw features ``X``."""
-        return self.model.score(self._features(X), y)
+        return self._trained().score(self._features(X), y)
 
     @property
     def nodes(self) -> dict[str, dict[str, float]]:
@@ -164,6 +171,10 @@ def _number(where: str, key: str, value) -> float:
     return float(value)
 
 
+#: what a timing-only run's stop reason says of its model
+TIMING_ONLY = "timing only (math = false): times, bytes and memory; no loss or score"
+
+
 def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
     """The Result of a finished run: the global model, the trace up to now, the test
     set's classification report and the summary. ``stop_reason`` is the simulation's
@@ -171,7 +182,11 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
     monitor, cluster = job.monitor, job.cluster
     monitor.finish()
     model = job.model
-    if isinstance(monitor.params, np.ndarray):
+    if not s.math:                     # timing only: the model is a shape, nothing to score
+        model = None
+        stop_reason = f"{monitor.stop_reason or stop_reason}; {TIMING_ONLY}"
+        monitor.stop_reason = None
+    elif isinstance(monitor.params, np.ndarray):
         model.params_ = monitor.params
     elif monitor.params is not None:
         model = monitor.params  # the global model is a fitted learner (or an ensemble)
@@ -190,6 +205,8 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
         counters = {**counters, **{k: test[k] for k in (
             "balanced_accuracy", "macro_f1", "recall", "precision", "f1", "confusion_matrix")}}
     counters = {**counters, **(split.resampling or {})}
+    if not s.math:
+        counters = {**counters, "timing_only": True}
     if cluster.trace_cut_at is not None:  # the trace hit its memory budget (the totals did not)
         counters = {**counters, "trace_cut_at": cluster.trace_cut_at}
     stop_reason = monitor.stop_reason or stop_reason

@@ -47,6 +47,8 @@ class Scenario:
     eval_every: int = 1         # evaluate the global model every this many updates
     trace_spans: bool = True    # keep every span (timelines); false: per-node totals only,
                                 # so memory stays flat in runs with millions of messages
+    math: bool = True           # false: timing only -- payloads are shapes (simdml.phantom),
+                                # the clock, bytes and memory as with math, no loss or score
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
@@ -70,6 +72,7 @@ class Scenario:
         object.__setattr__(self, "seed", _integer("seed", self.seed, low=0, high=2**63 - 1))
         object.__setattr__(self, "eval_every", _integer("eval_every", self.eval_every, low=1))
         _flag("trace_spans", self.trace_spans)
+        _flag("math", self.math)
         for section, cls in _SECTIONS.items():
             if not isinstance(getattr(self, section), cls):
                 raise ScenarioError(f"[{section}] must be a table; got {getattr(self, section)!r}")
@@ -108,7 +111,7 @@ class Scenario:
     def to_dict(self) -> dict:
         """Nested plain dicts; ``None`` values are left out (TOML has no null)."""
         out = {"name": self.name, "description": self.description, "seed": self.seed,
-               "eval_every": self.eval_every, "trace_spans": self.trace_spans}
+               "eval_every": self.eval_every, "trace_spans": self.trace_spans, "math": self.math}
         for section in _SECTIONS:
             cfg = getattr(self, section)
             if hasattr(cfg, "to_dict"):

@@ -17,6 +17,7 @@ LAYERS = [
                     "simdml._progress"]),
     ("kernel", ["simdml.engine"]),
     ("randomness", ["simdml._rng"]),
+    ("payloads", ["simdml.phantom"]),
     ("cluster", ["simdml.network", "simdml.memory", "simdml.cluster", "simdml.faults"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),

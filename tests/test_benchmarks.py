@@ -40,3 +40,13 @@ def test_the_scale_benchmark_counts_the_kernels_events():
     sim.process(ticks())
     sim.run()
     assert stop() == counted
+
+
+def test_the_timing_only_benchmark_runs():
+    """`--only timing --quick`: the shapes-vs-math ratio and a 64-node what-if."""
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.bench_timing(quick=True, repeat=1)
+    assert rows[0]["vs_limit"] > 0 and rows[1]["steps_per_s"] > 0
+    assert rows[1]["peak_gb"] > 1 and rows[1]["events_per_step"] > 1

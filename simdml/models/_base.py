@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simdml.phantom import Phantom
+
 from ._validation import (NotFittedError, _check_class_weight, _check_int, _check_non_negative,
                           _check_positive, _check_sample_weight, _check_X, _check_X_y,
                           _check_X_y_real, class_weights)
@@ -87,6 +89,12 @@ class GradientModel:
         """The numpy dtype the learner computes in: of its parameters, its gradients and
         the rows it reads. float64 here; the MLPs take theirs from their ``dtype``."""
         return np.dtype(np.float64)
+
+    def init_shape(self, n_features: int, n_outputs: int):
+        """Bind the learner to a problem shape, as ``init_params`` does, and return its
+        parameters as a ``Phantom``: their shape and dtype only (a timing-only run's
+        model, ``math = false``). The MLPs draw nothing for it."""
+        return Phantom.like(self.init_params(n_features, n_outputs))
 
     def validate_params(self) -> None:
         """Check the hyper-parameters, as ``fit`` does (a scenario checks them when it is
@@ -298,7 +306,7 @@ class LinearClassifier(GradientClassifier):
             scale = sample_weight / _sum(sample_weight)
             loss = row_loss @ scale
             G *= scale
-        grad = np.empty((n_features + 1, W.shape[1]))
+        grad = np.empty_like(W, shape=(n_features + 1, W.shape[1]), order="C")
         np.matmul(X.T, G.T, out=grad[:-1])
         _sum(G, axis=1, out=grad[-1])
         if self.l2:

@@ -14,6 +14,7 @@ from simdml.models._layers import (
     ACTIVATE, ACTIVATION_FLOPS, ACTIVATIONS, HEAD_FLOPS, init_weights,
 )
 from simdml.models._validation import MAX_INT, _check_int, _owner_name, _show
+from simdml.phantom import Phantom
 
 __all__ = ["DTYPES", "LayerCache"]
 
@@ -62,19 +63,23 @@ class _MLP(GradientModel):
 
     # ------------------------------------------------------------------ the shape
 
-    def _bind(self, n_features: int, n_outputs: int) -> np.ndarray:
+    def _bind(self, n_features: int, n_outputs: int, shape_only: bool = False) -> np.ndarray:
         """Set ``layer_sizes_`` (and ``layer_offsets_``, where each layer starts in the
         flat vector) and return the initial parameters, drawn from ``default_rng(seed)``:
         He normal before relu and gelu, Glorot uniform before tanh and on the output
         layer (which feeds the loss, not an activation); zero biases. The same seed
         gives the same bytes: the weights are drawn in float64 and then rounded to
-        ``dtype``, so a float32 net starts from the float64 one, rounded."""
+        ``dtype``, so a float32 net starts from the float64 one, rounded. ``shape_only``:
+        nothing is drawn, the parameters are a ``Phantom`` of their size (a timing-only
+        run's)."""
         self.validate_params()
         _check_int(self, "n_features", n_features, low=1)
         self.n_features_in_ = int(n_features)
         self.layer_sizes_ = (int(n_features), *map(int, self.hidden), int(n_outputs))
         self.layer_offsets_ = tuple(np.cumsum([0] + [(n_in + 1) * n_out for n_in, n_out
                                                      in self.layer_shapes]).tolist())
+        if shape_only:
+            return Phantom((self.layer_offsets_[-1],), self.float_dtype)
         rng = np.random.default_rng(self.seed)
         hidden_rule = "glorot" if self.activation == "tanh" else "he"
         parts = []
@@ -82,6 +87,10 @@ class _MLP(GradientModel):
             rule = "glorot" if l == self.n_layers - 1 else hidden_rule
             parts += [init_weights(rng, n_in, n_out, rule).ravel(), np.zeros(n_out)]
         return np.concatenate(parts).astype(self.float_dtype, copy=False)
+
+    def init_shape(self, n_features: int, n_outputs: int) -> Phantom:
+        """``init_params(..., shape_only=True)``: the shape bound, nothing drawn."""
+        return self.init_params(n_features, n_outputs, shape_only=True)
 
     def _sizes(self, method: str) -> tuple[int, ...]:
         sizes = getattr(self, "layer_sizes_", None)
@@ -208,7 +217,7 @@ class _MLP(GradientModel):
         ``input_grad``. Returns ``dA_in`` (or None) and ``[dW (row-major), db]``."""
         dZ = dA_out if cache.slope is None else dA_out * cache.slope
         n_in, n_out = W.shape
-        grad = np.empty((n_in + 1) * n_out, dtype=W.dtype)
+        grad = np.empty_like(W, shape=(n_in + 1) * n_out, order="C")  # a phantom W: a phantom
         dW = grad[:n_in * n_out].reshape(n_in, n_out)
         np.matmul(cache.inputs.T, dZ, out=dW)
         np.add.reduce(dZ, axis=0, out=grad[n_in * n_out:])
@@ -318,7 +327,7 @@ class _MLP(GradientModel):
             A, cache = self.forward_layer(l, params, A)
             caches.append(cache)
         loss, dA = self.loss_head(A, y, sample_weight)
-        grad = np.empty(self.n_params, dtype=dtype)
+        grad = np.empty_like(params, dtype=dtype, shape=self.n_params)
         for l in reversed(range(self.n_layers)):
             w, b = self.layer_slices(l)
             dA, grad[w.start:b.stop] = self.backward_layer(l, params, caches.pop(), dA)

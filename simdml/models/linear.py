@@ -149,7 +149,7 @@ class LinearRegression(GradientRegressor):
         else:
             G = residual * (sample_weight / sample_weight.sum())
         loss = 0.5 * (G @ residual)
-        grad = np.empty(n_features + 1)
+        grad = np.empty_like(w, shape=n_features + 1)
         np.matmul(X.T, G, out=grad[:-1])
         grad[-1] = G.sum()
         if self.l2:

@@ -102,7 +102,8 @@ class MLPClassifier(_MLP, GradientClassifier):
         self.dtype = dtype
         self.class_weight = class_weight
 
-    def init_params(self, n_features: int, n_classes: int) -> np.ndarray:
+    def init_params(self, n_features: int, n_classes: int, *,
+                    shape_only: bool = False) -> np.ndarray:
         """Bind the learner to a problem shape and return the seeded initial parameters.
 
         Sets ``layer_sizes_``, ``n_features_in_``, ``n_classes_``, and
@@ -112,9 +113,10 @@ class MLPClassifier(_MLP, GradientClassifier):
         Returns
         -------
         ndarray of shape (n_params,), of ``dtype``
+            Or, with ``shape_only``, a ``Phantom`` of it: nothing drawn (timing only).
         """
         _check_int(self, "n_classes", n_classes, low=2)
-        params = self._bind(n_features, n_classes)
+        params = self._bind(n_features, n_classes, shape_only)
         self.n_classes_ = int(n_classes)
         classes = getattr(self, "classes_", None)
         if classes is None or classes.size != n_classes:
@@ -181,13 +183,15 @@ class MLPRegressor(_MLP, GradientRegressor):
         self.seed = seed
         self.dtype = dtype
 
-    def init_params(self, n_features: int, n_outputs: int = 1) -> np.ndarray:
-        """Bind the learner to a problem shape and return the seeded initial parameters;
-        ``n_outputs`` must be 1 (one real-valued target)."""
+    def init_params(self, n_features: int, n_outputs: int = 1, *,
+                    shape_only: bool = False) -> np.ndarray:
+        """Bind the learner to a problem shape and return the seeded initial parameters
+        (``shape_only``: a ``Phantom`` of them); ``n_outputs`` must be 1 (one real-valued
+        target)."""
         if n_outputs != 1:
             raise ValueError(f"The 'n_outputs' parameter of {type(self).__name__} must be 1 "
                              f"(one real-valued target). Got {n_outputs!r} instead.")
-        return self._bind(n_features, 1)
+        return self._bind(n_features, 1, shape_only)
 
     def loss_head(self, scores: np.ndarray, y: np.ndarray,
                   sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:

@@ -42,6 +42,7 @@ class StrategySpec:
                                     # None: strategy.lr is not what makes its steps
     optimizer_steps: object = None  # fn(options) -> steps of [optimizer] per update (the
                                     # schedule's clock); None: it has no [optimizer]
+    timing_only: bool = False     # it runs on shapes (math = false): no step reads a value
 
 
 def smaller_lr(s) -> str:
@@ -61,44 +62,44 @@ STRATEGIES: dict[str, StrategySpec] = {
                          checkpoints=True, rules=(sync.wait_for_at_most_workers,),
                          stall_hint="set strategy.round_timeout so that a round can close "
                                     "without it", divergence_hint=smaller_lr,
-                         optimizer_steps=one_step),
+                         timing_only=True, optimizer_steps=one_step),
     "async": StrategySpec(asynchronous.AsyncOptions, asynchronous.start,
                           "asynchronous parameter server: every push updates at once",
-                          divergence_hint=smaller_lr, optimizer_steps=one_step),
+                          divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "ssp": StrategySpec(asynchronous.SSPOptions, asynchronous.start,
                         "stale-synchronous parallel: at most `staleness` pushes ahead",
-                        divergence_hint=smaller_lr, optimizer_steps=one_step),
+                        divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
                               "ring all-reduce of gradients, no server",
                               survives_faults=False, divergence_hint=smaller_lr,
-                              optimizer_steps=one_step),
+                              timing_only=True, optimizer_steps=one_step),
     "ddp": StrategySpec(ddp.DDPOptions, ddp.start,
                         "distributed data parallel: layer-by-layer backward, gradient buckets "
                         "all-reduced on the ring as soon as they are ready",
                         survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
-                        optimizer_steps=one_step),
+                        timing_only=True, optimizer_steps=one_step),
     "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, hybrid.start_pipeline,
                              "pipeline parallelism: the layers in stages, one per worker; "
                              "micro-batches through them (gpipe or 1f1b), a flush, a step",
                              survives_faults=False, models=pipeline_parallel.MODELS,
                              model_rules=(pipeline_parallel.stages_fit_the_layers,),
-                             divergence_hint=smaller_lr, optimizer_steps=one_step),
+                             divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "tensor": StrategySpec(tensor_parallel.TensorOptions, hybrid.start_tensor,
                            "tensor parallelism: every layer pair split Megatron-style over "
                            "the workers, its partial sums all-reduced",
                            survives_faults=False, models=tensor_parallel.MODELS,
                            model_rules=(tensor_parallel.pairs_fit_the_workers,),
-                           divergence_hint=smaller_lr, optimizer_steps=one_step),
+                           divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "hybrid": StrategySpec(hybrid.HybridOptions, hybrid.start,
                            "3D parallelism: data_parallel x tensor_parallel x "
                            "pipeline_parallel workers, every factorisation the same model",
                            survives_faults=False, models=hybrid.MODELS,
                            model_rules=(hybrid.factors_fit,),
-                           divergence_hint=smaller_lr, optimizer_steps=one_step),
+                           divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,
-                              optimizer_steps=local_sgd.local_steps),
+                              timing_only=True, optimizer_steps=local_sgd.local_steps),
     "cascade_svm": StrategySpec(cascade.CascadeOptions, cascade.start,
                                 "cascade SVM: support vectors merge up a binary tree, the top "
                                 "is fed back until it stops changing",

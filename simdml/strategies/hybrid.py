@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import _checks
 from ..models.mlp import LayerCache
+from ..phantom import Phantom, is_phantom
 from .allreduce import Ring, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
@@ -136,9 +137,12 @@ def units_of(model, layers: range, k: int, T: int) -> list[Unit]:
     return out
 
 
-def owned(model, units: list[Unit]) -> np.ndarray:
+def owned(model, units: list[Unit], shape_only: bool = False) -> np.ndarray:
     """My positions in the flat vector, unit by unit: a pair's W_a columns and b_a
-    entries of my block, W_b's rows of it and b_b whole; a whole layer whole."""
+    entries of my block, W_b's rows of it and b_b whole; a whole layer whole.
+    ``shape_only``: a ``Phantom`` of as many (a timing-only run's)."""
+    if shape_only:
+        return Phantom((sum(_unit_size(model, u) for u in units),), np.intp)
     parts = []
     for u in units:
         wa, ba = model.layer_slices(u.a)
@@ -231,7 +235,7 @@ def run_layout(job: Job, layout: Layout):
                             [queues[j]["dp"] for j in replicas]), k, d)
         units = units_of(model, stages[s], k, T)
         plans.append((d, s, units, links))
-        indices.append(owned(model, units))
+        indices.append(owned(model, units, is_phantom(job.params)))
     board = Board(job.sim, indices, job.params.size)
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
                               name=f"{layout.kind} recorder")

@@ -46,7 +46,7 @@ class Board:
         parts = self.parts.setdefault(version, {})
         parts[i] = part
         if len(parts) == len(self.indices):
-            joined = np.empty(self.size, dtype=part.dtype)
+            joined = np.empty_like(part, shape=self.size)  # a phantom's, for phantoms
             for j, p in parts.items():
                 joined[self.indices[j]] = p
             del self.parts[version]

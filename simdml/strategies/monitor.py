@@ -30,11 +30,15 @@ class Monitor:
     A run diverges when an evaluated loss is not finite, or exceeds
     ``DIVERGENCE_GROWTH`` times the larger of its best so far and ``DIVERGENCE_FLOOR``;
     its stop reason then ends with ``divergence_hint`` (what to change: the run sets it).
+
+    With ``with_math=False`` (a timing-only run, whose models are phantoms) a record has the
+    time, the update and the epoch; its loss and score are NaN: there is nothing to
+    evaluate, and nothing diverges.
     """
 
     def __init__(self, sim: Simulator, model, X_train, y_train, X_test, y_test, *,
                  eval_every: int = 1, max_updates: int = 100,
-                 target_accuracy: float | None = None):
+                 target_accuracy: float | None = None, with_math: bool = True):
         self.sim = sim
         self.model = model
         self.X_train, self.y_train = X_train, y_train
@@ -42,6 +46,7 @@ class Monitor:
         self.eval_every = eval_every
         self.max_updates = max_updates
         self.target_accuracy = target_accuracy
+        self.with_math = with_math  # False: timing only (phantom models): no loss, no score
         self.history: list[dict] = []
         self.rows = 0             # rows whose gradients were computed (wasted work included)
         self.params = None        # the latest global model: a parameter vector or a fitted model
@@ -79,8 +84,11 @@ class Monitor:
         """Record ``time``, ``update``, ``epoch`` (gradient work done, in passes over the
         training set), ``loss`` and the test ``score`` for ``params`` now; the score also
         under its own name (``accuracy`` or ``r2``), and a strategy's ``extra`` columns."""
-        with np.errstate(all="ignore"):  # a diverged model is reported below, not warned about
-            loss, score = self._loss_and_score(params)
+        if not self.with_math:           # a phantom has no values to evaluate
+            loss = score = math.nan
+        else:
+            with np.errstate(all="ignore"):  # a diverged model is reported below, not warned about
+                loss, score = self._loss_and_score(params)
         score = float(score)
         row = {"time": self.sim.now, "update": updates, "epoch": self.rows / len(self.y_train),
                "loss": float(loss), "score": score, self.model.score_name: score, **extra}
@@ -97,7 +105,7 @@ class Monitor:
         is_last = updates >= self.max_updates
         if updates % self.eval_every == 0 or is_last:
             row = self.evaluate(params, updates, **extra)
-            if self._diverged(row["loss"], updates):
+            if self.with_math and self._diverged(row["loss"], updates):
                 return True
             if self.time_to_target is not None:
                 self.stop_reason = (f"target {self.model.score_name} {self.target_accuracy} reached at "

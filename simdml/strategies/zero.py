@@ -217,7 +217,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
                 grad[w.start:b.stop] = job.shard_weights[i] * grad_l
             else:
                 if l == bucket.layers[0]:                     #    the bucket's buffer opens
-                    buffers[k] = np.empty(bucket.span.stop - bucket.span.start, params.dtype)
+                    buffers[k] = np.empty_like(params, shape=bucket.span.stop - bucket.span.start)
                     memory.hold("unsharded", buffers[k].nbytes)
                 at = bucket.span.start
                 buffers[k][w.start - at:b.stop - at] = job.shard_weights[i] * grad_l
