@@ -44,7 +44,8 @@ def test_every_factorisation_trains_the_same_model(D, T, P):
     {"strategy.partition": "balanced", "model.activation": "tanh", "model.l2": 0.01},
     {"model.kind": "mlp_regression", "data.dataset": "synthetic_regression",
      "strategy.lr": 0.05},
-], ids=["gpipe-m5", "minibatch-adam", "balanced-tanh-l2", "regression"])
+    {"strategy.virtual_stages": 2, "strategy.microbatches": 4, "model.hidden": [12, 10, 20, 16, 8, 6, 6]},
+], ids=["gpipe-m5", "minibatch-adam", "balanced-tanh-l2", "regression", "interleaved-v2"])
 def test_two_by_two_by_two_on_every_kind_of_training(changes):
     config = _hybrid(2, 2, 2, **changes)
     split, whole = run(Scenario().replace(**config)), _single(config)
@@ -59,9 +60,10 @@ def _same_run(a, b):
     assert a.summary["bytes_sent"] == b.summary["bytes_sent"]
 
 
-@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
-def test_one_by_one_by_p_is_the_pipeline(schedule):
-    options = {"strategy.microbatches": 4, "strategy.schedule": schedule}
+@pytest.mark.parametrize("schedule, v", [("gpipe", 1), ("1f1b", 1), ("1f1b", 2)])
+def test_one_by_one_by_p_is_the_pipeline(schedule, v):
+    options = {"strategy.microbatches": 6 if v > 1 else 4, "strategy.schedule": schedule,
+               "strategy.virtual_stages": v}
     hybrid = run(Scenario().replace(**_hybrid(1, 1, 3, **options)))
     pipeline = run(Scenario().replace(**{**BASE, **options, "strategy.kind": "pipeline",
                                          "cluster.workers": 3}))

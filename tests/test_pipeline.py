@@ -4,7 +4,9 @@ schedules, with or without recomputation, for every partition; its plans are GPi
 1F1B's; with deterministic compute and free communication every iteration ends exactly
 when the recurrence of ``schedule_time`` says, which for equal stages is
 ``(m + p - 1)(t_f + t_b)``; the first stage's activations peak at m micro-batches under
-GPipe and p under 1F1B.
+GPipe and p under 1F1B. Interleaved 1F1B (``virtual_stages = v``) runs Megatron-LM's order,
+trains the same model, ends each iteration when the recurrence over the virtual stages
+says, and divides the bubble's time by v: ``(p - 1)/(v m + p - 1)`` with equal chunks.
 """
 import math
 
@@ -74,19 +76,20 @@ def test_every_plan_runs_each_micro_batch_forward_then_backward_once(p, m, sched
     min(p - s, m) micro-batches at once on stage s, GPipe m."""
     for s in range(p):
         ops = plan(schedule, s, p, m)
-        assert sorted(ops) == sorted([("F", j) for j in range(m)] + [("B", j) for j in range(m)])
-        assert all(ops.index(("F", j)) < ops.index(("B", j)) for j in range(m))
+        assert sorted(ops) == sorted([("F", j, 0) for j in range(m)]
+                                     + [("B", j, 0) for j in range(m)])
+        assert all(ops.index(("F", j, 0)) < ops.index(("B", j, 0)) for j in range(m))
         live = most = 0
-        for kind, _ in ops:
+        for kind, *_ in ops:
             live += 1 if kind == "F" else -1
             most = max(most, live)
         assert most == (m if schedule == "gpipe" else min(p - s, m))
 
 
 def test_1f1b_is_warm_up_then_one_forward_one_backward():
-    assert [f"{k}{j}" for k, j in plan("1f1b", 1, 4, 5)] == [
+    assert [f"{o.kind}{o.j}" for o in plan("1f1b", 1, 4, 5)] == [
         "F0", "F1", "F2", "B0", "F3", "B1", "F4", "B2", "B3", "B4"]
-    assert [f"{k}{j}" for k, j in plan("gpipe", 1, 4, 3)] == ["F0", "F1", "F2", "B2", "B1", "B0"]
+    assert [f"{o.kind}{o.j}" for o in plan("gpipe", 1, 4, 3)] == ["F0", "F1", "F2", "B2", "B1", "B0"]
 
 
 @given(p=st.integers(1, 7), m=st.integers(1, 16), schedule=st.sampled_from(["gpipe", "1f1b"]),
@@ -276,9 +279,127 @@ def table() -> list[tuple]:
     return rows
 
 
+# -- interleaved 1F1B (virtual_stages = v) ------------------------------------------------
+
+# 8 layers, so 2 stages x 4 chunks or 4 stages x 2 chunks of one layer each
+INTERLEAVED = {**BASE, "model.hidden": [12, 10, 9, 8, 7, 6, 5], "strategy.schedule": "1f1b"}
+
+
+def test_interleaved_plans_run_each_chunk_s_forward_then_backward_once():
+    """Every (micro-batch, chunk) forward then backward once, in Megatron-LM's order: groups
+    of p micro-batches chunk by chunk, 2 (p - s - 1) + (v - 1) p forwards of warm-up."""
+    for p, m, v in [(2, 4, 2), (4, 8, 2), (3, 6, 3), (4, 4, 2), (2, 2, 4)]:
+        for s in range(p):
+            ops = plan("1f1b", s, p, m, v)
+            pairs = [(j, c) for j in range(m) for c in range(v)]
+            assert sorted(ops) == sorted([("F", j, c) for j, c in pairs]
+                                         + [("B", j, c) for j, c in pairs])
+            assert all(ops.index(("F", j, c)) < ops.index(("B", j, c)) for j, c in pairs)
+            warmup = m * v if m == p else min(2 * (p - s - 1) + (v - 1) * p, m * v)
+            first_backward = warmup + (warmup < m * v)     # the steady phase: F, then B
+            assert [o.kind for o in ops].index("B") == first_backward
+    assert [f"{o.kind}{o.j}.{o.c}" for o in plan("1f1b", 0, 2, 4, 2)][:6] == [
+        "F0.0", "F1.0", "F0.1", "F1.1", "F2.0", "B0.1"]
+
+
+@given(p=st.integers(2, 6), groups=st.integers(1, 4), v=st.integers(2, 4),
+       tf=st.floats(0.1, 10), tb=st.floats(0.1, 10))
+@settings(max_examples=80, deadline=None)
+def test_interleaving_divides_the_bubble_by_v(p, groups, v, tf, tb):
+    """Equal chunks of t_f / v and t_b / v: (v m + p - 1)(t_f + t_b) / v, a bubble of
+    (p - 1)/(v m + p - 1) (Narayanan et al. 2021, Sec. 2.2.2): its time is (p - 1)(t_f + t_b)
+    / v, the plain 1F1B bubble's over v."""
+    m = groups * p
+    [T] = schedule_time("1f1b", m, [tf / v] * (p * v), [tb / v] * (p * v), v=v)
+    assert T == pytest.approx((v * m + p - 1) * (tf + tb) / v, rel=1e-12)
+    [plain] = schedule_time("1f1b", m, [tf] * p, [tb] * p)
+    assert T - m * (tf + tb) == pytest.approx((plain - m * (tf + tb)) / v, rel=1e-9)
+    assert 1 - m * (tf + tb) / T == pytest.approx(bubble_fraction(p, m, v), rel=1e-9)
+
+
+@pytest.mark.parametrize("changes", [
+    {"cluster.workers": 2, "strategy.virtual_stages": 4, "strategy.microbatches": 4},
+    {"cluster.workers": 4, "strategy.virtual_stages": 2, "strategy.microbatches": 8},
+    {"cluster.workers": 4, "strategy.virtual_stages": 2, "strategy.microbatches": 4,
+     "strategy.batch_size": 64, "optimizer.kind": "adam", "strategy.lr": 0.01},
+    {"cluster.workers": 2, "strategy.virtual_stages": 2, "strategy.microbatches": 6,
+     "strategy.partition": [1, 3, 2, 2], "strategy.recompute": True},
+], ids=["2x4-m4", "4x2-m8", "4x2-adam-batches", "2x2-list-recompute"])
+def test_interleaved_pipelines_train_single_node_training_s_model(changes):
+    config = {**INTERLEAVED, **changes}
+    piped, single = run(Scenario().replace(**config)), _reference(
+        {k: v for k, v in config.items() if k != "strategy.virtual_stages"})
+    np.testing.assert_allclose(piped.model.params_, single.model.params_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([h["loss"] for h in piped.history],
+                               [h["loss"] for h in single.history], rtol=1e-12)
+
+
+@pytest.mark.parametrize("p, v, m", [(2, 4, 4), (4, 2, 8), (2, 2, 16)])  # m divides the 320 rows
+def test_interleaved_iterations_end_when_the_recurrence_says(p, v, m):
+    """With free communication every iteration ends when ``schedule_time(..., v=v)`` says,
+    chunk times from the layer flops; the measured bubble is below plain 1F1B's."""
+    s = Scenario().replace(**{**INTERLEAVED, **FREE, "cluster.workers": p,
+                              "strategy.virtual_stages": v, "strategy.microbatches": m})
+    result, expected = run(s), _interleaved_recurrence(s, p, v, m)
+    np.testing.assert_allclose([h["time"] for h in result.history[1:]], expected, rtol=1e-12)
+    plain = run(s.replace(**{"strategy.virtual_stages": 1}))
+    assert result.summary["bubble_fraction"] < plain.summary["bubble_fraction"]
+
+
+def _interleaved_recurrence(s, p, v, m):
+    """``schedule_time(..., v=v)`` of scenario ``s``: chunk times from the layer flops."""
+    model = MLPClassifier(hidden=s.model.options["hidden"])
+    model.init_params(s.data.n_features, s.data.n_classes)
+    speed = s.cluster.speed[0]
+    flops = model.layer_flops(round(s.data.n_samples * (1 - s.data.test_size)) // m)
+    chunks = partition_layers([f + b for f, b in flops], p * v)
+    forward = [sum(flops[l][0] for l in r) / speed for r in chunks]
+    backward = [sum(flops[l][1] for l in r) / speed for r in chunks]
+    opt = OptimizerConfig().build(lr=s.strategy.lr, horizon=1)
+    step = []
+    for st_ in range(p):
+        size = sum(model.layer_slices(chunks[c * p + st_][-1])[1].stop
+                   - model.layer_slices(chunks[c * p + st_][0])[0].start for c in range(v))
+        step.append(opt.flops(size) / speed)
+    return schedule_time("1f1b", m, forward, backward, step, iterations=4, v=v)
+
+
+def interleaved_table():
+    """1F1B on 8 layers with v chunks per stage, free communication: the recurrence and the
+    simulation, the measured bubble and the formula for equal chunks."""
+    for p, v, m in [(2, 1, 8), (2, 2, 8), (2, 4, 8), (4, 1, 8), (4, 2, 8)]:
+        s = Scenario().replace(**{**INTERLEAVED, **FREE, "cluster.workers": p,
+                                  "strategy.virtual_stages": v, "strategy.microbatches": m})
+        result = run(s)
+        yield (p, v, m, _interleaved_recurrence(s, p, v, m)[0], result.history[1]["time"],
+               result.summary["bubble_fraction"], bubble_fraction(p, m, v))
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"strategy.virtual_stages": 2, "strategy.schedule": "gpipe"}, "interleaves the 1f1b"),
+    ({"strategy.virtual_stages": 2, "strategy.microbatches": 6}, "multiple of the 4 stages"),
+    ({"strategy.virtual_stages": 3, "strategy.microbatches": 8}, "12 model chunks"),
+    ({"strategy.virtual_stages": 2, "cluster.workers": 1, "strategy.microbatches": 2},
+     "two or more stages"),
+    ({"strategy.virtual_stages": 2, "strategy.microbatches": 8, "strategy.partition": [2] * 4},
+     "one layer count per model chunk"),
+    ({"strategy.virtual_stages": 0}, "virtual_stages"),
+])
+def test_interleaving_refuses_what_it_cannot_run(changes, match):
+    with pytest.raises(ScenarioError, match=match):
+        Scenario().replace(**{**INTERLEAVED, **changes})
+
+
 if __name__ == "__main__":
     print(f"{'schedule':>8} {'m':>3} {'equal stages':>12} {'T recurrence (s)':>17} "
           f"{'T simulated (s)':>16} {'bubble recurrence':>18} {'simulated':>10}")
     for schedule, m, formula, T, simulated, recurred, bubble in table():
         print(f"{schedule:>8} {m:>3} {formula:>12.4f} {T:>17.9g} {simulated:>16.9g} "
               f"{recurred:>18.4f} {bubble:>10.4f}")
+
+
+    print(f"\ninterleaved 1F1B, 8 layers: {'p':>2} {'v':>2} {'m':>3} {'T recurrence (s)':>17} "
+          f"{'T simulated (s)':>16} {'bubble simulated':>17} {'(p-1)/(vm+p-1), equal chunks':>30}")
+    for p, v, m, T, simulated, bubble, formula in interleaved_table():
+        print(f"{'':>28}{p:>2} {v:>2} {m:>3} {T:>17.9g} {simulated:>16.9g} {bubble:>17.4f} "
+              f"{formula:>30.4f}")

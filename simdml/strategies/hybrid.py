@@ -8,8 +8,10 @@ pipeline stage ``s`` of it, tensor rank ``k`` within the stage.
 * **Pipeline** (:mod:`~simdml.strategies.pipeline_parallel`): stage ``s`` holds a
   contiguous block of layers (``partition``); replica ``d``'s share of the batch (its
   rows of ``np.array_split`` over the D replicas) is cut into ``microbatches`` and runs
-  the stage's plan (``gpipe`` or ``1f1b``); activations go to ``(d, s + 1, k)``, their
-  gradients to ``(d, s - 1, k)``: every tensor rank sends its own copy (Megatron's
+  the stage's plan (``gpipe``, ``1f1b``, or interleaved 1F1B with ``virtual_stages``:
+  then the stage holds ``v`` model chunks and the last stage's chunk ``c`` feeds the
+  first's ``c + 1``); activations go to ``(d, s + 1, k)``, their gradients to
+  ``(d, s - 1, k)`` (modulo P when interleaved): every tensor rank sends its own copy (Megatron's
   scatter-gather optimisation, which sends 1/T each, is not modelled).
 * **Tensor** (:mod:`~simdml.strategies.tensor_parallel`): within a stage the layers go in
   pairs ``(a, a + 1), ...`` from the stage's first layer; a pair is split over the T
@@ -51,7 +53,8 @@ from ..phantom import Phantom, is_phantom
 from .allreduce import Ring, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
-from .pipeline_parallel import SCHEDULES, Bubble, check_partition, partition_layers, plan
+from .pipeline_parallel import (SCHEDULES, Bubble, check_partition, check_virtual_stages,
+                                interleaving_fits, partition_layers, plan)
 
 __all__ = ["HybridOptions", "Layout", "MODELS", "start", "start_pipeline", "start_tensor",
            "run_layout", "factors_fit", "coordinates"]
@@ -67,12 +70,14 @@ class HybridOptions:
     microbatches: int = 1       # m: per replica and iteration
     schedule: str = "1f1b"      # gpipe | 1f1b
     partition: object = "uniform"  # the pipeline's: uniform | balanced | layer counts
+    virtual_stages: int = 1     # v: model chunks per stage, interleaved (1f1b only)
 
     def __post_init__(self):
         for name in ("data_parallel", "tensor_parallel", "pipeline_parallel", "microbatches"):
             _checks.integer(name, getattr(self, name), low=1)
         _checks.choice("schedule", self.schedule, SCHEDULES)
         check_partition(self.partition)
+        check_virtual_stages(self.virtual_stages, self.schedule)
 
 
 def factors_fit(s) -> None:
@@ -92,13 +97,18 @@ def factors_fit(s) -> None:
         raise ValueError(f"strategy.pipeline_parallel={P} puts at least one layer on each "
                          f"stage; the MLP has {n_layers} layers")
     m, b = o.get("microbatches", 1), s.strategy.batch_size
+    v = o.get("virtual_stages", 1)
+    interleaving_fits(n_layers, P, v, m, "strategy.pipeline_parallel")
     if _checks.is_integer(m) and b is not None and m * D > b:
         raise ValueError(f"strategy.microbatches={m} on each of the data_parallel={D} "
                          f"replicas needs {m * D} rows; strategy.batch_size={b}")
     part = o.get("partition")
-    if isinstance(part, (list, tuple)) and (len(part) != P or sum(part) != n_layers):
-        raise ValueError(f"strategy.partition must have one layer count per stage "
-                         f"(pipeline_parallel={P}) adding up to the {n_layers} layers; got "
+    chunks = P * v if _checks.is_integer(v) else P
+    if isinstance(part, (list, tuple)) and (len(part) != chunks or sum(part) != n_layers):
+        raise ValueError("strategy.partition must have one layer count per "
+                         + ("stage" if chunks == P else f"model chunk ({P} stages x "
+                            f"virtual_stages={v})")
+                         + f" (pipeline_parallel={P}) adding up to the {n_layers} layers; got "
                          f"{list(part)}")
 
 
@@ -179,13 +189,15 @@ class Layout(NamedTuple):
     partition: object
     recompute: bool
     kind: str               # the strategy.kind it runs (for its messages)
+    v: int = 1              # model chunks per stage (interleaved 1F1B when > 1)
 
 
 def start(job: Job):
     """``strategy.kind = "hybrid"``: the layout of its options."""
     o = job.options
     return run_layout(job, Layout(o.data_parallel, o.tensor_parallel, o.pipeline_parallel,
-                                  o.microbatches, o.schedule, o.partition, False, "hybrid"))
+                                  o.microbatches, o.schedule, o.partition, False, "hybrid",
+                                  o.virtual_stages))
 
 
 def start_pipeline(job: Job):
@@ -193,7 +205,7 @@ def start_pipeline(job: Job):
     o, p = job.options, len(job.workers)
     job.stats.counters["stages"] = p
     return run_layout(job, Layout(1, 1, p, o.microbatches, o.schedule, o.partition,
-                                  o.recompute, "pipeline"))
+                                  o.recompute, "pipeline", o.virtual_stages))
 
 
 def start_tensor(job: Job):
@@ -217,8 +229,13 @@ def run_layout(job: Job, layout: Layout):
                          f"batch: each micro-batch needs a row" if D == 1 else
                          f"strategy.microbatches={m} on each of the data_parallel={D} "
                          f"replicas needs {m * D} rows; a batch has {rows}")
+    v = layout.v
+    if v > 1 and (P < 2 or m % P):
+        raise ValueError(f"strategy.virtual_stages={v} interleaves the chunks of "
+                         f"{P} stage{'s' if P > 1 else ''}: it needs two or more stages and "
+                         f"strategy.microbatches={m} a multiple of them")
     flops = [f + b for f, b in model.layer_flops(max(1, rows // (D * m)))]
-    stages = partition_layers(flops, P, layout.partition)
+    chunks = partition_layers(flops, P * v, layout.partition)  # virtual stage c P + s
     workers = job.workers
     queues = [{tag: job.sim.store(f"{tag}@{n.name}") for tag in ("F", "B", "tp", "dp")}
               for n in workers]
@@ -228,14 +245,16 @@ def run_layout(job: Job, layout: Layout):
         d, s, k = coordinates(r, T, P)
         tensor = [rank(d, s, j) for j in range(T)]
         replicas = [rank(e, s, k) for e in range(D)]
-        links = _Links(workers[rank(d, s - 1, k)] if s > 0 else None,
-                       workers[rank(d, s + 1, k)] if s < P - 1 else None,
+        wrap = v > 1                # the last stage's chunk c feeds the first's c + 1
+        links = _Links(workers[rank(d, (s - 1) % P, k)] if s > 0 or wrap else None,
+                       workers[rank(d, (s + 1) % P, k)] if s < P - 1 or wrap else None,
                        Ring([workers[j] for j in tensor], "tp", [queues[j]["tp"] for j in tensor]),
                        Ring([workers[j] for j in replicas], "dp",
                             [queues[j]["dp"] for j in replicas]), k, d)
-        units = units_of(model, stages[s], k, T)
+        units = [units_of(model, chunks[c * P + s], k, T) for c in range(v)]
         plans.append((d, s, units, links))
-        indices.append(owned(model, units, is_phantom(job.params)))
+        indices.append(owned(model, [u for chunk in units for u in chunk],
+                             is_phantom(job.params)))
     board = Board(job.sim, indices, job.params.size)
     process = job.sim.process(recorder(job, board, lambda v: v * rows / y.size),
                               name=f"{layout.kind} recorder")
@@ -252,21 +271,22 @@ def run_layout(job: Job, layout: Layout):
 def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Board,
            batches: SharedBatches, data, inbox: dict, clock: Bubble):
     """Worker ``r``: its stage's plan for its replica's micro-batches, tensor-split; the
-    replicas' all-reduce; the step of its blocks."""
-    d, s, units, links = where
+    replicas' all-reduce; the step of its blocks. ``where`` has the units of each of
+    its model chunks (one, unless interleaved), its positions chunk after chunk."""
+    d, s, chunks, links = where
     node, model, opt = job.workers[r], job.model, job.optimizer
-    D, T, P, m = layout.D, layout.T, layout.P, layout.m
+    D, T, P, m, v = layout.D, layout.T, layout.P, layout.m, layout.v
     memory = node.memory
     X, y = data
-    first, last = s == 0, s == P - 1
-    memory.set("shard", (X.nbytes if first else 0) + (y.nbytes if last else 0))
+    memory.set("shard", (X.nbytes if s == 0 else 0) + (y.nbytes if s == P - 1 else 0))
     full = job.params.copy()          # the layers index the whole vector: only mine is read
     params = full[index]
     state = opt.init_state(params)
     memory.set("params", params.nbytes)
     memory.set("optimizer", state.nbytes)
-    ops = plan(layout.schedule, s, P, m)
-    sizes = [_unit_size(model, u) for u in units]
+    ops = plan(layout.schedule, s, P, m, v)
+    sizes = [[_unit_size(model, u) for u in units] for units in chunks]
+    ends = np.cumsum([sum(c) for c in sizes]).tolist()   # where each chunk's positions end
     version = 0
     while True:
         full[index] = params
@@ -282,6 +302,8 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
             part = parts[op.j]
             share = job.weight_of(y[part]) / weight
             flops = model.layer_flops(part.size)
+            units, key = chunks[op.c], (op.j, op.c)
+            first, last = s == 0 and op.c == 0, s == P - 1 and op.c == v - 1
             if op.kind == "F":
                 if first:
                     A = X[part[0]:part[-1] + 1] if rows is None else X[part]
@@ -292,7 +314,7 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                                                       T, node)
                 if layout.recompute:                          # keep only the input
                     caches = None
-                kept[op.j] = (stage_input, caches)
+                kept[key] = (stage_input, caches)
                 held = 0 if caches is None else _cached(caches, stage_input)
                 if first and rows is not None:
                     held += stage_input.nbytes                # a drawn batch is a copy
@@ -309,14 +331,15 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                 else:
                     dA = yield inbox["B"].get()
                     memory.release("buffers", dA.nbytes)
-                stage_input, caches = kept.pop(op.j)
+                stage_input, caches = kept.pop(key)
                 if caches is None:                            # the forward again
                     _, caches = yield from _stage_forward(job, model, full, units,
                                                           stage_input, links, flops, T, node)
                     memory.hold("activations", _cached(caches, stage_input))
                 held = _cached(caches, stage_input)          # released with the input
-                at = len(index)
-                for u, cache, size in zip(reversed(units), reversed(caches), reversed(sizes)):
+                at = ends[op.c]
+                for u, cache, size in zip(reversed(units), reversed(caches),
+                                          reversed(sizes[op.c])):
                     dA, g = yield from _backward(job, model, full, u, cache, dA, links, flops,
                                                  T, node)
                     grad[at - size:at] += share * g
