@@ -327,13 +327,13 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
 
 
 # -- 5. timing only -----------------------------------------------------------------
-def parallel3d_scenario(D, T, P, layers, width, m, rounds, math=False):
+def parallel3d_scenario(D, T, P, layers, width, m, rounds, math=False, n_samples=100_000):
     """D x T x P workers training an MLP of ``layers`` layers of ``width`` (float32, Adam)
     on 25 Gbit/s links: the shapes of a large language model's blocks, as dense layers."""
     return simdml.Scenario().replace(**{
         "math": math, "trace_spans": False, "cluster.workers": D * T * P,
         "cluster.speed": 1e14, "cluster.memory": 80e9, "network.latency": 2e-6,
-        "network.bandwidth": 25e9, "data.dataset": "synthetic", "data.n_samples": 100_000,
+        "network.bandwidth": 25e9, "data.dataset": "synthetic", "data.n_samples": n_samples,
         "data.n_features": width, "data.n_classes": 2, "model.kind": "mlp",
         "model.hidden": [width] * (layers - 1), "model.dtype": "float32",
         "optimizer.kind": "adam", "strategy.kind": "hybrid", "strategy.data_parallel": D,
@@ -347,7 +347,8 @@ def bench_timing(quick: bool, repeat: int) -> list[dict]:
     node-layer micro-batch steps simulated per second (each of the D T P nodes runs its
     L / P layers' share on each of its m micro-batches per iteration)."""
     rows = []
-    small = parallel3d_scenario(2, 2, 2, 8, 256 if quick else 1024, 4, 2 if quick else 5)
+    small = parallel3d_scenario(2, 2, 2, 8, 256 if quick else 1024, 4, 2 if quick else 5,
+                                n_samples=4_000)
     with_math = timed(lambda: simdml.run(small.replace(math=True)), repeat)
     shapes = timed(lambda: simdml.run(small), repeat)
     rows.append({"group": "timing", "name": "2x2x2, 8 layers of 1024: shapes vs math"

@@ -157,7 +157,7 @@ def _index_shape(shape: tuple[int, ...], key) -> tuple[int, ...]:
                 k = np.asarray(k)
             if _dtype_of(k) == np.bool_:
                 if isinstance(k, Phantom):
-                    _refuse(f"a boolean mask selects rows")
+                    _refuse("a boolean mask selects rows")
                 advanced.append((int(np.count_nonzero(k)),))
                 dim += k.ndim
             else:

@@ -578,7 +578,10 @@ def test_12_gpipe_and_1f1b_idle_alike_and_1f1b_holds_less(tmp_path):
 
 
 def test_13_all_three_is_the_fastest_that_fits(tmp_path):
-    """8x1x1 peaks at 14.36 MB (32 bytes a parameter: 13.2 MB) and 13.53 ms; 4x2x1 is the
+    """(c): the 7.10e9-parameter model (timing only) runs out of memory on 16x1x1, 8x1x2,
+    8x2x1 (states 113.56, 58.0, 56.8 GB); the others hold 16 Psi_0 / T; 1x1x16 the least
+    (12.55 GB) and slowest (1151.7 ms, bubble 15/19); 2x2x4 fastest, 714.7 ms, 20.50 GB,
+    then 2x1x8 772.3 and 2x4x2 780.0. (a), (b): 8x1x1 peaks at 14.36 MB (32 bytes a parameter: 13.2 MB) and 13.53 ms; 4x2x1 is the
     fastest, 11.55 ms, at 7.75 MB; 2x2x2 the fastest that fits, 12.19 ms, ahead of 2x4x1
     12.34; 1x1x8 the least memory, 2.83 MB, 24.94 ms, bubble 7/11 = 0.64; 1x8x1 16.32 ms;
     bytes 5.80 (= 2 (D-1)/D 8 Psi), 5.54, 0.92, 1.88 MB; the same model within 1.8e-13."""
@@ -603,6 +606,27 @@ def test_13_all_three_is_the_fastest_that_fits(tmp_path):
     assert max(rows, key=lambda k: rows[k]["bytes"]) == "8x1x1"
     assert min(rows, key=lambda k: rows[k]["bytes"]) == "1x1x8"
     assert out["model_gap"] < 2e-13 and f"{out['model_gap']:.1e}" == "1.8e-13"
+    # (c) the large model, timing only
+    large = out["large"]["rows"]
+    gb = lambda k, c: round(large[k][c] / 1e9, 2)
+    assert round(out["large"]["psi"] / 1e9, 2) == 7.10
+    assert {k for k, r in large.items() if not r["fits"]} == {"16x1x1", "8x1x2", "8x2x1"}
+    assert gb("16x1x1", "states_formula") == 113.56
+    assert round(large["16x1x1"]["states_formula"] / 16) == out["large"]["psi"]
+    assert (round(large["8x1x2"]["states_formula"] / 1e9, 1),
+            round(large["8x2x1"]["states_formula"] / 1e9, 1)) == (58.0, 56.8)
+    fits = {k: r for k, r in large.items() if r["fits"]}
+    assert all(r["states"] == pytest.approx(r["states_formula"], rel=1e-3) for r in fits.values())
+    assert all(r["peak"] <= 40e9 for r in fits.values())
+    assert {gb(k, "states") for k in fits} == {28.99, 28.39, 14.50, 7.25}
+    step = lambda k: round(1e3 * large[k]["T_step"], 1)
+    assert min(fits, key=lambda k: fits[k]["peak"]) == "1x1x16" and gb("1x1x16", "peak") == 12.55
+    assert max(fits, key=lambda k: fits[k]["T_step"]) == "1x1x16" and step("1x1x16") == 1151.7
+    assert large["1x1x16"]["bubble"] == 15 / 19 and round(15 / 19, 2) == 0.79
+    assert out["large"]["best"] == "2x2x4" and step("2x2x4") == 714.7 and gb("2x2x4", "peak") == 20.5
+    ranked = sorted(fits, key=lambda k: fits[k]["T_step"])
+    assert ranked[:3] == ["2x2x4", "2x1x8", "2x4x2"] and (step("2x1x8"), step("2x4x2")) == (
+        772.3, 780.0)
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already
