@@ -19,6 +19,7 @@ LAYERS = [
     ("randomness", ["simdml._rng"]),
     ("payloads", ["simdml.phantom"]),
     ("cluster", ["simdml.network", "simdml.memory", "simdml.cluster", "simdml.faults"]),
+    ("collectives", ["simdml.collectives"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),

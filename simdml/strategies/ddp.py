@@ -15,7 +15,8 @@ iteration, on every worker at once:
    ``overlap = false`` every bucket waits for the end of backward. Communication is one
    stream per worker (NCCL's one stream): buckets are all-reduced one after another, in
    the order they became ready -- the same order on every worker, since every worker
-   has the same buckets -- each by the ring of :mod:`~simdml.strategies.allreduce`;
+   has the same buckets -- each by the ring (or ``collective``, any algorithm of
+   :mod:`~simdml.collectives`);
 4. when the last bucket is summed, each worker holds the full-batch gradient and takes
    the same optimizer step; worker 0 records to the monitor.
 
@@ -30,7 +31,8 @@ Time model (deterministic compute, identical workers and shards). Let ``F`` be t
 forward time, ``B_l`` layer ``l``'s backward time, bucket ``k`` ready at
 ``r_k = F + sum of B_l over the layers from the last down to the bucket's first``,
 its all-reduce ``A_k = 2 (n - 1) (alpha + (b_k / n) / beta)`` (``b_k`` its bytes, a
-chunk of ``b_k / n`` bytes per step), and ``S`` the optimizer step. The stream ends at
+chunk of ``b_k / n`` bytes per step; another ``collective``: its
+``collectives.allreduce_time``), and ``S`` the optimizer step. The stream ends at
 ``c_k = max(c_{k-1}, r_k) + A_k``, so an iteration lasts
 
     overlap:     T = max_k (r_k + A_k + A_{k+1} + ... + A_{K-1}) + S
@@ -71,7 +73,7 @@ import numpy as np
 
 from .. import _checks
 from . import zero as _zero
-from .allreduce import ring_allreduce
+from ..collectives import ALIASES, ALLREDUCE, allreduce
 from .job import Job
 
 __all__ = ["DDPOptions", "Bucket", "DEFAULT_BUCKET_SIZE", "MODELS", "start", "worker",
@@ -86,10 +88,16 @@ class DDPOptions:
     bucket_size: int = DEFAULT_BUCKET_SIZE  # bytes of gradient (8 per float64 parameter, 4 per float32)
     overlap: bool = True  # all-reduce a bucket once it is ready; false: after all backward
     zero: int = 0         # ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + params
+    collective: str = "ring"  # each bucket's all-reduce (simdml.collectives.ALLREDUCE)
 
     def __post_init__(self):
         _checks.integer("bucket_size", self.bucket_size, low=1)
         _checks.flag("overlap", self.overlap)
+        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
+        if self.zero and ALIASES.get(self.collective, self.collective) != "ring":
+            raise ValueError(f"zero={self.zero} shards along the ring's reduce-scatter and "
+                             f"all-gather; collective={self.collective!r} is not the ring "
+                             f"(use collective = 'ring', or zero = 0)")
         if type(self.zero) is not int or self.zero not in _zero.STAGES:
             raise ValueError(f"zero must be one of {', '.join(map(str, _zero.STAGES))} (0: plain "
                              f"ddp; 1 shards the optimizer state, 2 also the gradients, 3 also "
@@ -216,7 +224,8 @@ def _stream(job: Job, i: int, buckets: list[Bucket], grad: np.ndarray, ready: li
     for bucket, event in zip(buckets, ready):
         yield event
         begin = job.sim.now
-        grad[bucket.span] = yield from ring_allreduce(job, i, grad[bucket.span])
+        grad[bucket.span] = yield from allreduce(job.options.collective, job.group, i,
+                                                 grad[bucket.span])
         spans.append((begin, job.sim.now))
     return grad, spans
 

@@ -50,7 +50,7 @@ import numpy as np
 from .. import _checks
 from ..models.mlp import LayerCache
 from ..phantom import Phantom, is_phantom
-from .allreduce import Ring, ring_allreduce
+from ..collectives import Group, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import (SCHEDULES, Bubble, check_partition, check_virtual_stages,
@@ -172,8 +172,8 @@ def owned(model, units: list[Unit], shape_only: bool = False) -> np.ndarray:
 class _Links(NamedTuple):
     prev: object          # the node of (d, s - 1, k), or None
     next: object          # the node of (d, s + 1, k), or None
-    tensor: Ring          # (d, s, *), tagged "tp"
-    replicas: Ring        # (*, s, k), tagged "dp"
+    tensor: Group         # (d, s, *), tagged "tp"
+    replicas: Group       # (*, s, k), tagged "dp"
     k: int                # my place in the tensor ring
     d: int                # ... and in the replicas' ring
 
@@ -248,8 +248,8 @@ def run_layout(job: Job, layout: Layout):
         wrap = v > 1                # the last stage's chunk c feeds the first's c + 1
         links = _Links(workers[rank(d, (s - 1) % P, k)] if s > 0 or wrap else None,
                        workers[rank(d, (s + 1) % P, k)] if s < P - 1 or wrap else None,
-                       Ring([workers[j] for j in tensor], "tp", [queues[j]["tp"] for j in tensor]),
-                       Ring([workers[j] for j in replicas], "dp",
+                       Group([workers[j] for j in tensor], "tp", [queues[j]["tp"] for j in tensor]),
+                       Group([workers[j] for j in replicas], "dp",
                             [queues[j]["dp"] for j in replicas]), k, d)
         units = [units_of(model, chunks[c * P + s], k, T) for c in range(v)]
         plans.append((d, s, units, links))
@@ -349,7 +349,7 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                 if not first:
                     node.send(links.prev, ("B", dA), dA.nbytes)
         if D > 1:                                             # the replicas' sum
-            grad = yield from ring_allreduce(job, links.d, grad, links.replicas)
+            grad = yield from ring_allreduce(links.replicas, links.d, grad)
         yield node.compute(opt.flops(params.size))
         params, state = opt.step(params, grad, state, version)
         memory.free("grads")
@@ -392,7 +392,7 @@ def _forward(job, model, full, u: Unit, A, links: _Links, flops, T, node):
     Ai, slope_a = model.activate(A @ Wa[:, u.units] + ba[u.units])
     partial = Ai @ Wb[u.units, :]
     yield node.compute((flops[u.a][0] + flops[u.b][0]) / T)
-    Z = (yield from ring_allreduce(job, links.k, partial, links.tensor)) + bb
+    Z = (yield from ring_allreduce(links.tensor, links.k, partial)) + bb
     if u.b == model.n_layers - 1:
         return Z, (LayerCache(A, slope_a), LayerCache(Ai, None))
     out, slope_b = model.activate(Z)
@@ -413,7 +413,7 @@ def _backward(job, model, full, u: Unit, cache, dA, links: _Links, flops, T, nod
     part, ga = model.backward_dense(Wa[:, u.units], cache_a, dAi, input_grad=u.a > 0)
     yield node.compute((flops[u.a][1] + flops[u.b][1]) / T)
     if u.a > 0:
-        part = yield from ring_allreduce(job, links.k, part, links.tensor)
+        part = yield from ring_allreduce(links.tensor, links.k, part)
     return part, np.concatenate([ga, gb])
 
 

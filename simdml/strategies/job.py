@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cluster import Cluster, Node
+from ..collectives import Group
 from ..engine import Simulator
 from ..optim import Optimizer
 from .checkpoints import Checkpoints
@@ -101,9 +102,17 @@ class Job:
                                            monitor=self.monitor, stats=self.stats)
         self.n_train = sum(s.n_rows for s in self.shards)
         self._activations: dict[int, int] = {}  # n_rows -> bytes (activation_nbytes)
+        self._group = None
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
         total = sum(self.weight_of(s.y) for s in self.shards)
         self.shard_weights = [self.weight_of(s.y) / total for s in self.shards]
+
+    @property
+    def group(self) -> Group:
+        """Every worker, in order: the group of a strategy's collectives (made once)."""
+        if self._group is None:
+            self._group = Group(self.workers)
+        return self._group
 
     def start(self, server, worker, *server_args):
         """Start ``worker(job, i)`` on every worker, then ``server(job, *server_args)`` on

@@ -75,7 +75,7 @@ from typing import Callable
 
 import numpy as np
 
-from .allreduce import owned_chunk, ring_allgather, ring_reduce_scatter
+from ..collectives import owned_chunk, ring_allgather, ring_reduce_scatter
 from .job import Job
 from .joined import Board, recorder
 
@@ -312,7 +312,7 @@ def _stream(job: Job, i: int, ops: list[_Op], spans: list):
     for op in ops:
         chunks, then = yield op.trigger
         begin = job.sim.now
-        yield from op.collective(job, i, chunks)
+        yield from op.collective(job.group, i, chunks)
         then(chunks)
         spans.append((begin, job.sim.now))
         op.done.succeed()

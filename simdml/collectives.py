@@ -1,0 +1,345 @@
+"""Collective communication on a group of nodes: generator processes that every node of
+the group runs at once, with real chunks, real sums and real messages.
+
+``allreduce(name, group, i, vector)`` sums ``vector`` over the group (``i``: this node's
+rank) with the algorithm ``name`` (``ALLREDUCE``); the ring's two halves,
+``ring_reduce_scatter`` and ``ring_allgather``, are also collectives of their own (ZeRO
+uses them apart). Every node of the group ends with the same bits (each block of the sum
+is added up once and copied, or the same two operands are added on both sides).
+
+Algorithms (Thakur, Rabenseifner & Gropp 2005; ``p`` nodes, ``n`` bytes, one message
+costs ``alpha + n beta`` -- the network's latency and 1 / bandwidth -- and a node sends
+one and receives one at a time; free compute):
+
+* ``ring`` (Patarasuk & Yuan 2009): ``p - 1`` reduce-scatter steps and ``p - 1``
+  all-gather steps of ``1/p`` of the vector: ``2 (p - 1) alpha + 2 (p - 1) / p n beta``.
+* ``tree``: a binomial tree, ``reduce`` to rank 0, then ``broadcast`` back (each a
+  collective of its own, ``ceil(log2 p) (alpha + n beta)``): ``2 ceil(log2 p) (alpha +
+  n beta)``.
+* ``recursive_doubling``: ``log2 p`` steps; at step ``k`` each node swaps its whole
+  partial sum with rank ``i xor 2^k`` and adds: ``log2 p (alpha + n beta)``.
+* ``rabenseifner`` (alias ``halving_doubling``): a reduce-scatter by recursive halving
+  (the partner at distance ``p/2, p/4, ...`` gets the half of my blocks I do not keep),
+  then an all-gather by recursive doubling: ``2 log2 p alpha + 2 (p - 1) / p n beta``.
+
+Non-powers of two (``recursive_doubling``, ``rabenseifner``), as MPICH does: with ``p'``
+the largest power of two below ``p`` and ``r = p - p'``, each even rank ``2k < 2r`` hands
+its vector to rank ``2k + 1``, which adds it; the ``p'`` remaining ranks run the
+algorithm; each odd rank ``2k + 1 < 2r`` sends the result back. That costs two messages
+of the whole vector more: ``+ 2 (alpha + n beta)``, with ``p'`` in place of ``p`` above.
+The ring and the tree need no special case (the tree's last level is partly empty).
+``allreduce_time`` is the formula of each. It is the simulated time exactly for the ring
+at any ``p`` and for every algorithm at a power of two (``tests/test_collectives.py``).
+Off powers of two the formulas count whole synchronous steps, while here a node with
+nothing to wait for sends at once: latencies overlap (or, where NIC queues meet, one
+collides), so the simulated latency count is the messages' own; the bandwidth term, the
+bytes on each critical path, is still the formula's exactly. A tree's root has the sum
+when its reduce ends (its broadcast is queued on its NIC): it returns after half the
+cost, the others after all of it.
+
+Messages. The ring's chunk is the next message from the left neighbour: it is the only
+sender, and a link keeps its order. The others hear from a different partner at every
+step, so a message is a ``Piece`` naming the call and the step, and a piece that arrives
+early (a partner already a step or a call ahead) waits in its group's buffer until the
+node asks for it. A piece costs its array's bytes (the two numbers of its name are not
+counted: a real library puts them in the header of its own transport).
+
+Groups. A ``Group`` (nodes in rank order) untagged uses each node's mailbox, which must
+then carry only the group's traffic; tagged, a message travels as ``(tag, array)`` and is
+taken from ``inboxes[k]``, a queue the node's demultiplexer fills (hybrid's rings). Only
+the ring runs on a tagged group.
+
+References
+----------
+R. Thakur, R. Rabenseifner and W. Gropp, "Optimization of Collective Communication
+Operations in MPICH", IJHPCA 19(1), 2005, Sec. 4 (the costs above); P. Patarasuk and
+X. Yuan, "Bandwidth optimal all-reduce algorithms for clusters of workstations", JPDC
+69(2), 2009; R. Rabenseifner, "Optimization of Collective Reduction Operations", ICCS
+2004.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Group", "Piece", "ALLREDUCE", "ALIASES", "allreduce", "allreduce_time",
+           "ring_allreduce", "ring_reduce_scatter", "ring_allgather", "owned_chunk",
+           "reduce", "broadcast", "tree_time"]
+
+
+class Group:
+    """Nodes that run collectives together, in rank order (see the module docstring:
+    untagged, their mailboxes; tagged, ``(tag, array)`` into ``inboxes[k]``)."""
+
+    __slots__ = ("nodes", "tag", "inboxes", "_calls", "_early")
+
+    def __init__(self, nodes, tag: str | None = None, inboxes: list | None = None):
+        self.nodes, self.tag, self.inboxes = list(nodes), tag, inboxes
+        self._calls = [0] * len(self.nodes)            # collectives each rank has begun
+        self._early = [{} for _ in self.nodes]          # rank -> {(call, step): array}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+class Piece(NamedTuple):
+    """A message of a stepped collective: ``array`` for step ``step`` of call ``call``."""
+
+    call: int
+    step: int
+    array: np.ndarray
+
+
+# -- the ring ---------------------------------------------------------------------------
+
+def ring_allreduce(group: Group, i: int, vector: np.ndarray):
+    """Process: sum ``vector`` over the ring (node ``k`` sends to ``k + 1``); returns the
+    sum. The reduce-scatter, then the all-gather: each half is a process of its own."""
+    n = len(group)
+    if n == 1:
+        return vector
+    chunks = [c.copy() for c in np.array_split(vector, n)]
+    yield from ring_reduce_scatter(group, i, chunks)
+    yield from ring_allgather(group, i, chunks)
+    return np.concatenate(chunks)
+
+
+def owned_chunk(i: int, n: int) -> int:
+    """The chunk node ``i`` of ``n`` holds summed after the ring's reduce-scatter (and
+    sends first in its all-gather): ``(i + 1) mod n``."""
+    return (i + 1) % n
+
+
+def _ring_link(group: Group, i: int):
+    """``(n, send(array), recv())`` for node ``i`` of the ring."""
+    n, node = len(group), group.nodes[i]
+    right = group.nodes[(i + 1) % n]
+    if group.tag is None:
+        return n, lambda array: node.send(right, array), node.recv
+    tag, inbox = group.tag, group.inboxes[i]
+    return n, lambda array: node.send(right, (tag, array), array.nbytes), inbox.get
+
+
+def ring_reduce_scatter(group: Group, i: int, chunks: list[np.ndarray]):
+    """Process: ``n - 1`` steps that leave, in place, ``chunks[owned_chunk(i, n)]`` summed
+    over the ring (the other chunks hold partial sums). ``chunks`` are node ``i``'s own
+    ``n`` arrays (its copies: they are added to)."""
+    n, send, recv = _ring_link(group, i)
+    for step in range(n - 1):
+        out, into = (i - step) % n, (i - step - 1) % n
+        send(chunks[out])
+        partial = yield recv()
+        if partial.shape != chunks[into].shape:   # a broken order would broadcast silently
+            raise RuntimeError(f"worker {i}'s ring received a chunk of shape {partial.shape} "
+                               f"for its chunk {into} of shape {chunks[into].shape}")
+        chunks[into] += partial
+
+
+def ring_allgather(group: Group, i: int, chunks: list[np.ndarray]):
+    """Process: ``n - 1`` steps from ``chunks[owned_chunk(i, n)]`` (each node's own) to
+    every node holding every node's chunk, in place of the others in ``chunks``."""
+    n, send, recv = _ring_link(group, i)
+    for step in range(n - 1):
+        out, into = (i + 1 - step) % n, (i - step) % n
+        send(chunks[out])
+        chunks[into] = yield recv()
+
+
+# -- stepped collectives: a partner per step --------------------------------------------
+
+class _Steps:
+    """Node ``i``'s side of one stepped collective: ``send(j, step, array)`` and
+    ``recv(step)`` (a process: the piece of this call and step, early ones buffered)."""
+
+    def __init__(self, group: Group, i: int):
+        if group.tag is not None:
+            raise ValueError(f"only the ring runs on a tagged group (tag {group.tag!r})")
+        self.group, self.i, self.node = group, i, group.nodes[i]
+        self.call = group._calls[i]
+        group._calls[i] += 1
+
+    def send(self, j: int, step: int, array: np.ndarray) -> None:
+        self.node.send(self.group.nodes[j], Piece(self.call, step, array), array.nbytes)
+
+    def recv(self, step: int):
+        early = self.group._early[self.i]
+        key = (self.call, step)
+        while key not in early:
+            piece = yield self.node.recv()
+            early[(piece.call, piece.step)] = piece.array
+        return early.pop(key)
+
+
+def _fold(steps: _Steps, vector: np.ndarray, p: int):
+    """Process: the non-power-of-two prologue. Returns ``(rank among the p' that go on,
+    or None for a rank that handed its vector over; p'; the vector)``."""
+    q = 1 << (p.bit_length() - 1)            # p': the largest power of two <= p
+    r, i = p - q, steps.i
+    if i < 2 * r:
+        if i % 2 == 0:
+            steps.send(i + 1, -1, vector)
+            return None, q, vector
+        vector = vector + (yield from steps.recv(-1))
+        return i // 2, q, vector
+    return i - r, q, vector
+
+
+def _real(rank: int, p: int, q: int) -> int:
+    """The node of rank ``rank`` among the ``q`` that go on."""
+    r = p - q
+    return 2 * rank + 1 if rank < r else rank + r
+
+
+def _unfold(steps: _Steps, me, p: int, q: int, vector):
+    """Process: the epilogue: the odd ranks below ``2 r`` send the sum back."""
+    i, r = steps.i, p - q
+    if me is None:
+        return (yield from steps.recv(-2))
+    if i < 2 * r:
+        steps.send(i - 1, -2, vector)
+    return vector
+
+
+def recursive_doubling(group: Group, i: int, vector: np.ndarray):
+    """Process: ``log2 p'`` steps; at step ``k`` swap the partial sum with the partner at
+    distance ``2^k`` and add (both sides add the same two arrays: the same bits)."""
+    p = len(group)
+    if p == 1:
+        return vector
+    steps = _Steps(group, i)
+    me, q, x = yield from _fold(steps, vector, p)
+    if me is not None:
+        for k in range(q.bit_length() - 1):
+            partner = _real(me ^ (1 << k), p, q)
+            steps.send(partner, k, x)
+            x = x + (yield from steps.recv(k))
+    return (yield from _unfold(steps, me, p, q, x))
+
+
+def rabenseifner(group: Group, i: int, vector: np.ndarray):
+    """Process: a reduce-scatter by recursive halving over ``p'`` blocks, then an
+    all-gather by recursive doubling (Rabenseifner 2004)."""
+    p = len(group)
+    if p == 1:
+        return vector
+    steps = _Steps(group, i)
+    me, q, x = yield from _fold(steps, vector, p)
+    if me is not None:
+        blocks = [b.copy() for b in np.array_split(x, q)]
+        lo, hi, step = 0, q, 0
+        d = q // 2
+        while d >= 1:                              # halving: keep one half of my blocks
+            mid = (lo + hi) // 2
+            keep, give = ((lo, mid), (mid, hi)) if me & d == 0 else ((mid, hi), (lo, mid))
+            partner = _real(me ^ d, p, q)
+            steps.send(partner, step, np.concatenate(blocks[give[0]:give[1]]))
+            theirs = yield from steps.recv(step)
+            sizes = [b.size for b in blocks[keep[0]:keep[1]]]
+            for k, part in zip(range(*keep), np.split(theirs, np.cumsum(sizes)[:-1])):
+                blocks[k] += part
+            lo, hi, step, d = keep[0], keep[1], step + 1, d // 2
+        d = 1
+        while d < q:                               # doubling: swap what each holds
+            partner = _real(me ^ d, p, q)
+            steps.send(partner, step, np.concatenate(blocks[lo:hi]))
+            theirs = yield from steps.recv(step)
+            other = (hi, hi + (hi - lo)) if me & d == 0 else (lo - (hi - lo), lo)
+            sizes = [b.size for b in blocks[other[0]:other[1]]]
+            for k, part in zip(range(*other), np.split(theirs, np.cumsum(sizes)[:-1])):
+                blocks[k] = part
+            lo, hi = min(lo, other[0]), max(hi, other[1])
+            step, d = step + 1, d * 2
+        x = np.concatenate(blocks)
+    return (yield from _unfold(steps, me, p, q, x))
+
+
+def reduce(group: Group, i: int, vector: np.ndarray):
+    """Process: a binomial-tree reduce to rank 0 (at step ``k`` the ranks ``i = 2^k mod
+    2^(k+1)`` send their partial sum to ``i - 2^k`` and are done); returns the sum on rank
+    0, None elsewhere. ``ceil(log2 p) (alpha + n beta)`` at a power of two."""
+    p = len(group)
+    if p == 1:
+        return vector
+    steps = _Steps(group, i)
+    x = vector
+    for k in range((p - 1).bit_length()):
+        span = 1 << k
+        if i % (2 * span) == span:
+            steps.send(i - span, k, x)
+            return None
+        if i + span < p:
+            x = x + (yield from steps.recv(k))
+    return x
+
+
+def broadcast(group: Group, i: int, vector: np.ndarray | None):
+    """Process: rank 0's ``vector`` to every rank down the binomial tree (the reduce's,
+    reversed: at step ``k``, from the highest, ranks ``i = 0 mod 2^(k+1)`` send to ``i +
+    2^k``); returns it on every rank (the others pass None). ``ceil(log2 p) (alpha + n
+    beta)`` at a power of two; rank 0 returns once its copies are queued on its NIC."""
+    p = len(group)
+    if p == 1:
+        return vector
+    steps = _Steps(group, i)
+    x = vector
+    for k in reversed(range((p - 1).bit_length())):
+        span = 1 << k
+        if i % (2 * span) == span:
+            x = yield from steps.recv(k)
+        elif i % (2 * span) == 0 and i + span < p:
+            steps.send(i + span, k, x)
+    return x
+
+
+def tree(group: Group, i: int, vector: np.ndarray):
+    """Process: ``reduce`` to rank 0, then ``broadcast`` back down the same tree."""
+    total = yield from reduce(group, i, vector)
+    return (yield from broadcast(group, i, total))
+
+
+#: the all-reduce algorithms by name (``collective = NAME``)
+ALLREDUCE = {"ring": ring_allreduce, "tree": tree, "recursive_doubling": recursive_doubling,
+             "rabenseifner": rabenseifner}
+#: other names of the same algorithms (resolved by ``allreduce``)
+ALIASES = {"halving_doubling": "rabenseifner"}
+
+
+def allreduce(name: str, group: Group, i: int, vector: np.ndarray):
+    """Process: node ``i``'s part of summing ``vector`` over ``group`` with the algorithm
+    ``name``; returns the sum (the same bits on every node)."""
+    return (yield from ALLREDUCE[ALIASES.get(name, name)](group, i, vector))
+
+
+def tree_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
+    """A binomial ``reduce`` or ``broadcast``: ``ceil(log2 p) (alpha + n beta)``."""
+    return (p - 1).bit_length() * (latency + nbytes / bandwidth)
+
+
+def allreduce_time(name: str, p: int, nbytes: float, latency: float, bandwidth: float) -> float:
+    """The alpha-beta cost of an all-reduce of ``nbytes`` over ``p`` nodes (free compute;
+    the module docstring's formulas, Thakur et al. 2005), ``alpha = latency``, ``beta =
+    1 / bandwidth``; the ring's and Rabenseifner's bandwidth terms assume ``p`` (``p'``)
+    divides the vector's elements.
+
+    >>> allreduce_time("ring", 4, 800, 1e-3, 1e6), allreduce_time("tree", 4, 800, 1e-3, 1e6)
+    (0.0072, 0.0072)
+    """
+    name = ALIASES.get(name, name)
+    if p == 1:
+        return 0.0
+    a, n = latency, nbytes / bandwidth
+    q = 1 << (p.bit_length() - 1)
+    extra = 0.0 if q == p else 2 * (a + n)
+    steps = int(math.log2(q))
+    if name == "ring":
+        return 2 * (p - 1) * a + 2 * (p - 1) / p * n
+    if name == "tree":
+        return 2 * tree_time(p, nbytes, latency, bandwidth)
+    if name == "recursive_doubling":
+        return steps * (a + n) + extra
+    if name == "rabenseifner":
+        return 2 * steps * a + 2 * (q - 1) / q * n + extra
+    raise ValueError(f"no all-reduce algorithm {name!r}; known: "
+                     f"{', '.join(map(repr, [*ALLREDUCE, *ALIASES]))}")
