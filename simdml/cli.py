@@ -178,12 +178,12 @@ def _run(args) -> int:
         if path:
             _check_output_path(f"--{option}", path)
     result = run(scenario, progress=_progress(args))
+    if args.out:                  # the result first: a figure that fails loses nothing
+        result.save(args.out)
     if args.trace:
         result.trace.save(args.trace)
     if args.plot:
         _plot(result, args.plot)
-    if args.out:
-        result.save(args.out)
     if args.json:
         print(result.to_json())
     else:
@@ -376,8 +376,8 @@ def _plot_file(args) -> int:
     _check_output_path("--plot", args.out)
     data = load_result(args.result)  # checked: a malformed file is a one-line error
     if args.kind == "loss":
-        run = SimpleNamespace(history=data["history"], model=SimpleNamespace(
-            is_classifier=data.get("score_name") == "accuracy"))
+        run = SimpleNamespace(history=data["history"], summary={
+            "score_name": data.get("score_name"), "timing_only": data.get("timing_only")})
         fig = plots.history({str(data.get("scenario", "run")): run})
     else:
         fig = plots.utilization(SimpleNamespace(nodes=data["nodes"],

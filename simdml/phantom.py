@@ -39,6 +39,11 @@ class PhantomError(TypeError):
     """Something a timing-only run cannot do: it needs the values the run does not have."""
 
 
+class _NoAttribute(PhantomError, AttributeError):
+    """A method a phantom does not have (``.item()``, ``.argmax()``): refused, and still
+    an AttributeError for ``hasattr``."""
+
+
 def _refuse(what: str):
     raise PhantomError(f"a timing-only run (math = false) has no values: {what}, which "
                        f"depends on the data")
@@ -131,20 +136,25 @@ def _reduced(shape, axis, keepdims: bool) -> tuple[int, ...]:
 
 def _index_shape(shape: tuple[int, ...], key) -> tuple[int, ...]:
     """The shape of ``a[key]`` for an array of ``shape``: numpy's basic and advanced
-    indexing rules, from the key's shapes only (advanced indices that sit next to each
-    other are replaced in place by their broadcast shape, otherwise it goes first)."""
+    indexing rules, from the key's shapes only. With an array in the key, its integers
+    are advanced indices too; advanced indices side by side are replaced in place by
+    their broadcast shape, apart it goes first. A boolean array selects as many entries
+    as it has true ones (a phantom mask has no count: refused)."""
     key = key if isinstance(key, tuple) else (key,)
-    n_used = sum(1 for k in key if k is not None and k is not Ellipsis
-                 and not (_is_array(k) and _dtype_of(k) == np.bool_)) + sum(
-        len(_shape_of(k)) for k in key if _is_array(k) and _dtype_of(k) == np.bool_)
+    key = tuple(np.asarray(k) if isinstance(k, list) else k for k in key)
     if sum(k is Ellipsis for k in key) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    if n_used > len(shape):
+    is_bool = lambda k: isinstance(k, (bool, np.bool_)) or (  # noqa: E731
+        _is_array(k) and _dtype_of(k) == np.bool_)
+    has_array = any(_is_array(k) for k in key)
+    used = sum(len(_shape_of(k)) if is_bool(k) else 0 if k is None or k is Ellipsis else 1
+               for k in key)
+    if used > len(shape):
         raise IndexError(f"too many indices for an array of shape {shape}")
-    out, advanced, where, dim, last_adv = [], [], None, 0, None
+    out, advanced, places, dim = [], [], [], 0
     for pos, k in enumerate(key):
         if k is Ellipsis:
-            rest = len(shape) - n_used
+            rest = len(shape) - used
             out += shape[dim:dim + rest]
             dim += rest
         elif k is None:
@@ -152,32 +162,36 @@ def _index_shape(shape: tuple[int, ...], key) -> tuple[int, ...]:
         elif isinstance(k, slice):
             out.append(len(range(*k.indices(shape[dim]))))
             dim += 1
-        elif _is_array(k) or isinstance(k, list):
-            if isinstance(k, list):
-                k = np.asarray(k)
-            if _dtype_of(k) == np.bool_:
-                if isinstance(k, Phantom):
-                    _refuse("a boolean mask selects rows")
-                advanced.append((int(np.count_nonzero(k)),))
-                dim += k.ndim
-            else:
-                advanced.append(_shape_of(k))
-                dim += 1
-            if where is None:
-                where = len(out)
-            elif last_adv != pos - 1:
-                where = 0                        # advanced indices apart: the result's front
-            last_adv = pos
+        elif is_bool(k):
+            if isinstance(k, Phantom):
+                _refuse("a boolean mask selects rows")
+            mask = np.asarray(k)
+            if mask.shape != shape[dim:dim + mask.ndim]:
+                raise IndexError(f"a boolean index of shape {mask.shape} does not match the "
+                                 f"array's axes {shape[dim:dim + mask.ndim]}")
+            advanced.append((int(np.count_nonzero(mask)),))
+            places.append((pos, len(out)))
+            dim += mask.ndim
+        elif _is_array(k):
+            if _dtype_of(k).kind not in "iu":
+                raise IndexError("arrays used as indices must be of integer (or boolean) type")
+            advanced.append(_shape_of(k))
+            places.append((pos, len(out)))
+            dim += 1
         else:
             i = operator.index(k)
             if not -shape[dim] <= i < shape[dim]:
                 raise IndexError(f"index {i} is out of bounds for axis {dim} with size "
                                  f"{shape[dim]}")
-            if where is not None:
-                last_adv = pos                  # an integer is an advanced index too
+            if has_array:                       # an integer beside an array is advanced
+                advanced.append(())
+                places.append((pos, len(out)))
             dim += 1
     out += shape[dim:]
     if advanced:
+        positions = [p for p, _ in places]
+        side_by_side = positions == list(range(positions[0], positions[0] + len(positions)))
+        where = places[0][1] if side_by_side else 0
         out[where:where] = np.broadcast_shapes(*advanced)
     return tuple(out)
 
@@ -218,6 +232,12 @@ class Phantom(np.lib.mixins.NDArrayOperatorsMixin):
     nbytes = property(lambda self: self.size * self.dtype.itemsize)
     T = property(lambda self: Phantom._of(self.shape[::-1], self.dtype))
     flags = property(lambda self: {"writeable": False})
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):                # numpy's protocol probes: not here
+            raise AttributeError(name)
+        raise _NoAttribute(f"a timing-only run (math = false) has no values: a phantom array "
+                           f"has no .{name} (it has a shape, a dtype and numpy's shape rules)")
 
     def __len__(self) -> int:
         if not self.shape:
@@ -358,10 +378,16 @@ def _result_dtype(arrays, dtype=None):
 def _concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     arrays = list(arrays)
     shapes = [_shape_of(a) for a in arrays]
+    if not shapes:
+        raise ValueError("need at least one array to concatenate")
     if axis is None:
         shape = (sum(math.prod(s) for s in shapes),)
     else:
         ax = _axes(axis, len(shapes[0]))[0]
+        rest = [s[:ax] + s[ax + 1:] for s in shapes]
+        if any(len(s) != len(shapes[0]) for s in shapes) or any(r != rest[0] for r in rest):
+            raise ValueError(f"all the input array dimensions except for the concatenation "
+                             f"axis must match exactly; got shapes {shapes}")
         shape = list(shapes[0])
         shape[ax] = sum(s[ax] for s in shapes)
         shape = tuple(shape)
@@ -370,7 +396,10 @@ def _concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 def _stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     arrays = list(arrays)
-    shape = list(np.broadcast_shapes(*map(_shape_of, arrays)))
+    shapes = [_shape_of(a) for a in arrays]
+    if not shapes or any(s != shapes[0] for s in shapes):
+        raise ValueError(f"all input arrays must have the same shape; got {shapes}")
+    shape = list(shapes[0])
     shape.insert(_axes(axis, len(shape) + 1)[0], len(arrays))
     return Phantom(tuple(shape), _result_dtype(arrays, dtype))
 
@@ -392,7 +421,7 @@ def _array_split(ary, indices_or_sections, axis=0):
         sizes = [each + 1] * extra + [each] * (k - extra)
     else:
         bounds = [0, *indices_or_sections, n]
-        sizes = [max(0, min(b, n) - min(a, n)) for a, b in zip(bounds[:-1], bounds[1:])]
+        sizes = [len(range(n)[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]  # as slices
     shape, dtype = list(_shape_of(ary)), _dtype_of(ary)
     out = []
     for size in sizes:

@@ -98,9 +98,11 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
         fig = Figure(figsize=(10, 4), layout="constrained")
         ax_loss, ax_acc = fig.subplots(1, 2)
     runs = _runs(results)
-    is_classifier = all(r.model.is_classifier for r in runs.values())
+    # from the summary: a timing-only run (or one stopped before its first model) has none
+    is_classifier = all(r.summary["score_name"] == "accuracy" for r in runs.values())
     score = ((100, "test accuracy (%)", "Accuracy") if is_classifier else
              (1, "test score (R²)", "Score"))
+    timing = [label for label, r in runs.items() if r.summary.get("timing_only")]
     panels = [(ax, key, scale, ylabel, title) for ax, key, scale, ylabel, title in (
         (ax_loss, "loss", 1, "training loss", "Loss"),
         (ax_acc, "score", *score)) if ax is not None]
@@ -108,13 +110,20 @@ def history(results, *, x: str = "time", ax_loss=None, ax_acc=None) -> Figure:
     for ax, key, scale, ylabel, title in panels:
         is_log = ax.get_xscale() == "log"  # a log axis cannot show update 0
         for label, r in runs.items():
+            if label in timing:
+                continue
             rows = [h for h in r.history if h[x] > 0 or not is_log]
             # steps: the model is constant between two evaluations
             ax.plot([h[x] for h in rows], [scale * h[key] for h in rows], label=label,
                     drawstyle="steps-post", color=colors[label])
         ax.set(xlabel=_X_LABELS[x], ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
+        if timing:                 # say what is missing, and why
+            ax.text(0.5, 0.5, f"timing only (math = false): no {key}\n"
+                    + ", ".join(timing), transform=ax.transAxes, ha="center", va="center",
+                    fontsize="small", color="0.35")
+        if len(timing) < len(runs):
+            ax.legend(loc="best", fontsize="small")
     return fig or panels[0][0].figure
 
 
@@ -128,6 +137,10 @@ def timeline(trace, *, ax=None, until: float | None = None, max_nodes: int = 32)
         fig = Figure(figsize=(10, 1.2 + 0.35 * n), layout="constrained")
         ax = fig.subplots()
     nodes, omitted = shown_nodes(trace.nodes, max_nodes)
+    if not trace.spans and trace.end > 0:   # the run kept totals only: say so, not blank
+        ax.text(0.5, 0.5, "no spans kept (trace_spans = false): per-node totals only",
+                transform=ax.transAxes, ha="center", va="center", fontsize="small",
+                color="0.35")
     row = {n: i for i, n in enumerate(nodes)}
     end = trace.end if until is None else until
     # draw the background kinds first so that short bars stay visible on top

@@ -184,8 +184,6 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
     model = job.model
     if not s.math:                     # timing only: the model is a shape, nothing to score
         model = None
-        stop_reason = f"{monitor.stop_reason or stop_reason}; {TIMING_ONLY}"
-        monitor.stop_reason = None
     elif isinstance(monitor.params, np.ndarray):
         model.params_ = monitor.params
     elif monitor.params is not None:
@@ -215,6 +213,8 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
         stop_reason = f"{stop_reason}; {lost}"
         counters = {**counters, "lost_model_update": job.checkpoints.lost_model["update"],
                     "lost_model_score": job.checkpoints.lost_model["score"]}
+    if not s.math:                     # last: what the whole reason is about
+        stop_reason = f"{stop_reason}; {TIMING_ONLY}"
     summary = summarize(monitor.history, trace, updates=monitor.updates,
                         score_name=monitor.model.score_name, stop_reason=stop_reason,
                         target_accuracy=s.stop.target_accuracy, bytes_sent=cluster.bytes_sent,

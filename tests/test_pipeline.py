@@ -375,6 +375,15 @@ def interleaved_table():
                result.summary["bubble_fraction"], bubble_fraction(p, m, v))
 
 
+def test_the_interleaved_plan_and_recurrence_refuse_what_they_cannot_run():
+    with pytest.raises(ValueError, match="interleaves the 1f1b"):
+        plan("gpipe", 0, 2, 4, 2)
+    with pytest.raises(ValueError, match="one time per virtual stage"):
+        schedule_time("1f1b", 4, [1.0] * 5, [1.0] * 5, v=2)
+    with pytest.raises(ValueError, match="multiple of the 2 stages"):
+        plan("1f1b", 0, 2, 3, 2)
+
+
 @pytest.mark.parametrize("changes, match", [
     ({"strategy.virtual_stages": 2, "strategy.schedule": "gpipe"}, "interleaves the 1f1b"),
     ({"strategy.virtual_stages": 2, "strategy.microbatches": 6}, "multiple of the 4 stages"),

@@ -10,6 +10,7 @@ import pytest
 
 from simdml import Scenario, ScenarioError, run
 from simdml.phantom import Phantom, PhantomError
+from simdml.result import TIMING_ONLY
 from simdml.strategies import STRATEGIES
 
 # -- the phantom: numpy's shapes and dtypes, no values ---------------------------------
@@ -51,6 +52,12 @@ EXPRESSIONS = {
     "vdot": lambda a, b, v: np.vdot(v, v),
     "mean": lambda a, b, v: a.mean(axis=0),
     "in place": lambda a, b, v: _in_place(a, v),
+    "an integer apart from an array": lambda a, b, v: np.stack([a, a])[1, :, [0, 1]],
+    "new axis, array, ellipsis, integer": lambda a, b, v: np.stack([a, a])[None, [0, 1], ..., 1],
+    "a true scalar": lambda a, b, v: a[True],
+    "a false scalar": lambda a, b, v: a[False],
+    "a real mask": lambda a, b, v: a[np.array([True, False, True])],
+    "split at a negative point": lambda a, b, v: np.array_split(v, [-1, 9])[1],
 }
 
 
@@ -119,6 +126,13 @@ def test_a_phantom_checks_shapes_as_numpy_does():
         Phantom(4)[:2] = Phantom(3)             # a value that does not fit its place
     with pytest.raises(ValueError, match="tuple of ints >= 0"):
         Phantom((3, -1))
+    with pytest.raises(ValueError, match="must match exactly"):
+        np.concatenate([Phantom((2, 3)), Phantom((2, 4))])
+    with pytest.raises(ValueError, match="same shape"):
+        np.stack([Phantom(3), Phantom(4)])
+    with pytest.raises(PhantomError, match="has no .item") as caught:
+        Phantom(3).item()
+    assert isinstance(caught.value, AttributeError) and not hasattr(Phantom(3), "argmax")
 
 
 # -- the contract: the same clock, bytes and memory ------------------------------------
@@ -182,7 +196,7 @@ def _clock(result):
     keys = ("sim_time", "updates", "bytes_sent", "messages_sent", "messages_lost")
     return ({k: result.summary[k] for k in keys}, result.memory,
             [(h["time"], h["update"], h["epoch"]) for h in result.history],
-            result.trace.spans, result.summary["stop_reason"].split("; timing only")[0])
+            result.trace.spans, result.summary["stop_reason"].removesuffix("; " + TIMING_ONLY))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -199,6 +213,31 @@ def test_timing_only_keeps_every_time_byte_and_memory_figure(name):
 def test_every_strategy_that_supports_the_mode_is_held_to_it():
     tested = {c["strategy.kind"] for c in CASES.values()}
     assert tested == {k for k, spec in STRATEGIES.items() if spec.timing_only}
+
+
+def test_a_restart_s_lost_model_is_named_without_a_score():
+    config = {**MLP, "strategy.kind": "sync", "faults.checkpoint_every": 3, "stop.time": 1.2e-3,
+              "faults.crash": [{"node": "server", "at": 1e-3, "recover_after": 1e-4}]}
+    with_math, timing = _both(config)
+    assert "lost its model of update" in with_math.summary["stop_reason"]
+    reason = timing.summary["stop_reason"]
+    assert reason.endswith("; " + TIMING_ONLY) and "lost its model of update" in reason
+    assert "nan" not in reason and "accuracy" not in reason
+
+
+def test_a_plot_of_a_timing_only_result_says_what_it_lacks(tmp_path):
+    from simdml import plots
+    from simdml.cli import main
+    _, timing = _both(CASES["pipeline 1f1b"])
+    fig = plots.run_overview(timing)
+    texts = [t.get_text() for ax in fig.get_axes() for t in ax.texts]
+    assert any("timing only (math = false): no loss" in t for t in texts)
+    assert "<" in timing._repr_html_()
+    path = tmp_path / "s.toml"
+    path.write_text(Scenario().replace(**{**CASES["pipeline 1f1b"], "math": False}).to_toml())
+    assert main(["run", str(path), "--plot", str(tmp_path / "f.png"),
+                 "--out", str(tmp_path / "r.json")]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 10_000 and (tmp_path / "r.json").exists()
 
 
 def test_a_timing_only_result_says_it_has_no_values():

@@ -76,7 +76,8 @@ class Checkpoints:
         if lost is None or lost["update"] <= updates:
             return None
         n = self._stats.counters.get("server_restarts", 0)
-        score = "" if lost["score"] is None else f" ({score_name} {lost['score']:.4g})"
+        score = ("" if lost["score"] is None or lost["score"] != lost["score"]  # NaN: none
+                 else f" ({score_name} {lost['score']:.4g})")
         origin = (f"its checkpoint of update {self.last['version']}" if self.last
                   else "the initial model (no checkpoint written)")
         return (f"the server restarted {n} time{'s' * (n != 1)} and lost its model of "

@@ -125,7 +125,8 @@ def check_partition(value) -> None:
     elif (not isinstance(value, (list, tuple)) or not value
           or not all(_checks.is_integer(c) and c >= 1 for c in value)):
         raise ValueError(f"partition must be 'uniform', 'balanced' or a list of layer "
-                         f"counts (each >= 1), one per stage; got {_checks.shown(value)}")
+                         f"counts (each >= 1), one per stage (per model chunk with "
+                         f"virtual_stages); got {_checks.shown(value)}")
 
 
 def stages_fit_the_layers(s) -> None:
@@ -223,6 +224,7 @@ def plan(schedule: str, s: int, p: int, m: int, v: int = 1) -> list[Op]:
     ['F0', 'F1', 'F2', 'B0', 'F3', 'B1', 'B2', 'B3']
     """
     if v > 1:
+        check_virtual_stages(v, schedule)
         return interleaved(s, p, m, v)
     if schedule == "gpipe":
         return [Op("F", j) for j in range(m)] + [Op("B", j) for j in reversed(range(m))]
@@ -280,6 +282,9 @@ def schedule_time(schedule: str, m: int, forward: list[float], backward: list[fl
     [13.5]
     """
     n = len(forward)
+    if n % v or len(backward) != n:
+        raise ValueError(f"forward and backward need one time per virtual stage, p x v of "
+                         f"them (v={v}); got {n} and {len(backward)}")
     p = n // v
     step = step or [0.0] * p
     plans = [plan(schedule, s, p, m, v) for s in range(p)]
