@@ -21,6 +21,11 @@ one and receives one at a time; free compute):
 * ``rabenseifner`` (alias ``halving_doubling``): a reduce-scatter by recursive halving
   (the partner at distance ``p/2, p/4, ...`` gets the half of my blocks I do not keep),
   then an all-gather by recursive doubling: ``2 log2 p alpha + 2 (p - 1) / p n beta``.
+* ``hierarchical`` (groups of ``size``, e.g. a rack's hosts): the ring's reduce-scatter
+  inside each group, a ring all-reduce of each chunk across the groups, the ring's
+  all-gather inside: ``2 (g - 1)(alpha_i + n / g beta_i) + 2 (G - 1)(alpha_o + n / p
+  beta_o)`` (``hierarchical_time``, with the links inside and between the groups): only
+  ``1 / g`` of the vector crosses between groups.
 
 Non-powers of two (``recursive_doubling``, ``rabenseifner``), as MPICH does: with ``p'``
 the largest power of two below ``p`` and ``r = p - p'``, each even rank ``2k < 2r`` hands
@@ -59,34 +64,60 @@ X. Yuan, "Bandwidth optimal all-reduce algorithms for clusters of workstations",
 """
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["Group", "Piece", "ALLREDUCE", "ALIASES", "allreduce", "allreduce_time",
            "ring_allreduce", "ring_reduce_scatter", "ring_allgather", "owned_chunk",
-           "reduce", "broadcast", "tree_time"]
+           "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
+           "check_group_size"]
+
+
+_UIDS = itertools.count()
+#: node -> {(group, call, step): array}: the pieces that came before the node asked for
+#: them, whichever of its groups they are for (a node's mailbox serves all its groups)
+_EARLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Group:
     """Nodes that run collectives together, in rank order (see the module docstring:
     untagged, their mailboxes; tagged, ``(tag, array)`` into ``inboxes[k]``)."""
 
-    __slots__ = ("nodes", "tag", "inboxes", "_calls", "_early")
+    __slots__ = ("nodes", "tag", "inboxes", "uid", "_calls", "_parts")
 
     def __init__(self, nodes, tag: str | None = None, inboxes: list | None = None):
         self.nodes, self.tag, self.inboxes = list(nodes), tag, inboxes
+        self.uid = next(_UIDS)
         self._calls = [0] * len(self.nodes)            # collectives each rank has begun
-        self._early = [{} for _ in self.nodes]          # rank -> {(call, step): array}
+        self._parts: dict[int, tuple] = {}              # size -> (inner groups, outer groups)
 
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def parts(self, size: int) -> tuple[list, list]:
+        """Its ``hierarchical`` subgroups of ``size``: the inner ones (ranks ``j size ..
+        j size + size - 1``, e.g. a rack's hosts) and the outer ones (the ranks of the
+        same place ``k`` in every inner group), made once."""
+        if size not in self._parts:
+            p = len(self.nodes)
+            if size < 1 or p % size:
+                raise ValueError(f"a hierarchical all-reduce needs groups of a size that "
+                                 f"divides the {p} nodes; got {size}")
+            inner = [Group(self.nodes[j:j + size]) for j in range(0, p, size)]
+            outer = [Group(self.nodes[k::size]) for k in range(size)]
+            self._parts[size] = (inner, outer)
+        return self._parts[size]
+
 
 class Piece(NamedTuple):
-    """A message of a stepped collective: ``array`` for step ``step`` of call ``call``."""
+    """A message of a stepped collective: ``array`` for step ``step`` of call ``call``
+    of group ``group`` (its ``uid``)."""
 
+    group: int
     call: int
     step: int
     array: np.ndarray
@@ -161,14 +192,15 @@ class _Steps:
         group._calls[i] += 1
 
     def send(self, j: int, step: int, array: np.ndarray) -> None:
-        self.node.send(self.group.nodes[j], Piece(self.call, step, array), array.nbytes)
+        self.node.send(self.group.nodes[j], Piece(self.group.uid, self.call, step, array),
+                       array.nbytes)
 
     def recv(self, step: int):
-        early = self.group._early[self.i]
-        key = (self.call, step)
+        early = _EARLY.setdefault(self.node, {})
+        key = (self.group.uid, self.call, step)
         while key not in early:
             piece = yield self.node.recv()
-            early[(piece.call, piece.step)] = piece.array
+            early[piece[:3]] = piece.array
         return early.pop(key)
 
 
@@ -299,17 +331,87 @@ def tree(group: Group, i: int, vector: np.ndarray):
     return (yield from broadcast(group, i, total))
 
 
+def _stepped_ring(steps: _Steps, chunks: list[np.ndarray], gather: bool):
+    """Process: the ring's reduce-scatter (or, ``gather``, its all-gather) on ``chunks``,
+    in place, as ``ring_reduce_scatter`` / ``ring_allgather`` do, in named pieces (for a
+    node in several rings at once)."""
+    n, i = len(steps.group), steps.i
+    for step in range(n - 1):
+        if gather:
+            out, into = (i + 1 - step) % n, (i - step) % n
+        else:
+            out, into = (i - step) % n, (i - step - 1) % n
+        steps.send((i + 1) % n, step, chunks[out])
+        piece = yield from steps.recv(step)
+        if gather:
+            chunks[into] = piece
+        else:
+            chunks[into] += piece
+
+
+def hierarchical(group: Group, i: int, vector: np.ndarray, size: int):
+    """Process: a two-level all-reduce over groups of ``size`` (a rack's hosts): the ring's
+    reduce-scatter inside my group, the ring all-reduce of the chunk I then hold with the
+    nodes of the same place in the other groups, the ring's all-gather inside my group.
+    With ``g = size`` nodes a group and ``G = p / g`` groups, and the links inside and
+    between groups (``alpha_i, beta_i``, ``alpha_o, beta_o``):
+    ``2 (g - 1)(alpha_i + n / g beta_i) + 2 (G - 1)(alpha_o + n / p beta_o)``: only
+    ``1 / g`` of the vector crosses between groups, in ``2 (G - 1)`` steps."""
+    inner, outer = group.parts(size)
+    j, k = divmod(i, size)
+    if len(group) == 1:
+        return vector
+    mine = _Steps(inner[j], k) if size > 1 else None
+    chunks = [c.copy() for c in np.array_split(vector, size)]
+    if mine is not None:
+        yield from _stepped_ring(mine, chunks, gather=False)
+    c = owned_chunk(k, size) if size > 1 else 0
+    if len(outer[k]) > 1:                       # across the groups, my chunk only
+        across = _Steps(outer[k], j)
+        pieces = [x.copy() for x in np.array_split(chunks[c], len(outer[k]))]
+        yield from _stepped_ring(across, pieces, gather=False)
+        yield from _stepped_ring(across, pieces, gather=True)
+        chunks[c] = np.concatenate(pieces)
+    if mine is not None:
+        gather = _Steps(inner[j], k)
+        yield from _stepped_ring(gather, chunks, gather=True)
+    return np.concatenate(chunks)
+
+
+def hierarchical_time(p: int, size: int, nbytes: float, inner: tuple[float, float],
+                      outer: tuple[float, float]) -> float:
+    """``hierarchical``'s cost: ``inner`` and ``outer`` are ``(latency, bandwidth)`` of the
+    links inside and between the groups; exact when ``p`` divides the vector."""
+    g, G = size, p // size
+    (a_i, b_i), (a_o, b_o) = inner, outer
+    return (2 * (g - 1) * (a_i + nbytes / g / b_i) + 2 * (G - 1) * (a_o + nbytes / p / b_o))
+
+
 #: the all-reduce algorithms by name (``collective = NAME``)
 ALLREDUCE = {"ring": ring_allreduce, "tree": tree, "recursive_doubling": recursive_doubling,
-             "rabenseifner": rabenseifner}
+             "rabenseifner": rabenseifner, "hierarchical": hierarchical}
 #: other names of the same algorithms (resolved by ``allreduce``)
 ALIASES = {"halving_doubling": "rabenseifner"}
 
 
-def allreduce(name: str, group: Group, i: int, vector: np.ndarray):
+def check_group_size(name: str, size) -> None:
+    """An option rule: ``group_size`` is an integer >= 1, and only ``hierarchical``'s."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"group_size must be an integer >= 1 (the hierarchical all-reduce's "
+                         f"nodes per inner group); got {size!r}")
+    if size != 1 and ALIASES.get(name, name) != "hierarchical":
+        raise ValueError(f"group_size={size} sizes the groups of collective='hierarchical'; "
+                         f"collective={name!r} has none (leave group_size at 1)")
+
+
+def allreduce(name: str, group: Group, i: int, vector: np.ndarray, size: int = 1):
     """Process: node ``i``'s part of summing ``vector`` over ``group`` with the algorithm
-    ``name``; returns the sum (the same bits on every node)."""
-    return (yield from ALLREDUCE[ALIASES.get(name, name)](group, i, vector))
+    ``name`` (``hierarchical``: in groups of ``size``); returns the sum (the same bits on
+    every node)."""
+    name = ALIASES.get(name, name)
+    if name == "hierarchical":
+        return (yield from hierarchical(group, i, vector, size))
+    return (yield from ALLREDUCE[name](group, i, vector))
 
 
 def tree_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
@@ -317,7 +419,8 @@ def tree_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
     return (p - 1).bit_length() * (latency + nbytes / bandwidth)
 
 
-def allreduce_time(name: str, p: int, nbytes: float, latency: float, bandwidth: float) -> float:
+def allreduce_time(name: str, p: int, nbytes: float, latency: float, bandwidth: float,
+                   size: int = 1) -> float:
     """The alpha-beta cost of an all-reduce of ``nbytes`` over ``p`` nodes (free compute;
     the module docstring's formulas, Thakur et al. 2005), ``alpha = latency``, ``beta =
     1 / bandwidth``; the ring's and Rabenseifner's bandwidth terms assume ``p`` (``p'``)
@@ -329,6 +432,8 @@ def allreduce_time(name: str, p: int, nbytes: float, latency: float, bandwidth: 
     name = ALIASES.get(name, name)
     if p == 1:
         return 0.0
+    if name == "hierarchical":                  # one kind of link: inside = between
+        return hierarchical_time(p, size, nbytes, (latency, bandwidth), (latency, bandwidth))
     a, n = latency, nbytes / bandwidth
     q = 1 << (p.bit_length() - 1)
     extra = 0.0 if q == p else 2 * (a + n)

@@ -70,13 +70,15 @@ STRATEGIES: dict[str, StrategySpec] = {
                         "stale-synchronous parallel: at most `staleness` pushes ahead",
                         divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
     "allreduce": StrategySpec(allreduce.AllReduceOptions, allreduce.start,
-                              "ring all-reduce of gradients, no server",
+                              "all-reduce of gradients (the ring, or `collective`), no server",
                               survives_faults=False, divergence_hint=smaller_lr,
+                              rules=(allreduce.group_size_divides_the_workers,),
                               timing_only=True, optimizer_steps=one_step),
     "ddp": StrategySpec(ddp.DDPOptions, ddp.start,
                         "distributed data parallel: layer-by-layer backward, gradient buckets "
                         "all-reduced on the ring as soon as they are ready",
                         survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
+                        rules=(allreduce.group_size_divides_the_workers,),
                         timing_only=True, optimizer_steps=one_step),
     "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, hybrid.start_pipeline,
                              "pipeline parallelism: the layers in stages, one per worker; "

@@ -28,18 +28,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _checks
-from ..collectives import ALIASES, ALLREDUCE, allreduce
+from ..collectives import ALIASES, ALLREDUCE, allreduce, check_group_size
 from .job import Job
 
-__all__ = ["AllReduceOptions", "start", "worker"]
+__all__ = ["AllReduceOptions", "start", "worker", "group_size_divides_the_workers"]
+
+
+def group_size_divides_the_workers(s) -> None:
+    """A scenario rule: the hierarchical all-reduce's groups tile the workers."""
+    g = s.strategy.options.get("group_size", 1)
+    if _checks.is_integer(g) and g >= 1 and s.cluster.workers % g:
+        raise ValueError(f"strategy.group_size={g} must divide cluster.workers="
+                         f"{s.cluster.workers}: the hierarchical all-reduce's groups tile "
+                         f"the workers")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AllReduceOptions:
     collective: str = "ring"    # the all-reduce algorithm (simdml.collectives.ALLREDUCE)
+    group_size: int = 1         # hierarchical: workers per inner group (a rack's hosts)
 
     def __post_init__(self):
         _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
+        check_group_size(self.collective, self.group_size)
 
 
 def start(job: Job):
@@ -62,7 +73,8 @@ def worker(job: Job, i: int):
         yield node.compute(flops)                             #    ... in simulated time
         node.memory.free("activations")
         mine = job.shard_weights[i] * grad                    #    my share of the average
-        total = yield from allreduce(job.options.collective, job.group, i, mine)  # 2. sum
+        total = yield from allreduce(job.options.collective, job.group, i, mine,  # 2. sum
+                                     job.options.group_size)
         yield node.compute(opt.flops(params.size))            # 3. the same step everywhere
         params, state = opt.step(params, total, state, version)
         node.memory.free("grads")

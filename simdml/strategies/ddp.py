@@ -73,7 +73,7 @@ import numpy as np
 
 from .. import _checks
 from . import zero as _zero
-from ..collectives import ALIASES, ALLREDUCE, allreduce
+from ..collectives import ALIASES, ALLREDUCE, allreduce, check_group_size
 from .job import Job
 
 __all__ = ["DDPOptions", "Bucket", "DEFAULT_BUCKET_SIZE", "MODELS", "start", "worker",
@@ -89,11 +89,13 @@ class DDPOptions:
     overlap: bool = True  # all-reduce a bucket once it is ready; false: after all backward
     zero: int = 0         # ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + params
     collective: str = "ring"  # each bucket's all-reduce (simdml.collectives.ALLREDUCE)
+    group_size: int = 1       # hierarchical: workers per inner group (a rack's hosts)
 
     def __post_init__(self):
         _checks.integer("bucket_size", self.bucket_size, low=1)
         _checks.flag("overlap", self.overlap)
         _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
+        check_group_size(self.collective, self.group_size)
         if self.zero and ALIASES.get(self.collective, self.collective) != "ring":
             raise ValueError(f"zero={self.zero} shards along the ring's reduce-scatter and "
                              f"all-gather; collective={self.collective!r} is not the ring "
@@ -225,7 +227,7 @@ def _stream(job: Job, i: int, buckets: list[Bucket], grad: np.ndarray, ready: li
         yield event
         begin = job.sim.now
         grad[bucket.span] = yield from allreduce(job.options.collective, job.group, i,
-                                                 grad[bucket.span])
+                                                 grad[bucket.span], job.options.group_size)
         spans.append((begin, job.sim.now))
     return grad, spans
 
