@@ -430,6 +430,13 @@ def _array_split(ary, indices_or_sections, axis=0):
     return out
 
 
+def _split(ary, indices_or_sections, axis=0):
+    if isinstance(indices_or_sections, (int, np.integer)) and \
+            _shape_of(ary)[axis] % indices_or_sections:
+        raise ValueError("array split does not result in an equal division")
+    return _array_split(ary, indices_or_sections, axis)
+
+
 def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
     return np.add.reduce(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
@@ -457,6 +464,7 @@ _FUNCTIONS = {
     np.ones_like: _like,
     np.full_like: _full_like,
     np.array_split: _array_split,
+    np.split: _split,
     np.sum: _sum,
     np.dot: _dot,
     np.vdot: _vdot,

@@ -58,6 +58,8 @@ EXPRESSIONS = {
     "a false scalar": lambda a, b, v: a[False],
     "a real mask": lambda a, b, v: a[np.array([True, False, True])],
     "split at a negative point": lambda a, b, v: np.array_split(v, [-1, 9])[1],
+    "split in equal parts": lambda a, b, v: np.split(v, 2)[1],
+    "split at points": lambda a, b, v: np.split(a, [1], axis=1)[1],
 }
 
 
@@ -128,6 +130,8 @@ def test_a_phantom_checks_shapes_as_numpy_does():
         Phantom((3, -1))
     with pytest.raises(ValueError, match="must match exactly"):
         np.concatenate([Phantom((2, 3)), Phantom((2, 4))])
+    with pytest.raises(ValueError, match="equal division"):
+        np.split(Phantom(5), 2)
     with pytest.raises(ValueError, match="same shape"):
         np.stack([Phantom(3), Phantom(4)])
     with pytest.raises(PhantomError, match="has no .item") as caught:
@@ -160,8 +164,17 @@ CASES = {
                            "eval_every": 3},
     "allreduce": {**LOGISTIC, "strategy.kind": "allreduce", "data.partition": "proportional",
                   "cluster.speed": [1e9, 2e9, 1e9, 3e9]},
+    "allreduce by rabenseifner, off a power of two": {
+        **LOGISTIC, "strategy.kind": "allreduce", "strategy.collective": "rabenseifner",
+        "cluster.workers": 6},
+    "allreduce by the tree": {**LOGISTIC, "strategy.kind": "allreduce",
+                              "strategy.collective": "tree"},
     "local_sgd": {**MLP, "strategy.kind": "local_sgd"},
     "ddp, adam": {**MLP, "strategy.kind": "ddp", "optimizer.kind": "adam"},
+    "ddp, hierarchical in pairs": {**MLP, "strategy.kind": "ddp", "strategy.collective":
+                                   "hierarchical", "strategy.group_size": 2},
+    "ddp, recursive doubling": {**MLP, "strategy.kind": "ddp",
+                                "strategy.collective": "recursive_doubling"},
     "ddp zero 1": {**MLP, "strategy.kind": "ddp", "strategy.zero": 1},
     "ddp zero 2": {**MLP, "strategy.kind": "ddp", "strategy.zero": 2},
     "ddp zero 3, float32": {**MLP, "strategy.kind": "ddp", "strategy.zero": 3,
