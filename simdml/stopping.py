@@ -50,11 +50,6 @@ class _WallClock(BaseException):  # not Exception: no process may catch it
 
 
 WATCH_EVERY = 0.5     # s of real time between two looks of the watchdog at the run
-WATCH_RETRY = 0.05    # s: the guard fires again this soon if its stop was swallowed
-
-
-def _ignore(signum, frame) -> None:
-    """The guard's handler while it is taken down."""
 SPAN_BYTES = 160      # what a kept span (or instant) costs, measured with tracemalloc
 TRACE_SHARE = 0.25    # of the memory budget (_checks.memory_budget) the trace may fill
 
@@ -88,9 +83,6 @@ def wall_clock_guard(seconds: float, watch=None):
     def look(signum, frame):
         left = seconds - (time.monotonic() - began)
         if left <= 0:
-            # again soon, in case this one is swallowed: a signal that lands in a finalizer
-            # (a generator or weakref collected mid-run) has its exception ignored
-            signal.setitimer(signal.ITIMER_REAL, WATCH_RETRY)
             raise _WallClock()
         if watch is not None:
             watch()
@@ -102,7 +94,6 @@ def wall_clock_guard(seconds: float, watch=None):
     try:
         yield
     finally:
-        signal.signal(signal.SIGALRM, _ignore)   # a retry due now must not fire in here
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if old_delay > 0:  # a timer of the caller's: give it back, minus the time spent
