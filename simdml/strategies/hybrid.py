@@ -54,7 +54,8 @@ from ..collectives import Group, ring_allreduce
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import (SCHEDULES, Bubble, check_partition, check_virtual_stages,
-                                interleaving_fits, partition_layers, plan)
+                                interleaving_fits, partition_counts_fit, partition_layers,
+                                plan)
 
 __all__ = ["HybridOptions", "Layout", "MODELS", "start", "start_pipeline", "start_tensor",
            "run_layout", "factors_fit", "coordinates"]
@@ -102,14 +103,7 @@ def factors_fit(s) -> None:
     if _checks.is_integer(m) and b is not None and m * D > b:
         raise ValueError(f"strategy.microbatches={m} on each of the data_parallel={D} "
                          f"replicas needs {m * D} rows; strategy.batch_size={b}")
-    part = o.get("partition")
-    chunks = P * v if _checks.is_integer(v) else P
-    if isinstance(part, (list, tuple)) and (len(part) != chunks or sum(part) != n_layers):
-        raise ValueError("strategy.partition must have one layer count per "
-                         + ("stage" if chunks == P else f"model chunk ({P} stages x "
-                            f"virtual_stages={v})")
-                         + f" (pipeline_parallel={P}) adding up to the {n_layers} layers; got "
-                         f"{list(part)}")
+    partition_counts_fit(o.get("partition"), n_layers, P, v, "pipeline_parallel")
 
 
 def coordinates(r: int, T: int, P: int) -> tuple[int, int, int]:

@@ -86,7 +86,7 @@ from .job import Job
 
 __all__ = ["PipelineOptions", "SCHEDULES", "MODELS", "Bubble", "plan", "interleaved",
            "partition_layers", "schedule_time", "bubble_fraction", "stages_fit_the_layers",
-           "interleaving_fits", "check_virtual_stages"]
+           "interleaving_fits", "check_virtual_stages", "partition_counts_fit"]
 
 SCHEDULES = ("gpipe", "1f1b")
 PARTITIONS = ("uniform", "balanced")
@@ -144,13 +144,19 @@ def stages_fit_the_layers(s) -> None:
     if _checks.is_integer(m) and b is not None and m > b:
         raise ValueError(f"strategy.microbatches={m} is more than strategy.batch_size={b}: "
                          f"each micro-batch needs a row")
-    part = s.strategy.options.get("partition")
+    partition_counts_fit(s.strategy.options.get("partition"), n_layers, p, v,
+                         "cluster.workers")
+
+
+def partition_counts_fit(part, n_layers: int, p: int, v, key: str) -> None:
+    """An explicit partition has one layer count per stage (per model chunk, ``p v`` of
+    them, when interleaved) adding up to the layers; ``key`` names where ``p`` comes from."""
     chunks = p * v if _checks.is_integer(v) else p
     if isinstance(part, (list, tuple)) and (len(part) != chunks or sum(part) != n_layers):
         raise ValueError("strategy.partition must have one layer count per "
                          + ("stage" if chunks == p else f"model chunk ({p} stages x "
                             f"virtual_stages={v})")
-                         + f" (cluster.workers={p}) adding up to the {n_layers} layers; got "
+                         + f" ({key}={p}) adding up to the {n_layers} layers; got "
                          f"{list(part)}")
 
 
