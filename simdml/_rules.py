@@ -187,9 +187,25 @@ def nodes_exist(s) -> None:
     refs += [(f"network.links[{i}].{end}", getattr(link, end))
              for i, link in enumerate(s.network.links) for end in ("a", "b")]
     for key, node in refs:
-        if node != "server" and node >= s.cluster.workers:
+        if isinstance(node, str):  # "server", or a switch of topology = "links"
+            continue
+        if node >= s.cluster.workers:
             raise ValueError(f"{key} must be 'server' or a worker index below "
                              f"cluster.workers={s.cluster.workers}; got {node!r}")
+
+
+def topology_fits_the_workers(s) -> None:
+    """A torus's shape holds the workers; a graph of links joins every node."""
+    net, n = s.network, s.cluster.workers
+    if net.shape is not None and net.shape[0] * net.shape[1] != n:
+        raise ValueError(f"network.shape={list(net.shape)} holds {net.shape[0] * net.shape[1]} "
+                         f"workers; cluster.workers={n}: rows x cols must equal it")
+    if net.topology == "links":
+        lost = net.graph(n).unreachable()
+        if lost:
+            raise ValueError(f"network.links join no route from the server to "
+                             f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}: "
+                             f"every node must be reachable (add links)")
 
 
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
@@ -316,5 +332,5 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
-         strategy_rules, nodes_exist, durations_are_finite,
+         strategy_rules, nodes_exist, topology_fits_the_workers, durations_are_finite,
          timing_only_fits, run_fits_in_memory)

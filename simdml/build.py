@@ -25,8 +25,10 @@ __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     """A simulator, the network and the nodes: the server (node 0), then the workers."""
     sim = Simulator()
+    topology = s.network.graph(s.cluster.workers)
     network = Network(latency=s.network.latency, bandwidth=s.network.bandwidth,
-                      loss=s.network.loss, links=_links(s.network), rng=streams.rng("network"))
+                      loss=s.network.loss, links={} if topology else _links(s.network),
+                      rng=streams.rng("network"), topology=topology)
     cluster = Cluster(sim, network, record_spans=s.trace_spans)
     cluster.add_node("server", speed=s.cluster.server_speed, memory=s.cluster.server_memory)
     is_random = s.cluster.compute_time != "deterministic"  # else no stream to draw from

@@ -31,6 +31,7 @@ import numpy as np
 from . import _checks
 from ._span import Span
 from .engine import Event, Process, Simulator, Store, Timeout
+from .compute_times import COMPUTE_TIMES
 from .memory import Memory
 from .network import Network, payload_nbytes
 
@@ -48,47 +49,6 @@ class Crash:
     at: float  # simulated time of the crash (s)
 
 
-# -- compute-time distributions ------------------------------------------------
-# Each maps the nominal duration t0 (s) and a dispersion parameter to one sample.
-
-def _deterministic(t0, jitter, rng):
-    return t0
-
-
-def _exponential(t0, jitter, rng):
-    return rng.exponential(t0)
-
-
-def _shifted_exponential(t0, jitter, rng):
-    return t0 + rng.exponential(jitter * t0) if jitter > 0 else t0
-
-
-def _lognormal(t0, jitter, rng):
-    # mean t0 and coefficient of variation `jitter`: sigma^2 = log(1 + cv^2),
-    # mu = log(t0) - sigma^2 / 2 (moments of the lognormal distribution).
-    if jitter <= 0 or t0 <= 0:
-        return t0
-    s2 = math.log1p(jitter * jitter)
-    return rng.lognormal(math.log(t0) - s2 / 2, math.sqrt(s2))
-
-
-def _pareto(t0, jitter, rng):
-    # Pareto type I with mean t0 and coefficient of variation `jitter`:
-    # cv^2 = 1 / (a (a - 2))  =>  a = 1 + sqrt(1 + 1/cv^2);  mean = a x_m / (a - 1).
-    if jitter <= 0 or t0 <= 0:
-        return t0
-    a = 1.0 + math.sqrt(1.0 + 1.0 / (jitter * jitter))
-    x_m = t0 * (a - 1.0) / a
-    return x_m * (1.0 + rng.pareto(a))
-
-
-COMPUTE_TIMES = {
-    "deterministic": _deterministic,
-    "exponential": _exponential,
-    "shifted_exponential": _shifted_exponential,
-    "lognormal": _lognormal,
-    "pareto": _pareto,
-}
 
 
 class _Work(Timeout):
@@ -105,7 +65,9 @@ class _Work(Timeout):
 class _Transfer(Event):
     """One message on its way; the same event object is queued for arrival, then delivery."""
 
-    __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch")
+    __slots__ = ("src", "dst", "payload", "nbytes", "duration", "tx_end", "src_epoch", "dst_epoch",
+                 "route", "hop", "last")  # on a topology: its links, the next one, when its
+                                          # last byte reaches that link (simdml.topology)
 
     def is_cut_by_sender(self) -> bool:
         """Whether the sender crashed before the last byte left its NIC (at ``tx_end``)."""
@@ -164,6 +126,7 @@ class Node:
         self.messages_sent = 0
         # perf: bound once, not once per message
         self._arrive_cb, self._deliver_cb = self._arrive, self._deliver
+        self._arrive_routed_cb = self._arrive_routed
         self._waited_cb = self.waited
 
     def __repr__(self) -> str:
@@ -238,6 +201,8 @@ class Node:
         sim = self.sim
         now = sim.now
         network = self.cluster.network
+        if network.topology is not None:
+            return network.topology.transmit(self, dst, payload, nbytes, now)
         latency, bandwidth = network.link(self.index, dst.index)
         duration = nbytes / bandwidth
         start = self._tx_free if self._tx_free > now else now
@@ -292,6 +257,18 @@ class Node:
         self.memory.hold("buffers", t.nbytes)  # at this node until a process takes it
         t.dst_epoch = self.epoch
         self.sim._fire_at(t, end, self._deliver_cb)  # the same event, queued again
+
+    def _arrive_routed(self, t: _Transfer) -> None:
+        """The first byte of ``t`` is here (its last link is booked): receive it until its
+        last byte is in, ``t.duration`` from now."""
+        if t.is_cut_by_sender() or not self.is_up:
+            self.cluster.messages_lost += 1
+            return
+        now = self.sim.now
+        self._span("recv", now, now + t.duration, t.nbytes)
+        self.memory.hold("buffers", t.nbytes)
+        t.dst_epoch = self.epoch
+        self.sim._fire_at(t, now + t.duration, self._deliver_cb)
 
     def _deliver(self, t: _Transfer) -> None:
         if self.epoch != t.dst_epoch or not self.is_up:
@@ -447,6 +424,12 @@ class Cluster:
         self.messages_lost = 0
         self.messages_delivered = 0
         self.messages_skipped = 0  # delivered, then superseded by a newer one unread
+
+    def link_report(self) -> dict[str, dict]:
+        """Per link of the topology that carried a message: bytes, messages, busy seconds
+        and utilization over the run so far; empty on the default switch."""
+        topology = self.network.topology
+        return {} if topology is None else topology.report(self.sim.now)
 
     def instant(self, node: str, kind: str) -> None:
         """Record that ``kind`` (crash, recover, partition, heal) happened at ``node`` now."""

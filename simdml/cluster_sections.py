@@ -13,6 +13,8 @@ from . import _checks
 from ._section import (ScenarioError, _check, _integer, _list, _node_ref, _number,
                        _per_item, _section, _store, _table, _choice)
 from .cluster import COMPUTE_TIMES
+from .topology import ALIASES as TOPOLOGY_ALIASES
+from .topology import TOPOLOGIES, Topology, build_topology
 
 __all__ = ["ClusterConfig", "NetworkConfig", "LinkConfig", "FaultsConfig", "CrashConfig",
            "PartitionConfig"]
@@ -58,7 +60,8 @@ class ClusterConfig:
 @_section("network.links")
 @dataclass(frozen=True, kw_only=True)
 class LinkConfig:
-    a: int | str                # a worker index, or "server"
+    a: int | str                # a worker index, or "server" (topology = "links": or a
+                                # switch, by any other name)
     b: int | str                # the other end; the link works both ways
     latency: float | None = None    # s; None: network.latency
     bandwidth: float | None = None  # bytes/s; None: network.bandwidth
@@ -71,6 +74,12 @@ class NetworkConfig:
     bandwidth: float = 1.25e9   # bytes/s (1/beta); 1.25e9 is 10 Gbit/s; inf allowed
     loss: float = 0.0           # probability that a message is lost, in [0, 1)
     links: tuple = ()           # LinkConfig entries: a slow or fast cable between two nodes
+                                # (topology = "links": every cable of the graph)
+    topology: str = "switch"    # switch (every NIC on one perfect switch), ring, torus,
+                                # racks (alias fat_tree), links (simdml.topology)
+    shape: tuple | None = None  # torus: (rows, cols); None: the most square
+    hosts_per_rack: int | None = None  # racks: workers per rack (consecutive indices)
+    oversubscription: float = 1.0      # racks: hosts x bandwidth / a rack uplink's bandwidth
 
     def __post_init__(self):
         _number("network.latency", self.latency, low=0, unit="s")
@@ -79,12 +88,18 @@ class NetworkConfig:
         _number("network.loss", self.loss, low=0)
         if self.loss >= 1:
             raise ScenarioError(f"network.loss must be < 1 (a probability); got {self.loss!r}")
+        self._check_topology()
+        graph = self.topology == "links"
         links = []
         for i, link in enumerate(_list("network.links", self.links)):
             key = f"network.links[{i}]"
             link = _table(key, link, LinkConfig, required=("a", "b"))
             for end in ("a", "b"):
-                _node_ref(f"{key}.{end}", getattr(link, end))
+                ref = getattr(link, end)
+                if not (graph and isinstance(ref, str) and ref):  # else: a switch's name
+                    _node_ref(f"{key}.{end}", ref)
+            if link.a == link.b:
+                raise ScenarioError(f"{key} joins {link.a!r} to itself; a link joins two ends")
             if link.latency is not None:
                 _number(f"{key}.latency", link.latency, low=0, unit="s")
             if link.bandwidth is not None:
@@ -92,6 +107,53 @@ class NetworkConfig:
                         finite=False, unit="bytes/s")
             links.append(link)
         _store(self, "links", tuple(links))
+        if graph and not links:
+            raise ScenarioError("network.topology = 'links' needs network.links: the cables "
+                                "of the graph (a, b, and optionally latency and bandwidth)")
+
+    def graph(self, workers: int) -> Topology | None:
+        """The topology over the server and ``workers`` workers (None: the switch)."""
+        def vertex(ref):  # a node's name, or a switch's (topology = "links")
+            return ref if isinstance(ref, str) else f"worker{ref}"
+        names = ["server", *(f"worker{i}" for i in range(workers))]
+        edges = [(vertex(link.a), vertex(link.b),
+                  self.latency if link.latency is None else link.latency,
+                  self.bandwidth if link.bandwidth is None else link.bandwidth)
+                 for link in self.links]
+        return build_topology(self.topology, names, latency=self.latency,
+                              bandwidth=self.bandwidth, shape=self.shape,
+                              hosts_per_rack=self.hosts_per_rack or 1,
+                              oversubscription=self.oversubscription, edges=edges)
+
+    def _check_topology(self) -> None:
+        _choice("network.topology", self.topology, (*TOPOLOGIES, *TOPOLOGY_ALIASES))
+        kind = TOPOLOGY_ALIASES.get(self.topology, self.topology)
+        if self.links and kind not in ("switch", "links"):
+            raise ScenarioError(f"network.links overrides pairs of nodes on the switch, or is "
+                                f"the graph with topology = 'links'; with topology = "
+                                f"{self.topology!r} the links are the topology's: remove them")
+        if self.shape is not None:
+            if kind != "torus":
+                raise ScenarioError(f"network.shape is the torus's (rows, cols); got "
+                                    f"topology = {self.topology!r}")
+            shape = _list("network.shape", self.shape)
+            if len(shape) != 2:
+                raise ScenarioError(f"network.shape must be [rows, cols]; got {self.shape!r}")
+            for k, n in zip(("rows", "cols"), shape):
+                _integer(f"network.shape ({k})", n, low=1)
+            _store(self, "shape", tuple(shape))
+        if self.hosts_per_rack is not None:
+            if kind != "racks":
+                raise ScenarioError(f"network.hosts_per_rack is a setting of topology = "
+                                    f"'racks'; got topology = {self.topology!r}")
+            _integer("network.hosts_per_rack", self.hosts_per_rack, low=1)
+        elif kind == "racks":
+            raise ScenarioError(f"network.topology = {self.topology!r} needs "
+                                f"network.hosts_per_rack (workers per rack)")
+        _number("network.oversubscription", self.oversubscription, low=0, strict_low=True)
+        if self.oversubscription != 1 and kind != "racks":
+            raise ScenarioError(f"network.oversubscription is a setting of topology = "
+                                f"'racks'; got topology = {self.topology!r}")
 
 
 @_section("faults.crash")

@@ -72,10 +72,12 @@ def payload_nbytes(payload) -> int:
 
 class Network:
     """Latency (s), bandwidth (bytes/s, ``inf`` allowed) and loss probability, with
-    per-link overrides ``links[(src_index, dst_index)] = (latency, bandwidth)``."""
+    per-link overrides ``links[(src_index, dst_index)] = (latency, bandwidth)``, or a
+    ``topology`` whose routed links every message crosses (``simdml.topology``)."""
 
     def __init__(self, *, latency: float = 1e-4, bandwidth: float = 1.25e9, loss: float = 0.0,
-                 links: dict | None = None, rng: np.random.Generator | None = None):
+                 links: dict | None = None, rng: np.random.Generator | None = None,
+                 topology=None):
         _checks.finite_number("latency", latency, low=0, unit="s")
         _checks.number("bandwidth", bandwidth, low=0, strict_low=True, finite=False,
                        unit="bytes/s")
@@ -89,6 +91,7 @@ class Network:
         self.links = dict(links or {})
         self.rng = rng
         self._default = (self.latency, self.bandwidth)
+        self.topology = topology  # a simdml.topology.Topology; None: every NIC on one switch
         self.partitions: list[list] = []  # active: [node indices of one side, heals at (s)]
 
     def link(self, src: int, dst: int) -> tuple[float, float]:
@@ -98,7 +101,10 @@ class Network:
         return self._default
 
     def transfer_time(self, nbytes: int, src: int = 0, dst: int = 1) -> float:
-        """The alpha-beta cost ``latency + nbytes / bandwidth`` of one message alone."""
+        """The alpha-beta cost ``latency + nbytes / bandwidth`` of one message alone (on
+        a topology: over the links of its route, ``Topology.time_alone``)."""
+        if self.topology is not None:
+            return self.topology.time_alone(nbytes, src, dst)
         latency, bandwidth = self.link(src, dst)
         return latency + nbytes / bandwidth
 

@@ -44,6 +44,10 @@ class Result:
         Per node, its peak memory: ``peak`` (bytes), ``peak_time`` (s), ``limit`` (bytes,
         ``cluster.memory``) and ``breakdown`` (bytes per category at the peak: params,
         grads, optimizer, activations, buffers, shard). See ``simdml.memory``.
+    links : dict
+        On a ``network.topology`` other than the switch, per link that carried a message
+        (``"worker0->rack0"``): ``bytes``, ``messages``, ``busy`` (s of transmission) and
+        ``utilization`` (busy / simulated time). Empty on the switch.
     """
 
     scenario: Scenario
@@ -53,6 +57,7 @@ class Result:
     model: object
     scaling: tuple | None = None
     memory: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
 
     # a few lines, not the dataclass's every field (its trace alone is thousands of spans)
     __repr__ = display.result_text
@@ -87,10 +92,13 @@ class Result:
         return self.trace.totals()
 
     def to_dict(self) -> dict:
-        """The summary's fields at top level, plus ``scenario``, ``history``, ``nodes`` and
-        ``memory``."""
-        return {**self.summary, "scenario": self.scenario.name, "seed": self.scenario.seed,
-                "history": self.history, "nodes": self.nodes, "memory": self.memory}
+        """The summary's fields at top level, plus ``scenario``, ``history``, ``nodes``,
+        ``memory`` and, on a topology, ``links``."""
+        out = {**self.summary, "scenario": self.scenario.name, "seed": self.scenario.seed,
+               "history": self.history, "nodes": self.nodes, "memory": self.memory}
+        if self.links:  # a topology's links (none on the switch)
+            out["links"] = self.links
+        return out
 
     def to_json(self) -> str:
         return json.dumps(jsonable(self.to_dict()), indent=1)
@@ -223,4 +231,4 @@ def report(s: Scenario, job, split, stop_reason: str | None) -> Result:
                         counters=counters, staleness=job.stats.staleness)
     memory = {node.name: node.memory.report() for node in cluster.nodes}
     return Result(scenario=s, history=monitor.history, trace=trace, summary=summary, model=model,
-                  scaling=split.scaling, memory=memory)
+                  scaling=split.scaling, memory=memory, links=cluster.link_report())

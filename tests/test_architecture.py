@@ -18,7 +18,7 @@ LAYERS = [
     ("kernel", ["simdml.engine"]),
     ("randomness", ["simdml._rng"]),
     ("payloads", ["simdml.phantom"]),
-    ("cluster", ["simdml.network", "simdml.memory", "simdml.cluster", "simdml.faults"]),
+    ("cluster", ["simdml.compute_times", "simdml.network", "simdml.topology", "simdml.memory", "simdml.cluster", "simdml.faults"]),
     ("collectives", ["simdml.collectives"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),

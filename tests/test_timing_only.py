@@ -194,6 +194,10 @@ CASES = {
     "hybrid 2 x 1 x 2, out of memory": {
         **MLP, "strategy.kind": "hybrid", "strategy.data_parallel": 2,
         "strategy.pipeline_parallel": 2, "strategy.microbatches": 2, "cluster.memory": 30000},
+    "sync on oversubscribed racks": {**LOGISTIC, "network.topology": "racks",
+                                     "network.hosts_per_rack": 2,
+                                     "network.oversubscription": 4.0},
+    "ddp on a torus": {**MLP, "strategy.kind": "ddp", "network.topology": "torus"},
     "async on iris, label skew": {**LOGISTIC, "strategy.kind": "async", "data.dataset": "iris",
                                   "data.partition": "label_skew"},
 }
@@ -207,7 +211,7 @@ def _both(config):
 def _clock(result):
     """Everything of a run that the clock, the network and the memory model make."""
     keys = ("sim_time", "updates", "bytes_sent", "messages_sent", "messages_lost")
-    return ({k: result.summary[k] for k in keys}, result.memory,
+    return ({k: result.summary[k] for k in keys}, result.memory, result.links,
             [(h["time"], h["update"], h["epoch"]) for h in result.history],
             result.trace.spans, result.summary["stop_reason"].removesuffix("; " + TIMING_ONLY))
 
