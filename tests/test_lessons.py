@@ -33,7 +33,7 @@ def test_every_lesson_has_a_test():
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
-              "12_pipeline_bubbles", "13_which_parallelism"}
+              "12_pipeline_bubbles", "13_which_parallelism", "14_collectives"}
     assert set(names) == tested
 
 
@@ -627,6 +627,51 @@ def test_13_all_three_is_the_fastest_that_fits(tmp_path):
     ranked = sorted(fits, key=lambda k: fits[k]["T_step"])
     assert ranked[:3] == ["2x2x4", "2x1x8", "2x4x2"] and (step("2x1x8"), step("2x4x2")) == (
         772.3, 780.0)
+
+
+def test_14_each_all_reduce_wins_where_its_formula_says(tmp_path):
+    """(a, b): every simulated time is Thakur et al.'s (1e-12); recursive doubling wins
+    512 B (0.04 ms vs the ring's 0.3 on 16 nodes), Rabenseifner 2 MB and 134 MB, where
+    recursive doubling and the tree are 2-6x the ring; the ring-vs-recursive-doubling
+    order flips between n*/2 and 2 n*, n* = 152,941 B (16) and 372,093 B (64); the
+    hierarchical all-reduce beats the flat ring at every size on the switch. (c): at k = 4
+    Rabenseifner is > 3x slower on 134 MB than at k = 1, the ring and the tree are not
+    slowed, and the hierarchical all-reduce wins the small sizes and loses 134 MB to the
+    ring; at k = 1 it wins them all; the no-latency formulas hold (1e-12)."""
+    out = run_quick("14_collectives", tmp_path)
+    sizes = sorted({e for (_, e) in out["switch"][16]["rows"]})
+    for p in (16, 64):
+        sw = out["switch"][p]
+        for sim, formula in sw["rows"].values():
+            assert sim == pytest.approx(formula, rel=1e-12)
+        t = lambda a, e: sw["rows"][(a, e)][0]
+        assert sw["best"][0] == "recursive_doubling"
+        assert sw["best"][-2:] == ["rabenseifner", "rabenseifner"]
+        big = sizes[-1]
+        for a, (lo, hi) in (("recursive_doubling", (2, 3.1)), ("tree", (4, 6.2))):
+            assert lo < t(a, big) / t("ring", big) < hi
+        assert all(t("hierarchical", e) < t("ring", e) for e in sizes)
+        below, above = sw["below"], sw["above"]
+        assert below[1] < below[0] and above[0] < above[1]   # the order flips at n*
+    assert round(out["switch"][16]["crossover"]) == 152941
+    assert round(out["switch"][64]["crossover"]) == 372093
+    t16 = out["switch"][16]["rows"]
+    assert round(1e3 * t16[("recursive_doubling", sizes[0])][0], 2) == 0.04
+    assert round(1e3 * t16[("ring", sizes[0])][0], 1) == 0.3
+    racks = out["racks"]
+    r = lambda k, a, e: racks["rows"][(k, a, e)]
+    big = sizes[-1]
+    assert r(4, "rabenseifner", big) > 3 * r(1, "rabenseifner", big)
+    assert r(4, "rabenseifner", big) < 4 * r(1, "rabenseifner", big)
+    for a in ("ring", "tree"):
+        assert r(4, a, big) == pytest.approx(r(1, a, big), rel=1e-9)
+    assert r(4, "hierarchical", sizes[0]) < r(4, "ring", sizes[0])
+    assert r(4, "ring", big) < r(4, "hierarchical", big)
+    assert all(r(1, "hierarchical", e) < r(1, "ring", e) for e in sizes)
+    assert racks["crossover"][1] == 8 * big
+    for k in (1, 4):
+        for sim, formula in racks["check"][k].values():
+            assert sim == pytest.approx(formula, rel=1e-12)
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already
