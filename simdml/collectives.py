@@ -51,8 +51,8 @@ counted: a real library puts them in the header of its own transport).
 
 Groups. A ``Group`` (nodes in rank order) untagged uses each node's mailbox, which must
 then carry only the group's traffic; tagged, a message travels as ``(tag, array)`` and is
-taken from ``inboxes[k]``, a queue the node's demultiplexer fills (hybrid's rings). Only
-the ring runs on a tagged group.
+taken from ``inboxes[k]``, a queue the node's demultiplexer fills (hybrid's rings); a
+stepped algorithm's piece then travels as ``(tag, piece)``.
 
 References
 ----------
@@ -107,8 +107,11 @@ class Group:
             if size < 1 or p % size:
                 raise ValueError(f"a hierarchical all-reduce needs groups of a size that "
                                  f"divides the {p} nodes; got {size}")
-            inner = [Group(self.nodes[j:j + size]) for j in range(0, p, size)]
-            outer = [Group(self.nodes[k::size]) for k in range(size)]
+            box = self.inboxes or [None] * p        # tagged: the members' queues go along
+            inner = [Group(self.nodes[j:j + size], self.tag, box[j:j + size] if self.tag
+                           else None) for j in range(0, p, size)]
+            outer = [Group(self.nodes[k::size], self.tag, box[k::size] if self.tag else None)
+                     for k in range(size)]
             self._parts[size] = (inner, outer)
         return self._parts[size]
 
@@ -185,21 +188,23 @@ class _Steps:
     ``recv(step)`` (a process: the piece of this call and step, early ones buffered)."""
 
     def __init__(self, group: Group, i: int):
-        if group.tag is not None:
-            raise ValueError(f"only the ring runs on a tagged group (tag {group.tag!r})")
         self.group, self.i, self.node = group, i, group.nodes[i]
         self.call = group._calls[i]
         group._calls[i] += 1
+        # untagged: the node's mailbox; tagged: (tag, piece) messages, from inboxes[i]
+        self._get = self.node.recv if group.tag is None else group.inboxes[i].get
 
     def send(self, j: int, step: int, array: np.ndarray) -> None:
-        self.node.send(self.group.nodes[j], Piece(self.group.uid, self.call, step, array),
+        piece = Piece(self.group.uid, self.call, step, array)
+        self.node.send(self.group.nodes[j],
+                       piece if self.group.tag is None else (self.group.tag, piece),
                        array.nbytes)
 
     def recv(self, step: int):
         early = _EARLY.setdefault(self.node, {})
         key = (self.group.uid, self.call, step)
         while key not in early:
-            piece = yield self.node.recv()
+            piece = yield self._get()
             early[piece[:3]] = piece.array
         return early.pop(key)
 
@@ -268,7 +273,7 @@ def rabenseifner(group: Group, i: int, vector: np.ndarray):
             partner = _real(me ^ d, p, q)
             steps.send(partner, step, np.concatenate(blocks[give[0]:give[1]]))
             theirs = yield from steps.recv(step)
-            sizes = [b.size for b in blocks[keep[0]:keep[1]]]
+            sizes = [len(b) for b in blocks[keep[0]:keep[1]]]   # rows: a 2-D block splits by rows
             for k, part in zip(range(*keep), np.split(theirs, np.cumsum(sizes)[:-1])):
                 blocks[k] += part
             lo, hi, step, d = keep[0], keep[1], step + 1, d // 2
@@ -278,7 +283,7 @@ def rabenseifner(group: Group, i: int, vector: np.ndarray):
             steps.send(partner, step, np.concatenate(blocks[lo:hi]))
             theirs = yield from steps.recv(step)
             other = (hi, hi + (hi - lo)) if me & d == 0 else (lo - (hi - lo), lo)
-            sizes = [b.size for b in blocks[other[0]:other[1]]]
+            sizes = [len(b) for b in blocks[other[0]:other[1]]]
             for k, part in zip(range(*other), np.split(theirs, np.cumsum(sizes)[:-1])):
                 blocks[k] = part
             lo, hi = min(lo, other[0]), max(hi, other[1])
@@ -357,10 +362,10 @@ def hierarchical(group: Group, i: int, vector: np.ndarray, size: int):
     between groups (``alpha_i, beta_i``, ``alpha_o, beta_o``):
     ``2 (g - 1)(alpha_i + n / g beta_i) + 2 (G - 1)(alpha_o + n / p beta_o)``: only
     ``1 / g`` of the vector crosses between groups, in ``2 (G - 1)`` steps."""
-    inner, outer = group.parts(size)
-    j, k = divmod(i, size)
     if len(group) == 1:
         return vector
+    inner, outer = group.parts(size)
+    j, k = divmod(i, size)
     mine = _Steps(inner[j], k) if size > 1 else None
     chunks = [c.copy() for c in np.array_split(vector, size)]
     if mine is not None:

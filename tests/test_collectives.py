@@ -243,13 +243,7 @@ def test_group_size_is_the_hierarchical_all_reduce_s():
     np.testing.assert_allclose(ours.model.params_, sync.model.params_, rtol=0, atol=1e-12)
 
 
-def test_only_the_ring_runs_on_a_tagged_group():
-    sim = Simulator()
-    cluster = Cluster(sim)
-    nodes = [cluster.add_node(f"n{k}") for k in range(2)]
-    group = Group(nodes, "tp", [sim.store("a"), sim.store("b")])
-    with pytest.raises(ValueError, match="only the ring runs on a tagged group"):
-        next(allreduce("tree", group, 0, np.ones(3)))
+def test_an_unknown_algorithm_is_named():
     with pytest.raises(ValueError, match="no all-reduce algorithm 'star'"):
         allreduce_time("star", 4, 8, 0.0, 1.0)
 
@@ -343,3 +337,64 @@ if __name__ == "__main__":
           f"{'β-term formula':>15} {'simulated':>12} {'bytes formula':>14} {'counted':>10}")
     for p, name, f, s, fb, sb, b, c in table():
         print(f"{p:>3} {name:>19} {f:>12.6g} {s:>12.6g} {fb:>15.6g} {sb:>12.6g} {b:>14,} {c:>10,}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("p", [3, 4, 6])
+def test_every_algorithm_runs_on_a_tagged_group_and_on_matrices(name, p):
+    """A tagged group (hybrid's rings: messages through a demultiplexer's queues) and
+    2-D arrays (tensor parallelism's partial sums, split by rows): the plain sum, the
+    same bits on every node, for two calls in a row."""
+    from simdml.strategies.joined import demultiplex
+    sim = Simulator()
+    cluster = Cluster(sim, Network())
+    nodes = [cluster.add_node(f"n{k}") for k in range(p)]
+    queues = [sim.store(f"tp{k}") for k in range(p)]
+    group = Group(nodes, "tp", queues)
+    rng = np.random.default_rng(p)
+    mats = [rng.integers(-9, 9, (2 * p + 1, 3)).astype(float) for _ in range(p)]
+    got = [[] for _ in nodes]
+    size = 2 if name == "hierarchical" and p % 2 == 0 else 1
+
+    def member(i):
+        for c in range(2):
+            got[i].append((yield from allreduce(name, group, i, mats[i] + c, size=size)))
+    for i, node in enumerate(nodes):
+        node.start(demultiplex, node, {"tp": queues[i]}, {"tp": None})
+        node.start(member, i)
+    sim.run(until=10.0)
+    for c in range(2):
+        plain = np.sum(mats, axis=0) + p * c
+        for i in range(p):
+            np.testing.assert_array_equal(got[i][c], plain)
+
+
+@pytest.mark.parametrize("kind, extra", [
+    ("tensor", {"cluster.workers": 4}),
+    ("hybrid", {"cluster.workers": 8, "strategy.data_parallel": 2,
+                "strategy.tensor_parallel": 4, "strategy.microbatches": 2})])
+def test_tensor_and_hybrid_train_the_ring_s_model_with_every_algorithm(kind, extra):
+    base = Scenario().replace(**{
+        "model.kind": "mlp", "model.hidden": [16, 12, 8, 8], "data.dataset": "synthetic",
+        "data.n_samples": 200, "data.n_features": 6, "stop.rounds": 3,
+        "strategy.kind": kind, **extra})
+    ring = run(base)
+    times = {}
+    for name, size in (("tree", 1), ("recursive_doubling", 1), ("rabenseifner", 1),
+                       ("hierarchical", 2)):
+        r = run(base.replace(**{"strategy.collective": name, "strategy.group_size": size}))
+        np.testing.assert_allclose(r.model.params_, ring.model.params_, rtol=0, atol=1e-12)
+        assert r.summary["updates"] == ring.summary["updates"] == 3
+        times[name] = r.summary["sim_time"]
+        if name in ("rabenseifner", "hierarchical"):      # the ring's bytes, fewer steps
+            assert r.summary["bytes_sent"] == ring.summary["bytes_sent"]
+            assert r.summary["sim_time"] < ring.summary["sim_time"]
+    assert len(set(times.values())) > 1                   # the algorithm sets the clock
+
+
+def test_hybrid_s_hierarchical_groups_must_tile_its_rings():
+    with pytest.raises(ScenarioError, match="group_size=3 must divide strategy.tensor_parallel=4"):
+        Scenario().replace(**{
+            "model.kind": "mlp", "model.hidden": [16, 12], "cluster.workers": 4,
+            "strategy.kind": "hybrid", "strategy.tensor_parallel": 4,
+            "strategy.collective": "hierarchical", "strategy.group_size": 3})

@@ -186,6 +186,8 @@ CASES = {
     "pipeline interleaved, v = 2": {**MLP, "strategy.kind": "pipeline",
                                     "model.hidden": [16, 12, 10, 10, 8, 8, 6],
                                     "strategy.microbatches": 4, "strategy.virtual_stages": 2},
+    "tensor by rabenseifner": {
+        **MLP, "strategy.kind": "tensor", "strategy.collective": "rabenseifner"},
     "tensor, regression": {**REGRESSION, "strategy.kind": "tensor", "model.hidden": [16, 12]},
     "hybrid 1 x 2 x 2, exponential compute": {
         **MLP, "strategy.kind": "hybrid", "strategy.tensor_parallel": 2,

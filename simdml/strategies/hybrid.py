@@ -50,7 +50,7 @@ import numpy as np
 from .. import _checks
 from ..models.mlp import LayerCache
 from ..phantom import Phantom, is_phantom
-from ..collectives import Group, ring_allreduce
+from ..collectives import ALIASES, ALLREDUCE, Group, allreduce, check_group_size
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import (SCHEDULES, Bubble, check_partition, check_virtual_stages,
@@ -72,13 +72,29 @@ class HybridOptions:
     schedule: str = "1f1b"      # gpipe | 1f1b
     partition: object = "uniform"  # the pipeline's: uniform | balanced | layer counts
     virtual_stages: int = 1     # v: model chunks per stage, interleaved (1f1b only)
+    collective: str = "ring"    # the tensor ranks' and the replicas' all-reduce algorithm
+    group_size: int = 1         # hierarchical: ranks per inner group (of both)
 
     def __post_init__(self):
+        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
+        check_group_size(self.collective, self.group_size)
         for name in ("data_parallel", "tensor_parallel", "pipeline_parallel", "microbatches"):
             _checks.integer(name, getattr(self, name), low=1)
         _checks.choice("schedule", self.schedule, SCHEDULES)
         check_partition(self.partition)
         check_virtual_stages(self.virtual_stages, self.schedule)
+
+
+def group_size_fits_the_factors(s) -> None:
+    """A scenario rule: the hierarchical all-reduce's groups tile the tensor ranks and the
+    replicas (each of the two that has more than one member)."""
+    o = s.strategy.options
+    g = o.get("group_size", 1)
+    for key in ("tensor_parallel", "data_parallel"):
+        n = o.get(key, 1)
+        if _checks.is_integer(g) and _checks.is_integer(n) and n > 1 and n % g:
+            raise ValueError(f"strategy.group_size={g} must divide strategy.{key}={n}: the "
+                             f"hierarchical all-reduce's groups tile its ranks")
 
 
 def factors_fit(s) -> None:
@@ -170,6 +186,12 @@ class _Links(NamedTuple):
     replicas: Group       # (*, s, k), tagged "dp"
     k: int                # my place in the tensor ring
     d: int                # ... and in the replicas' ring
+    collective: str = "ring"   # the all-reduce of both (simdml.collectives)
+    size: int = 1              # ... its hierarchical group size
+
+    def allreduce(self, group: Group, i: int, vector):
+        """Process: ``vector`` summed over ``group`` (the tensor ranks or the replicas)."""
+        return allreduce(self.collective, group, i, vector, size=self.size)
 
 
 class Layout(NamedTuple):
@@ -184,6 +206,8 @@ class Layout(NamedTuple):
     recompute: bool
     kind: str               # the strategy.kind it runs (for its messages)
     v: int = 1              # model chunks per stage (interleaved 1F1B when > 1)
+    collective: str = "ring"  # the all-reduce of the tensor ranks and of the replicas
+    size: int = 1             # ... its hierarchical group size
 
 
 def start(job: Job):
@@ -191,7 +215,7 @@ def start(job: Job):
     o = job.options
     return run_layout(job, Layout(o.data_parallel, o.tensor_parallel, o.pipeline_parallel,
                                   o.microbatches, o.schedule, o.partition, False, "hybrid",
-                                  o.virtual_stages))
+                                  o.virtual_stages, o.collective, o.group_size))
 
 
 def start_pipeline(job: Job):
@@ -204,8 +228,9 @@ def start_pipeline(job: Job):
 
 def start_tensor(job: Job):
     """``strategy.kind = "tensor"``: ``1 x T x 1``, T the workers, the batch whole."""
+    o = job.options
     return run_layout(job, Layout(1, len(job.workers), 1, 1, "1f1b", "uniform", False,
-                                  "tensor"))
+                                  "tensor", 1, o.collective, o.group_size))
 
 
 def run_layout(job: Job, layout: Layout):
@@ -235,6 +260,13 @@ def run_layout(job: Job, layout: Layout):
               for n in workers]
     rank = lambda d, s, k: (d * P + s) * T + k  # noqa: E731
     plans, indices = [], []
+    groups = {}  # one Group per ring, shared by its members (a stepped piece names it)
+
+    def group(ranks, tag):
+        if (tag, ranks[0]) not in groups:
+            groups[(tag, ranks[0])] = Group([workers[j] for j in ranks], tag,
+                                            [queues[j][tag] for j in ranks])
+        return groups[(tag, ranks[0])]
     for r in range(len(workers)):
         d, s, k = coordinates(r, T, P)
         tensor = [rank(d, s, j) for j in range(T)]
@@ -242,9 +274,8 @@ def run_layout(job: Job, layout: Layout):
         wrap = v > 1                # the last stage's chunk c feeds the first's c + 1
         links = _Links(workers[rank(d, (s - 1) % P, k)] if s > 0 or wrap else None,
                        workers[rank(d, (s + 1) % P, k)] if s < P - 1 or wrap else None,
-                       Group([workers[j] for j in tensor], "tp", [queues[j]["tp"] for j in tensor]),
-                       Group([workers[j] for j in replicas], "dp",
-                            [queues[j]["dp"] for j in replicas]), k, d)
+                       group(tensor, "tp"), group(replicas, "dp"), k, d,
+                       layout.collective, layout.size)
         units = [units_of(model, chunks[c * P + s], k, T) for c in range(v)]
         plans.append((d, s, units, links))
         indices.append(owned(model, [u for chunk in units for u in chunk],
@@ -343,7 +374,7 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                 if not first:
                     node.send(links.prev, ("B", dA), dA.nbytes)
         if D > 1:                                             # the replicas' sum
-            grad = yield from ring_allreduce(links.replicas, links.d, grad)
+            grad = yield from links.allreduce(links.replicas, links.d, grad)
         yield node.compute(opt.flops(params.size))
         params, state = opt.step(params, grad, state, version)
         memory.free("grads")
@@ -386,7 +417,7 @@ def _forward(job, model, full, u: Unit, A, links: _Links, flops, T, node):
     Ai, slope_a = model.activate(A @ Wa[:, u.units] + ba[u.units])
     partial = Ai @ Wb[u.units, :]
     yield node.compute((flops[u.a][0] + flops[u.b][0]) / T)
-    Z = (yield from ring_allreduce(links.tensor, links.k, partial)) + bb
+    Z = (yield from links.allreduce(links.tensor, links.k, partial)) + bb
     if u.b == model.n_layers - 1:
         return Z, (LayerCache(A, slope_a), LayerCache(Ai, None))
     out, slope_b = model.activate(Z)
@@ -407,7 +438,7 @@ def _backward(job, model, full, u: Unit, cache, dA, links: _Links, flops, T, nod
     part, ga = model.backward_dense(Wa[:, u.units], cache_a, dAi, input_grad=u.a > 0)
     yield node.compute((flops[u.a][1] + flops[u.b][1]) / T)
     if u.a > 0:
-        part = yield from ring_allreduce(links.tensor, links.k, part)
+        part = yield from links.allreduce(links.tensor, links.k, part)
     return part, np.concatenate([ga, gb])
 
 

@@ -11,7 +11,7 @@ shared plan):
 
 * forward: ``A_i = act(A_in @ W_a[:, i] + b_a[i])`` -- no communication, the activation
   being elementwise -- then the partial sum ``A_i @ W_b[i, :]``, **all-reduced** over the
-  ring (Megatron's ``g``), plus ``b_b``: the pair's output, the same on every worker;
+  ring (Megatron's ``g``; or ``strategy.collective``), plus ``b_b``: the pair's output, the same on every worker;
 * backward: from the output's gradient (the same everywhere), each worker computes the
   gradients of its blocks and ``b_b`` (the same everywhere) and its partial sum of the
   input's gradient, ``dZ_a[i] @ W_a[:, i]'``, **all-reduced** (Megatron's ``f``) --
@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import _checks
+from ..collectives import ALIASES, ALLREDUCE, check_group_size
+
 __all__ = ["TensorOptions", "MODELS", "bytes_per_step", "pairs_fit_the_workers"]
 
 MODELS = ("mlp", "mlp_regression")
@@ -48,7 +51,12 @@ MODELS = ("mlp", "mlp_regression")
 
 @dataclass(frozen=True, kw_only=True)
 class TensorOptions:
-    pass
+    collective: str = "ring"    # the partial sums' all-reduce (simdml.collectives.ALLREDUCE)
+    group_size: int = 1         # hierarchical: ranks per inner group
+
+    def __post_init__(self):
+        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
+        check_group_size(self.collective, self.group_size)
 
 
 def pairs_fit_the_workers(s) -> None:
