@@ -196,7 +196,8 @@ CASES = {
     "hybrid 2 x 1 x 2, out of memory": {
         **MLP, "strategy.kind": "hybrid", "strategy.data_parallel": 2,
         "strategy.pipeline_parallel": 2, "strategy.microbatches": 2, "cluster.memory": 30000},
-    "sync on oversubscribed racks": {**LOGISTIC, "network.topology": "racks",
+    "sync on oversubscribed racks": {**LOGISTIC, "strategy.kind": "sync",
+                                     "network.topology": "racks",
                                      "network.hosts_per_rack": 2,
                                      "network.oversubscription": 4.0},
     "ddp on a torus": {**MLP, "strategy.kind": "ddp", "network.topology": "torus"},

@@ -269,3 +269,16 @@ def test_a_graph_of_links_from_toml_runs(tmp_path):
     assert set(r.links) == {"worker0->worker1", "worker1->worker0"}
     assert Scenario.from_dict(s.to_dict()) == s                 # it writes back as it reads
     assert math.isfinite(r.summary["sim_time"])
+
+
+def test_the_bundled_racks_scenario_shows_the_uplink():
+    """racks_allreduce (TOML): 16 workers, 4 racks, 4:1 uplinks. Rabenseifner, whose first
+    halving crosses the racks from every host, is slower than the ring and keeps the
+    uplink busier; both train the same model."""
+    s = load_scenario("racks_allreduce").replace(**{"stop.rounds": 3})
+    ring = run(s)
+    rab = run(s.replace(**{"strategy.collective": "rabenseifner"}))
+    np.testing.assert_allclose(rab.model.params_, ring.model.params_, rtol=0, atol=1e-12)
+    assert rab.summary["sim_time"] > 1.3 * ring.summary["sim_time"]
+    up = lambda r: r.links["rack0->core"]["utilization"]
+    assert up(rab) > up(ring) > 0
