@@ -22,7 +22,7 @@ LAYERS = [
     ("collectives", ["simdml.collectives"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),
-    ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion"]),
+    ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion", "simdml.graphs"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
     ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots",
                      "simdml.display"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import (admm, allreduce, asynchronous, cascade, ddp, hist_tree, hybrid, local_fusion,
+from . import (admm, allreduce, asynchronous, cascade, ddp, gossip, hist_tree, hybrid, local_fusion,
                local_sgd, pipeline_parallel, sync, tensor_parallel, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
@@ -100,6 +100,11 @@ STRATEGIES: dict[str, StrategySpec] = {
                            model_rules=(hybrid.factors_fit,),
                            rules=(hybrid.group_size_fits_the_factors,),
                            divergence_hint=smaller_lr, timing_only=True, optimizer_steps=one_step),
+    "gossip": StrategySpec(gossip.GossipOptions, gossip.start,
+                           "decentralized SGD (D-PSGD): a local step, then an average with the "
+                           "neighbours on a graph; no server",
+                           survives_faults=False, rules=(gossip.graph_fits_the_workers,),
+                           divergence_hint=smaller_lr, optimizer_steps=one_step),
     "local_sgd": StrategySpec(local_sgd.LocalSGDOptions, local_sgd.start,
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,
