@@ -33,7 +33,8 @@ def test_every_lesson_has_a_test():
               "05_distributed_trees", "06_scheduling",
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
-              "12_pipeline_bubbles", "13_which_parallelism", "14_collectives"}
+              "12_pipeline_bubbles", "13_which_parallelism", "14_collectives",
+              "16_gossip"}
     assert set(names) == tested
 
 
@@ -672,6 +673,29 @@ def test_14_each_all_reduce_wins_where_its_formula_says(tmp_path):
     for k in (1, 4):
         for sim, formula in racks["check"][k].values():
             assert sim == pytest.approx(formula, rel=1e-12)
+
+
+def test_16_gossip_mixes_at_lambda_squared_and_the_graph_sets_loss_and_time(tmp_path):
+    """(a): lambda 0.9493, 0.6, 0.5, 0 for the ring, torus, exponential and complete
+    graphs; the measured decay is lambda^2 (to 1 % quick); a round on equal shards is
+    compute + alpha + d b beta (1e-9) but on the complete graph 0.2 % more. (b): the ring
+    ends with about twice the torus's loss and the most disagreement; the complete graph
+    is sync's loss; ring and torus take the same time, complete more, sync the most."""
+    out = run_quick("16_gossip", tmp_path)
+    mix, summ = out["mixing"], out["summary"]
+    assert [round(mix[g]["lambda"], 4) for g in ("ring", "torus", "exponential", "complete")
+            ] == [0.9493, 0.6, 0.5, 0.0]
+    for g in ("ring", "torus", "exponential"):
+        assert mix[g]["measured"] == pytest.approx(mix[g]["predicted"], rel=1e-2)
+        assert mix[g]["round"] == pytest.approx(mix[g]["round_formula"], rel=1e-9)
+    assert mix["complete"]["measured"] < 1e-20
+    assert 1.001 < mix["complete"]["round"] / mix["complete"]["round_formula"] < 1.003
+    assert 1.8 < summ["ring"]["loss"] / summ["torus"]["loss"] < 2.3
+    assert summ["ring"]["consensus"] > summ["torus"]["consensus"] > summ["exponential"][
+        "consensus"] > 1e3 * summ["complete"]["consensus"]
+    assert summ["complete"]["loss"] == pytest.approx(summ["sync"]["loss"], rel=1e-9)
+    assert summ["ring"]["time"] == pytest.approx(summ["torus"]["time"], rel=0.01)
+    assert summ["torus"]["time"] < summ["complete"]["time"] < summ["sync"]["time"]
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already
