@@ -17,6 +17,8 @@ import numpy as np
 __all__ = ["STREAMS", "NodeStreams", "Streams"]
 
 STREAMS = ("data", "init", "compute", "network", "faults", "policy")
+# streams added later, keyed after the sweeps' (len(STREAMS),): no earlier key moves
+LATER_STREAMS = ("compression",)
 
 
 class Streams:
@@ -26,10 +28,13 @@ class Streams:
         self.seed = seed
 
     def _key(self, name: str) -> tuple[int, ...]:
+        if name in LATER_STREAMS:
+            return (len(STREAMS) + 1 + LATER_STREAMS.index(name),)
         try:
             return (STREAMS.index(name),)
         except ValueError:
-            raise ValueError(f"unknown random stream {name!r}; known: {', '.join(STREAMS)}") from None
+            raise ValueError(f"unknown random stream {name!r}; known: "
+                             f"{', '.join(STREAMS + LATER_STREAMS)}") from None
 
     def rng(self, name: str) -> np.random.Generator:
         """The stream for a purpose (``data``, ``init``, ...), the same on every call."""

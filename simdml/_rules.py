@@ -208,6 +208,21 @@ def topology_fits_the_workers(s) -> None:
                              f"every node must be reachable (add links)")
 
 
+def compression_needs_plain_sync(s) -> None:
+    """Gradient compression runs in the sync parameter server (its workers encode, its
+    server decodes), on values (a timing-only run has none to pick)."""
+    if s.compression.kind == "none":
+        return
+    if s.strategy.kind != "sync" or s.scheduling.policy is not None:
+        raise ValueError(f"compression.kind={s.compression.kind!r} compresses the gradients "
+                         f"of strategy.kind='sync' (without scheduling.policy); got "
+                         f"strategy.kind={s.strategy.kind!r}")
+    if not s.math:
+        raise ValueError(f"compression.kind={s.compression.kind!r} picks entries by their "
+                         f"values; a timing-only run (math = false) has none: set "
+                         f"compression.kind = 'none'")
+
+
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
                  # (workers, messages, retries per round): their sum must stay finite
 
@@ -332,5 +347,6 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
-         strategy_rules, nodes_exist, topology_fits_the_workers, durations_are_finite,
+         strategy_rules, nodes_exist, topology_fits_the_workers, compression_needs_plain_sync,
+         durations_are_finite,
          timing_only_fits, run_fits_in_memory)

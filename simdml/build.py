@@ -8,6 +8,7 @@ import numpy as np
 
 from ._rng import Streams
 from .cluster import Cluster
+from .compression import Compression
 from .network import Network
 from .phantom import is_phantom
 from .engine import Simulator
@@ -114,6 +115,11 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
                                       monitor=monitor, stats=stats))
     if class_weight is not None:
         monitor.train_weight = class_weight[y_train]
+    c = s.compression
+    if c.kind != "none":
+        job.compression = Compression(c.kind, ratio=c.ratio, levels=c.levels,
+                                      error_feedback=c.error_feedback,
+                                      rngs=streams.node_rngs("compression", s.cluster.workers))
     return job
 
 

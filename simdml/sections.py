@@ -24,6 +24,7 @@ from ._section import (MAX_INT, ScenarioError, _build_options, _choice, _did_you
                        _store)
 from .cluster_sections import (ClusterConfig, CrashConfig, FaultsConfig, LinkConfig,
                                NetworkConfig, PartitionConfig)
+from .compression import COMPRESSORS
 from .imbalance import RESAMPLERS
 from .models import MODELS
 from .optim import Optimizer, Schedule
@@ -32,7 +33,7 @@ from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "StopConfig",
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "StopConfig",
            "build_model"]
 
 _INF = math.inf
@@ -331,7 +332,23 @@ class SchedulingConfig:
         return _build_options(SchedulingOptions, "scheduling", options)
 
 
+@_section("compression")
+@dataclass(frozen=True, kw_only=True)
+class CompressionConfig:
+    kind: str = "none"           # none | topk | randk | qsgd | sign (simdml.compression)
+    ratio: float = 0.01          # topk, randk: the fraction of entries sent
+    levels: int = 16             # qsgd: quantization levels s
+    error_feedback: bool = False  # keep what was not sent, add it to the next gradient
+
+    def __post_init__(self):
+        _choice("compression.kind", self.kind, COMPRESSORS)
+        _number("compression.ratio", self.ratio, low=0, strict_low=True, high=1)
+        _integer("compression.levels", self.levels, low=1, high=65535)
+        _flag("compression.error_feedback", self.error_feedback)
+
+
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
              "strategy": StrategyConfig, "optimizer": OptimizerConfig,
-             "scheduling": SchedulingConfig, "stop": StopConfig}
+             "scheduling": SchedulingConfig, "compression": CompressionConfig,
+             "stop": StopConfig}

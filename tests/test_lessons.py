@@ -34,7 +34,7 @@ def test_every_lesson_has_a_test():
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
               "12_pipeline_bubbles", "13_which_parallelism", "14_collectives",
-              "16_gossip"}
+              "15_compression", "16_gossip"}
     assert set(names) == tested
 
 
@@ -673,6 +673,26 @@ def test_14_each_all_reduce_wins_where_its_formula_says(tmp_path):
     for k in (1, 4):
         for sim, formula in racks["check"][k].values():
             assert sim == pytest.approx(formula, rel=1e-12)
+
+
+def test_15_each_compressor_sends_its_formula_s_bytes_and_feedback_helps_or_hurts(tmp_path):
+    """Bytes a push = the formula for every compressor that ran (13.4x, 7x, 59x fewer);
+    top-k ends above the dense loss and top-k + EF near it; rand-k + EF and QSGD + EF
+    diverge in every seed; sign and rand-k converge without feedback; times within 3 %."""
+    out = run_quick("15_compression", tmp_path)
+    t = out["table"]
+    for label, row in t.items():
+        if not row["diverged"]:
+            assert row["push"] == pytest.approx(row["formula"], abs=1e-9)
+    assert [round(t[k]["ratio"], 1) for k in ("topk", "qsgd", "sign")] == [13.4, 7.0, 58.9]
+    assert t["topk"]["loss"] > 3 * t["none"]["loss"]
+    assert t["topk + EF"]["loss"] < 0.5 * t["topk"]["loss"]
+    assert len(t["randk + EF"]["diverged"]) == len(t["randk + EF"]["losses"])
+    assert len(t["qsgd + EF"]["diverged"]) == len(t["qsgd + EF"]["losses"])
+    for k in ("randk", "qsgd", "sign", "sign + EF"):
+        assert not t[k]["diverged"] and t[k]["loss"] < 3 * t["topk + EF"]["loss"] + 0.01
+    times = [row["time"] for row in t.values() if not row["diverged"]]
+    assert max(times) < 1.03 * min(times)
 
 
 def test_16_gossip_mixes_at_lambda_squared_and_the_graph_sets_loss_and_time(tmp_path):

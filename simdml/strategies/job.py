@@ -92,6 +92,7 @@ class Job:
     checkpoints: Checkpoints | None = None  # None: a server that never checkpoints
     done: object = None    # an event a restartable server fires when training ends
     optimizer: Optimizer | None = None  # None: plain gradient descent with step size lr
+    compression: object = None  # a simdml.compression.Compression; None: dense gradients
     own_data: bool = False  # the strategy books its nodes' data (hold_shards does not)
 
     def __post_init__(self):

@@ -102,8 +102,11 @@ def server(job: Job):
             continue
         order = sorted(grads)                               # 3. average, weighted by samples,
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
-        g = weighted_sum([job.shard_weights[i] / share for i in order],  # order cannot
-                         [grads[i] for i in order])         #    change it)
+        weights = [job.shard_weights[i] / share for i in order]  # order cannot change it)
+        if job.compression is None:
+            g = weighted_sum(weights, [grads[i] for i in order])
+        else:                                               #    compressed: decompressed
+            g = job.compression.aggregate([grads[i] for i in order], weights, weighted_sum)
         memory.hold("grads", g.nbytes)
         yield node.compute(aggregate_flops(len(grads), params.size,  # 4. step, on the server
                                            step=opt.flops(params.size)))
@@ -172,6 +175,9 @@ def worker(job: Job, i: int, preemptible: bool = False):
         else:
             yield work
         memory.free("activations")                          #    the backward pass is done
+        if job.compression is not None:                     #    compressed (error feedback:
+            grad = job.compression.encode(i, grad)          #    my residual, kept here)
+            memory.set("optimizer", job.compression.residual_nbytes(i))
         yield node.send(server_node, TaggedGradient(i, model.tag, grad))  # 3. push it
         memory.free("grads")
         model = node.skip_to_newest((yield node.recv()))
