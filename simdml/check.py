@@ -270,6 +270,29 @@ def _check_compression(m) -> list[str]:
     return problems
 
 
+def _report_compression(m) -> list[str]:
+    """Your compress/decompress inside a simulation: 4 workers of a sync parameter
+    server, 40 rounds, top-5 % with error feedback, beside no compression and
+    simdml's own top-k (lines to print)."""
+    from .compression import Compression
+    from .experiment import run
+    from .scenario import Scenario
+    s = Scenario(name="ex05").replace(**{
+        "cluster.workers": 4, "data.dataset": "synthetic", "data.n_samples": 800,
+        "data.n_features": 50, "stop.rounds": 40})
+    runs = {"no compression": run(s),
+            "simdml's topk + EF": run(s.replace(**{"compression.kind": "topk",
+                                                 "compression.ratio": 0.05,
+                                                 "compression.error_feedback": True})),
+            "yours + EF": run(s, compression=Compression.custom(
+                m.compress, m.decompress, ratio=0.05, error_feedback=True))}
+    lines = ["in a simulation (4 workers, 40 sync rounds, 5 % of the entries, error feedback):"]
+    for name, r in runs.items():
+        lines.append(f"  {name:>20}: {r.summary['bytes_sent']:>8,} bytes sent, final loss "
+                     f"{r.summary['final_loss']:.5f}")
+    return lines
+
+
 def _check_straggler_aggregation(m) -> list[str]:
     problems = []
     weights = [0.1, 0.2, 0.3, 0.4]
@@ -421,6 +444,8 @@ CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fus
             "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
             "ex08": _check_zero_memory, "ex09": _check_pipeline_bubble,
             "ex10": _check_factorisation_memory}
+#: what a passed exercise shows next: its code at work in a simulation
+REPORTS = {"ex05": _report_compression}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = check(args.exercise, module)
     if not problems:
         print(f"{args.exercise}: passed -- well done.")
+        for line in REPORTS.get(args.exercise, lambda m: [])(module):
+            print(line)
         return 0
     print(f"{args.exercise}: not yet:")
     for problem in problems:

@@ -138,14 +138,36 @@ class Compression:
         self.kind, self.ratio, self.levels = kind, ratio, levels
         self.error_feedback, self.rngs = error_feedback, rngs
         self.residuals: dict[int, np.ndarray] = {}
+        self._custom = None
+
+    @classmethod
+    def custom(cls, compress, decompress, *, ratio: float = 0.01,
+               error_feedback: bool = False) -> Compression:
+        """A top-k-like compressor of your own (exercise 5.1): ``compress(v, k) ->
+        (indices, values)`` and ``decompress(indices, values, size) -> v``, with ``k =
+        max(1, round(ratio n))``; what travels is its two arrays, as they are."""
+        c = cls("custom", ratio=ratio, levels=0, error_feedback=error_feedback, rngs=None)
+        c._custom = (compress, decompress)
+        return c
+
+    def _pack(self, i: int, p: np.ndarray) -> Compressed:
+        if self._custom is not None:
+            idx, values = self._custom[0](p, _k(p.size, self.ratio))
+            return Compressed("custom", p.size, (np.asarray(idx), np.asarray(values)))
+        rng = None if self.rngs is None else self.rngs[i]   # topk, sign: deterministic
+        return compress(self.kind, p, rng, ratio=self.ratio, levels=self.levels)
+
+    def _unpack(self, c: Compressed) -> np.ndarray:
+        if self._custom is not None:
+            return np.asarray(self._custom[1](*c.parts, c.size), dtype=float)
+        return decompress(c)
 
     def encode(self, i: int, grad: np.ndarray) -> Compressed:
         """Worker ``i``'s payload for ``grad`` (plus its residual, with error feedback)."""
         p = grad + self.residuals[i] if i in self.residuals else grad
-        rng = None if self.rngs is None else self.rngs[i]   # topk, sign: deterministic
-        c = compress(self.kind, p, rng, ratio=self.ratio, levels=self.levels)
+        c = self._pack(i, p)
         if self.error_feedback:
-            self.residuals[i] = p - decompress(c)
+            self.residuals[i] = p - self._unpack(c)
         return c
 
     def residual_nbytes(self, i: int) -> int:
@@ -162,4 +184,4 @@ class Compression:
         if self.kind == "sign" and not self.error_feedback:
             vote = np.sign(sum(signs(c) for c in payloads))
             return vote * sum(w * c.parts[1][0] for w, c in zip(weights, payloads))
-        return weighted_sum(weights, [decompress(c) for c in payloads])
+        return weighted_sum(weights, [self._unpack(c) for c in payloads])

@@ -24,13 +24,15 @@ __all__ = ["run", "Result", "prepare_data", "DataSplit"]
 
 
 def run(scenario: Scenario | str | Path, *, seed: int | None = None,
-        progress: bool | None = False) -> Result:
+        progress: bool | None = False, compression=None) -> Result:
     """Run a scenario (an object, a TOML path or a bundled name) and return its Result.
 
     ``seed`` overrides ``scenario.seed``. ``progress``: a line on stderr with the
     simulated time and the updates reached, from the first second of real time on (a
     thread reads the clock; the run's numbers do not change); None: when stderr is a
-    terminal; default False (a library prints nothing unasked).
+    terminal; default False (a library prints nothing unasked). ``compression``: a
+    ``simdml.compression.Compression`` of your own (``Compression.custom(compress,
+    decompress)``, exercise 5.1) in place of ``[compression]``; ``sync`` only.
 
     Examples
     --------
@@ -44,8 +46,14 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)
+    if compression is not None and (s.strategy.kind != "sync" or s.compression.kind != "none"):
+        raise ScenarioError(f"compression= compresses the gradients of strategy.kind='sync' "
+                            f"in place of [compression]; got strategy.kind="
+                            f"{s.strategy.kind!r}, compression.kind={s.compression.kind!r}")
     began = time.monotonic()                       # stop.wall_time counts from here
     split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.
+    if compression is not None:                    # read by the workers as they run
+        job.compression = compression
     with watching(_reached(s, job, began), enabled=is_wanted(progress)):
         stop_reason = simulate(job.sim, training, s, job,  # 6. run the clock until it stops
                                spent=time.monotonic() - began)

@@ -132,3 +132,23 @@ def test_the_residual_is_the_workers_memory_and_randomness_is_seeded():
 def test_a_bad_compression_is_refused_by_name(changes, match):
     with pytest.raises(ScenarioError, match=match):
         Scenario().replace(**{**BASE, **changes})
+
+
+def test_a_compressor_of_your_own_runs_inside_a_simulation():
+    """Exercise 5.1 plugged in (``run(..., compression=Compression.custom(...))``): the
+    reference solution trains simdml's top-k model; its int64 indices cost 4 bytes an
+    entry more than simdml's int32 ones, and the bytes say so."""
+    from simdml.check import load
+    solution = load("ex05", solution=True)
+    s = Scenario().replace(**BASE)
+    ours = run(s.replace(**{"compression.kind": "topk", "compression.ratio": 0.05,
+                            "compression.error_feedback": True}))
+    yours = run(s, compression=Compression.custom(solution.compress, solution.decompress,
+                                                  ratio=0.05, error_feedback=True))
+    np.testing.assert_allclose(yours.model.params_, ours.model.params_, rtol=0, atol=1e-12)
+    k = round(0.05 * ours.model.params_.size)
+    pushes = BASE["stop.rounds"] * BASE["cluster.workers"]
+    assert yours.summary["bytes_sent"] - ours.summary["bytes_sent"] == pushes * 4 * k
+    with pytest.raises(ScenarioError, match="strategy.kind='sync'"):
+        run(s.replace(**{"strategy.kind": "async"}), compression=Compression.custom(
+            solution.compress, solution.decompress))

@@ -198,3 +198,14 @@ def test_ex09_is_timed_by_the_simulator_s_clock():
     assert any(m < p for p, m, *_ in _PIPELINE_CASES) and any(m > p for p, m, *_ in _PIPELINE_CASES)
     assert {s for *_, s in _PIPELINE_CLOCK} == {"gpipe", "1f1b"}
     assert _pipeline_clock() == ()
+
+
+def test_a_passed_ex05_shows_its_compressor_in_a_simulation(capsys):
+    from simdml import check
+    assert check.main(["ex05", "--solution"]) == 0
+    out = capsys.readouterr().out
+    assert "passed" in out and "in a simulation" in out
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if "bytes sent" in line}
+    assert set(lines) == {"no compression", "simdml's topk + EF", "yours + EF"}
+    loss = lambda name: float(lines[name].rsplit(" ", 1)[1])   # noqa: E731
+    assert loss("yours + EF") == loss("simdml's topk + EF") < loss("no compression")

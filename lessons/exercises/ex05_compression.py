@@ -8,6 +8,10 @@ values float64; ties in magnitude: the lower index) and ``decompress(indices, va
 size) -> ndarray``.
 
 Check it with:  python -m simdml.check ex05
+Once it passes, the checker runs it inside a simulation -- four workers of a sync
+parameter server sending your top-5 % with error feedback -- and prints the bytes sent
+and the final loss beside no compression and simdml's own top-k (``simdml.run(scenario,
+compression=Compression.custom(compress, decompress, ratio=0.05))`` does the same).
 """
 
 
