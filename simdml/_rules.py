@@ -208,15 +208,18 @@ def topology_fits_the_workers(s) -> None:
                              f"every node must be reachable (add links)")
 
 
+COMPRESSING = ("sync", "async", "ssp")  # the strategies whose workers compress
+
+
 def compression_needs_plain_sync(s) -> None:
-    """Gradient compression runs in the sync parameter server (its workers encode, its
-    server decodes), on values (a timing-only run has none to pick)."""
+    """Gradient compression runs in the parameter servers, sync, async and ssp (their
+    workers encode, their server decodes), on values (a timing-only run has none)."""
     if s.compression.kind == "none":
         return
-    if s.strategy.kind != "sync" or s.scheduling.policy is not None:
+    if s.strategy.kind not in COMPRESSING or s.scheduling.policy is not None:
         raise ValueError(f"compression.kind={s.compression.kind!r} compresses the gradients "
-                         f"of strategy.kind='sync' (without scheduling.policy); got "
-                         f"strategy.kind={s.strategy.kind!r}")
+                         f"of strategy.kind = {' | '.join(map(repr, COMPRESSING))} (without "
+                         f"scheduling.policy); got strategy.kind={s.strategy.kind!r}")
     if not s.math:
         raise ValueError(f"compression.kind={s.compression.kind!r} picks entries by their "
                          f"values; a timing-only run (math = false) has none: set "

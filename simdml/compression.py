@@ -170,6 +170,11 @@ class Compression:
             self.residuals[i] = p - self._unpack(c)
         return c
 
+    def decode(self, c: Compressed) -> np.ndarray:
+        """One payload's dense vector (an asynchronous server applies each push alone;
+        a lone ``sign`` vote is its own scaled sign)."""
+        return self._unpack(c)
+
     def residual_nbytes(self, i: int) -> int:
         """Bytes of worker ``i``'s residual (0 without error feedback)."""
         r = self.residuals.get(i)

@@ -32,7 +32,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     thread reads the clock; the run's numbers do not change); None: when stderr is a
     terminal; default False (a library prints nothing unasked). ``compression``: a
     ``simdml.compression.Compression`` of your own (``Compression.custom(compress,
-    decompress)``, exercise 5.1) in place of ``[compression]``; ``sync`` only.
+    decompress)``, exercise 5.1) in place of ``[compression]``; sync, async, ssp.
 
     Examples
     --------
@@ -46,9 +46,10 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)
-    if compression is not None and (s.strategy.kind != "sync" or s.compression.kind != "none"):
-        raise ScenarioError(f"compression= compresses the gradients of strategy.kind='sync' "
-                            f"in place of [compression]; got strategy.kind="
+    if compression is not None and (s.strategy.kind not in ("sync", "async", "ssp")
+                                    or s.compression.kind != "none"):
+        raise ScenarioError(f"compression= compresses the gradients of strategy.kind='sync', "
+                            f"'async' or 'ssp' in place of [compression]; got strategy.kind="
                             f"{s.strategy.kind!r}, compression.kind={s.compression.kind!r}")
     began = time.monotonic()                       # stop.wall_time counts from here
     split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.

@@ -71,6 +71,8 @@ def server(job: Job, bound: float = math.inf):
         match (yield node.recv()):                  # 1. any worker's message:
             case Gradient(i, v, grad):              #    a gradient, computed on version v
                 job.stats.record_staleness(version - v)
+                if job.compression is not None:     #    compressed: what it stands for
+                    grad = job.compression.decode(grad)
                 memory.set("grads", grad.nbytes)
                 yield node.compute(opt.flops(params.size))  # 2. apply it now, as n_i / n
                 params, state = opt.step(params, grad, state, version,  # of a step
@@ -106,6 +108,9 @@ def worker(job: Job, i: int):
         grad, flops = job.gradient(i, model.params)     # 2. real gradient on my shard
         yield node.compute(flops)                   #    ... which takes simulated time
         node.memory.free("activations")
+        if job.compression is not None:             #    compressed (error feedback: my
+            grad = job.compression.encode(i, grad)  #    residual, kept here)
+            node.memory.set("optimizer", job.compression.residual_nbytes(i))
         yield node.send(server_node, Gradient(i, model.version, grad))  # 3. push it
         node.memory.free("grads")
 
