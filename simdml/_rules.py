@@ -211,7 +211,7 @@ def topology_fits_the_workers(s) -> None:
 COMPRESSING = ("sync", "async", "ssp")  # the strategies whose workers compress
 
 
-def compression_needs_plain_sync(s) -> None:
+def compression_fits_the_strategy(s) -> None:
     """Gradient compression runs in the parameter servers, sync, async and ssp (their
     workers encode, their server decodes), on values (a timing-only run has none)."""
     if s.compression.kind == "none":
@@ -350,6 +350,6 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          strategy_trains_the_model, strategy_model_rules, strategy_survives_the_faults,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
-         strategy_rules, nodes_exist, topology_fits_the_workers, compression_needs_plain_sync,
+         strategy_rules, nodes_exist, topology_fits_the_workers, compression_fits_the_strategy,
          durations_are_finite,
          timing_only_fits, run_fits_in_memory)

@@ -71,10 +71,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _checks
+
 __all__ = ["Group", "Piece", "ALLREDUCE", "ALIASES", "allreduce", "allreduce_time",
            "ring_allreduce", "ring_reduce_scatter", "ring_allgather", "owned_chunk",
            "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
-           "check_group_size"]
+           "check_collective"]
 
 
 _UIDS = itertools.count()
@@ -399,8 +401,10 @@ ALLREDUCE = {"ring": ring_allreduce, "tree": tree, "recursive_doubling": recursi
 ALIASES = {"halving_doubling": "rabenseifner"}
 
 
-def check_group_size(name: str, size) -> None:
-    """An option rule: ``group_size`` is an integer >= 1, and only ``hierarchical``'s."""
+def check_collective(name: str, size) -> None:
+    """An option rule of every strategy that takes ``collective``: a known algorithm, and
+    ``group_size`` an integer >= 1 that only ``hierarchical`` sets."""
+    _checks.choice("collective", name, [*ALLREDUCE, *ALIASES])
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"group_size must be an integer >= 1 (the hierarchical all-reduce's "
                          f"nodes per inner group); got {size!r}")

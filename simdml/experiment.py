@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ._checks import shown
 from ._progress import is_wanted, watching
+from ._rules import COMPRESSING
 from ._rng import Streams
 from .build import build_cluster, build_job, start_faults, start_training
 from .pipeline import DataSplit, prepare_data, split_data
@@ -46,7 +47,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)
-    if compression is not None and (s.strategy.kind not in ("sync", "async", "ssp")
+    if compression is not None and (s.strategy.kind not in COMPRESSING
                                     or s.compression.kind != "none"):
         raise ScenarioError(f"compression= compresses the gradients of strategy.kind='sync', "
                             f"'async' or 'ssp' in place of [compression]; got strategy.kind="

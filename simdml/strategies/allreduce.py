@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _checks
-from ..collectives import ALIASES, ALLREDUCE, allreduce, check_group_size
+from ..collectives import allreduce, check_collective
 from .job import Job
 
 __all__ = ["AllReduceOptions", "start", "worker", "group_size_divides_the_workers"]
@@ -49,8 +49,7 @@ class AllReduceOptions:
     group_size: int = 1         # hierarchical: workers per inner group (a rack's hosts)
 
     def __post_init__(self):
-        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
-        check_group_size(self.collective, self.group_size)
+        check_collective(self.collective, self.group_size)
 
 
 def start(job: Job):

@@ -108,10 +108,7 @@ def worker(job: Job, i: int):
         grad, flops = job.gradient(i, model.params)     # 2. real gradient on my shard
         yield node.compute(flops)                   #    ... which takes simulated time
         node.memory.free("activations")
-        if job.compression is not None:             #    compressed (error feedback: my
-            grad = job.compression.encode(i, grad)  #    residual, kept here)
-            node.memory.set("optimizer", job.compression.residual_nbytes(i))
-        yield node.send(server_node, Gradient(i, model.version, grad))  # 3. push it
+        yield node.send(server_node, Gradient(i, model.version, job.payload(i, grad)))  # 3. push
         node.memory.free("grads")
 
 

@@ -73,7 +73,7 @@ import numpy as np
 
 from .. import _checks
 from . import zero as _zero
-from ..collectives import ALIASES, ALLREDUCE, allreduce, check_group_size
+from ..collectives import ALIASES, allreduce, check_collective
 from .job import Job
 
 __all__ = ["DDPOptions", "Bucket", "DEFAULT_BUCKET_SIZE", "MODELS", "start", "worker",
@@ -94,8 +94,7 @@ class DDPOptions:
     def __post_init__(self):
         _checks.integer("bucket_size", self.bucket_size, low=1)
         _checks.flag("overlap", self.overlap)
-        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
-        check_group_size(self.collective, self.group_size)
+        check_collective(self.collective, self.group_size)
         if self.zero and ALIASES.get(self.collective, self.collective) != "ring":
             raise ValueError(f"zero={self.zero} shards along the ring's reduce-scatter and "
                              f"all-gather; collective={self.collective!r} is not the ring "

@@ -50,7 +50,7 @@ import numpy as np
 from .. import _checks
 from ..models.mlp import LayerCache
 from ..phantom import Phantom, is_phantom
-from ..collectives import ALIASES, ALLREDUCE, Group, allreduce, check_group_size
+from ..collectives import Group, allreduce, check_collective
 from .job import Job
 from .joined import Board, SharedBatches, demultiplex, recorder
 from .pipeline_parallel import (SCHEDULES, Bubble, check_partition, check_virtual_stages,
@@ -76,8 +76,7 @@ class HybridOptions:
     group_size: int = 1         # hierarchical: ranks per inner group (of both)
 
     def __post_init__(self):
-        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
-        check_group_size(self.collective, self.group_size)
+        check_collective(self.collective, self.group_size)
         for name in ("data_parallel", "tensor_parallel", "pipeline_parallel", "microbatches"):
             _checks.integer(name, getattr(self, name), low=1)
         _checks.choice("schedule", self.schedule, SCHEDULES)

@@ -163,6 +163,16 @@ class Job:
         rows = sum(s.n_rows if b is None or b >= s.n_rows else b for s in self.shards)
         return iterations * rows / self.n_train
 
+    def payload(self, i: int, grad: np.ndarray):
+        """What worker ``i`` pushes for ``grad``: the gradient itself, or with
+        ``[compression]`` its compressed payload (the error-feedback residual, kept on the
+        worker, is booked as its ``optimizer`` memory)."""
+        if self.compression is None:
+            return grad
+        payload = self.compression.encode(i, grad)
+        self.workers[i].memory.set("optimizer", self.compression.residual_nbytes(i))
+        return payload
+
     def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
         """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs.
 

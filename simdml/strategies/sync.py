@@ -175,10 +175,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
         else:
             yield work
         memory.free("activations")                          #    the backward pass is done
-        if job.compression is not None:                     #    compressed (error feedback:
-            grad = job.compression.encode(i, grad)          #    my residual, kept here)
-            memory.set("optimizer", job.compression.residual_nbytes(i))
-        yield node.send(server_node, TaggedGradient(i, model.tag, grad))  # 3. push it
+        yield node.send(server_node, TaggedGradient(i, model.tag, job.payload(i, grad)))  # 3. push
         memory.free("grads")
         model = node.skip_to_newest((yield node.recv()))
 

@@ -11,7 +11,8 @@ shared plan):
 
 * forward: ``A_i = act(A_in @ W_a[:, i] + b_a[i])`` -- no communication, the activation
   being elementwise -- then the partial sum ``A_i @ W_b[i, :]``, **all-reduced** over the
-  ring (Megatron's ``g``; or ``strategy.collective``), plus ``b_b``: the pair's output, the same on every worker;
+  ring (Megatron's ``g``; or ``strategy.collective``), plus ``b_b``: the pair's output,
+  the same on every worker;
 * backward: from the output's gradient (the same everywhere), each worker computes the
   gradients of its blocks and ``b_b`` (the same everywhere) and its partial sum of the
   input's gradient, ``dZ_a[i] @ W_a[:, i]'``, **all-reduced** (Megatron's ``f``) --
@@ -41,8 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import _checks
-from ..collectives import ALIASES, ALLREDUCE, check_group_size
+from ..collectives import check_collective
 
 __all__ = ["TensorOptions", "MODELS", "bytes_per_step", "pairs_fit_the_workers"]
 
@@ -55,8 +55,7 @@ class TensorOptions:
     group_size: int = 1         # hierarchical: ranks per inner group
 
     def __post_init__(self):
-        _checks.choice("collective", self.collective, [*ALLREDUCE, *ALIASES])
-        check_group_size(self.collective, self.group_size)
+        check_collective(self.collective, self.group_size)
 
 
 def pairs_fit_the_workers(s) -> None:
