@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 
-from . import _checks
+from . import _checks, collectives
 from . import data as _data
 from .models import MODELS
 from .models._validation import class_weights as _class_weights
@@ -208,22 +208,40 @@ def topology_fits_the_workers(s) -> None:
                              f"every node must be reachable (add links)")
 
 
-COMPRESSING = ("sync", "async", "ssp")  # the strategies whose workers compress
+COMPRESSING = ("sync", "async", "ssp", "allreduce", "ddp", "local_sgd")  # whose workers compress
+_GATHERED = ("allreduce", "ddp")   # their compressed payloads are all-gathered on a ring
+
+
+def compression_problem(s, what: str) -> str | None:
+    """Why the strategy of ``s`` cannot compress (``what``: the compressor's name for the
+    message), or None: the parameter servers (sync, async, ssp: the workers encode, the
+    server decodes), allreduce and ddp (the payloads all-gathered on a ring) and
+    local_sgd (the model's change in a round), on values."""
+    kind = s.strategy.kind
+    if kind not in COMPRESSING or s.scheduling.policy is not None:
+        return (f"{what} compresses what the workers send in strategy.kind = "
+                f"{' | '.join(map(repr, COMPRESSING))} (without scheduling.policy); got "
+                f"strategy.kind={kind!r}")
+    options = s.strategy.options
+    if kind in _GATHERED and collectives.ALIASES.get(options.get("collective", "ring"),
+                                                     options.get("collective", "ring")) != "ring":
+        return (f"{what} all-gathers the compressed payloads on a ring (they cannot be summed "
+                f"on the way); strategy.collective={options['collective']!r}: set it to 'ring'")
+    if kind == "ddp" and options.get("zero", 0):
+        return (f"{what} does not shard: strategy.zero={options['zero']} reduce-scatters dense "
+                f"buckets; set strategy.zero = 0 or compression.kind = 'none'")
+    if not s.math:
+        return (f"{what} picks entries by their values; a timing-only run (math = false) has "
+                f"none: set compression.kind = 'none'")
+    return None
 
 
 def compression_fits_the_strategy(s) -> None:
-    """Gradient compression runs in the parameter servers, sync, async and ssp (their
-    workers encode, their server decodes), on values (a timing-only run has none)."""
-    if s.compression.kind == "none":
-        return
-    if s.strategy.kind not in COMPRESSING or s.scheduling.policy is not None:
-        raise ValueError(f"compression.kind={s.compression.kind!r} compresses the gradients "
-                         f"of strategy.kind = {' | '.join(map(repr, COMPRESSING))} (without "
-                         f"scheduling.policy); got strategy.kind={s.strategy.kind!r}")
-    if not s.math:
-        raise ValueError(f"compression.kind={s.compression.kind!r} picks entries by their "
-                         f"values; a timing-only run (math = false) has none: set "
-                         f"compression.kind = 'none'")
+    """A ``[compression]`` runs in a strategy that can compress (``compression_problem``)."""
+    if s.compression.kind != "none":
+        problem = compression_problem(s, f"compression.kind={s.compression.kind!r}")
+        if problem:
+            raise ValueError(problem)
 
 
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations

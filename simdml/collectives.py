@@ -75,7 +75,7 @@ from . import _checks
 
 __all__ = ["Group", "Piece", "ALLREDUCE", "ALIASES", "allreduce", "allreduce_time",
            "ring_allreduce", "ring_reduce_scatter", "ring_allgather", "owned_chunk",
-           "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
+           "ring_allgather_items", "allgather_time", "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
            "check_collective"]
 
 
@@ -181,6 +181,26 @@ def ring_allgather(group: Group, i: int, chunks: list[np.ndarray]):
         out, into = (i + 1 - step) % n, (i - step) % n
         send(chunks[out])
         chunks[into] = yield recv()
+
+
+def ring_allgather_items(group: Group, i: int, item):
+    """Process: every node's ``item`` (an array, or any payload that states its
+    ``nbytes``: a compressed gradient) to every node, round the ring; returns them in
+    rank order. ``p - 1`` steps, each passing on the item received last:
+    ``allgather_time``."""
+    n = len(group)
+    items = [None] * n
+    items[owned_chunk(i, n)] = item
+    if n > 1:
+        yield from ring_allgather(group, i, items)
+    return items[1:] + items[:1]                        # item of rank r sat at (r + 1) mod n
+
+
+def allgather_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
+    """The ring all-gather of one ``nbytes`` item from each of ``p`` nodes: ``(p - 1)
+    (alpha + n beta)`` (Thakur et al. 2005, Sec. 4.1: ``(p - 1)`` steps of ``n`` bytes,
+    ``n`` being each node's piece)."""
+    return (p - 1) * (latency + nbytes / bandwidth)
 
 
 # -- stepped collectives: a partner per step --------------------------------------------

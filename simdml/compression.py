@@ -25,7 +25,15 @@ kind       payload                                                 bytes on the 
 3.1). **Error feedback** (Seide et al. 2014; Stich et al. 2018; Karimireddy et al.
 2019): the worker compresses ``p = g + e`` and keeps ``e <- p - decompress(c)``, so what
 a compressor drops is sent later; ``e`` is real per-worker state (its bytes are booked
-as the worker's ``optimizer`` memory).
+as the worker's ``optimizer`` memory, beside its optimizer's state; a worker that
+crashes loses them).
+
+Where it runs (``_rules.COMPRESSING``): the parameter servers' pushes (``sync``: decoded
+and aggregated by ``Compression.aggregate``; ``async``, ``ssp``: each decoded alone);
+``allreduce`` and ``ddp`` (each bucket, a residual per bucket), whose payloads are
+all-gathered on a ring (``Job.all_gather_sum``: they cannot be added on the way) and
+aggregated by every worker alike; ``local_sgd``, whose workers send each round's change
+of the model.
 
 References
 ----------
@@ -137,7 +145,8 @@ class Compression:
     def __init__(self, kind: str, *, ratio: float, levels: int, error_feedback: bool, rngs):
         self.kind, self.ratio, self.levels = kind, ratio, levels
         self.error_feedback, self.rngs = error_feedback, rngs
-        self.residuals: dict[int, np.ndarray] = {}
+        self.residuals: dict[tuple[int, int], np.ndarray] = {}   # (worker, part) -> e
+        self._held: dict[int, int] = {}                           # worker -> their bytes
         self._custom = None
 
     @classmethod
@@ -162,12 +171,17 @@ class Compression:
             return np.asarray(self._custom[1](*c.parts, c.size), dtype=float)
         return decompress(c)
 
-    def encode(self, i: int, grad: np.ndarray) -> Compressed:
-        """Worker ``i``'s payload for ``grad`` (plus its residual, with error feedback)."""
-        p = grad + self.residuals[i] if i in self.residuals else grad
+    def encode(self, i: int, grad: np.ndarray, part: int = 0) -> Compressed:
+        """Worker ``i``'s payload for ``grad`` (plus its residual, with error feedback);
+        ``part``: which piece of the worker's vector ``grad`` is, each with its own
+        residual (ddp's buckets)."""
+        key = (i, part)
+        p = grad + self.residuals[key] if key in self.residuals else grad
         c = self._pack(i, p)
         if self.error_feedback:
-            self.residuals[i] = p - self._unpack(c)
+            old = self.residuals.get(key)
+            self.residuals[key] = e = p - self._unpack(c)
+            self._held[i] = self._held.get(i, 0) + e.nbytes - (0 if old is None else old.nbytes)
         return c
 
     def decode(self, c: Compressed) -> np.ndarray:
@@ -175,10 +189,15 @@ class Compression:
         a lone ``sign`` vote is its own scaled sign)."""
         return self._unpack(c)
 
+    def forget(self, i: int) -> None:
+        """Drop worker ``i``'s residuals: a worker that crashes loses its memory."""
+        for key in [k for k in self.residuals if k[0] == i]:
+            del self.residuals[key]
+        self._held.pop(i, None)
+
     def residual_nbytes(self, i: int) -> int:
-        """Bytes of worker ``i``'s residual (0 without error feedback)."""
-        r = self.residuals.get(i)
-        return 0 if r is None else r.nbytes
+        """Bytes of worker ``i``'s residuals (0 without error feedback)."""
+        return self._held.get(i, 0)
 
     def aggregate(self, payloads: list[Compressed], weights: list[float],
                   weighted_sum) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ._checks import shown
 from ._progress import is_wanted, watching
-from ._rules import COMPRESSING
+from ._rules import compression_problem
 from ._rng import Streams
 from .build import build_cluster, build_job, start_faults, start_training
 from .pipeline import DataSplit, prepare_data, split_data
@@ -33,7 +33,8 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     thread reads the clock; the run's numbers do not change); None: when stderr is a
     terminal; default False (a library prints nothing unasked). ``compression``: a
     ``simdml.compression.Compression`` of your own (``Compression.custom(compress,
-    decompress)``, exercise 5.1) in place of ``[compression]``; sync, async, ssp.
+    decompress)``, exercise 5.1) in place of ``[compression]``, in any strategy that
+    compresses (``_rules.COMPRESSING``).
 
     Examples
     --------
@@ -47,11 +48,12 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if seed is not None:
         s = s.replace(seed=seed)
-    if compression is not None and (s.strategy.kind not in COMPRESSING
-                                    or s.compression.kind != "none"):
-        raise ScenarioError(f"compression= compresses the gradients of strategy.kind='sync', "
-                            f"'async' or 'ssp' in place of [compression]; got strategy.kind="
-                            f"{s.strategy.kind!r}, compression.kind={s.compression.kind!r}")
+    if compression is not None:
+        problem = ("compression= stands in place of [compression]; set compression.kind = "
+                   "'none'" if s.compression.kind != "none" else
+                   compression_problem(s, "compression="))
+        if problem:
+            raise ScenarioError(problem)
     began = time.monotonic()                       # stop.wall_time counts from here
     split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.
     if compression is not None:                    # read by the workers as they run

@@ -1,4 +1,5 @@
 """Every lesson runs (quick mode), writes its figure, and its headline claim holds."""
+import math
 import importlib.util
 from pathlib import Path
 
@@ -693,6 +694,18 @@ def test_15_each_compressor_sends_its_formula_s_bytes_and_feedback_helps_or_hurt
         assert not t[k]["diverged"] and t[k]["loss"] < 3 * t["topk + EF"]["loss"] + 0.01
     times = [row["time"] for row in t.values() if not row["diverged"]]
     assert max(times) < 1.03 * min(times)
+    stall = out["stall"]                     # label-split shards: top-2 of 6 never moves
+    for strategy in ("sync", "allreduce"):
+        assert stall[(strategy, "top-k")] == pytest.approx(math.log(2), abs=5e-5)
+        assert stall[(strategy, "top-k + EF")] <= 1.01 * stall[(strategy, "dense")]
+    g = out["gathered"]                      # the all-gather's bytes and round
+    dense = g["none"]
+    assert [round(dense["sent"] / g[k]["sent"], 1) for k in ("topk", "qsgd", "sign")] == [
+        3.3, 1.8, 14.7]
+    for k in ("topk", "randk", "qsgd", "sign"):
+        assert round(1e6 * g[k]["round"], 2) == round(1e6 * g[k]["formula"], 2)
+        assert 0.45 < g[k]["round"] / dense["round"] < 0.55
+    assert 0.03e-6 < dense["formula"] - dense["round"] < 0.05e-6
 
 
 def test_16_gossip_mixes_at_lambda_squared_and_the_graph_sets_loss_and_time(tmp_path):

@@ -18,10 +18,22 @@ default, ``tree``, ``recursive_doubling``, ``rabenseifner`` / ``halving_doubling
 one gives every worker the same sum, so the run is ``sync``'s whatever it is, to the
 rounding of the order it adds in; only the time and the messages differ.
 
+With ``[compression]`` the payloads cannot be summed on the way (each worker's top-k
+has its own indices; signs are voted, not added), so each worker's compressed gradient
+travels the ring whole: an all-gather of ``p - 1`` steps of ``c`` bytes (the payload's),
+``(p - 1)(alpha + c beta)`` (``collectives.allgather_time``), after which every worker
+decodes all ``p`` payloads and aggregates them in worker order as the ``sync`` server
+does -- the run is ``sync``'s with the same compression, bit for bit. It beats the dense
+ring's ``2 (p - 1) / p n beta`` only while ``c < 2 n / p``: the all-gather's bytes grow
+with the workers (Agarwal et al. 2022 measure this limit of sparsification in practice).
+The all-gather is always a ring (``collective`` must be ``ring``).
+
 References
 ----------
 Patarasuk & Yuan (2009), "Bandwidth optimal all-reduce algorithms for clusters of
-workstations", JPDC 69(2); Sergeev & Del Balso (2018), "Horovod", arXiv:1802.05799.
+workstations", JPDC 69(2); Sergeev & Del Balso (2018), "Horovod", arXiv:1802.05799;
+Agarwal et al. (2022), "On the Utility of Gradient Compression in Distributed Training
+Systems", MLSys.
 """
 from __future__ import annotations
 
@@ -71,13 +83,17 @@ def worker(job: Job, i: int):
         grad, flops = job.gradient(i, params)                 # 1. real gradient on my shard
         yield node.compute(flops)                             #    ... in simulated time
         node.memory.free("activations")
-        mine = job.shard_weights[i] * grad                    #    my share of the average
-        total = yield from allreduce(job.options.collective, job.group, i, mine,  # 2. sum
-                                     job.options.group_size)
+        if job.compression is None:
+            mine = job.shard_weights[i] * grad                #    my share of the average
+            total = yield from allreduce(job.options.collective, job.group, i, mine,  # 2. sum
+                                         job.options.group_size)
+        else:                                                 #    compressed: all-gathered
+            total = yield from job.all_gather_sum(i, grad, job.shard_weights,
+                                                  state_nbytes=state.nbytes)
         yield node.compute(opt.flops(params.size))            # 3. the same step everywhere
         params, state = opt.step(params, total, state, version)
         node.memory.free("grads")
-        node.memory.set("optimizer", state.nbytes)
+        job.book_optimizer(i, state.nbytes)
         version += 1
         if i == 0 and job.monitor.update(params, version):    # 4. worker 0 records
             return

@@ -100,6 +100,7 @@ def worker(job: Job, i: int):
     """An asynchronous worker: ask for the model, then compute and push for ever; each push
     is answered with a fresher model (under ssp, once the slowest worker is near)."""
     node, server_node = job.workers[i], job.server
+    job.begin_worker(i)
     node.send(server_node, Pull(i))                 # 0. ask for the model: at my start,
                                                     #    and so again after a restart
     while True:

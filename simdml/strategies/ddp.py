@@ -50,6 +50,11 @@ communication that the computation did not hide; ``T - (F + B + S)`` above. The 
 also has ``comm_per_iteration`` (s, the sum of worker 0's bucket all-reduces, each from
 its start on the stream to its end) and ``n_buckets``.
 
+With ``[compression]`` each bucket (its shares already in it) is compressed with a
+residual of its own and all-gathered on the ring instead (``Job.all_gather_sum``): its
+``A_k = collectives.allgather_time(n, c_k, ...)``, ``c_k`` its payload's bytes; the time
+model above holds with those ``A_k``.
+
 Simplifications: a bucket holds whole layers (a layer's weights and bias together;
 PyTorch buckets parameter tensors, closes a bucket once it *reaches* the cap, and makes
 the first bucket small, 1 MiB); the chunk additions cost no simulated time; a
@@ -190,7 +195,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         ready = [node.sim.event() for _ in buckets]
         # the stream is a process of its own, beside the computation (not a program of
         # the node to restart after a crash: ddp refuses faults)
-        stream = node.sim.process(_stream(job, i, buckets, grad, ready),
+        stream = node.sim.process(_stream(job, i, buckets, grad, ready, state.nbytes),
                                   name=f"stream@{node.name}")
         for l in reversed(range(model.n_layers)):             # 2. backward, layer by layer
             dA, grad_l = model.backward_layer(l, params, caches.pop(), dA)
@@ -208,7 +213,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
         yield node.compute(opt.flops(params.size))            # 4. the same step everywhere
         params, state = opt.step(params, total, state, version)
         memory.free("grads")
-        memory.set("optimizer", state.nbytes)
+        job.book_optimizer(i, state.nbytes)
         version += 1
         if timing is not None:
             timing.add(backward_end, spans)
@@ -217,16 +222,21 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
             return
 
 
-def _stream(job: Job, i: int, buckets: list[Bucket], grad: np.ndarray, ready: list):
+def _stream(job: Job, i: int, buckets: list[Bucket], grad: np.ndarray, ready: list,
+            state_nbytes: int):
     """Process: one communication stream. All-reduce each bucket of ``grad`` once it is
     ``ready`` and the previous one is done, in place (the sum replaces the bucket, as
     DDP's buckets are); returns ``grad`` and each all-reduce's ``(start, end)``."""
-    spans = []
-    for bucket, event in zip(buckets, ready):
+    spans, ones = [], [1.0] * len(job.workers)     # compressed: the shares are in the bucket
+    for k, (bucket, event) in enumerate(zip(buckets, ready)):
         yield event
         begin = job.sim.now
-        grad[bucket.span] = yield from allreduce(job.options.collective, job.group, i,
-                                                 grad[bucket.span], job.options.group_size)
+        if job.compression is None:
+            grad[bucket.span] = yield from allreduce(job.options.collective, job.group, i,
+                                                     grad[bucket.span], job.options.group_size)
+        else:                        # compressed: all-gathered, a residual per bucket
+            grad[bucket.span] = yield from job.all_gather_sum(i, grad[bucket.span], ones,
+                                                              part=k, state_nbytes=state_nbytes)
         spans.append((begin, job.sim.now))
     return grad, spans
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cluster import Cluster, Node
-from ..collectives import Group
+from ..collectives import Group, ring_allgather_items
 from ..engine import Simulator
 from ..optim import Optimizer
 from .checkpoints import Checkpoints
@@ -163,15 +163,40 @@ class Job:
         rows = sum(s.n_rows if b is None or b >= s.n_rows else b for s in self.shards)
         return iterations * rows / self.n_train
 
-    def payload(self, i: int, grad: np.ndarray):
-        """What worker ``i`` pushes for ``grad``: the gradient itself, or with
-        ``[compression]`` its compressed payload (the error-feedback residual, kept on the
-        worker, is booked as its ``optimizer`` memory)."""
+    def payload(self, i: int, grad: np.ndarray, part: int = 0, state_nbytes: int = 0):
+        """What worker ``i`` sends for ``grad`` (``part`` of its vector: ddp's bucket): the
+        gradient itself, or with ``[compression]`` its compressed payload (the
+        error-feedback residual, kept on the worker, is booked as its ``optimizer``
+        memory, beside the ``state_nbytes`` of an optimizer state it holds)."""
         if self.compression is None:
             return grad
-        payload = self.compression.encode(i, grad)
-        self.workers[i].memory.set("optimizer", self.compression.residual_nbytes(i))
+        payload = self.compression.encode(i, grad, part)
+        self.book_optimizer(i, state_nbytes)
         return payload
+
+    def begin_worker(self, i: int) -> None:
+        """Worker ``i``'s program begins (at the start, or again after a crash, which
+        loses what it held): no compression residuals."""
+        if self.compression is not None:
+            self.compression.forget(i)
+
+    def book_optimizer(self, i: int, state_nbytes: int) -> None:
+        """Worker ``i``'s ``optimizer`` memory: its optimizer's state and its compression
+        residuals."""
+        extra = 0 if self.compression is None else self.compression.residual_nbytes(i)
+        self.workers[i].memory.set("optimizer", state_nbytes + extra)
+
+    def all_gather_sum(self, i: int, vector: np.ndarray, weights, part: int = 0,
+                       state_nbytes: int = 0):
+        """Process: worker ``i``'s compressed all-reduce of ``vector`` over the workers
+        (``[compression]`` in allreduce and ddp). A compressed payload cannot be summed on
+        the way (top-k's indices differ from worker to worker), so every payload travels
+        the ring whole (``collectives.ring_allgather_items``) and every worker decodes
+        them all and aggregates them in worker order, with ``weights``: the same sum, bit
+        for bit, on every worker, and the sum a parameter server would make of them."""
+        mine = self.payload(i, vector, part, state_nbytes)
+        payloads = yield from ring_allgather_items(self.group, i, mine)
+        return self.compression.aggregate(payloads, weights, weighted_sum)
 
     def gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
         """Worker ``i``'s gradient at ``params`` on its ``batch``, and the flops it costs.

@@ -12,6 +12,11 @@ trades fewer messages for models that drift apart on non-iid shards.
 drift. ``weighting = "equal"`` averages the local models with weights 1/n instead of
 ``n_i / n`` (what a server that does not know the shard sizes would do).
 
+With ``[compression]`` a worker sends its round's change ``w_t^i - w_t``, compressed
+(with error feedback: plus what it has not sent yet), and the server steps by the
+aggregate of the changes, ``w_{t+1} = w_t + C-aggregate_i (n_i / n)(w_t^i - w_t)``: the
+same average as above up to rounding where nothing is dropped (top-k at ratio 1).
+
 The ``[optimizer]`` takes the local steps: each worker holds its own state (its
 velocity, or Adam's moments, of its own shard's gradients) and keeps it from one round
 to the next, as DiLoCo's inner optimizer does; only the models are averaged, never the
@@ -93,7 +98,12 @@ def server(job: Job):
         is_weighted = job.options.weighting == "samples"  #    weighted by samples, or
         weights = job.shard_weights if is_weighted else [1 / n] * n  # equally
         order = sorted(models)
-        params = weighted_sum([weights[i] for i in order], [models[i] for i in order])
+        ws = [weights[i] for i in order]
+        if job.compression is None:
+            params = weighted_sum(ws, [models[i] for i in order])
+        else:                                               #    compressed: the changes
+            params = params + job.compression.aggregate([models[i] for i in order], ws,
+                                                        weighted_sum)
         node.memory.set("params", params.nbytes)
         version += 1
         if job.monitor.update(params, version):             # 4. record; stop?
@@ -103,13 +113,14 @@ def server(job: Job):
 def worker(job: Job, i: int):
     node, opt = job.workers[i], job.optimizer
     memory = node.memory
+    job.begin_worker(i)
     state = None                                            # my optimizer's state, kept
     while True:                                             # across rounds (lost in a crash)
         model = yield node.recv()                           # 1. start from the global model
         params = anchor = model.params
         state = opt.init_state(params) if state is None else state
         memory.set("params", params.nbytes)
-        memory.set("optimizer", state.nbytes)
+        job.book_optimizer(i, state.nbytes)
         mu, steps = job.options.mu, job.options.local_steps
         for h in range(steps):                              # 2. H steps on my own shard
             grad, flops = job.gradient(i, params)
@@ -120,6 +131,10 @@ def worker(job: Job, i: int):
             params, state = opt.step(params, grad, state, model.version * steps + h)
             memory.free("grads")                            #    my model and the anchor, now
             memory.set("params", params.nbytes + anchor.nbytes)
-            memory.set("optimizer", state.nbytes)
-        mine = LocalModel(i, model.version, params)
+            job.book_optimizer(i, state.nbytes)
+        if job.compression is None:
+            mine = LocalModel(i, model.version, params)
+        else:                                               #    compressed: my change
+            mine = LocalModel(i, model.version, job.payload(i, params - anchor,
+                                                            state_nbytes=state.nbytes))
         yield node.send(job.server, mine)  # 3. send my model back

@@ -158,6 +158,7 @@ def worker(job: Job, i: int, preemptible: bool = False):
     a newer model arriving while it computes makes the current work stale: it is dropped."""
     node, server_node = job.workers[i], job.server
     memory = node.memory
+    job.begin_worker(i)
     model = node.skip_to_newest((yield node.recv()))    # 1. get the current model
     while True:
         memory.set("params", model.params.nbytes)
