@@ -3,8 +3,9 @@ the group runs at once, with real chunks, real sums and real messages.
 
 ``allreduce(name, group, i, vector)`` sums ``vector`` over the group (``i``: this node's
 rank) with the algorithm ``name`` (``ALLREDUCE``); the ring's two halves,
-``ring_reduce_scatter`` and ``ring_allgather``, are also collectives of their own (ZeRO
-uses them apart). Every node of the group ends with the same bits (each block of the sum
+``ring_reduce_scatter`` and ``ring_allgather``, and Rabenseifner's,
+``halving_reduce_scatter`` and ``doubling_allgather`` (power-of-two groups), are also
+collectives of their own (``HALVES``: ZeRO uses them apart). Every node of the group ends with the same bits (each block of the sum
 is added up once and copied, or the same two operands are added on both sides).
 
 Algorithms (Thakur, Rabenseifner & Gropp 2005; ``p`` nodes, ``n`` bytes, one message
@@ -65,17 +66,19 @@ X. Yuan, "Bandwidth optimal all-reduce algorithms for clusters of workstations",
 from __future__ import annotations
 
 import itertools
-import math
 import weakref
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _checks
+from .collective_times import (ALIASES, NAMES, allgather_time, allreduce_time,
+                               hierarchical_time, tree_time)
 
 __all__ = ["Group", "Piece", "ALLREDUCE", "ALIASES", "allreduce", "allreduce_time",
            "ring_allreduce", "ring_reduce_scatter", "ring_allgather", "owned_chunk",
-           "ring_allgather_items", "allgather_time", "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
+           "ring_allgather_items", "allgather_time", "halving_reduce_scatter",
+           "doubling_allgather", "halving_owned_chunk", "HALVES", "reduce", "broadcast", "tree_time", "hierarchical", "hierarchical_time",
            "check_collective"]
 
 
@@ -196,13 +199,6 @@ def ring_allgather_items(group: Group, i: int, item):
     return items[1:] + items[:1]                        # item of rank r sat at (r + 1) mod n
 
 
-def allgather_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
-    """The ring all-gather of one ``nbytes`` item from each of ``p`` nodes: ``(p - 1)
-    (alpha + n beta)`` (Thakur et al. 2005, Sec. 4.1: ``(p - 1)`` steps of ``n`` bytes,
-    ``n`` being each node's piece)."""
-    return (p - 1) * (latency + nbytes / bandwidth)
-
-
 # -- stepped collectives: a partner per step --------------------------------------------
 
 class _Steps:
@@ -277,6 +273,40 @@ def recursive_doubling(group: Group, i: int, vector: np.ndarray):
     return (yield from _unfold(steps, me, p, q, x))
 
 
+def _halve(steps: _Steps, blocks: list, me: int, peer, step: int = 0):
+    """Process: a reduce-scatter by recursive halving over the ``q = len(blocks)`` blocks
+    (``q`` a power of two) of rank ``me`` of ``q`` (``peer(rank)``: its node), in place:
+    the partner at distance ``q/2, q/4, ...`` gets the half of my blocks I do not keep
+    and adds it. Ends with ``blocks[me]`` summed; returns the next step's number."""
+    lo, hi, d = 0, len(blocks), len(blocks) // 2
+    while d >= 1:                                  # halving: keep one half of my blocks
+        mid = (lo + hi) // 2
+        keep, give = ((lo, mid), (mid, hi)) if me & d == 0 else ((mid, hi), (lo, mid))
+        steps.send(peer(me ^ d), step, np.concatenate(blocks[give[0]:give[1]]))
+        theirs = yield from steps.recv(step)
+        sizes = [len(b) for b in blocks[keep[0]:keep[1]]]   # rows: a 2-D block splits by rows
+        for k, part in zip(range(*keep), np.split(theirs, np.cumsum(sizes)[:-1])):
+            blocks[k] += part
+        lo, hi, step, d = keep[0], keep[1], step + 1, d // 2
+    return step
+
+
+def _double(steps: _Steps, blocks: list, me: int, peer, step: int = 0):
+    """Process: an all-gather by recursive doubling from ``blocks[me]`` (each rank's own)
+    to every rank holding every block, in place of the others: at distance ``1, 2, ...``
+    swap all the blocks held."""
+    lo, hi, d, q = me, me + 1, 1, len(blocks)
+    while d < q:                                   # doubling: swap what each holds
+        steps.send(peer(me ^ d), step, np.concatenate(blocks[lo:hi]))
+        theirs = yield from steps.recv(step)
+        other = (hi, hi + (hi - lo)) if me & d == 0 else (lo - (hi - lo), lo)
+        sizes = [len(b) for b in blocks[other[0]:other[1]]]
+        for k, part in zip(range(*other), np.split(theirs, np.cumsum(sizes)[:-1])):
+            blocks[k] = part
+        lo, hi = min(lo, other[0]), max(hi, other[1])
+        step, d = step + 1, d * 2
+
+
 def rabenseifner(group: Group, i: int, vector: np.ndarray):
     """Process: a reduce-scatter by recursive halving over ``p'`` blocks, then an
     all-gather by recursive doubling (Rabenseifner 2004)."""
@@ -287,31 +317,45 @@ def rabenseifner(group: Group, i: int, vector: np.ndarray):
     me, q, x = yield from _fold(steps, vector, p)
     if me is not None:
         blocks = [b.copy() for b in np.array_split(x, q)]
-        lo, hi, step = 0, q, 0
-        d = q // 2
-        while d >= 1:                              # halving: keep one half of my blocks
-            mid = (lo + hi) // 2
-            keep, give = ((lo, mid), (mid, hi)) if me & d == 0 else ((mid, hi), (lo, mid))
-            partner = _real(me ^ d, p, q)
-            steps.send(partner, step, np.concatenate(blocks[give[0]:give[1]]))
-            theirs = yield from steps.recv(step)
-            sizes = [len(b) for b in blocks[keep[0]:keep[1]]]   # rows: a 2-D block splits by rows
-            for k, part in zip(range(*keep), np.split(theirs, np.cumsum(sizes)[:-1])):
-                blocks[k] += part
-            lo, hi, step, d = keep[0], keep[1], step + 1, d // 2
-        d = 1
-        while d < q:                               # doubling: swap what each holds
-            partner = _real(me ^ d, p, q)
-            steps.send(partner, step, np.concatenate(blocks[lo:hi]))
-            theirs = yield from steps.recv(step)
-            other = (hi, hi + (hi - lo)) if me & d == 0 else (lo - (hi - lo), lo)
-            sizes = [len(b) for b in blocks[other[0]:other[1]]]
-            for k, part in zip(range(*other), np.split(theirs, np.cumsum(sizes)[:-1])):
-                blocks[k] = part
-            lo, hi = min(lo, other[0]), max(hi, other[1])
-            step, d = step + 1, d * 2
+        peer = lambda rank: _real(rank, p, q)  # noqa: E731
+        step = yield from _halve(steps, blocks, me, peer)
+        yield from _double(steps, blocks, me, peer, step)
         x = np.concatenate(blocks)
     return (yield from _unfold(steps, me, p, q, x))
+
+
+def _power_of_two(group: Group, what: str) -> int:
+    p = len(group)
+    if p & (p - 1):
+        raise ValueError(f"{what} runs on a power-of-two group; got {p} nodes")
+    return p
+
+
+def halving_reduce_scatter(group: Group, i: int, chunks: list[np.ndarray]):
+    """Process: Rabenseifner's first half alone, on a power-of-two group: leaves, in
+    place, ``chunks[i]`` (``halving_owned_chunk``) summed over the group; ``log2 p
+    alpha + (p - 1) / p n beta``. ``chunks``: node ``i``'s ``p`` arrays (added to)."""
+    if _power_of_two(group, "a reduce-scatter by recursive halving") > 1:
+        yield from _halve(_Steps(group, i), chunks, i, lambda rank: rank)
+
+
+def doubling_allgather(group: Group, i: int, chunks: list[np.ndarray]):
+    """Process: Rabenseifner's second half alone, on a power-of-two group: from
+    ``chunks[i]`` (each node's own) to every node holding every node's chunk, in place
+    of the others; ``log2 p alpha + (p - 1) / p n beta``."""
+    if _power_of_two(group, "an all-gather by recursive doubling") > 1:
+        yield from _double(_Steps(group, i), chunks, i, lambda rank: rank)
+
+
+def halving_owned_chunk(i: int, n: int) -> int:
+    """The chunk node ``i`` holds summed after ``halving_reduce_scatter``: its own, ``i``."""
+    return i
+
+
+#: the all-reduces made of a reduce-scatter and an all-gather, by name: the halves and
+#: the chunk each node owns in between (ZeRO shards along them)
+HALVES = {"ring": (ring_reduce_scatter, ring_allgather, owned_chunk),
+          "rabenseifner": (halving_reduce_scatter, doubling_allgather, halving_owned_chunk)}
 
 
 def reduce(group: Group, i: int, vector: np.ndarray):
@@ -405,20 +449,10 @@ def hierarchical(group: Group, i: int, vector: np.ndarray, size: int):
     return np.concatenate(chunks)
 
 
-def hierarchical_time(p: int, size: int, nbytes: float, inner: tuple[float, float],
-                      outer: tuple[float, float]) -> float:
-    """``hierarchical``'s cost: ``inner`` and ``outer`` are ``(latency, bandwidth)`` of the
-    links inside and between the groups; exact when ``p`` divides the vector."""
-    g, G = size, p // size
-    (a_i, b_i), (a_o, b_o) = inner, outer
-    return (2 * (g - 1) * (a_i + nbytes / g / b_i) + 2 * (G - 1) * (a_o + nbytes / p / b_o))
-
-
 #: the all-reduce algorithms by name (``collective = NAME``)
 ALLREDUCE = {"ring": ring_allreduce, "tree": tree, "recursive_doubling": recursive_doubling,
              "rabenseifner": rabenseifner, "hierarchical": hierarchical}
-#: other names of the same algorithms (resolved by ``allreduce``)
-ALIASES = {"halving_doubling": "rabenseifner"}
+assert tuple(ALLREDUCE) == NAMES
 
 
 def check_collective(name: str, size) -> None:
@@ -441,39 +475,3 @@ def allreduce(name: str, group: Group, i: int, vector: np.ndarray, size: int = 1
     if name == "hierarchical":
         return (yield from hierarchical(group, i, vector, size))
     return (yield from ALLREDUCE[name](group, i, vector))
-
-
-def tree_time(p: int, nbytes: float, latency: float, bandwidth: float) -> float:
-    """A binomial ``reduce`` or ``broadcast``: ``ceil(log2 p) (alpha + n beta)``."""
-    return (p - 1).bit_length() * (latency + nbytes / bandwidth)
-
-
-def allreduce_time(name: str, p: int, nbytes: float, latency: float, bandwidth: float,
-                   size: int = 1) -> float:
-    """The alpha-beta cost of an all-reduce of ``nbytes`` over ``p`` nodes (free compute;
-    the module docstring's formulas, Thakur et al. 2005), ``alpha = latency``, ``beta =
-    1 / bandwidth``; the ring's and Rabenseifner's bandwidth terms assume ``p`` (``p'``)
-    divides the vector's elements.
-
-    >>> allreduce_time("ring", 4, 800, 1e-3, 1e6), allreduce_time("tree", 4, 800, 1e-3, 1e6)
-    (0.0072, 0.0072)
-    """
-    name = ALIASES.get(name, name)
-    if p == 1:
-        return 0.0
-    if name == "hierarchical":                  # one kind of link: inside = between
-        return hierarchical_time(p, size, nbytes, (latency, bandwidth), (latency, bandwidth))
-    a, n = latency, nbytes / bandwidth
-    q = 1 << (p.bit_length() - 1)
-    extra = 0.0 if q == p else 2 * (a + n)
-    steps = int(math.log2(q))
-    if name == "ring":
-        return 2 * (p - 1) * a + 2 * (p - 1) / p * n
-    if name == "tree":
-        return 2 * tree_time(p, nbytes, latency, bandwidth)
-    if name == "recursive_doubling":
-        return steps * (a + n) + extra
-    if name == "rabenseifner":
-        return 2 * steps * a + 2 * (q - 1) / q * n + extra
-    raise ValueError(f"no all-reduce algorithm {name!r}; known: "
-                     f"{', '.join(map(repr, [*ALLREDUCE, *ALIASES]))}")

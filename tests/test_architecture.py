@@ -19,7 +19,7 @@ LAYERS = [
     ("randomness", ["simdml._rng"]),
     ("payloads", ["simdml.phantom"]),
     ("cluster", ["simdml.compute_times", "simdml.network", "simdml.topology", "simdml.memory", "simdml.cluster", "simdml.faults"]),
-    ("collectives", ["simdml.collectives"]),
+    ("collectives", ["simdml.collective_times", "simdml.collectives"]),
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion", "simdml.graphs",

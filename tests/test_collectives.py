@@ -306,12 +306,6 @@ def test_ddp_s_iteration_is_its_formula_with_the_algorithm_s_all_reduces(name, b
     assert simulated == pytest.approx(iteration_time(F, B, buckets, A, S), rel=1e-9)
 
 
-def test_zero_runs_on_the_ring_only():
-    with pytest.raises(ScenarioError, match="zero=1 shards along the ring"):
-        Scenario().replace(**{"strategy.kind": "ddp", "model.kind": "mlp", "strategy.zero": 1,
-                              "strategy.collective": "tree"})
-
-
 def test_the_default_is_the_ring_and_a_wrong_name_is_named():
     assert Scenario().replace(**{"strategy.kind": "allreduce"}).strategy.options.get(
         "collective", "ring") == "ring"

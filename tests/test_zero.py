@@ -15,7 +15,8 @@ import pytest
 
 from simdml import OptimizerConfig, Scenario, ScenarioError, run
 from simdml.models import MLPClassifier
-from simdml.strategies.ddp import buckets_of, ring_time
+from simdml.collectives import allreduce_time
+from simdml.strategies.ddp import buckets_of
 from simdml.strategies.zero import STAGES, Shard, chunk_slices, iteration_time, memory_per_worker
 
 # layers of 8*31 = 248, 32*32 = 1024 and 33*4 = 132 parameters, each a multiple of n = 4
@@ -157,6 +158,28 @@ def test_a_chunk_of_the_wrong_shape_is_an_error_not_a_broadcast(monkeypatch):
         _run(2)
 
 
+@pytest.mark.parametrize("stage", [1, 2, 3])
+@pytest.mark.parametrize("name", ["rabenseifner", "halving_doubling"])
+def test_along_rabenseifner_s_halves_every_stage_trains_its_ddp_model_bit_for_bit(stage, name):
+    """Recursive halving leaves chunk i on worker i; each stage steps it and gathers by
+    doubling: DDP's model with the same all-reduce, bit for bit (its order of adding)."""
+    changes = {"strategy.collective": name}
+    plain, sharded = _run(0, **changes), _run(stage, **changes)
+    np.testing.assert_array_equal(sharded.model.params_, plain.model.params_)
+    ring = _run(stage)
+    np.testing.assert_allclose(sharded.model.params_, ring.model.params_, rtol=0, atol=1e-12)
+    assert _bytes_per_step(stage, **changes) == _bytes_per_step(stage)  # (n-1)/n Psi a half
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy.collective": "tree"}, "collective='tree' has none"),
+    ({"strategy.collective": "rabenseifner", "cluster.workers": 3}, "power-of-two"),
+])
+def test_zero_along_a_collective_without_halves_is_refused(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario().replace(**{**BASE, "strategy.zero": 1, **changes})
+
+
 # -- communication ----------------------------------------------------------------------
 
 def _bytes_per_step(stage: int, **changes) -> float:
@@ -187,8 +210,9 @@ def _parts(s: Scenario):
     speed = s.cluster.speed[0]
     flops = model.layer_flops(rows)
     buckets = buckets_of(model, s.strategy.build_options().bucket_size)
-    half = [ring_time(N, 8 * (b.span.stop - b.span.start), s.network.latency,
-                      s.network.bandwidth) / 2 for b in buckets]
+    collective = s.strategy.options.get("collective", "ring")
+    half = [allreduce_time(collective, N, 8 * (b.span.stop - b.span.start), s.network.latency,
+                           s.network.bandwidth) / 2 for b in buckets]
     opt = OptimizerConfig(**s.to_dict()["optimizer"]).build(lr=s.strategy.lr, horizon=1)
     return ([f / speed for f, _ in flops], [b / speed for _, b in flops], buckets, half,
             opt.flops(model.n_params // N) / speed)
@@ -207,9 +231,21 @@ CASES = [(stage, overlap, bound, size) for stage in (1, 2, 3) for overlap in (Tr
 
 @pytest.mark.parametrize("stage, overlap, bound, size", CASES)
 def test_an_iteration_lasts_the_time_model(stage, overlap, bound, size):
+    _lasts_the_time_model(stage, overlap, bound, size, "ring")
+
+
+@pytest.mark.parametrize("stage, overlap, bound, size", [
+    c for c in CASES if c[3] == 9000])
+def test_along_rabenseifner_s_halves_an_iteration_lasts_the_time_model(stage, overlap, bound,
+                                                                      size):
+    """The same forms, each half ``log2 n alpha + (n - 1) / n b beta``."""
+    _lasts_the_time_model(stage, overlap, bound, size, "rabenseifner")
+
+
+def _lasts_the_time_model(stage, overlap, bound, size, collective):
     s = Scenario().replace(**{**BASE, **(COMPUTE_BOUND if bound == "compute" else COMM_BOUND),
                               "strategy.zero": stage, "strategy.overlap": overlap,
-                              "strategy.bucket_size": size})
+                              "strategy.bucket_size": size, "strategy.collective": collective})
     forward, backward, buckets, half, step = _parts(s)
     simulated, summary = _simulated(s)
     formula = iteration_time(stage, forward, backward, buckets, half, step, overlap)

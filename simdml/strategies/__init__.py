@@ -78,7 +78,8 @@ STRATEGIES: dict[str, StrategySpec] = {
                         "distributed data parallel: layer-by-layer backward, gradient buckets "
                         "all-reduced on the ring as soon as they are ready",
                         survives_faults=False, models=ddp.MODELS, divergence_hint=smaller_lr,
-                        rules=(allreduce.group_size_divides_the_workers,),
+                        rules=(allreduce.group_size_divides_the_workers,
+                               ddp.zero_halves_fit_the_workers),
                         timing_only=True, optimizer_steps=one_step),
     "pipeline": StrategySpec(pipeline_parallel.PipelineOptions, hybrid.start_pipeline,
                              "pipeline parallelism: the layers in stages, one per worker; "

@@ -78,11 +78,12 @@ import numpy as np
 
 from .. import _checks
 from . import zero as _zero
-from ..collectives import ALIASES, allreduce, check_collective
+from ..collectives import ALIASES, HALVES, allreduce, check_collective
 from .job import Job
 
 __all__ = ["DDPOptions", "Bucket", "DEFAULT_BUCKET_SIZE", "MODELS", "start", "worker",
-           "bucket_layers", "buckets_of", "ring_time", "iteration_time"]
+           "bucket_layers", "buckets_of", "ring_time", "iteration_time",
+           "zero_halves_fit_the_workers"]
 
 DEFAULT_BUCKET_SIZE = 25 * 2**20  # bytes: PyTorch's bucket_cap_mb = 25
 MODELS = ("mlp", "mlp_regression")  # the learners with a per-layer face
@@ -100,10 +101,10 @@ class DDPOptions:
         _checks.integer("bucket_size", self.bucket_size, low=1)
         _checks.flag("overlap", self.overlap)
         check_collective(self.collective, self.group_size)
-        if self.zero and ALIASES.get(self.collective, self.collective) != "ring":
-            raise ValueError(f"zero={self.zero} shards along the ring's reduce-scatter and "
-                             f"all-gather; collective={self.collective!r} is not the ring "
-                             f"(use collective = 'ring', or zero = 0)")
+        if self.zero and ALIASES.get(self.collective, self.collective) not in HALVES:
+            raise ValueError(f"zero={self.zero} shards along an all-reduce's reduce-scatter "
+                             f"and all-gather; collective={self.collective!r} has none (use "
+                             f"collective = {' | '.join(map(repr, HALVES))}, or zero = 0)")
         if type(self.zero) is not int or self.zero not in _zero.STAGES:
             raise ValueError(f"zero must be one of {', '.join(map(str, _zero.STAGES))} (0: plain "
                              f"ddp; 1 shards the optimizer state, 2 also the gradients, 3 also "
@@ -149,6 +150,19 @@ def buckets_of(model, bucket_size: int) -> list[Bucket]:
     nbytes = [itemsize * (b.stop - w.start) for w, b in spans]
     return [Bucket(layers, slice(spans[layers[-1]][0].start, spans[layers[0]][1].stop))
             for layers in bucket_layers(nbytes, bucket_size)]
+
+
+def zero_halves_fit_the_workers(s) -> None:
+    """A scenario rule: ZeRO along Rabenseifner's halves needs a power-of-two number of
+    workers (recursive halving gives each rank one chunk only there)."""
+    o = s.strategy.options
+    name = ALIASES.get(o.get("collective", "ring"), o.get("collective", "ring"))
+    n = s.cluster.workers
+    if o.get("zero", 0) and name == "rabenseifner" and n & (n - 1):
+        raise ValueError(f"strategy.zero={o['zero']} with strategy.collective="
+                         f"{o['collective']!r} reduce-scatters by recursive halving, which "
+                         f"needs a power-of-two cluster.workers; got {n} (use collective = "
+                         f"'ring')")
 
 
 def start(job: Job):

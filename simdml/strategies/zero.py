@@ -7,8 +7,11 @@ each worker only its **shard** of what it partitions; the layers, the buckets an
 single communication stream are those of :mod:`~simdml.strategies.ddp`:
 
 * every bucket is cut into ``n`` chunks (``np.array_split``: equal when ``n`` divides the
-  bucket) and worker ``i`` owns chunk ``owned_chunk(i, n)`` of every bucket -- the chunk
-  the ring's reduce-scatter leaves summed on it. Its shard is those chunks, one per
+  bucket) and worker ``i`` owns one chunk of every bucket -- the chunk the
+  reduce-scatter leaves summed on it: ``owned_chunk(i, n)`` on the ring (the default),
+  chunk ``i`` with ``collective = "rabenseifner"`` (``collectives.HALVES``: recursive
+  halving and doubling, on a power-of-two number of workers; the other all-reduces are
+  not a reduce-scatter and an all-gather, and are refused). Its shard is those chunks, one per
   bucket, and its optimizer state is the state of its shard only (``Psi / n``
   parameters, stepped by the same elementwise rule: the same bits as a whole step);
 * **stage 1** (optimizer state sharded): backward as in DDP, each bucket
@@ -41,7 +44,8 @@ recorder (observation, costing no simulated time) joins the shards then and hand
 to the monitor: every stage records the same models as plain DDP, at its own times.
 
 Time model (deterministic compute, identical workers). With ``RS_k = AG_k = (n - 1)
-(alpha + (b_k / n) / beta)`` a bucket's ring half, ``S`` the step of a shard, and the
+(alpha + (b_k / n) / beta)`` a bucket's ring half (Rabenseifner's: ``log2 n alpha +
+(n - 1) / n b_k / beta``), ``S`` the step of a shard, and the
 other symbols of :mod:`~simdml.strategies.ddp`:
 
     stage 1, 2, overlap:     T = max_k (r_k + RS_k + ... + RS_{K-1}) + S + sum_k AG_k
@@ -75,7 +79,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..collectives import owned_chunk, ring_allgather, ring_reduce_scatter
+from ..collectives import ALIASES, HALVES
 from .job import Job
 from .joined import Board, recorder
 
@@ -110,9 +114,9 @@ class Shard:
         My shard's positions in the flat vector.
     """
 
-    def __init__(self, buckets, i: int, n: int):
+    def __init__(self, buckets, i: int, n: int, owner=HALVES["ring"][2]):
         self.chunks = [chunk_slices(b.span, n) for b in buckets]
-        self.mine = [c[owned_chunk(i, n)] for c in self.chunks]
+        self.mine = [c[owner(i, n)] for c in self.chunks]
         sizes = [s.stop - s.start for s in self.mine]
         ends = np.cumsum([0] + sizes).tolist()
         self.local = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
@@ -123,22 +127,28 @@ class Shard:
 def start(job: Job, buckets: list):
     """One process per worker and the recorder, whose end ends training."""
     n = len(job.workers)
-    shards = [Shard(buckets, i, n) for i in range(n)]
+    halves = _halves(job)
+    shards = [Shard(buckets, i, n, halves[2]) for i in range(n)]
+    # each bucket's chunks before an all-gather: of the right lengths (recursive doubling
+    # splits what it receives by them), holding nothing (a zero stride), shared by all
+    blanks = [[np.broadcast_to(np.float64(0), (c.stop - c.start,)) for c in chunks]
+              for chunks in shards[0].chunks]
     board = Board(job.sim, [shard.index for shard in shards], job.params.size)
     # the recorder first: it records version 0 before any worker draws a batch
     process = job.sim.process(recorder(job, board, job.epoch_after), name="zero recorder")
     for i, node in enumerate(job.workers):
-        node.start(worker, job, i, buckets, shards[i], board)
+        node.start(worker, job, i, buckets, shards[i], board, blanks)
     return process
 
 
-def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
+def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board, blanks: list):
     """Worker ``i``: forward, backward, reduce-scatter, the step of its shard, and (stages
     1 and 2) the all-gather of the new model, iteration after iteration."""
     node, model, opt, sim = job.workers[i], job.model, job.optimizer, job.sim
     stage, overlap = job.options.zero, job.options.overlap
     memory, n, K = node.memory, len(job.workers), len(buckets)
-    me = owned_chunk(i, n)
+    halves = _halves(job)
+    me = halves[2](i, n)
     bucket_of = {l: k for k, b in enumerate(buckets) for l in b.layers}
     # stages 1, 2: the whole model; stage 3: a vector the layers read, in which only the
     # buckets gathered (and booked ``unsharded``) are ever read
@@ -158,13 +168,13 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
             busy[0] += work.delay
             return work
 
-        scatter, gather, ops = _collectives(sim, stage, overlap, K)
+        scatter, gather, ops = _collectives(sim, stage, overlap, K, halves)
         stream = sim.process(_stream(job, i, ops, spans), name=f"stream@{node.name}")
 
         def fetch(j):
             """Stage 3: issue the all-gather of the bucket of unit ``j``."""
             k = units[j]
-            chunks = [None] * n
+            chunks = list(blanks[k])
             chunks[me] = own[mine.local[k]]
             memory.hold("unsharded", _nbytes(buckets[k], own))
 
@@ -243,7 +253,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
             board.put(version, i, own)                        #    ... all that I hold
         else:                                         # 5. everyone's new model
             for k, op in enumerate(gather):
-                chunks = [None] * n
+                chunks = list(blanks[k])
                 chunks[me] = own[mine.local[k]]
 
                 def arrived(gathered, span=buckets[k].span):
@@ -256,15 +266,24 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board):
             timing.add(sim.now - began, busy[0], spans)
 
 
-def _collectives(sim, stage: int, overlap: bool, K: int) -> tuple[list, list, list]:
+def _halves(job: Job) -> tuple:
+    """The reduce-scatter, the all-gather and the chunk each worker owns of the
+    ``collective`` (``collectives.HALVES``: the ring's, or Rabenseifner's)."""
+    name = job.options.collective
+    return HALVES[ALIASES.get(name, name)]
+
+
+def _collectives(sim, stage: int, overlap: bool, K: int,
+                 halves: tuple) -> tuple[list, list, list]:
     """One iteration's collectives: the reduce-scatter of each bucket, the all-gathers
     (stages 1, 2: each bucket's new parameters; stage 3: each unit's, forward then
     backward), and the order the stream runs them in -- the same on every worker."""
-    scatter = [_Op(sim, ring_reduce_scatter) for _ in range(K)]
+    reduce_scatter, allgather = halves[:2]
+    scatter = [_Op(sim, reduce_scatter) for _ in range(K)]
     if stage < 3:
-        gather = [_Op(sim, ring_allgather) for _ in range(K)]
+        gather = [_Op(sim, allgather) for _ in range(K)]
         return scatter, gather, scatter + gather
-    gather = [_Op(sim, ring_allgather) for _ in range(2 * K)]
+    gather = [_Op(sim, allgather) for _ in range(2 * K)]
     if not overlap:                            # each gather on demand, the scatters after
         return scatter, gather, gather + scatter
     order = gather[:K + 1]                     # forward, and backward's first (one ahead)
