@@ -9,7 +9,13 @@
 * ``exponential``: ``i +- 2^k`` (mod n) for every ``2^k < n`` (the static exponential graph
   of Ying et al. 2021, made undirected): ``O(log n)`` neighbours, a large spectral gap;
 * ``random_regular``: a random ``degree``-regular graph (stubs paired at random, never
-  into a loop or a second edge; redrawn until connected), from ``np.random.default_rng(seed)``.
+  into a loop or a second edge; redrawn until connected), from ``np.random.default_rng(seed)``;
+* ``edges``: the undirected graph of the ``edges`` given, ``[[a, b], ...]`` (any shape: a
+  star, a line, a few racks joined by one link).
+
+Every graph but ``edges`` is regular, and on a regular graph the two weights below are
+the same; on an irregular one Metropolis gives an edge between two low-degree nodes
+more weight than uniform does, and mixes faster.
 
 ``mixing_matrix(neighbours, weights)`` is the symmetric, doubly stochastic ``W`` that
 gossip averages with: ``metropolis`` (Metropolis-Hastings, ``W_ij = 1 / (1 + max(d_i,
@@ -32,14 +38,36 @@ import numpy as np
 
 from .topology import torus_shape
 
-__all__ = ["GRAPHS", "WEIGHTS", "neighbours", "mixing_matrix", "second_eigenvalue"]
+__all__ = ["GRAPHS", "WEIGHTS", "neighbours", "mixing_matrix", "second_eigenvalue",
+           "edges_problem"]
 
-GRAPHS = ("ring", "torus", "complete", "exponential", "random_regular")
+GRAPHS = ("ring", "torus", "complete", "exponential", "random_regular", "edges")
 WEIGHTS = ("metropolis", "uniform")
 _TRIES = 1000  # pairing-model draws before a random regular graph is given up
 
 
-def neighbours(name: str, n: int, *, degree: int = 3, seed: int = 0) -> list[list[int]]:
+def edges_problem(edges, n: int) -> str | None:
+    """Why ``edges`` is not a connected simple graph on ``n`` nodes, or None."""
+    seen = set()
+    for e in edges:
+        if (not isinstance(e, (list, tuple)) or len(e) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in e)):
+            return f"an edge is a pair of node indices [a, b]; got {e!r}"
+        a, b = e
+        if not (0 <= a < n and 0 <= b < n):
+            return f"edge {list(e)} names a node outside 0..{n - 1}"
+        if a == b:
+            return f"edge {list(e)} joins a node to itself"
+        if (min(a, b), max(a, b)) in seen:
+            return f"edge {list(e)} is given twice"
+        seen.add((min(a, b), max(a, b)))
+    if n > 1 and not _connected(n, seen):
+        return f"the {len(seen)} edges do not connect the {n} nodes (gossip would never agree)"
+    return None
+
+
+def neighbours(name: str, n: int, *, degree: int = 3, seed: int = 0,
+               edges=()) -> list[list[int]]:
     """Each node's neighbours on the graph ``name`` over ``n`` nodes, in the order a node
     sends to them: on the ring, the torus and the exponential graph every node sends to
     the same offsets in the same order (right, then left; right, down, left, up; +1, +2,
@@ -47,9 +75,14 @@ def neighbours(name: str, n: int, *, degree: int = 3, seed: int = 0) -> list[lis
     other; on the others in increasing order."""
     if name not in GRAPHS:
         raise ValueError(f"unknown graph {name!r}; known: {', '.join(GRAPHS)}")
-    if name in ("complete", "random_regular"):
+    if name == "edges":
+        problem = edges_problem(edges, n)
+        if problem:
+            raise ValueError(problem)
+    if name in ("complete", "random_regular", "edges"):
         edges = ({(i, j) for i in range(n) for j in range(i + 1, n)} if name == "complete"
-                 else _random_regular(n, degree, seed))
+                 else _random_regular(n, degree, seed) if name == "random_regular"
+                 else {tuple(e) for e in edges})
         out = [set() for _ in range(n)]
         for a, b in edges:
             out[a].add(b)

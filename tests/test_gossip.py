@@ -12,6 +12,8 @@ import pytest
 from simdml import Scenario, ScenarioError, run
 from simdml.graphs import GRAPHS, WEIGHTS, mixing_matrix, neighbours, second_eigenvalue
 
+#: a complete graph on 0..3 with a tail 3 - 4 - 5: degrees 3, 3, 3, 4, 2, 1
+LOLLIPOP = [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3], [3, 4], [4, 5]]
 BASE = {"cluster.workers": 6, "data.dataset": "synthetic", "data.n_samples": 400,
         "data.partition": "size_skew", "stop.rounds": 15}
 
@@ -36,7 +38,8 @@ def test_on_the_complete_graph_with_uniform_weights_it_is_sync_gd(optimizer):
 def test_every_mixing_matrix_is_symmetric_and_doubly_stochastic(graph, weights, n):
     if graph == "random_regular" and n * 3 % 2 or graph == "random_regular" and n <= 3:
         pytest.skip("no 3-regular graph on n nodes")
-    W = mixing_matrix(neighbours(graph, n), weights)
+    path = [[i, i + 1] for i in range(n - 1)]                    # edges: a line
+    W = mixing_matrix(neighbours(graph, n, edges=path if graph == "edges" else ()), weights)
     np.testing.assert_allclose(W, W.T, atol=0)
     np.testing.assert_allclose(W.sum(axis=0), 1, atol=1e-15)
     np.testing.assert_allclose(W.sum(axis=1), 1, atol=1e-15)
@@ -72,19 +75,36 @@ def test_the_consensus_distance_decays_at_the_rate_of_the_second_eigenvalue():
     takes the learning rate to 1e-300 (no more gradient): each round multiplies the
     disagreement by W, so the distance falls by at most lambda^2 a round and by lambda^2
     in the limit."""
-    for graph, weights in (("ring", "uniform"), ("torus", "metropolis"),
-                           ("exponential", "metropolis")):
+    lams = {}
+    for graph, weights, workers in (("ring", "uniform", 8), ("torus", "metropolis", 8),
+                                    ("exponential", "metropolis", 8),
+                                    ("edges", "metropolis", 6), ("edges", "uniform", 6)):
         s = Scenario().replace(**{
-            **BASE, "cluster.workers": 8, "data.partition": "label_skew",
+            **BASE, "cluster.workers": workers, "data.partition": "label_skew",
             "data.n_classes": 3, "strategy.kind": "gossip", "strategy.graph": graph,
             "strategy.weights": weights, "strategy.lr": 0.5, "optimizer.schedule": "step",
-            "optimizer.step_size": 3, "optimizer.gamma": 1e-300, "stop.rounds": 40})
+            "optimizer.step_size": 3, "optimizer.gamma": 1e-300, "stop.rounds": 40,
+            **({"strategy.edges": LOLLIPOP} if graph == "edges" else {})})
         r = run(s)
-        lam = r.summary["spectral_lambda"]
+        lam = lams[(graph, weights)] = r.summary["spectral_lambda"]
         d = [h["consensus"] for h in r.history][7:]              # rounds 7..40: mixing only
         ratios = [b / a for a, b in zip(d, d[1:]) if a > 1e-16]   # well above rounding
         assert all(x <= lam ** 2 * (1 + 1e-6) for x in ratios)
         assert ratios[-1] == pytest.approx(lam ** 2, rel=1e-2)
+    # irregular: Metropolis weighs the tail's last edge 1/3, uniform 1/5, and mixes faster
+    assert lams[("edges", "metropolis")] == pytest.approx(0.8925, abs=1e-4)
+    assert lams[("edges", "uniform")] == pytest.approx(0.9028, abs=1e-4)
+
+
+def test_on_a_regular_graph_the_two_weights_are_one_and_on_edges_they_differ():
+    for graph in ("ring", "torus", "exponential", "complete"):
+        nbrs = neighbours(graph, 12)
+        np.testing.assert_array_equal(mixing_matrix(nbrs, "metropolis"),
+                                      mixing_matrix(nbrs, "uniform"))
+    nbrs = neighbours("edges", 6, edges=LOLLIPOP)
+    assert nbrs == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2, 4], [3, 5], [4]]
+    m, u = mixing_matrix(nbrs, "metropolis"), mixing_matrix(nbrs, "uniform")
+    assert m[4, 5] == 1 / 3 and u[4, 5] == 1 / 5 and m[3, 4] == u[3, 4] == 1 / 5
 
 
 @pytest.mark.parametrize("graph, workers, degree", [("ring", 6, 2), ("torus", 9, 4),
@@ -122,6 +142,13 @@ def test_async_gossip_never_waits_and_trains():
     ({"strategy.graph": "random_regular", "strategy.degree": 3, "cluster.workers": 5},
      "workers x degree even"),
     ({"strategy.graph": "random_regular", "strategy.degree": 6}, "degree < workers"),
+    ({"strategy.graph": "edges"}, "needs edges"),
+    ({"strategy.edges": [[0, 1]]}, "graph='ring' makes its own"),
+    ({"strategy.graph": "edges", "strategy.edges": [[0, 1], [1, 6]]}, "outside 0..5"),
+    ({"strategy.graph": "edges", "strategy.edges": [[0, 0]]}, "to itself"),
+    ({"strategy.graph": "edges", "strategy.edges": [[0, 1], [1, 0]]}, "twice"),
+    ({"strategy.graph": "edges", "strategy.edges": [[0, 1], [2, 3]]}, "do not connect"),
+    ({"strategy.graph": "edges", "strategy.edges": [[0, 1.5]]}, "pair of node indices"),
 ])
 def test_a_bad_gossip_setting_is_refused_by_name(changes, match):
     with pytest.raises(ScenarioError, match=match):

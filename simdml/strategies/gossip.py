@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
-from ..graphs import GRAPHS, WEIGHTS, mixing_matrix, neighbours, second_eigenvalue
+from ..graphs import (GRAPHS, WEIGHTS, edges_problem, mixing_matrix, neighbours,
+                      second_eigenvalue)
 from .job import Job
 
 __all__ = ["GossipOptions", "start", "graph_fits_the_workers"]
@@ -56,7 +57,8 @@ MODES = ("sync", "async")
 
 @dataclass(frozen=True, kw_only=True)
 class GossipOptions:
-    graph: str = "ring"          # ring | torus | complete | exponential | random_regular
+    graph: str = "ring"          # ring | torus | complete | exponential | random_regular | edges
+    edges: tuple = ()            # edges: the graph's [a, b] pairs of worker indices
     weights: str = "metropolis"  # metropolis | uniform (1 / (1 + max degree) per edge)
     degree: int = 3              # random_regular: neighbours per worker
     graph_seed: int = 0          # random_regular: its draw (not the scenario's streams)
@@ -68,11 +70,20 @@ class GossipOptions:
         _checks.choice("mode", self.mode, MODES)
         _checks.integer("degree", self.degree, low=1)
         _checks.integer("graph_seed", self.graph_seed, low=0)
+        if (self.graph == "edges") != bool(self.edges):
+            raise ValueError("graph='edges' needs edges = [[a, b], ...]; got none" if
+                             self.graph == "edges" else f"edges are the graph of graph="
+                             f"'edges'; graph={self.graph!r} makes its own (drop edges)")
 
 
 def graph_fits_the_workers(s) -> None:
-    """A scenario rule: a random regular graph exists on the workers."""
+    """A scenario rule: a random regular graph exists on the workers; given edges are
+    a connected graph on them."""
     o, n = s.strategy.options, s.cluster.workers
+    if o.get("graph") == "edges":
+        problem = edges_problem(o.get("edges", ()), n)
+        if problem:
+            raise ValueError(f"strategy.edges: {problem}")
     if o.get("graph") == "random_regular":
         d = o.get("degree", 3)
         if _checks.is_integer(d) and (d >= n or n * d % 2):
@@ -107,7 +118,7 @@ class _Board:
 def start(job: Job):
     """One process per worker; the returned process ends when the monitor stops."""
     p, o = len(job.workers), job.options
-    nbrs = neighbours(o.graph, p, degree=o.degree, seed=o.graph_seed)
+    nbrs = neighbours(o.graph, p, degree=o.degree, seed=o.graph_seed, edges=o.edges)
     W = mixing_matrix(nbrs, o.weights)
     job.stats.counters["spectral_lambda"] = second_eigenvalue(W)
     board = _Board(job, p)
