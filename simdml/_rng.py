@@ -18,7 +18,7 @@ __all__ = ["STREAMS", "NodeStreams", "Streams"]
 
 STREAMS = ("data", "init", "compute", "network", "faults", "policy")
 # streams added later, keyed after the sweeps' (len(STREAMS),): no earlier key moves
-LATER_STREAMS = ("compression",)
+LATER_STREAMS = ("compression", "clients")
 
 
 class Streams:
@@ -43,6 +43,11 @@ class Streams:
     def node_rng(self, name: str, index: int) -> np.random.Generator:
         """Node ``index``'s child of stream ``name``."""
         key = self._key(name) + (int(index),)
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+
+    def child(self, name: str, *indices: int) -> np.random.Generator:
+        """The child of stream ``name`` at ``indices`` (e.g. a client and a round)."""
+        key = self._key(name) + tuple(int(i) for i in indices)
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
     def node_rngs(self, name: str, n: int) -> NodeStreams:

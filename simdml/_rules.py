@@ -244,6 +244,19 @@ def compression_fits_the_strategy(s) -> None:
             raise ValueError(problem)
 
 
+def clients_need_fedavg(s) -> None:
+    """``[clients]`` describes the clients of ``strategy.kind = "fedavg"``; with a
+    population, the workers' data-side settings do not apply."""
+    if s.strategy.kind != "fedavg":
+        if not s.clients.is_default:
+            raise ValueError(f"[clients] describes the clients of strategy.kind = 'fedavg'; "
+                             f"got strategy.kind={s.strategy.kind!r}")
+        return
+    if s.clients.population and (s.data.rebalance or s.imbalance.method is not None):
+        raise ValueError("data.rebalance and [imbalance] move rows between the cluster's "
+                         "workers; with clients.population the clients hold the data")
+
+
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
                  # (workers, messages, retries per round): their sum must stay finite
 
@@ -369,5 +382,5 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
          strategy_rules, nodes_exist, topology_fits_the_workers, compression_fits_the_strategy,
-         durations_are_finite,
+         clients_need_fedavg, durations_are_finite,
          timing_only_fits, run_fits_in_memory)

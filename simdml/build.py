@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ._rng import Streams
+from .clients import Population
 from .cluster import Cluster
 from .compression import Compression
 from .network import Network
@@ -20,6 +21,7 @@ from ._rules import optimizer_horizon
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
 from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, smaller_lr, tasks
+from .strategies.federated import Federation, uses_devices
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 
@@ -33,7 +35,8 @@ def build_cluster(s: Scenario, streams: Streams) -> Cluster:
     cluster = Cluster(sim, network, record_spans=s.trace_spans)
     cluster.add_node("server", speed=s.cluster.server_speed, memory=s.cluster.server_memory)
     is_random = s.cluster.compute_time != "deterministic"  # else no stream to draw from
-    for i in range(s.cluster.workers):
+    workers = 0 if uses_devices(s) else s.cluster.workers  # a population: devices, as needed
+    for i in range(workers):
         cluster.add_node(f"worker{i}", speed=s.cluster.speed[i],
                          compute_time=s.cluster.compute_time, jitter=s.cluster.jitter,
                          slowdown=s.cluster.slowdown[i], memory=s.cluster.memory[i],
@@ -109,18 +112,42 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
               batch_rngs=streams.node_rngs("data", s.cluster.workers),
               classes=np.arange(n_outputs) if model.is_classifier else None,
               class_weight=class_weight, stats=stats, done=sim.event(),
-              optimizer=s.optimizer.build(lr=s.strategy.lr, horizon=optimizer_horizon(s)),
+              optimizer=s.optimizer.build(lr=_optimizer_lr(s), horizon=optimizer_horizon(s)),
               checkpoints=Checkpoints(every=s.faults.checkpoint_every,
                                       seconds=s.faults.checkpoint_time, initial=params,
                                       monitor=monitor, stats=stats))
     if class_weight is not None:
         monitor.train_weight = class_weight[y_train]
+    if s.strategy.kind == "fedavg":
+        job.federation = _federation(s, job, streams)
     c = s.compression
     if c.kind != "none":
         job.compression = Compression(c.kind, ratio=c.ratio, levels=c.levels,
                                       error_feedback=c.error_feedback,
                                       rngs=streams.node_rngs("compression", s.cluster.workers))
     return job
+
+
+def _optimizer_lr(s: Scenario) -> float:
+    """The ``[optimizer]``'s step size: ``strategy.lr``, or the strategy's own (fedavg's
+    server_lr)."""
+    of = STRATEGIES[s.strategy.kind].optimizer_lr
+    return s.strategy.lr if of is None else of(s.strategy.build_options())
+
+
+def _federation(s: Scenario, job: Job, streams: Streams) -> Federation:
+    """The clients of a federated run: a drawn population, or the cluster's workers."""
+    c = s.clients
+    sizes = [shard.n_rows for shard in job.shards]
+    rng = streams.rng("clients")
+    population = Population(sizes, speed=c.speed, speed_sigma=c.speed_sigma,
+                            bandwidth=s.network.bandwidth if c.bandwidth is None else c.bandwidth,
+                            bandwidth_sigma=c.bandwidth_sigma, availability=c.availability,
+                            on_time=c.on_time, off_time=c.off_time, rng=rng)
+    if c.population:
+        job.own_data = True                 # a device holds its client's shard while bound
+    return Federation(c, population, rng, lambda client, version: streams.child(
+        "clients", 1, client, version), s.network.latency)
 
 
 def _in_dtype(s: Scenario, model, split: DataSplit) -> tuple:

@@ -11,6 +11,7 @@ from ._rng import Streams
 from .imbalance import resample
 from .phantom import Phantom
 from .scenario import Scenario, ScenarioError
+from .strategies.federated import uses_devices
 
 __all__ = ["DataSplit", "prepare_data", "split_data"]
 
@@ -94,10 +95,10 @@ def _no_empty_split(s: Scenario, y, test) -> None:
                             f"the {y.size} rows needs 2 or more to appear on both sides "
                             + ("(raise data.n_samples or lower data.n_classes)"
                                if d.dataset == "synthetic" else f"(data.dataset={d.dataset!r})"))
-    if s.cluster.workers > y.size - test.size:
-        raise ScenarioError(f"cluster.workers={s.cluster.workers} is more than the "
-                            f"{y.size - test.size} training samples of data.dataset="
-                            f"{d.dataset!r}")
+    parts, key = n_parts(s)
+    if parts > y.size - test.size:
+        raise ScenarioError(f"{key}={parts} is more than the {y.size - test.size} training "
+                            f"samples of data.dataset={d.dataset!r}")
 
 
 def _partition_options(s: Scenario) -> dict:
@@ -110,11 +111,19 @@ def _partition_options(s: Scenario) -> dict:
             "by_label": {"classes_per_part": d.classes_per_part}}.get(d.partition, {})
 
 
+def n_parts(s: Scenario) -> tuple[int, str]:
+    """How many shards the training rows are cut into, and the key that says so: one
+    per worker, or per client of a federated population."""
+    if uses_devices(s):
+        return s.clients.population, "clients.population"
+    return s.cluster.workers, "cluster.workers"
+
+
 def _partition(s: Scenario, y_train, rng) -> list:
     """The training rows of each worker (indices into ``y_train``)."""
     d = s.data
     try:
-        return _data.partition(d.partition, y_train, s.cluster.workers, rng=rng,
+        return _data.partition(d.partition, y_train, n_parts(s)[0], rng=rng,
                                **_partition_options(s))
     except ValueError as exc:  # an option that does not fit the data (classes_per_part)
         raise ScenarioError(f"data.partition={d.partition!r}: {exc}") from None

@@ -24,6 +24,7 @@ from ._section import (MAX_INT, ScenarioError, _build_options, _choice, _did_you
                        _store)
 from .cluster_sections import (ClusterConfig, CrashConfig, FaultsConfig, LinkConfig,
                                NetworkConfig, PartitionConfig)
+from .clients import AVAILABILITY, SAMPLING
 from .compression import COMPRESSORS
 from .imbalance import RESAMPLERS
 from .models import MODELS
@@ -33,7 +34,7 @@ from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "StopConfig",
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "ClientsConfig", "StopConfig",
            "build_model"]
 
 _INF = math.inf
@@ -347,8 +348,55 @@ class CompressionConfig:
         _flag("compression.error_feedback", self.error_feedback)
 
 
+@_section("clients")
+@dataclass(frozen=True, kw_only=True)
+class ClientsConfig:
+    """Federated learning's clients (``strategy.kind = "fedavg"``; ``simdml.clients``)."""
+    population: int = 0          # clients; 0: each worker of the cluster is one
+    per_round: int = 0           # K, the reports a round aggregates; 0: every client
+    sampling: str = "uniform"    # uniform | by_size (probability in proportion to rows)
+    over_select: float = 0.0     # sample ceil(K (1 + over_select)), keep the first K
+    deadline: float = math.inf   # s from a round's start; reports after it are dropped
+    retry: float = 1.0           # s the server waits when no client is available
+    dropout: float = 0.0         # probability a participant leaves during its round
+    speed: float = 1e9           # population: a client's median speed (flop/s)
+    speed_sigma: float = 0.0     # population: lognormal spread of the speeds
+    bandwidth: float | None = None  # population: median bandwidth (bytes/s); None: network's
+    bandwidth_sigma: float = 0.0  # population: lognormal spread of the bandwidths
+    availability: str = "always"  # always | on_off (exponential on and off periods)
+    on_time: float = 3600.0      # on_off: mean seconds on
+    off_time: float = 3600.0     # on_off: mean seconds off
+
+    def __post_init__(self):
+        _integer("clients.population", self.population, low=0)
+        _integer("clients.per_round", self.per_round, low=0)
+        _choice("clients.sampling", self.sampling, SAMPLING)
+        _number("clients.over_select", self.over_select, low=0)
+        _number("clients.deadline", self.deadline, low=0, strict_low=True, finite=False)
+        _number("clients.retry", self.retry, low=0, strict_low=True)
+        _number("clients.dropout", self.dropout, low=0, high=1)
+        if self.dropout >= 1:
+            raise ScenarioError(f"clients.dropout must be < 1 (a probability that leaves "
+                                f"someone to report); got {self.dropout!r}")
+        _number("clients.speed", self.speed, low=0, strict_low=True)
+        _number("clients.speed_sigma", self.speed_sigma, low=0, high=5)
+        if self.bandwidth is not None:
+            _number("clients.bandwidth", self.bandwidth, low=0, strict_low=True)
+        _number("clients.bandwidth_sigma", self.bandwidth_sigma, low=0, high=5)
+        _choice("clients.availability", self.availability, AVAILABILITY)
+        _number("clients.on_time", self.on_time, low=0, strict_low=True)
+        _number("clients.off_time", self.off_time, low=0, strict_low=True)
+        if self.population and self.per_round > self.population:
+            raise ScenarioError(f"clients.per_round={self.per_round} is more than "
+                                f"clients.population={self.population}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == ClientsConfig()
+
+
 _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": FaultsConfig,
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
              "strategy": StrategyConfig, "optimizer": OptimizerConfig,
              "scheduling": SchedulingConfig, "compression": CompressionConfig,
-             "stop": StopConfig}
+             "clients": ClientsConfig, "stop": StopConfig}

@@ -107,6 +107,9 @@ def shortest_round_trip(job: Job) -> float:
     fastest link, with no compute time (a random compute time may be near 0)."""
     nbytes = payload_nbytes(job.params)
     network, server = job.cluster.network, job.server.index
+    if not job.workers:                     # a federated population: its fastest client
+        fed = job.federation
+        return 2 * (fed.latency + nbytes / float(fed.population.bandwidths.max()))
     return min(network.transfer_time(nbytes, server, w.index)
                + network.transfer_time(nbytes, w.index, server) for w in job.workers)
 
@@ -119,6 +122,12 @@ def cannot_progress(s: Scenario, job: Job) -> str | None:
     if job.params is None:  # a fitted-model strategy: neither timeouts nor random failures
         return None
     trip = shortest_round_trip(job)
+    if job.federation is not None:
+        deadline = job.federation.config.deadline
+        if deadline < trip:
+            return (f"every round closes before a report can arrive: the shortest possible "
+                    f"round trip is {trip:.4g} s (model out, model back), and a round ends "
+                    f"at clients.deadline={deadline:g} s; raise clients.deadline")
     timeout = getattr(job.options, "round_timeout", math.inf)
     window = timeout * (1 + getattr(job.options, "retries", 0))
     if window < trip:

@@ -346,7 +346,7 @@ def test_the_checkpoint_test_sees_a_lost_state(monkeypatch):
      "strategy.lr=0.5 (the cosine decays from strategy.lr to it); got 1.0"),
     ({"optimizer.kind": "adam", "strategy.kind": "hist_tree", "model.kind": "tree"},
      "[optimizer] steps the gradient strategies ('sync', 'async', 'ssp', 'allreduce', 'ddp', "
-     "'pipeline', 'tensor', 'hybrid', 'gossip', 'local_sgd'); strategy.kind='hist_tree' takes no gradient steps: leave [optimizer] at "
+     "'pipeline', 'tensor', 'hybrid', 'gossip', 'local_sgd', 'fedavg'); strategy.kind='hist_tree' takes no gradient steps: leave [optimizer] at "
      "its defaults (got optimizer.kind='adam', schedule='constant', warmup=0, weight_decay=0.0)"),
 ])
 def test_a_bad_optimizer_section_names_the_key(changes, message):

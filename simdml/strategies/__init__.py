@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import (admm, allreduce, asynchronous, cascade, ddp, gossip, hist_tree, hybrid, local_fusion,
-               local_sgd, pipeline_parallel, sync, tensor_parallel, voting_tree)
+from . import (admm, allreduce, asynchronous, cascade, ddp, federated, gossip, hist_tree, hybrid,
+               local_fusion, local_sgd, pipeline_parallel, sync, tensor_parallel, voting_tree)
 from .checkpoints import Checkpoints
 from .job import Job, Shard
 from .monitor import Monitor
@@ -42,6 +42,7 @@ class StrategySpec:
                                     # None: strategy.lr is not what makes its steps
     optimizer_steps: object = None  # fn(options) -> steps of [optimizer] per update (the
                                     # schedule's clock); None: it has no [optimizer]
+    optimizer_lr: object = None   # fn(options) -> the [optimizer]'s lr; None: strategy.lr
     timing_only: bool = False     # it runs on shapes (math = false): no step reads a value
 
 
@@ -110,6 +111,12 @@ STRATEGIES: dict[str, StrategySpec] = {
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,
                               timing_only=True, optimizer_steps=local_sgd.local_steps),
+    "fedavg": StrategySpec(federated.FedAvgOptions, federated.start,
+                           "federated averaging: sampled clients, local epochs, a server "
+                           "optimizer on the average model's change (FedProx with mu)",
+                           survives_faults=False, rules=(federated.clients_fit,),
+                           divergence_hint=smaller_lr, optimizer_steps=one_step,
+                           optimizer_lr=federated.server_lr),
     "cascade_svm": StrategySpec(cascade.CascadeOptions, cascade.start,
                                 "cascade SVM: support vectors merge up a binary tree, the top "
                                 "is fed back until it stops changing",

@@ -94,6 +94,7 @@ class Job:
     optimizer: Optimizer | None = None  # None: plain gradient descent with step size lr
     compression: object = None  # a simdml.compression.Compression; None: dense gradients
     own_data: bool = False  # the strategy books its nodes' data (hold_shards does not)
+    federation: object = None  # fedavg: its clients (strategies.federated.Federation)
 
     def __post_init__(self):
         if self.optimizer is None:

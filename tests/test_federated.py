@@ -1,0 +1,190 @@
+"""Federated averaging (``strategy.kind = "fedavg"``, ``[clients]``): with one full-shard
+epoch, every client and the plain server step it is sync GD (FedSGD); the rounds
+aggregate exactly ``clients.per_round`` reports, sample ``ceil(K (1 + over_select))``,
+close at the deadline and count dropouts; a population's clients are arrays and train on
+as many devices as ever trained at once; availability and size-weighted sampling follow
+their formulas; bad settings are refused by name.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from simdml import Scenario, ScenarioError, run
+from simdml.clients import Population
+
+BASE = {"data.dataset": "synthetic", "data.n_samples": 400, "data.partition": "size_skew",
+        "cluster.workers": 5, "stop.rounds": 10}
+FED = {**BASE, "strategy.kind": "fedavg"}
+POPULATION = {**FED, "data.n_samples": 4000, "clients.population": 200,
+              "clients.per_round": 20, "stop.rounds": 8}
+
+
+# -- the math ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_one_full_epoch_of_every_client_is_sync_gd(optimizer):
+    """FedSGD: each client's one step from w_t, averaged by rows, is w_t - lr sum_c (n_c /
+    n) g_c; the server's momentum on the pseudo-gradient lr g is sync's momentum on g."""
+    sync = run(Scenario().replace(**{**BASE, "optimizer.kind": optimizer}))
+    fed = run(Scenario().replace(**{**FED, "optimizer.kind": optimizer}))
+    np.testing.assert_allclose(fed.model.params_, sync.model.params_, rtol=0, atol=1e-12)
+    assert [h["update"] for h in fed.history] == [h["update"] for h in sync.history]
+    assert all(h["participants"] == 5 for h in fed.history[1:])
+
+
+def test_the_server_step_scales_the_average_change():
+    """FedSGD at server_lr = 0.5 is sync GD at half the step (1e-12)."""
+    sync = run(Scenario().replace(**{**BASE, "strategy.lr": 0.05}))
+    fed = run(Scenario().replace(**{**FED, "strategy.lr": 0.1, "strategy.server_lr": 0.5}))
+    np.testing.assert_allclose(fed.model.params_, sync.model.params_, rtol=0, atol=1e-12)
+
+
+def test_fedprox_pulls_only_once_the_model_has_moved():
+    """The proximal term mu (w - w_t) is 0 at a round's first step: with E = 1 and whole
+    shards FedProx is FedAvg bit for bit; with E = 3 on label-skewed shards it is not."""
+    one = run(Scenario().replace(**FED))
+    prox = run(Scenario().replace(**{**FED, "strategy.mu": 0.5}))
+    np.testing.assert_array_equal(prox.model.params_, one.model.params_)
+    local = {**FED, "strategy.local_epochs": 3, "data.partition": "label_skew"}
+    plain = run(Scenario().replace(**local))
+    pulled = run(Scenario().replace(**{**local, "strategy.mu": 5.0}))
+    assert np.abs(pulled.model.params_ - plain.model.params_).max() > 1e-3
+
+
+def test_mini_batches_and_epochs_take_their_steps_and_rows():
+    """E = 2 epochs of B = 8 rows on iid shards of 15 rows: each client reads its 15 rows
+    twice a round (steps of 8 and 7 rows), so 3 rounds of 20 clients read 1,800 of the
+    3,000 rows: the epoch column says 0.6."""
+    s = Scenario().replace(**{**POPULATION, "data.partition": "iid", "strategy.batch_size": 8,
+                              "strategy.local_epochs": 2, "stop.rounds": 3})
+    r = run(s)
+    assert [h["participants"] for h in r.history[1:]] == [20, 20, 20]
+    assert r.history[-1]["epoch"] == pytest.approx(0.6, rel=1e-12)
+    assert run(s).summary == r.summary                          # the same seed, the same run
+
+
+# -- rounds -----------------------------------------------------------------------------
+
+def test_a_round_samples_k_times_one_plus_over_select_and_keeps_the_first_k():
+    s = Scenario().replace(**{**POPULATION, "clients.over_select": 0.3,
+                              "clients.speed_sigma": 1.0})
+    r = run(s)
+    rows = r.history[1:]
+    assert {h["sampled"] for h in rows} == {26} and {h["participants"] for h in rows} == {20}
+    assert r.summary["participants"] == 20 * 8
+    assert r.summary["late_reports"] >= 6 * 7               # the slow 6 of each closed round
+
+
+def test_a_round_closes_at_its_deadline_with_what_has_come():
+    """Lognormal speeds (sigma 1.5): a deadline between the fast and the slow clients'
+    round trips; every round ends by its deadline plus the server's step, and keeps only
+    the reports that came before it."""
+    s = Scenario().replace(**{**POPULATION, "clients.speed_sigma": 1.5,
+                              "clients.speed": 1e4, "clients.deadline": 0.05})
+    r = run(s)
+    times = np.diff([h["time"] for h in r.history])
+    assert times.max() <= 0.05 + 1e-3
+    kept = [h["participants"] for h in r.history[1:]]
+    assert min(kept) < 20 and max(kept) > 0 and r.summary["late_reports"] > 0
+
+
+def test_dropouts_are_counted_and_never_report():
+    """With K = m and a generous deadline, every sampled client reports unless it left:
+    participants = sampled - dropped, round by round; about a quarter drop out."""
+    s = Scenario().replace(**{**POPULATION, "clients.dropout": 0.25, "clients.deadline": 10.0,
+                              "stop.rounds": 20})
+    r = run(s)
+    for h in r.history[1:]:
+        assert h["participants"] == h["sampled"] - h["dropped"]
+    dropped = sum(h["dropped"] for h in r.history)
+    assert dropped == r.summary["dropouts"]
+    assert 0.15 < dropped / (20 * 20) < 0.35
+
+
+def test_a_population_trains_on_as_many_devices_as_train_at_once():
+    """100,000 clients (a row each), 10 a round, no over-selection: every device is free
+    again before the next round, so the run makes 10 nodes besides the server, and a
+    round's cost does not depend on the population."""
+    s = Scenario().replace(**{**FED, "data.n_samples": 133_400, "data.n_features": 4,
+                              "data.partition": "iid", "clients.population": 100_000,
+                              "clients.per_round": 10, "stop.rounds": 5})
+    r = run(s)
+    nodes = [name for name in r.memory if name != "server"]
+    assert len(nodes) == 10 and all(name.startswith("device") for name in nodes)
+    assert {h["participants"] for h in r.history[1:]} == {10}
+
+
+# -- the population ---------------------------------------------------------------------
+
+def _population(n=20_000, **kw):
+    return Population(np.arange(1, n + 1), speed=1e9, bandwidth=1e8,
+                      rng=np.random.default_rng(0), **kw)
+
+
+def test_on_off_availability_follows_the_two_state_chain():
+    """pi = on / (on + off) of fresh clients are on; seen again dt later, one seen on is
+    on with probability pi + (1 - pi) e^{-(a + b) dt} (within 4 sigma)."""
+    on, off = 1.0, 3.0
+    pop = _population(availability="on_off", on_time=on, off_time=off)
+    rng = np.random.default_rng(1)
+    first = np.array([pop.is_available(c, 0.0, rng) for c in range(pop.n)])
+    pi = on / (on + off)
+    assert abs(first.mean() - pi) < 4 * math.sqrt(pi * (1 - pi) / pop.n)
+    dt = 0.5
+    again = np.array([pop.is_available(c, dt, rng) for c in np.flatnonzero(first)])
+    p = pi + (1 - pi) * math.exp(-(1 / on + 1 / off) * dt)
+    assert abs(again.mean() - p) < 4 * math.sqrt(p * (1 - p) / again.size)
+
+
+def test_sampling_by_size_is_in_proportion_to_the_rows():
+    pop = _population(n=10)
+    rng = np.random.default_rng(2)
+    counts = np.bincount([pop.sample(1, 0.0, rng, by_size=True)[0] for _ in range(20_000)],
+                         minlength=10)
+    expected = 20_000 * np.arange(1, 11) / 55
+    assert np.all(np.abs(counts - expected) < 4 * np.sqrt(expected))
+    many = pop.sample(10, 0.0, rng, by_size=True)
+    assert sorted(many) == list(range(10))                    # without repetition, all
+
+
+def test_a_round_takes_only_available_clients_and_fewer_when_few_are():
+    pop = _population(n=50, availability="on_off", on_time=1.0, off_time=9.0)
+    rng = np.random.default_rng(3)
+    chosen = pop.sample(40, 0.0, rng)
+    assert len(set(chosen)) == len(chosen) < 40
+    assert all(pop._on[c] for c in chosen)
+
+
+def test_profiles_are_lognormal_around_their_medians():
+    pop = _population(speed_sigma=0.5, bandwidth_sigma=1.0)
+    assert np.median(pop.speeds) == pytest.approx(1e9, rel=0.03)
+    assert np.std(np.log(pop.speeds)) == pytest.approx(0.5, rel=0.03)
+    assert np.std(np.log(pop.bandwidths)) == pytest.approx(1.0, rel=0.03)
+
+
+# -- refused by name --------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, match", [
+    ({"strategy.kind": "sync", "clients.per_round": 2}, "\\[clients\\] describes"),
+    ({"clients.per_round": 6}, "more than the cluster.workers=5"),
+    ({"clients.population": 10, "clients.per_round": 11}, "more than clients.population"),
+    ({"clients.speed_sigma": 0.5}, "clients.speed_sigma draws the profiles"),
+    ({"clients.dropout": 0.1}, "needs a finite clients.deadline"),
+    ({"clients.dropout": 1.0}, "clients.dropout must be < 1"),
+    ({"clients.sampling": "random"}, "clients.sampling"),
+    ({"clients.availability": "weekday"}, "clients.availability"),
+    ({"clients.population": 1000}, "clients.population=1000 is more than the 300"),
+    ({"network.topology": "ring"}, "one switch"),
+    ({"strategy.local_epochs": 0}, "local_epochs"),
+])
+def test_a_bad_federated_setting_is_refused_by_name(changes, match):
+    with pytest.raises(ScenarioError, match=match):
+        s = Scenario().replace(**{**FED, **changes})
+        run(s)
+
+
+def test_a_deadline_shorter_than_any_round_trip_stops_the_run_at_once():
+    r = run(Scenario().replace(**{**FED, "clients.deadline": 1e-5}))
+    assert "; raise clients.deadline" in r.summary["stop_reason"]
+    assert r.summary["updates"] == 0
