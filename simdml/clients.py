@@ -75,11 +75,12 @@ class Population:
         return on
 
     def sample(self, m: int, t: float, rng: np.random.Generator,
-               by_size: bool = False) -> list[int]:
+               by_size: bool = False, exclude=()) -> list[int]:
         """Up to ``m`` distinct clients available at time ``t``, in the order drawn (the
-        module docstring's sequential sampling); fewer when fewer are available."""
+        module docstring's sequential sampling), none of ``exclude``; fewer when fewer
+        are available."""
         chosen: list[int] = []
-        looked: set[int] = set()
+        looked: set[int] = set(exclude)
         n = self.n
         while len(chosen) < m and len(looked) < n:
             wanted = m - len(chosen)

@@ -52,6 +52,71 @@ def test_fedprox_pulls_only_once_the_model_has_moved():
     assert np.abs(pulled.model.params_ - plain.model.params_).max() > 1e-3
 
 
+SKEWED = {"data.dataset": "synthetic", "data.n_samples": 400, "data.n_features": 3,
+          "data.partition": "label_skew", "data.alpha": 0.3, "model.l2": 0.01,
+          "cluster.workers": 5, "strategy.lr": 0.5}
+
+
+def test_scaffold_reaches_the_optimum_where_fedavg_with_local_epochs_is_biased():
+    """Label-skewed shards (Dirichlet 0.3), a strongly convex logistic loss, E = 5: FedAvg
+    settles 1e-2 away from the optimum (its clients drift to their own), SCAFFOLD's
+    control variates correct the drift and it ends at the optimum (1e-12). The optimum:
+    sync GD, 5,000 full-batch steps."""
+    optimum = run(Scenario().replace(**{**SKEWED, "stop.rounds": 5000,
+                                        "eval_every": 5000})).model.params_
+    local = Scenario().replace(**{**SKEWED, "strategy.kind": "fedavg",
+                                  "strategy.local_epochs": 5, "stop.rounds": 300})
+    fedavg = run(local)
+    scaffold = run(local.replace(**{"strategy.algorithm": "scaffold"}))
+    assert np.abs(fedavg.model.params_ - optimum).max() > 1e-2
+    np.testing.assert_allclose(scaffold.model.params_, optimum, rtol=0, atol=1e-12)
+
+
+def test_scaffold_with_one_full_step_is_fedsgd_and_sends_twice_the_vectors():
+    """E = 1: sum_c w_c (g_c(x) - c_c + c) = g(x), since c = sum_c w_c c_c: FedSGD, to
+    rounding. Its tasks carry the model and c, its reports the model and the change of
+    c_i: twice the vectors each way (plus each message's two 8-byte integers)."""
+    s = Scenario().replace(**{**SKEWED, "strategy.kind": "fedavg", "stop.rounds": 10})
+    plain = run(s)
+    scaffold = run(s.replace(**{"strategy.algorithm": "scaffold"}))
+    np.testing.assert_allclose(scaffold.model.params_, plain.model.params_, rtol=0, atol=1e-12)
+    vector = 8 * plain.model.params_.size
+    messages = 2 * 5 * 10                                       # out and back, 5 clients, 10 rounds
+    assert plain.summary["bytes_sent"] == messages * (16 + vector)
+    assert scaffold.summary["bytes_sent"] == messages * (16 + 2 * vector)
+
+
+def test_fedbuff_with_every_client_in_its_buffer_is_synchronous_fedavg():
+    """K = m = every client: nobody may train twice on one model, so each version waits
+    for every report and no update is stale: FedAvg's model (1e-12), at FedAvg's times."""
+    s = Scenario().replace(**{**FED, "strategy.local_epochs": 3})
+    sync = run(s)
+    buffered = run(s.replace(**{"strategy.mode": "buffered"}))
+    np.testing.assert_allclose(buffered.model.params_, sync.model.params_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([h["time"] for h in buffered.history],
+                               [h["time"] for h in sync.history], rtol=1e-12)
+    assert buffered.summary["stale_updates"] == 0
+
+
+def test_fedbuff_steps_on_every_k_updates_and_weighs_the_stale_ones():
+    """20 clients train at once with lognormal speeds, the server steps on every 10
+    updates: every version aggregates exactly 10, many of them stale; it runs its 30
+    steps in a fraction of the simulated time 30 synchronous rounds of 20 take; weighing
+    staleness by 1/sqrt(1 + s) or not changes the model."""
+    pop = {**POPULATION, "clients.speed_sigma": 1.0, "clients.speed": 1e6,
+           "strategy.local_epochs": 3, "stop.rounds": 30}
+    sync = run(Scenario().replace(**pop))
+    buffered = Scenario().replace(**{**pop, "strategy.mode": "buffered",
+                                     "strategy.buffer_size": 10})
+    r = run(buffered)
+    assert {h["participants"] for h in r.history[1:]} == {10}
+    assert r.summary["stale_updates"] > 100
+    assert r.summary["sim_time"] < 0.2 * sync.summary["sim_time"]
+    assert r.summary["final_loss"] < 1.1 * sync.summary["final_loss"]
+    flat = run(buffered.replace(**{"strategy.staleness": "none"}))
+    assert np.abs(flat.model.params_ - r.model.params_).max() > 1e-6
+
+
 def test_mini_batches_and_epochs_take_their_steps_and_rows():
     """E = 2 epochs of B = 8 rows on iid shards of 15 rows: each client reads its 15 rows
     twice a round (steps of 8 and 7 rows), so 3 rounds of 20 clients read 1,800 of the
@@ -177,6 +242,10 @@ def test_profiles_are_lognormal_around_their_medians():
     ({"clients.population": 1000}, "clients.population=1000 is more than the 300"),
     ({"network.topology": "ring"}, "one switch"),
     ({"strategy.local_epochs": 0}, "local_epochs"),
+    ({"strategy.algorithm": "fedyogi"}, "algorithm"),
+    ({"strategy.mode": "buffered", "clients.deadline": 1.0}, "clients.deadline is not"),
+    ({"strategy.mode": "buffered", "strategy.algorithm": "scaffold"}, "strategy.algorithm"),
+    ({"strategy.buffer_size": 3}, "strategy.buffer_size is FedBuff's"),
 ])
 def test_a_bad_federated_setting_is_refused_by_name(changes, match):
     with pytest.raises(ScenarioError, match=match):

@@ -18,6 +18,14 @@ A round (McMahan et al. 2017; the system of Bonawitz et al. 2019):
    ``sgd`` at ``server_lr = 1`` is FedAvg, ``momentum`` FedAvgM, ``adam`` FedAdam).
    Reports that come after the round closed are counted (``late_reports``) and dropped.
 
+``algorithm = "scaffold"`` (Karimireddy et al. 2020, option II) adds control variates:
+the server's ``c`` goes with the model, each client keeps its own ``c_i`` (real state,
+0 at first) and steps by ``g - c_i + c``; after its ``K`` steps ``c_i+ = c_i - c + (x -
+y) / (K lr)``, and it reports its model and ``c_i+ - c_i``; the server adds ``sum (n_c /
+n)(c_i+ - c_i)`` to ``c`` (the paper's ``|S| / N`` mean, weighted by rows as the
+average is), so that ``c = sum_c (n_c / n) c_c`` stays the clients' weighted mean.
+``mode = "buffered"`` is FedBuff (``buffered_server``).
+
 With ``E = 1``, no batch size, every client every round and ``sgd`` at ``server_lr = 1``
 each round is ``w_t - lr sum_c (n_c / n) g_c(w_t)``: ``sync``'s full-batch step (FedSGD),
 to rounding.
@@ -36,7 +44,9 @@ H. B. McMahan et al. (2017), "Communication-Efficient Learning of Deep Networks 
 Decentralized Data", AISTATS; K. Bonawitz et al. (2019), "Towards Federated Learning at
 Scale: System Design", MLSys; T. Li et al. (2020), "Federated Optimization in
 Heterogeneous Networks", MLSys; S. J. Reddi et al. (2021), "Adaptive Federated
-Optimization", ICLR.
+Optimization", ICLR; S. P. Karimireddy et al. (2020), "SCAFFOLD: Stochastic Controlled
+Averaging for Federated Learning", ICML; J. Nguyen et al. (2022), "Federated Learning with
+Buffered Asynchronous Aggregation", AISTATS.
 """
 from __future__ import annotations
 
@@ -47,22 +57,36 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks
-from ..messages import INT_NBYTES, LocalModel
+from ..messages import INT_NBYTES
 from ..optim import Optimizer
 from ._costs import aggregate_flops
 from .job import Job, weighted_sum
 from .sync import recv_before
 
-__all__ = ["FedAvgOptions", "Federation", "Task", "start", "uses_devices"]
+__all__ = ["ALGORITHMS", "FedAvgOptions", "Federation", "Report", "Task", "start",
+           "uses_devices"]
+
+
+ALGORITHMS = ("fedavg", "scaffold")
+MODES = ("sync", "buffered")
+STALENESS = ("sqrt", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
 class FedAvgOptions:
+    algorithm: str = "fedavg"  # fedavg | scaffold (control variates)
     local_epochs: int = 1   # E: passes over its shard a client takes each round
     mu: float = 0.0         # FedProx proximal strength; 0 is FedAvg
     server_lr: float = 1.0  # the server optimizer's step on the pseudo-gradient
+    mode: str = "sync"      # sync rounds | buffered: FedBuff's asynchronous buffer
+    buffer_size: int = 0    # buffered: updates per server step; 0: clients.per_round
+    staleness: str = "sqrt"  # buffered: an update s steps old weighs 1/sqrt(1 + s), or 1
 
     def __post_init__(self):
+        _checks.choice("algorithm", self.algorithm, ALGORITHMS)
+        _checks.choice("mode", self.mode, MODES)
+        _checks.integer("buffer_size", self.buffer_size, low=0)
+        _checks.choice("staleness", self.staleness, STALENESS)
         _checks.integer("local_epochs", self.local_epochs, low=1)
         _checks.finite_number("mu", self.mu, low=0)
         _checks.finite_number("server_lr", self.server_lr, low=0, strict_low=True)
@@ -92,6 +116,20 @@ def clients_fit(s) -> None:
         raise ValueError(f"clients.dropout={c.dropout} needs a finite clients.deadline: a "
                          f"round waits for reports until then, and a client that left "
                          f"never sends one")
+    o = s.strategy.options
+    if o.get("mode", "sync") == "buffered":
+        for key, bad in (("clients.dropout", c.dropout != 0),
+                         ("clients.deadline", c.deadline != math.inf),
+                         ("strategy.algorithm", o.get("algorithm", "fedavg") != "fedavg")):
+            if bad:
+                raise ValueError(f"{key} is not modelled in strategy.mode='buffered' (FedBuff "
+                                 f"keeps every place filled and waits for each report); "
+                                 f"leave it at its default or use mode = 'sync'")
+    else:
+        for key in ("buffer_size", "staleness"):
+            if key in o:
+                raise ValueError(f"strategy.{key} is FedBuff's (strategy.mode = 'buffered'); "
+                                 f"strategy.mode={o.get('mode', 'sync')!r} has rounds")
     if s.network.topology != "switch":
         raise ValueError(f"strategy.kind='fedavg' runs its clients on one switch; got "
                          f"network.topology={s.network.topology!r}")
@@ -103,18 +141,35 @@ def uses_devices(s) -> bool:
 
 
 class Task(NamedTuple):
-    """Server -> client: train from the model ``params`` of round ``version``. ``leave``
-    is the client's fate, drawn by the simulator (the steps after which it drops out, or
-    -1): not on the wire."""
+    """Server -> client: train from the model ``params`` of round ``version`` (SCAFFOLD:
+    and the server's control variate ``control``). ``leave`` is the client's fate, drawn
+    by the simulator (the steps after which it drops out, or -1): not on the wire."""
 
     version: int
     client: int
     params: np.ndarray
+    control: np.ndarray | None
     leave: int
 
     @property
     def nbytes(self) -> int:
-        return 2 * INT_NBYTES + self.params.nbytes
+        extra = 0 if self.control is None else self.control.nbytes
+        return 2 * INT_NBYTES + self.params.nbytes + extra
+
+
+class Report(NamedTuple):
+    """Client -> server: its model after the round of ``version`` (SCAFFOLD: and the
+    change of its control variate, ``control``)."""
+
+    worker: int
+    version: int
+    params: np.ndarray
+    control: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self.control is None else self.control.nbytes
+        return 2 * INT_NBYTES + self.params.nbytes + extra
 
 
 class Federation:
@@ -127,6 +182,7 @@ class Federation:
         self.latency = latency
         self.free: list = []                  # devices with no client
         self.devices: list = []
+        self.controls: dict[int, np.ndarray] = {}  # SCAFFOLD: each client's c_i, kept
 
     def per_round(self) -> tuple[int, int]:
         """``(K, m)``: the reports a round keeps and the clients it samples."""
@@ -165,7 +221,75 @@ def start(job: Job):
     if not fed.config.population:
         for node in job.workers:
             node.start(device, job, node, fed)
-    return job.server.start(server, job, fed)
+    program = server if job.options.mode == "sync" else buffered_server
+    return job.server.start(program, job, fed)
+
+
+def buffered_server(job: Job, fed: Federation):
+    """FedBuff (Nguyen et al. 2022): ``m`` clients train at once, each from the model of
+    when it started; each report's change ``y_c - x_{t_c}`` joins a buffer, weighted by
+    its staleness ``s = t - t_c`` (``1 / sqrt(1 + s)``, or 1); when ``K`` changes are in,
+    the server steps by their average (by rows, times the weights) and a new version
+    begins. A freed place is filled at once by a newly sampled client, one that has not
+    reported on the current version yet (so that a client never trains twice on the same
+    model): with ``K = m`` = every client, no update is ever stale, and each version is a
+    synchronous FedAvg round."""
+    node, opt, cfg = job.server, job.optimizer, fed.config
+    params, version = job.params, 0
+    state = opt.init_state(params)
+    node.memory.set("params", params.nbytes)
+    node.memory.set("optimizer", state.nbytes)
+    if job.monitor.update(params, version, sampled=0, participants=0, dropped=0):
+        return
+    k_round, m = fed.per_round()
+    k = job.options.buffer_size or k_round
+    training: dict[int, int] = {}                   # client -> the version it started on
+    models: dict[int, np.ndarray] = {}              # version -> its model, while in use
+    reported: set[int] = set()                      # ... and reported on, this version
+    buffer, weights, sampled = [], [], 0
+    while True:
+        missing = m - len(training)                 # fill the free places
+        if missing:
+            chosen = fed.population.sample(missing, node.sim.now, fed.rng,
+                                           cfg.sampling == "by_size",
+                                           exclude=training.keys() | reported)
+            for c in chosen:
+                training[c] = version
+                node.send(fed.device_for(job, c), Task(version, c, params, None, -1))
+            if chosen:
+                models[version] = params            # kept while a client trains from it
+            sampled += len(chosen)
+            if not training:                        # nobody available: wait
+                job.stats.count("rounds_without_clients")
+                yield node.sim.timeout(cfg.retry)
+                continue
+        msg = yield node.recv()
+        began = training.pop(msg.worker)
+        reported.add(msg.worker)
+        stale = version - began
+        job.stats.count("stale_updates", stale > 0)
+        factor = 1.0 if job.options.staleness == "none" else 1 / np.sqrt(1 + stale)
+        buffer.append(msg.params - models[began])
+        if began != version and began not in training.values():
+            del models[began]                       # no client trains from it any more
+        weights.append((job.shard_weights[msg.worker], factor))
+        node.memory.hold("params", msg.params.nbytes)
+        if len(buffer) < k:
+            continue
+        share = sum(w for w, _ in weights)
+        change = weighted_sum([w / share * f for w, f in weights], buffer)
+        yield node.compute(aggregate_flops(len(buffer), params.size, average=True,
+                                           step=opt.flops(params.size)))
+        params, state = opt.step(params, -change, state, version)
+        node.memory.set("params", params.nbytes)
+        node.memory.set("optimizer", state.nbytes)
+        version += 1
+        job.stats.count("participants", len(buffer))
+        if job.monitor.update(params, version, sampled=sampled, participants=len(buffer),
+                              dropped=0):
+            return
+        buffer, weights, sampled = [], [], 0
+        reported = set()
 
 
 def server(job: Job, fed: Federation):
@@ -174,6 +298,10 @@ def server(job: Job, fed: Federation):
     state = opt.init_state(params)
     node.memory.set("params", params.nbytes)
     node.memory.set("optimizer", state.nbytes)
+    scaffold = job.options.algorithm == "scaffold"
+    control = np.zeros_like(params) if scaffold else None       # SCAFFOLD's c
+    if scaffold:
+        node.memory.set("optimizer", state.nbytes + control.nbytes)
     if job.monitor.update(params, version, sampled=0, participants=0, dropped=0):
         return
     k, m = fed.per_round()
@@ -191,7 +319,7 @@ def server(job: Job, fed: Federation):
             if cfg.dropout and fed.rng.random() < cfg.dropout:
                 leave = int(fed.rng.integers(0, steps[c]))  #    ... its fate, drawn
                 dropped += 1
-            node.send(fed.device_for(job, c), Task(version, c, params, leave))
+            node.send(fed.device_for(job, c), Task(version, c, params, control, leave))
         reports = {}                                        # 3. the first K reports
         deadline = began + cfg.deadline
         while len(reports) < k:
@@ -201,8 +329,8 @@ def server(job: Job, fed: Federation):
             if msg.version != version:
                 job.stats.count("late_reports")
                 continue
-            reports[msg.worker] = msg.params
-            node.memory.hold("params", msg.params.nbytes)   #    kept until averaged
+            reports[msg.worker] = msg
+            node.memory.hold("params", msg.nbytes)          #    kept until averaged
         job.stats.count("dropouts", dropped)
         if not reports:
             job.stats.count("rounds_without_reports")
@@ -210,10 +338,13 @@ def server(job: Job, fed: Federation):
         kept = sorted(reports)
         share = sum(job.shard_weights[c] for c in kept)
         average = weighted_sum([job.shard_weights[c] / share for c in kept],
-                               [reports[c] for c in kept])
+                               [reports[c].params for c in kept])
         yield node.compute(aggregate_flops(len(kept), params.size, average=True,
                                            step=opt.flops(params.size)))
         params, state = opt.step(params, params - average, state, version)
+        if scaffold:                                        #    c += sum (n_c / n) dc_c
+            control = control + weighted_sum([job.shard_weights[c] for c in kept],
+                                             [reports[c].control for c in kept])
         node.memory.set("params", params.nbytes)
         node.memory.set("optimizer", state.nbytes)
         version += 1
@@ -248,6 +379,12 @@ def device(job: Job, node, fed: Federation):
         memory.set("params", 2 * anchor.nbytes)             # my model and the anchor
         params, state, done = anchor, sgd.init_state(anchor), 0
         rng = fed.round_rng(c, task.version)
+        scaffold = task.control is not None
+        if scaffold:                                        # my c_i (0 at first), kept
+            mine = fed.controls.get(c)
+            mine = np.zeros_like(anchor) if mine is None else mine
+            correction = task.control - mine                # g - c_i + c
+            memory.set("optimizer", mine.nbytes)
         b, n = job.batch_size, shard.n_rows
         for _ in range(job.options.local_epochs):           # 2. E epochs on my shard
             order = None if b is None or b >= n else rng.permutation(n)
@@ -260,10 +397,16 @@ def device(job: Job, node, fed: Federation):
                 job.monitor.rows += y.shape[0]
                 if job.options.mu:
                     grad = grad + job.options.mu * (params - anchor)
+                if scaffold:
+                    grad = grad + correction
                 yield node.compute(model.grad_flops(y.shape[0]) + sgd.flops(params.size))
                 params, state = sgd.step(params, grad, state, done)
                 done += 1
         if done != task.leave:
-            yield node.send(job.server, LocalModel(c, task.version, params))
+            change = None
+            if scaffold:                                    # option II: c_i+ = c_i - c +
+                new = mine - task.control + (anchor - params) / (done * job.lr)  # (x-y)/(K lr)
+                fed.controls[c], change = new, new - mine
+            yield node.send(job.server, Report(c, task.version, params, change))
         memory.set("params", 0)
         fed.release(node)
