@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 
-from . import _checks, collectives
+from . import _checks, aggregation, collectives
 from . import data as _data
 from .models import MODELS
 from .models._validation import class_weights as _class_weights
@@ -257,6 +257,40 @@ def clients_need_fedavg(s) -> None:
                          "workers; with clients.population the clients hold the data")
 
 
+ROBUST = ("sync", "fedavg")  # the strategies whose servers take [aggregation] and attackers
+
+
+def aggregation_fits_the_strategy(s) -> None:
+    """A robust ``[aggregation]`` and ``faults.byzantine`` run in the sync parameter server
+    and fedavg's sync rounds (their servers aggregate what they receive); the attackers
+    exist; the rule tolerates ``f`` of the vectors a round aggregates."""
+    rule, byzantine = s.aggregation.rule, s.faults.byzantine
+    if rule == "mean" and not byzantine:
+        return
+    key = f"aggregation.rule={rule!r}" if rule != "mean" else "faults.byzantine"
+    kind, o = s.strategy.kind, s.strategy.options
+    if (kind not in ROBUST or s.scheduling.policy is not None or s.compression.kind != "none"
+            or o.get("mode", "sync") != "sync"):
+        raise ValueError(f"{key} runs in strategy.kind = {' | '.join(map(repr, ROBUST))} "
+                         f"(fedavg in sync rounds; no scheduling.policy, no compression); got "
+                         f"strategy.kind={kind!r}")
+    if kind == "fedavg":
+        n = s.clients.population or s.cluster.workers
+        per_round = s.clients.per_round or n
+        what = "clients"
+    else:
+        n = s.cluster.workers
+        per_round = o.get("wait_for") or n
+        what = "cluster.workers"
+    outside = [b for b in byzantine if b >= n]
+    if outside:
+        raise ValueError(f"faults.byzantine names {outside[0]}, but the {what} are 0..{n - 1}")
+    problem = aggregation.rule_problem(rule, per_round, s.aggregation.f)
+    if problem:
+        raise ValueError(f"aggregation.rule={rule!r} with aggregation.f={s.aggregation.f} on "
+                         f"the {per_round} vectors a round aggregates: {problem}")
+
+
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
                  # (workers, messages, retries per round): their sum must stay finite
 
@@ -382,5 +416,5 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
          strategy_rules, nodes_exist, topology_fits_the_workers, compression_fits_the_strategy,
-         clients_need_fedavg, durations_are_finite,
+         clients_need_fedavg, aggregation_fits_the_strategy, durations_are_finite,
          timing_only_fits, run_fits_in_memory)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ._rng import Streams
+from .aggregation import Adversary
 from .clients import Population
 from .cluster import Cluster
 from .compression import Compression
@@ -120,6 +121,11 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
         monitor.train_weight = class_weight[y_train]
     if s.strategy.kind == "fedavg":
         job.federation = _federation(s, job, streams)
+    if s.faults.byzantine:
+        f = s.faults
+        job.adversary = Adversary(f.byzantine, f.attack, f.attack_scale, streams.rng("attack"))
+    if s.aggregation.rule != "mean":
+        job.robust = s.aggregation
     c = s.compression
     if c.kind != "none":
         job.compression = Compression(c.kind, ratio=c.ratio, levels=c.levels,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import _checks
 from ._section import (ScenarioError, _check, _integer, _list, _node_ref, _number,
                        _per_item, _section, _store, _table, _choice)
+from .aggregation import ATTACKS
 from .cluster import COMPUTE_TIMES
 from .topology import ALIASES as TOPOLOGY_ALIASES
 from .topology import TOPOLOGIES, Topology, build_topology
@@ -182,8 +183,18 @@ class FaultsConfig:
     server_mtbf: float = _INF   # s, mean time between failures of the server; inf: none
     checkpoint_every: int = 0   # the server checkpoints every this many updates; 0: never
     checkpoint_time: float = 0.0  # s to write one checkpoint (the delta of Young and Daly)
+    byzantine: tuple = ()       # the attackers: worker (fedavg: client) indices
+    attack: str = "sign_flip"   # what they send: sign_flip | scaled | gaussian
+    attack_scale: float = 4.0   # -scale v, scale v, or N(0, scale^2) entries
 
     def __post_init__(self):
+        byzantine = tuple(_integer(f"faults.byzantine[{i}]", b, low=0)
+                          for i, b in enumerate(_list("faults.byzantine", self.byzantine)))
+        if len(set(byzantine)) != len(byzantine):
+            raise ScenarioError(f"faults.byzantine lists a node twice: {list(byzantine)}")
+        _store(self, "byzantine", byzantine)
+        _choice("faults.attack", self.attack, ATTACKS)
+        _number("faults.attack_scale", self.attack_scale, low=0)
         crashes = []
         for i, c in enumerate(_list("faults.crash", self.crash)):
             key = f"faults.crash[{i}]"

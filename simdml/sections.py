@@ -24,6 +24,7 @@ from ._section import (MAX_INT, ScenarioError, _build_options, _choice, _did_you
                        _store)
 from .cluster_sections import (ClusterConfig, CrashConfig, FaultsConfig, LinkConfig,
                                NetworkConfig, PartitionConfig)
+from .aggregation import RULES as AGGREGATION_RULES
 from .clients import AVAILABILITY, SAMPLING
 from .compression import COMPRESSORS
 from .imbalance import RESAMPLERS
@@ -34,7 +35,7 @@ from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "ClientsConfig", "StopConfig",
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "ClientsConfig", "AggregationConfig", "StopConfig",
            "build_model"]
 
 _INF = math.inf
@@ -348,6 +349,20 @@ class CompressionConfig:
         _flag("compression.error_feedback", self.error_feedback)
 
 
+@_section("aggregation")
+@dataclass(frozen=True, kw_only=True)
+class AggregationConfig:
+    """How a server combines what its workers send (``simdml.aggregation``)."""
+    rule: str = "mean"          # mean | median | trimmed_mean | krum | multi_krum
+    f: int = 1                  # the attackers a robust rule is to tolerate
+    selected: int = 0           # multi_krum: the vectors averaged; 0: n - f
+
+    def __post_init__(self):
+        _choice("aggregation.rule", self.rule, AGGREGATION_RULES)
+        _integer("aggregation.f", self.f, low=0)
+        _integer("aggregation.selected", self.selected, low=0)
+
+
 @_section("clients")
 @dataclass(frozen=True, kw_only=True)
 class ClientsConfig:
@@ -399,4 +414,4 @@ _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": Fault
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
              "strategy": StrategyConfig, "optimizer": OptimizerConfig,
              "scheduling": SchedulingConfig, "compression": CompressionConfig,
-             "clients": ClientsConfig, "stop": StopConfig}
+             "clients": ClientsConfig, "aggregation": AggregationConfig, "stop": StopConfig}

@@ -23,7 +23,7 @@ LAYERS = [
     ("data", ["simdml.data", "simdml.datasets"]),
     ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion", "simdml.graphs",
-                  "simdml.compression", "simdml.clients"]),
+                  "simdml.compression", "simdml.clients", "simdml.aggregation"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
     ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots",
                      "simdml.display"]),

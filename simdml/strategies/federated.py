@@ -57,6 +57,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks
+from ..aggregation import aggregate
 from ..messages import INT_NBYTES
 from ..optim import Optimizer
 from ._costs import aggregate_flops
@@ -336,9 +337,13 @@ def server(job: Job, fed: Federation):
             job.stats.count("rounds_without_reports")
             continue
         kept = sorted(reports)
-        share = sum(job.shard_weights[c] for c in kept)
-        average = weighted_sum([job.shard_weights[c] / share for c in kept],
-                               [reports[c].params for c in kept])
+        if job.robust is not None:                          #    robust: every client alike
+            r = job.robust
+            average = aggregate(r.rule, [reports[c].params for c in kept], r.f, r.selected)
+        else:
+            share = sum(job.shard_weights[c] for c in kept)
+            average = weighted_sum([job.shard_weights[c] / share for c in kept],
+                                   [reports[c].params for c in kept])
         yield node.compute(aggregate_flops(len(kept), params.size, average=True,
                                            step=opt.flops(params.size)))
         params, state = opt.step(params, params - average, state, version)
@@ -403,6 +408,8 @@ def device(job: Job, node, fed: Federation):
                 params, state = sgd.step(params, grad, state, done)
                 done += 1
         if done != task.leave:
+            if job.adversary is not None:                   # an attacker's change instead
+                params = anchor + job.adversary.craft(c, params - anchor)
             change = None
             if scaffold:                                    # option II: c_i+ = c_i - c +
                 new = mine - task.control + (anchor - params) / (done * job.lr)  # (x-y)/(K lr)

@@ -95,6 +95,8 @@ class Job:
     compression: object = None  # a simdml.compression.Compression; None: dense gradients
     own_data: bool = False  # the strategy books its nodes' data (hold_shards does not)
     federation: object = None  # fedavg: its clients (strategies.federated.Federation)
+    adversary: object = None   # faults.byzantine: simdml.aggregation.Adversary; None: honest
+    robust: object = None      # [aggregation] with a robust rule (its config); None: the mean
 
     def __post_init__(self):
         if self.optimizer is None:

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from .. import _checks
+from ..aggregation import aggregate
 from ..messages import Tag, TaggedGradient, TaggedModel
 from ._costs import aggregate_flops
 from .job import Job, weighted_sum
@@ -103,7 +104,10 @@ def server(job: Job):
         order = sorted(grads)                               # 3. average, weighted by samples,
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
         weights = [job.shard_weights[i] / share for i in order]  # order cannot change it)
-        if job.compression is None:
+        if job.robust is not None:                         #    robust: every worker alike
+            r = job.robust
+            g = aggregate(r.rule, [grads[i] for i in order], r.f, r.selected)
+        elif job.compression is None:
             g = weighted_sum(weights, [grads[i] for i in order])
         else:                                               #    compressed: decompressed
             g = job.compression.aggregate([grads[i] for i in order], weights, weighted_sum)
@@ -176,6 +180,8 @@ def worker(job: Job, i: int, preemptible: bool = False):
         else:
             yield work
         memory.free("activations")                          #    the backward pass is done
+        if job.adversary is not None:                       #    an attacker's in its place
+            grad = job.adversary.craft(i, grad)
         yield node.send(server_node, TaggedGradient(i, model.tag, job.payload(i, grad)))  # 3. push
         memory.free("grads")
         model = node.skip_to_newest((yield node.recv()))
