@@ -18,7 +18,7 @@ __all__ = ["STREAMS", "NodeStreams", "Streams"]
 
 STREAMS = ("data", "init", "compute", "network", "faults", "policy")
 # streams added later, keyed after the sweeps' (len(STREAMS),): no earlier key moves
-LATER_STREAMS = ("compression", "clients", "attack")
+LATER_STREAMS = ("compression", "clients", "attack", "privacy")
 
 
 class Streams:

@@ -291,6 +291,32 @@ def aggregation_fits_the_strategy(s) -> None:
                          f"the {per_round} vectors a round aggregates: {problem}")
 
 
+def privacy_fits_the_strategy(s) -> None:
+    """``[privacy]`` runs DP-SGD in the sync parameter server (every worker's clipped sum,
+    the server's noise: no k-of-n, compression, robust rule or scheduling) on a learner
+    with per-example gradients, and DP-FedAvg in fedavg's sync rounds."""
+    if not s.privacy.is_active:
+        return
+    kind, o = s.strategy.kind, s.strategy.options
+    if kind == "fedavg":
+        if o.get("mode", "sync") != "sync" or s.aggregation.rule != "mean":
+            raise ValueError("[privacy] in fedavg is DP-FedAvg in sync rounds with the mean: "
+                             "set strategy.mode = 'sync' and aggregation.rule = 'mean'")
+        if s.privacy.sample_rate != 1:
+            raise ValueError(f"privacy.sample_rate={s.privacy.sample_rate} samples examples "
+                             f"in sync's DP-SGD; fedavg samples clients (clients.per_round)")
+        return
+    if (kind != "sync" or o.get("wait_for") or s.compression.kind != "none"
+            or s.aggregation.rule != "mean" or s.scheduling.policy is not None):
+        raise ValueError(f"[privacy] runs DP-SGD in strategy.kind = 'sync' (every worker, no "
+                         f"compression, the mean, no scheduling.policy) and DP-FedAvg in "
+                         f"'fedavg'; got strategy.kind={kind!r}")
+    if not hasattr(MODELS[s.model.kind], "per_example_grads"):
+        have = [k for k, m in MODELS.items() if hasattr(m, "per_example_grads")]
+        raise ValueError(f"[privacy] clips each example's gradient: model.kind in "
+                         f"{', '.join(map(repr, have))}; got model.kind={s.model.kind!r}")
+
+
 DURATIONS = 1e6  # a run adds up at most about stop.rounds x this many of its durations
                  # (workers, messages, retries per round): their sum must stay finite
 
@@ -416,5 +442,6 @@ RULES = (rebalance_needs_classes, resampling_needs_classes, model_fits_the_data,
          proportional_needs_finite_speed, checkpoints_need_a_strategy_that_restarts,
          scheduling_needs_plain_sync, optimizer_needs_gradient_steps, cosine_fits_the_run,
          strategy_rules, nodes_exist, topology_fits_the_workers, compression_fits_the_strategy,
-         clients_need_fedavg, aggregation_fits_the_strategy, durations_are_finite,
+         clients_need_fedavg, aggregation_fits_the_strategy, privacy_fits_the_strategy,
+         durations_are_finite,
          timing_only_fits, run_fits_in_memory)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._rng import Streams
 from .aggregation import Adversary
+from .privacy import Mechanism
 from .clients import Population
 from .cluster import Cluster
 from .compression import Compression
@@ -126,6 +127,15 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
         job.adversary = Adversary(f.byzantine, f.attack, f.attack_scale, streams.rng("attack"))
     if s.aggregation.rule != "mean":
         job.robust = s.aggregation
+    if s.privacy.is_active:
+        p = s.privacy
+        if s.strategy.kind == "fedavg":      # DP-FedAvg: a client is in a round w.p. K / N
+            k, _ = job.federation.per_round()
+            q = k / job.federation.population.n
+        else:
+            q = p.sample_rate
+        job.privacy = Mechanism(clip=p.clip, sigma=p.noise_multiplier, q=q, delta=p.delta,
+                                rng=streams.rng("privacy"))
     c = s.compression
     if c.kind != "none":
         job.compression = Compression(c.kind, ratio=c.ratio, levels=c.levels,

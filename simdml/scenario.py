@@ -25,7 +25,7 @@ from ._toml import dumps as _dumps_toml
 from .data import parse_source
 from .sections import (_SECTIONS, ClusterConfig, CrashConfig, DataConfig, FaultsConfig,
                        ImbalanceConfig, LinkConfig, ModelConfig, NetworkConfig,
-                       AggregationConfig, ClientsConfig, CompressionConfig, OptimizerConfig, PartitionConfig, SchedulingConfig, ScenarioError,
+                       AggregationConfig, ClientsConfig, CompressionConfig, PrivacyConfig, OptimizerConfig, PartitionConfig, SchedulingConfig, ScenarioError,
                        StopConfig,
                        StrategyConfig, _did_you_mean, _flag, _integer, _known_keys,
                        build_model)
@@ -61,6 +61,7 @@ class Scenario:
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stop: StopConfig = field(default_factory=StopConfig)
 
     __repr__ = display.scenario_text     # the keys that are not defaults; to_toml() has all

@@ -35,7 +35,7 @@ from .strategies.tasks import SchedulingOptions
 
 __all__ = ["ScenarioError", "ClusterConfig", "NetworkConfig", "CrashConfig", "FaultsConfig",
            "PartitionConfig", "LinkConfig", "DataConfig", "ModelConfig", "StrategyConfig",
-           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "ClientsConfig", "AggregationConfig", "StopConfig",
+           "OptimizerConfig", "SchedulingConfig", "ImbalanceConfig", "CompressionConfig", "ClientsConfig", "AggregationConfig", "PrivacyConfig", "StopConfig",
            "build_model"]
 
 _INF = math.inf
@@ -349,6 +349,32 @@ class CompressionConfig:
         _flag("compression.error_feedback", self.error_feedback)
 
 
+@_section("privacy")
+@dataclass(frozen=True, kw_only=True)
+class PrivacyConfig:
+    """Differential privacy (``simdml.privacy``): DP-SGD in sync, DP-FedAvg in fedavg."""
+    noise_multiplier: float = 0.0  # sigma: noise N(0, (sigma clip)^2) on the clipped sum
+    clip: float = math.inf         # per-example (fedavg: per-client change) L2 norm bound
+    sample_rate: float = 1.0       # sync: each example in a step with this probability
+    delta: float = 1e-5            # the delta of the epsilon the history reports
+
+    def __post_init__(self):
+        _number("privacy.noise_multiplier", self.noise_multiplier, low=0)
+        _number("privacy.clip", self.clip, low=0, strict_low=True, finite=False)
+        _number("privacy.sample_rate", self.sample_rate, low=0, strict_low=True, high=1)
+        _number("privacy.delta", self.delta, low=0, strict_low=True, high=1)
+        if self.delta >= 1:
+            raise ScenarioError(f"privacy.delta must be < 1; got {self.delta!r}")
+        if self.noise_multiplier and self.clip == math.inf:
+            raise ScenarioError(f"privacy.noise_multiplier={self.noise_multiplier} scales the "
+                                f"noise to privacy.clip, which is inf: set privacy.clip")
+
+    @property
+    def is_active(self) -> bool:
+        """Whether a run clips, samples or adds noise (the defaults do none of it)."""
+        return self != PrivacyConfig()
+
+
 @_section("aggregation")
 @dataclass(frozen=True, kw_only=True)
 class AggregationConfig:
@@ -414,4 +440,5 @@ _SECTIONS = {"cluster": ClusterConfig, "network": NetworkConfig, "faults": Fault
              "data": DataConfig, "imbalance": ImbalanceConfig, "model": ModelConfig,
              "strategy": StrategyConfig, "optimizer": OptimizerConfig,
              "scheduling": SchedulingConfig, "compression": CompressionConfig,
-             "clients": ClientsConfig, "aggregation": AggregationConfig, "stop": StopConfig}
+             "clients": ClientsConfig, "aggregation": AggregationConfig,
+             "privacy": PrivacyConfig, "stop": StopConfig}

@@ -157,6 +157,23 @@ class LinearRegression(GradientRegressor):
             grad[:-1] += self.l2 * w
         return float(loss), grad
 
+    def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's gradient of its own data term ``0.5 r_i^2`` (no mean, no L2): shape
+        (n_samples, n_features + 1), row ``i`` being ``r_i [x_i, 1]`` (DP-SGD clips these;
+        their mean plus ``reg_grad`` is ``loss_grad``'s gradient)."""
+        residual = X @ params[:-1]
+        residual += params[-1] - y
+        out = np.empty((X.shape[0], X.shape[1] + 1))
+        np.multiply(X, residual[:, None], out=out[:, :-1])
+        out[:, -1] = residual
+        return out
+
+    def reg_grad(self, params: np.ndarray) -> np.ndarray:
+        """The gradient of the L2 term alone (the intercept is not penalized)."""
+        out = np.zeros_like(params)
+        out[:-1] = self.l2 * params[:-1]
+        return out
+
     def grad_flops(self, n_rows: int) -> float:
         """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.
 

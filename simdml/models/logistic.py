@@ -128,6 +128,30 @@ class LogisticRegression(LinearClassifier):
         P.reshape(-1)[target] -= 1.0  # minus the one-hot target, by indexing
         return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
 
+    def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's gradient of its own cross-entropy (no mean, no L2): shape
+        (n_samples, params.size), row ``i`` being ``[x_i, 1] (softmax(z_i) - onehot(y_i))'``
+        flattened in the layout of ``params`` (DP-SGD clips these; their mean plus
+        ``reg_grad`` is ``loss_grad``'s gradient)."""
+        n_samples, n_features = X.shape
+        W, b = _split(params, n_features)
+        Z = X @ W + b
+        Z -= Z.max(axis=1, keepdims=True)
+        P = np.exp(Z)
+        P /= P.sum(axis=1, keepdims=True)
+        P[np.arange(n_samples), y] -= 1.0
+        out = np.empty((n_samples, n_features + 1, W.shape[1]))
+        np.multiply(X[:, :, None], P[:, None, :], out=out[:, :-1])
+        out[:, -1] = P
+        return out.reshape(n_samples, -1)
+
+    def reg_grad(self, params: np.ndarray) -> np.ndarray:
+        """The gradient of the L2 term alone (the intercepts are not penalized)."""
+        out = np.zeros_like(params)
+        W, _ = _split(out, self.n_features_in_)
+        W += self.l2 * _split(params, self.n_features_in_)[0]
+        return out
+
     def grad_flops(self, n_rows: int) -> float:
         """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.
 

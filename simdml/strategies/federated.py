@@ -303,7 +303,8 @@ def server(job: Job, fed: Federation):
     control = np.zeros_like(params) if scaffold else None       # SCAFFOLD's c
     if scaffold:
         node.memory.set("optimizer", state.nbytes + control.nbytes)
-    if job.monitor.update(params, version, sampled=0, participants=0, dropped=0):
+    extra = {} if job.privacy is None else job.privacy.history()
+    if job.monitor.update(params, version, sampled=0, participants=0, dropped=0, **extra):
         return
     k, m = fed.per_round()
     steps = _Steps(job)
@@ -337,7 +338,11 @@ def server(job: Job, fed: Federation):
             job.stats.count("rounds_without_reports")
             continue
         kept = sorted(reports)
-        if job.robust is not None:                          #    robust: every client alike
+        if job.privacy is not None:                         #    DP-FedAvg: noise on the
+            changes = [reports[c].params - params for c in kept]  # sum of clipped changes,
+            total = job.privacy.noised(weighted_sum([1.0] * len(kept), changes))  # over K
+            average = params + total / k
+        elif job.robust is not None:                        #    robust: every client alike
             r = job.robust
             average = aggregate(r.rule, [reports[c].params for c in kept], r.f, r.selected)
         else:
@@ -354,8 +359,9 @@ def server(job: Job, fed: Federation):
         node.memory.set("optimizer", state.nbytes)
         version += 1
         job.stats.count("participants", len(kept))
+        extra = {} if job.privacy is None else job.privacy.history()
         if job.monitor.update(params, version, sampled=len(chosen), participants=len(kept),
-                              dropped=dropped):
+                              dropped=dropped, **extra):
             return
 
 
@@ -410,6 +416,8 @@ def device(job: Job, node, fed: Federation):
         if done != task.leave:
             if job.adversary is not None:                   # an attacker's change instead
                 params = anchor + job.adversary.craft(c, params - anchor)
+            if job.privacy is not None:                     # DP-FedAvg: my change clipped
+                params = anchor + job.privacy.clip_vector(params - anchor)
             change = None
             if scaffold:                                    # option II: c_i+ = c_i - c +
                 new = mine - task.control + (anchor - params) / (done * job.lr)  # (x-y)/(K lr)

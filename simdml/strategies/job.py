@@ -97,6 +97,7 @@ class Job:
     federation: object = None  # fedavg: its clients (strategies.federated.Federation)
     adversary: object = None   # faults.byzantine: simdml.aggregation.Adversary; None: honest
     robust: object = None      # [aggregation] with a robust rule (its config); None: the mean
+    privacy: object = None     # [privacy]: a simdml.privacy.Mechanism; None: no DP
 
     def __post_init__(self):
         if self.optimizer is None:
@@ -216,6 +217,24 @@ class Job:
         memory.set("activations", copied + self.activation_nbytes(n_rows))
         memory.set("grads", grad.nbytes)
         return grad, self.model.grad_flops(n_rows)
+
+    def private_gradient(self, i: int, params: np.ndarray) -> tuple[np.ndarray, float]:
+        """DP-SGD's part on worker ``i``: its shard's rows drawn each with probability
+        ``q`` (Poisson, from its stream), each row's gradient clipped, their **sum** (the
+        server adds the noise and divides); and the flops (the gradient's, and the norms
+        and scaling of the rows' gradients)."""
+        shard, dp = self.shards[i], self.privacy
+        X, y = shard.X, shard.y
+        if dp.q < 1:
+            keep = self.batch_rngs[i].random(shard.n_rows) < dp.q
+            X, y = X[keep], y[keep]
+        self.monitor.rows += y.shape[0]
+        G = dp.clip_rows(self.model.per_example_grads(params, X, y))
+        memory = self.workers[i].memory
+        memory.set("activations", G.nbytes)
+        total = G.sum(axis=0)
+        memory.set("grads", total.nbytes)
+        return total, self.model.grad_flops(y.shape[0]) + 4 * G.size
 
     def activation_nbytes(self, n_rows: int) -> int:
         """The learner's ``activation_nbytes(n_rows)`` (0 for a learner without one),

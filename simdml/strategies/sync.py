@@ -89,7 +89,8 @@ def server(job: Job):
     memory = node.memory
     memory.set("params", params.nbytes)
     memory.set("optimizer", state.nbytes)
-    if job.monitor.update(params, version):
+    if job.monitor.update(params, version, **({} if job.privacy is None
+                                               else job.privacy.history())):
         return job.finish()
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
@@ -104,7 +105,11 @@ def server(job: Job):
         order = sorted(grads)                               # 3. average, weighted by samples,
         share = sum(job.shard_weights[i] for i in order)    #    in worker order (so arrival
         weights = [job.shard_weights[i] / share for i in order]  # order cannot change it)
-        if job.robust is not None:                         #    robust: every worker alike
+        if job.privacy is not None:                        #    DP-SGD: noise on the sum
+            total = job.privacy.noised(weighted_sum([1.0] * len(order),
+                                                    [grads[i] for i in order]))
+            g = total / (job.privacy.q * job.n_train) + job.model.reg_grad(params)
+        elif job.robust is not None:                       #    robust: every worker alike
             r = job.robust
             g = aggregate(r.rule, [grads[i] for i in order], r.f, r.selected)
         elif job.compression is None:
@@ -118,7 +123,8 @@ def server(job: Job):
         memory.free("grads")
         memory.set("optimizer", state.nbytes)
         version += 1
-        if job.monitor.update(params, version):             # 5. record; stop?
+        extra = {} if job.privacy is None else job.privacy.history()
+        if job.monitor.update(params, version, **extra):    # 5. record; stop?
             return job.finish()
         yield from job.checkpoints.after_update(node, params, version, state)  # 6. checkpoint
 
@@ -166,7 +172,8 @@ def worker(job: Job, i: int, preemptible: bool = False):
     model = node.skip_to_newest((yield node.recv()))    # 1. get the current model
     while True:
         memory.set("params", model.params.nbytes)
-        grad, flops = job.gradient(i, model.params)         # 2. real gradient on my shard
+        grad, flops = (job.gradient(i, model.params) if job.privacy is None  # 2. real
+                       else job.private_gradient(i, model.params))   # gradient, my shard
         work = node.compute(flops)                          #    ... which takes simulated time
         if preemptible:
             newer = yield from _finish_or_newer(node, work, model.tag)
