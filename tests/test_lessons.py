@@ -35,7 +35,7 @@ def test_every_lesson_has_a_test():
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
               "12_pipeline_bubbles", "13_which_parallelism", "14_collectives",
-              "15_compression", "16_gossip"}
+              "15_compression", "16_gossip", "19_byzantine"}
     assert set(names) == tested
 
 
@@ -729,6 +729,23 @@ def test_16_gossip_mixes_at_lambda_squared_and_the_graph_sets_loss_and_time(tmp_
     assert summ["complete"]["loss"] == pytest.approx(summ["sync"]["loss"], rel=1e-9)
     assert summ["ring"]["time"] == pytest.approx(summ["torus"]["time"], rel=0.01)
     assert summ["torus"]["time"] < summ["complete"]["time"] < summ["sync"]["time"]
+
+
+def test_19_the_mean_fails_from_two_attackers_and_the_robust_rules_do_not(tmp_path):
+    """The mean: 1 attacker, above the clean loss and below the start; 2, above the start;
+    3, far above (quick: 40 rounds, 20x; the lesson's 100 rounds, over 100x). Every robust
+    rule within 6 % of the clean loss with up to 3 attackers; Krum, with none, above the
+    rules that average."""
+    out = run_quick("19_byzantine", tmp_path)
+    loss = {k: sum(v) / len(v) for k, v in out["loss"].items()}
+    start, clean = out["start"], loss["mean/0"]
+    assert clean < loss["mean/1"] < start
+    assert loss["mean/2"] > 2 * start and loss["mean/3"] > 20 * start
+    for rule in ("median", "trimmed_mean", "krum", "multi_krum"):
+        for b in range(4):
+            assert loss[f"{rule}/{b}"] < 1.06 * clean, (rule, b)
+    assert loss["krum/0"] > max(loss[f"{r}/0"] for r in ("median", "trimmed_mean",
+                                                         "multi_krum"))
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already

@@ -209,6 +209,7 @@ PARTITIONERS: dict[str, Callable[..., list[np.ndarray]]] = {
 # Other names a scenario may use for a partitioner; ``DataConfig`` resolves them.
 PARTITION_ALIASES: dict[str, str] = {
     "speed": "proportional",        # by the name the imbalance lessons use
+    "dirichlet": "label_skew",      # by the name federated learning uses (Hsu et al. 2019)
 }
 
 
