@@ -14,7 +14,10 @@ over ``n`` parts), and its profile, drawn once from the ``clients`` stream:
   with ``a = 1 / on_time``, ``b = 1 / off_time`` and ``pi = on_time / (on_time +
   off_time)`` the long-run share of time on, a client last seen in state ``x`` (1 on,
   0 off) at time ``s`` is on at ``t`` with probability ``pi + (x - pi) e^{-(a + b)(t - s)}``
-  (a client never seen: ``pi``).
+  (a client never seen: ``pi``);
+* ``diurnal``: a day of ``on_time + off_time`` seconds, each client on for ``on_time`` of
+  it from its own phase (drawn once, uniform over the day: its time zone and habits),
+  ``((t + phase_c) mod day) < on_time`` -- on at the same hours every day.
 
 Sampling (``sample``): candidates are drawn one after another, uniformly or with
 probability proportional to their rows (``by_size``), a client already looked at in
@@ -36,7 +39,7 @@ import numpy as np
 
 __all__ = ["AVAILABILITY", "SAMPLING", "Population"]
 
-AVAILABILITY = ("always", "on_off")
+AVAILABILITY = ("always", "on_off", "diurnal")
 SAMPLING = ("uniform", "by_size")
 
 
@@ -60,10 +63,14 @@ class Population:
         self._seen_at = np.full(n, -math.inf) if availability == "on_off" else None
         self._on = np.zeros(n, dtype=bool) if availability == "on_off" else None
         self._cdf = None                           # by_size: the rows' cumulative shares
+        self.on_time, self.day = on_time, on_time + off_time
+        self._phase = (rng.uniform(0, self.day, n) if availability == "diurnal" else None)
 
     def is_available(self, c: int, t: float, rng: np.random.Generator) -> bool:
         """Whether client ``c`` is available at time ``t`` (on_off: drawn given what was
         last seen of it, and remembered)."""
+        if self._phase is not None:
+            return bool((t + self._phase[c]) % self.day < self.on_time)
         if self._on is None:
             return True
         seen = self._seen_at[c]
@@ -84,8 +91,8 @@ class Population:
         n = self.n
         while len(chosen) < m and len(looked) < n:
             wanted = m - len(chosen)
-            batch = max(8, int(2 * wanted / max(self.on_share if self._on is not None
-                                                else 1.0, 1e-3)))
+            share = 1.0 if self.availability == "always" else self.on_share
+            batch = max(8, int(2 * wanted / max(share, 1e-3)))
             for c in self._draw(batch, rng, by_size):
                 if c in looked:
                     continue

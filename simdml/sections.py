@@ -404,9 +404,9 @@ class ClientsConfig:
     speed_sigma: float = 0.0     # population: lognormal spread of the speeds
     bandwidth: float | None = None  # population: median bandwidth (bytes/s); None: network's
     bandwidth_sigma: float = 0.0  # population: lognormal spread of the bandwidths
-    availability: str = "always"  # always | on_off (exponential on and off periods)
-    on_time: float = 3600.0      # on_off: mean seconds on
-    off_time: float = 3600.0     # on_off: mean seconds off
+    availability: str = "always"  # always | on_off (exponential periods) | diurnal (daily)
+    on_time: float = 3600.0      # on_off: mean seconds on; diurnal: seconds on a day
+    off_time: float = 3600.0     # on_off: mean seconds off; diurnal: the rest of the day
 
     def __post_init__(self):
         _integer("clients.population", self.population, low=0)

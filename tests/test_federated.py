@@ -202,6 +202,20 @@ def test_on_off_availability_follows_the_two_state_chain():
     assert abs(again.mean() - p) < 4 * math.sqrt(p * (1 - p) / again.size)
 
 
+def test_diurnal_clients_are_on_the_same_hours_every_day():
+    """on 8 h of a 24 h day from each client's phase: a third are on at any time, each
+    for one stretch of 8 h, and the same ones a day later."""
+    day = 24 * 3600.0
+    pop = _population(availability="diurnal", on_time=8 * 3600.0, off_time=16 * 3600.0)
+    rng = np.random.default_rng(4)
+    now = np.array([pop.is_available(c, 1000.0, rng) for c in range(pop.n)])
+    assert abs(now.mean() - 1 / 3) < 4 * math.sqrt(2 / 9 / pop.n)
+    later = np.array([pop.is_available(c, 1000.0 + day, rng) for c in range(pop.n)])
+    np.testing.assert_array_equal(now, later)
+    hours = np.array([pop.is_available(7, 1000.0 + 3600 * h, rng) for h in range(48)])
+    assert hours.sum() in (16, 17) and np.count_nonzero(np.diff(hours.astype(int))) <= 4
+
+
 def test_sampling_by_size_is_in_proportion_to_the_rows():
     pop = _population(n=10)
     rng = np.random.default_rng(2)
