@@ -24,7 +24,7 @@
 
 
 # %%
-"""Lesson 19 — Byzantine workers: when the mean cannot be trusted."""
+"""Lesson 19 — Byzantine workers: when the mean cannot be trusted"""
 import os
 from pathlib import Path
 

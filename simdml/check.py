@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._check_parallel import check_factorisation_memory as _check_factorisation_memory
-from ._check_parallel import check_pipeline_bubble as _check_pipeline_bubble
+from . import _check_federated as _fed, _check_parallel as _par
 
 __all__ = ["check", "export", "main", "EXERCISES"]
 
@@ -24,7 +23,7 @@ EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fus
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
              "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time",
              "ex08": "ex08_zero_memory", "ex09": "ex09_pipeline_bubble",
-             "ex10": "ex10_factorisation_memory"}
+             "ex10": "ex10_factorisation_memory", "ex11": "ex11_privacy_epsilon"}
 
 
 def _folder() -> Path:
@@ -442,8 +441,8 @@ def _check_zero_memory(m) -> list[str]:
 CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fusion_rule,
             "ex04": _check_partitioner, "ex05": _check_compression,
             "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
-            "ex08": _check_zero_memory, "ex09": _check_pipeline_bubble,
-            "ex10": _check_factorisation_memory}
+            "ex08": _check_zero_memory, "ex09": _par.check_pipeline_bubble,
+            "ex10": _par.check_factorisation_memory, "ex11": _fed.check_privacy_epsilon}
 #: what a passed exercise shows next: its code at work in a simulation
 REPORTS = {"ex05": _report_compression}
 

@@ -19,6 +19,12 @@ def _module(**functions):
     return types.SimpleNamespace(**functions)
 
 
+def _one_step(q, sigma, delta):
+    """Exercise 11.1's slip: one step's epsilon, not composed over the steps."""
+    solution = load("ex11", solution=True)
+    return solution.epsilon(q, sigma, 1, delta)
+
+
 @pytest.mark.parametrize("name, wrong, says", [
     ("ex01", _module(predict_round_time=lambda n, c, a, b, p, g, s: 2 * a + p / b + c + g / b + s),
      "queue at the server"),
@@ -46,6 +52,8 @@ def _module(**functions):
         (i + 1) * o for i, o in layers) / (T * P)), "b_b, is whole on every tensor rank"),
     ("ex10", _module(fullest_worker_bytes=lambda layers, D, T, P, k: (2 + k) * 8 * sum(   # / D too
         (i + 1) * o for i, o in layers) / (D * P)), "the first ones one layer longer"),
+    ("ex11", _module(epsilon=lambda q, sigma, steps, delta: _one_step(q, sigma, delta)),
+     "composes by addition"),
 ])
 def test_checkers_explain_a_wrong_answer(name, wrong, says):
     problems = check(name, wrong)
@@ -130,7 +138,7 @@ def test_an_answer_that_raises_is_reported_with_its_line(tmp_path, capsys):
 
 
 def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
-    """`python -m simdml.check --export DIR` copies the ten stubs and the README, byte for
+    """`python -m simdml.check --export DIR` copies the stubs and the README, byte for
     byte, and no solution; it refuses a folder that already holds them."""
     from simdml.check import _folder
     out = tmp_path / "handout"
@@ -139,7 +147,7 @@ def test_export_hands_out_the_exercises_without_the_solutions(tmp_path, capsys):
     assert names == sorted(["README.md"] + [f"{stem}.py" for stem in EXERCISES.values()])
     for name in names:
         assert (out / name).read_bytes() == (_folder() / name).read_bytes()
-    assert "copied 11 files" in capsys.readouterr().out
+    assert f"copied {len(EXERCISES) + 1} files" in capsys.readouterr().out
     assert main(["--export", str(out)]) == 2
     assert "already holds README.md" in capsys.readouterr().err
     assert check("ex06", load("ex06", path=out / "ex06_straggler_aggregation.py"))[0].startswith(

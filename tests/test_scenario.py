@@ -78,7 +78,7 @@ def test_replace_changes_only_the_dotted_key():
     ("[faults]\nmtbf = 0", r"faults.mtbf must be > 0 \(s\); got 0.0"),
     ("[data]\ndataset = 'irs'", r"data.dataset must be one of .*got 'irs' \(did you mean 'iris'\?\)"),
     ("[data]\ntest_size = 1.5", r"data.test_size must be < 1; got 1.5"),
-    ("[data]\npartition = 'random'", r"data.partition must be one of 'iid', 'proportional', 'speed', 'label_skew', 'size_skew', 'by_label'; got 'random'"),
+    ("[data]\npartition = 'random'", r"data.partition must be one of 'iid', 'proportional', 'speed', 'label_skew', 'dirichlet', 'size_skew', 'by_label'; got 'random'"),
     ("[model]\nkind = 'cnn'", r"model.kind must be one of 'logistic'.*; got 'cnn'"),
     ("[model]\nl22 = 0.1", r"unknown key model.l22 for model.kind='logistic'; allowed: kind, lr, n_iter, l2, class_weight \(did you mean 'l2'\?\)"),
     ("[model]\nl2 = -1.0", r"model.l2: The 'l2' parameter of LogisticRegression must be >= 0"),
