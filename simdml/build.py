@@ -163,7 +163,8 @@ def _federation(s: Scenario, job: Job, streams: Streams) -> Federation:
     if c.population:
         job.own_data = True                 # a device holds its client's shard while bound
     return Federation(c, population, rng, lambda client, version: streams.child(
-        "clients", 1, client, version), s.network.latency)
+        "clients", 1, client, version), s.network.latency,
+        key_rng=lambda client, version: streams.child("clients", 2, client, version))
 
 
 def _in_dtype(s: Scenario, model, split: DataSplit) -> tuple:

@@ -24,7 +24,7 @@ LAYERS = [
     ("learners", ["simdml.models", "simdml.optim"]),
     ("policies", ["simdml.scheduling", "simdml.imbalance", "simdml.fusion", "simdml.graphs",
                   "simdml.compression", "simdml.clients", "simdml.aggregation",
-                  "simdml.privacy"]),
+                  "simdml.privacy", "simdml.secagg"]),
     ("strategies", ["simdml.messages", "simdml.strategies"]),
     ("observation", ["simdml.trace", "simdml.metrics", "simdml.tables", "simdml.plots",
                      "simdml.display"]),

@@ -61,6 +61,7 @@ from ..aggregation import aggregate
 from ..messages import INT_NBYTES
 from ..optim import Optimizer
 from ._costs import aggregate_flops
+from . import secure_aggregation as secure
 from .job import Job, weighted_sum
 from .sync import recv_before
 
@@ -82,12 +83,14 @@ class FedAvgOptions:
     mode: str = "sync"      # sync rounds | buffered: FedBuff's asynchronous buffer
     buffer_size: int = 0    # buffered: updates per server step; 0: clients.per_round
     staleness: str = "sqrt"  # buffered: an update s steps old weighs 1/sqrt(1 + s), or 1
+    secure_aggregation: bool = False  # Bonawitz et al. (2017): the server sees only the sum
 
     def __post_init__(self):
         _checks.choice("algorithm", self.algorithm, ALGORITHMS)
         _checks.choice("mode", self.mode, MODES)
         _checks.integer("buffer_size", self.buffer_size, low=0)
         _checks.choice("staleness", self.staleness, STALENESS)
+        _checks.flag("secure_aggregation", self.secure_aggregation)
         _checks.integer("local_epochs", self.local_epochs, low=1)
         _checks.finite_number("mu", self.mu, low=0)
         _checks.finite_number("server_lr", self.server_lr, low=0, strict_low=True)
@@ -118,6 +121,16 @@ def clients_fit(s) -> None:
                          f"round waits for reports until then, and a client that left "
                          f"never sends one")
     o = s.strategy.options
+    if o.get("secure_aggregation"):
+        for key, bad in (("strategy.mode", o.get("mode", "sync") != "sync"),
+                         ("strategy.algorithm", o.get("algorithm", "fedavg") != "fedavg"),
+                         ("aggregation.rule", s.aggregation.rule != "mean"),
+                         ("[privacy]", s.privacy.is_active)):
+            if bad:
+                raise ValueError(f"strategy.secure_aggregation gives the server only the sum "
+                                 f"of FedAvg's sync rounds; {key} is not at its default (a "
+                                 f"robust rule needs every input, SCAFFOLD and DP a second "
+                                 f"sum)")
     if o.get("mode", "sync") == "buffered":
         for key, bad in (("clients.dropout", c.dropout != 0),
                          ("clients.deadline", c.deadline != math.inf),
@@ -177,13 +190,16 @@ class Federation:
     """A run's clients: the population, its streams, and the devices they train on."""
 
     def __init__(self, config, population, rng: np.random.Generator, round_rng,
-                 latency: float):
+                 latency: float, key_rng=None):
         self.config, self.population, self.rng = config, population, rng
         self.round_rng = round_rng            # (client, round) -> that client's stream
+        self.key_rng = key_rng                # ... of its secure-aggregation secrets
         self.latency = latency
         self.free: list = []                  # devices with no client
         self.devices: list = []
         self.controls: dict[int, np.ndarray] = {}  # SCAFFOLD: each client's c_i, kept
+        self.device_of: dict = {}             # client -> the node it trains on now
+        self.last_received: dict = {}         # secure aggregation: the last round's inputs
 
     def per_round(self) -> tuple[int, int]:
         """``(K, m)``: the reports a round keeps and the clients it samples."""
@@ -195,6 +211,7 @@ class Federation:
         """The node client ``c`` trains on: its worker, or a free device (made if none
         is), given the client's speed and link."""
         if not self.config.population:
+            self.device_of[c] = job.workers[c]
             return job.workers[c]
         if self.free:
             node = self.free.pop()
@@ -206,6 +223,7 @@ class Federation:
         link = (self.latency, float(self.population.bandwidths[c]))
         links = job.cluster.network.links
         links[(node.index, job.server.index)] = links[(job.server.index, node.index)] = link
+        self.device_of[c] = node
         return node
 
     def release(self, node) -> None:
@@ -322,8 +340,26 @@ def server(job: Job, fed: Federation):
                 leave = int(fed.rng.integers(0, steps[c]))  #    ... its fate, drawn
                 dropped += 1
             node.send(fed.device_for(job, c), Task(version, c, params, control, leave))
-        reports = {}                                        # 3. the first K reports
         deadline = began + cfg.deadline
+        if job.options.secure_aggregation:                  # 3. only the sum, masked
+            summed = yield from secure.server_round(job, fed, version, chosen, k, deadline,
+                                                    params.size)
+            job.stats.count("dropouts", dropped)
+            if summed is None:
+                continue
+            kept, weighted, rows = summed
+            average = weighted / rows
+            yield node.compute(aggregate_flops(len(kept), params.size, average=True,
+                                               step=opt.flops(params.size)))
+            params, state = opt.step(params, params - average, state, version)
+            node.memory.set("params", params.nbytes)
+            version += 1
+            job.stats.count("participants", len(kept))
+            if job.monitor.update(params, version, sampled=len(chosen),
+                                  participants=len(kept), dropped=dropped):
+                return
+            continue
+        reports = {}                                        # 3. the first K reports
         while len(reports) < k:
             msg = yield from recv_before(node, deadline)
             if msg is None:
@@ -379,49 +415,66 @@ class _Steps:
 
 def device(job: Job, node, fed: Federation):
     """A client's program on its node: train from each task's model, report, free."""
+    pending = None
+    while True:
+        task = pending if pending is not None else (yield node.recv())
+        pending = None
+        if not isinstance(task, Task):
+            continue                                        # a protocol message, too late
+        if job.options.secure_aggregation:
+            pending = yield from secure.client_round(
+                job, node, fed, task, lambda task=task: _train(job, node, fed, task))
+        else:
+            report = yield from _train(job, node, fed, task)
+            if report is not None:
+                yield node.send(job.server, report)
+        node.memory.set("params", 0)
+        fed.release(node)
+
+
+def _train(job: Job, node, fed: Federation, task: Task):
+    """Process: client ``task.client``'s local epochs from the task's model; returns its
+    report, or None if it drops out (its ``leave``)."""
     model, memory = job.model, node.memory
     sgd = Optimizer(kind="sgd", lr=job.lr)
-    while True:
-        task = yield node.recv()
-        c, anchor = task.client, task.params
-        shard = job.shards[c]
-        if fed.config.population:
-            memory.set("shard", shard.nbytes)
-        memory.set("params", 2 * anchor.nbytes)             # my model and the anchor
-        params, state, done = anchor, sgd.init_state(anchor), 0
-        rng = fed.round_rng(c, task.version)
-        scaffold = task.control is not None
-        if scaffold:                                        # my c_i (0 at first), kept
-            mine = fed.controls.get(c)
-            mine = np.zeros_like(anchor) if mine is None else mine
-            correction = task.control - mine                # g - c_i + c
-            memory.set("optimizer", mine.nbytes)
-        b, n = job.batch_size, shard.n_rows
-        for _ in range(job.options.local_epochs):           # 2. E epochs on my shard
-            order = None if b is None or b >= n else rng.permutation(n)
-            for a in (range(0, n, b) if order is not None else (0,)):
-                if done == task.leave:
-                    break
-                rows = None if order is None else order[a:a + b]
-                X, y = (shard.X, shard.y) if rows is None else (shard.X[rows], shard.y[rows])
-                _, grad = job.loss_grad(params, X, y)
-                job.monitor.rows += y.shape[0]
-                if job.options.mu:
-                    grad = grad + job.options.mu * (params - anchor)
-                if scaffold:
-                    grad = grad + correction
-                yield node.compute(model.grad_flops(y.shape[0]) + sgd.flops(params.size))
-                params, state = sgd.step(params, grad, state, done)
-                done += 1
-        if done != task.leave:
-            if job.adversary is not None:                   # an attacker's change instead
-                params = anchor + job.adversary.craft(c, params - anchor)
-            if job.privacy is not None:                     # DP-FedAvg: my change clipped
-                params = anchor + job.privacy.clip_vector(params - anchor)
-            change = None
-            if scaffold:                                    # option II: c_i+ = c_i - c +
-                new = mine - task.control + (anchor - params) / (done * job.lr)  # (x-y)/(K lr)
-                fed.controls[c], change = new, new - mine
-            yield node.send(job.server, Report(c, task.version, params, change))
-        memory.set("params", 0)
-        fed.release(node)
+    c, anchor = task.client, task.params
+    shard = job.shards[c]
+    if fed.config.population:
+        memory.set("shard", shard.nbytes)
+    memory.set("params", 2 * anchor.nbytes)                 # my model and the anchor
+    params, state, done = anchor, sgd.init_state(anchor), 0
+    rng = fed.round_rng(c, task.version)
+    scaffold = task.control is not None
+    if scaffold:                                            # my c_i (0 at first), kept
+        mine = fed.controls.get(c)
+        mine = np.zeros_like(anchor) if mine is None else mine
+        correction = task.control - mine                    # g - c_i + c
+        memory.set("optimizer", mine.nbytes)
+    b, n = job.batch_size, shard.n_rows
+    for _ in range(job.options.local_epochs):               # 2. E epochs on my shard
+        order = None if b is None or b >= n else rng.permutation(n)
+        for a in (range(0, n, b) if order is not None else (0,)):
+            if done == task.leave:
+                return None                                 #    I leave: no report
+            rows = None if order is None else order[a:a + b]
+            X, y = (shard.X, shard.y) if rows is None else (shard.X[rows], shard.y[rows])
+            _, grad = job.loss_grad(params, X, y)
+            job.monitor.rows += y.shape[0]
+            if job.options.mu:
+                grad = grad + job.options.mu * (params - anchor)
+            if scaffold:
+                grad = grad + correction
+            yield node.compute(model.grad_flops(y.shape[0]) + sgd.flops(params.size))
+            params, state = sgd.step(params, grad, state, done)
+            done += 1
+    if job.adversary is not None:                           # an attacker's change instead
+        params = anchor + job.adversary.craft(c, params - anchor)
+    if job.privacy is not None:                             # DP-FedAvg: my change clipped
+        params = anchor + job.privacy.clip_vector(params - anchor)
+    change = None
+    if scaffold:                                            # option II: c_i+ = c_i - c +
+        new = mine - task.control + (anchor - params) / (done * job.lr)  # (x - y)/(K lr)
+        fed.controls[c], change = new, new - mine
+    if job.options.secure_aggregation:
+        return params
+    return Report(c, task.version, params, change)
