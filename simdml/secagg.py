@@ -22,9 +22,12 @@ inputs are fixed point with ``SCALE`` fractional bits in ``Z_{2^64}``.
 
 Costs (``*_FLOPS``, the clock's model, not a measurement): a 127-bit modular
 exponentiation ``MODEXP_FLOPS``; a mask entry ``PRG_FLOPS``; a share or a Lagrange term
-``FIELD_FLOPS``. Per client: ``2 + 2 (n - 1)`` exponentiations and ``n`` mask expansions,
-``O(n)``; the server: ``O(n^2)`` to rebuild ``n`` secrets of ``t ~ n / 2`` shares each,
-plus ``|dropped| |U3|`` agreements and mask expansions.
+``FIELD_FLOPS``. Per client (``n`` clients, ``d`` entries): ``2 + 2 (n - 1)``
+exponentiations, two polynomials of degree ``t - 1`` at ``n`` points (``O(n^2)``) and
+``n`` mask expansions (``O(n d)``): the paper's ``O(n^2 + n d)``; its messages ``O(n + d)``
+bytes. The server: the Lagrange weights of the ``r`` revealers once (``r^2``) and ``r``
+terms for each of the ``n`` secrets, plus ``|dropped| |U3|`` agreements and mask
+expansions: ``O(n^2 + |dropped| n d)``.
 
 Reference
 ---------
@@ -36,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["P", "KEY_NBYTES", "SHARE_NBYTES", "SCALE", "keypair", "agree", "share",
-           "reconstruct", "mask", "encode", "decode", "xor_share", "seed_of"]
+           "reconstruct", "lagrange_weights", "mask", "encode", "decode", "xor_share", "seed_of"]
 
 P = 2**127 - 1               # a Mersenne prime: the group and the field of the shares
 G = 3
@@ -77,18 +80,26 @@ def share(secret: int, n: int, t: int, rng: np.random.Generator) -> list[int]:
     return out
 
 
-def reconstruct(points: dict[int, int]) -> int:
-    """The secret from shares ``{x: y}`` (Lagrange at 0, mod P)."""
-    total = 0
-    xs = list(points)
+def lagrange_weights(xs) -> dict[int, int]:
+    """The weights ``l_i(0)`` of the shares at the points ``xs``: the secret is ``sum_i
+    l_i(0) y_i mod P`` for every secret shared at those points (so a server rebuilding
+    many secrets from the same clients computes them once)."""
+    out = {}
     for i in xs:
         num = den = 1
         for j in xs:
             if j != i:
                 num = num * (-j) % P
                 den = den * (i - j) % P
-        total = (total + points[i] * num * pow(den, P - 2, P)) % P
-    return total
+        out[i] = num * pow(den, P - 2, P) % P
+    return out
+
+
+def reconstruct(points: dict[int, int], weights: dict[int, int] | None = None) -> int:
+    """The secret from shares ``{x: y}`` (Lagrange at 0, mod P; ``weights``: those of
+    ``lagrange_weights(points)``, if already computed)."""
+    weights = lagrange_weights(list(points)) if weights is None else weights
+    return sum(points[i] * weights[i] for i in points) % P
 
 
 def mask(seed: int, d: int) -> np.ndarray:

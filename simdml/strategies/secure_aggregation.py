@@ -166,16 +166,17 @@ def server_round(job, fed, version: int, chosen: list, k: int, deadline: float,
     for u in u3:
         total += masked[u]
     x_of = {u: i + 1 for i, u in enumerate(u1)}        # each client's Shamir point
+    weights = secagg.lagrange_weights([x_of[r] for r in reveals])   # the same for all
     for v in u3:                                       # self masks
-        b = secagg.reconstruct({x_of[r]: reveals[r].b[v] for r in reveals})
+        b = secagg.reconstruct({x_of[r]: reveals[r].b[v] for r in reveals}, weights)
         total -= secagg.mask(b, d)
     for v in dropped:                                  # the dropouts' pairwise masks
-        s_sk = secagg.reconstruct({x_of[r]: reveals[r].s[v] for r in reveals})
+        s_sk = secagg.reconstruct({x_of[r]: reveals[r].s[v] for r in reveals}, weights)
         for u in u3:
             pair = secagg.mask(secagg.agree(s_sk, table[u][1]), d)
             total = total - pair if u < v else total + pair   # what u added, taken off
     n_secrets = len(u3) + len(dropped)
-    yield node.compute(n_secrets * len(reveals) ** 2 * secagg.FIELD_FLOPS
+    yield node.compute((len(reveals) ** 2 + n_secrets * len(reveals)) * secagg.FIELD_FLOPS
                        + len(dropped) * len(u3) * (secagg.MODEXP_FLOPS + d * secagg.PRG_FLOPS)
                        + len(u3) * d * secagg.PRG_FLOPS)
     values = secagg.decode(total)
