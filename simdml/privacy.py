@@ -19,14 +19,17 @@ Sampled Gaussian Mechanism"): one step is ``(alpha, eps(alpha))``-RDP with
 integrated numerically (the log of the integrand on a grid of 20,001 points wide enough
 to hold its mass, summed in log space; ``tests/test_privacy.py`` checks it against the
 exact sum at integer orders). RDP composes by addition over steps; ``epsilon(delta)``
-converts with ``eps = min_alpha (T eps(alpha) + log(1 / delta) / (alpha - 1))`` (Mironov
-2017, Prop. 3) over ``ORDERS`` (those of TensorFlow Privacy's accountant: 1.1 .. 10.9 by
-0.1, then 12 .. 63).
+converts with Balle et al. (2020)'s bound, ``eps = min_alpha (T eps(alpha) + log((alpha -
+1) / alpha) - (log delta + log alpha) / (alpha - 1))``, or Mironov (2017)'s looser ``T
+eps(alpha) + log(1 / delta) / (alpha - 1)``, over ``ORDERS`` (those of TensorFlow
+Privacy's accountant: 1.1 .. 10.9 by 0.1, then 12 .. 63).
 
 References
 ----------
 M. Abadi et al. (2016), "Deep Learning with Differential Privacy", CCS; I. Mironov (2017),
-"Rényi Differential Privacy", CSF; I. Mironov, K. Talwar and L. Zhang (2019), "Rényi
+"Rényi Differential Privacy", CSF; B. Balle, G. Barthe, M. Gaboardi, J. Hsu and T. Sato
+(2020), "Hypothesis Testing Interpretations and Renyi Differential Privacy", AISTATS;
+I. Mironov, K. Talwar and L. Zhang (2019), "Rényi
 Differential Privacy of the Sampled Gaussian Mechanism", arXiv:1908.10530; H. B. McMahan
 et al. (2018), "Learning Differentially Private Recurrent Language Models", ICLR.
 """
@@ -36,7 +39,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ORDERS", "rdp", "epsilon", "clip_rows", "Accountant", "Mechanism"]
+__all__ = ["ORDERS", "CONVERSIONS", "rdp", "epsilon", "clip_rows", "Accountant", "Mechanism"]
 
 ORDERS = tuple([1 + x / 10 for x in range(1, 100)] + list(range(12, 64)))
 
@@ -85,14 +88,28 @@ def rdp(q: float, sigma: float, steps: int = 1, orders=ORDERS) -> np.ndarray:
     return steps * np.array(out)
 
 
-def epsilon(rdp_values, delta: float, orders=ORDERS) -> tuple[float, float]:
-    """``(epsilon, the order that gives it)`` for ``delta`` from RDP values at ``orders``."""
+CONVERSIONS = ("balle2020", "mironov2017")
+
+
+def epsilon(rdp_values, delta: float, orders=ORDERS,
+            conversion: str = "balle2020") -> tuple[float, float]:
+    """``(epsilon, the order that gives it)`` for ``delta`` from RDP values at ``orders``:
+    ``min_alpha (r + log((alpha - 1) / alpha) - (log delta + log alpha) / (alpha - 1))``
+    (Balle et al. 2020, Thm. 21: the tighter conversion of today's accountants), or
+    ``conversion = "mironov2017"``, ``min_alpha (r + log(1 / delta) / (alpha - 1))``
+    (Mironov 2017, Prop. 3: the one TensorFlow Privacy's early tables used)."""
     if not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1); got {delta!r}")
-    orders = np.asarray(orders, dtype=float)
-    eps = np.asarray(rdp_values) + math.log(1 / delta) / (orders - 1)
+    if conversion not in CONVERSIONS:
+        raise ValueError(f"unknown conversion {conversion!r}; known: {', '.join(CONVERSIONS)}")
+    a = np.asarray(orders, dtype=float)
+    r = np.asarray(rdp_values, dtype=float)
+    if conversion == "mironov2017":
+        eps = r + math.log(1 / delta) / (a - 1)
+    else:
+        eps = r + np.log1p(-1 / a) - (math.log(delta) + np.log(a)) / (a - 1)
     best = int(np.argmin(eps))
-    return float(eps[best]), float(orders[best])
+    return max(float(eps[best]), 0.0), float(a[best])
 
 
 def clip_rows(G: np.ndarray, clip: float) -> np.ndarray:

@@ -11,6 +11,8 @@ integer order alpha >= 2 (Mironov, Talwar and Zhang 2019, Sec. 3.3),
 Rényi DP composes by addition: ``steps`` steps are (alpha, steps * eps(alpha))-RDP. And
 (alpha, r)-RDP implies (r + log(1 / delta) / (alpha - 1), delta)-DP (Mironov 2017,
 Prop. 3). Return the smallest such epsilon over the integer orders 2, 3, ..., 63.
+(simdml's accountant uses fractional orders too and a tighter conversion, Balle et al.
+2020: the epsilon of a run's history is a little smaller than yours.)
 
 (math.comb, math.log and math.exp are enough; for large alpha, A is a sum of huge
 terms: add them in log space, e.g. log(sum exp(t)) = m + log(sum exp(t - m)).)
