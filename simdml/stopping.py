@@ -70,9 +70,10 @@ def bound_the_trace(cluster: Cluster, budget: int):
 
 @contextlib.contextmanager
 def wall_clock_guard(seconds: float, watch=None):
-    """Raise _WallClock inside the run after ``seconds`` of real time, and call
-    ``watch()`` every WATCH_EVERY s until then (main thread only: signals cannot reach
-    others; there the guard and the watch are off)."""
+    """Raise _WallClock inside the run after ``seconds`` of real time, and again every
+    WATCH_EVERY s until it has ended the run; call ``watch()`` every WATCH_EVERY s until
+    then (main thread only: signals cannot reach others; there the guard and the watch
+    are off)."""
     if not seconds < 1e8:  # inf, or beyond what a timer can hold (3 years): no limit
         seconds = math.inf
     if (threading.current_thread() is not threading.main_thread()
@@ -83,6 +84,9 @@ def wall_clock_guard(seconds: float, watch=None):
     def look(signum, frame):
         left = seconds - (time.monotonic() - began)
         if left <= 0:
+            # again in a moment, should this raise land where it is swallowed (a weakref
+            # or gc callback prints "Exception ignored" and the run would go on unbounded)
+            signal.setitimer(signal.ITIMER_REAL, WATCH_EVERY)
             raise _WallClock()
         if watch is not None:
             watch()

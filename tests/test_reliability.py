@@ -49,6 +49,25 @@ def test_the_wall_clock_guard_stops_a_runaway_run_with_a_reason():
     assert 0 < r.summary["updates"] < 10**7
 
 
+def test_the_guard_raises_again_when_its_first_raise_is_swallowed():
+    """A raise that lands in a callback that swallows it (a weakref's, the gc's) must not
+    leave the run unbounded: the guard fires again until the run has stopped."""
+    import time
+    from simdml.stopping import _WallClock, wall_clock_guard
+    swallowed = False
+    with pytest.raises(_WallClock):
+        with wall_clock_guard(0.2):
+            try:
+                while True:
+                    time.sleep(0.01)
+            except _WallClock:
+                swallowed = True              # eaten, as a callback would
+            for _ in range(500):              # the run goes on: 5 s at most
+                time.sleep(0.01)
+            pytest.fail("the guard did not fire again")
+    assert swallowed
+
+
 def test_features_must_be_finite_and_the_column_is_named():
     with pytest.raises(ValueError, match=r"Dataset.X holds nan in column 'b' \(row 1\)"):
         Dataset(name="x", X=np.array([[1.0, 2.0], [3.0, np.nan]]), y=np.array([0, 1]),
