@@ -35,7 +35,8 @@ def test_every_lesson_has_a_test():
               "07_failures", "08_imbalance",
               "09_model_fusion", "10_deep_data_parallel", "11_zero_memory",
               "12_pipeline_bubbles", "13_which_parallelism", "14_collectives",
-              "15_compression", "16_gossip", "18_privacy", "19_byzantine"}
+              "15_compression", "16_gossip", "17_federated", "18_privacy",
+              "19_byzantine"}
     assert set(names) == tested
 
 
@@ -729,6 +730,25 @@ def test_16_gossip_mixes_at_lambda_squared_and_the_graph_sets_loss_and_time(tmp_
     assert summ["complete"]["loss"] == pytest.approx(summ["sync"]["loss"], rel=1e-9)
     assert summ["ring"]["time"] == pytest.approx(summ["torus"]["time"], rel=0.01)
     assert summ["torus"]["time"] < summ["complete"]["time"] < summ["sync"]["time"]
+
+
+def test_17_local_work_pays_non_iid_costs_and_fedbuff_buys_time(tmp_path):
+    """Quick (8 steps, 1 seed): FedAvg's loss well below FedSGD's at about its time;
+    Dirichlet shards end above iid ones for FedAvg; FedProx above FedAvg; SCAFFOLD at
+    most FedAvg's loss on Dirichlet shards and slower (twice the bytes); FedBuff the
+    fastest; every sync step keeps at most 100 reports, FedBuff exactly 50."""
+    out = run_quick("17_federated", tmp_path)
+    r = out["rows"]
+    for split in ("iid", "Dirichlet 0.1"):
+        assert r[f"{split}/FedAvg"]["loss"] < 0.7 * r[f"{split}/FedSGD"]["loss"]
+        assert r[f"{split}/FedAvg"]["time"] < 1.2 * r[f"{split}/FedSGD"]["time"]
+        assert r[f"{split}/FedProx"]["loss"] > r[f"{split}/FedAvg"]["loss"]
+        assert r[f"{split}/SCAFFOLD"]["time"] > 1.3 * r[f"{split}/FedAvg"]["time"]
+        assert r[f"{split}/FedBuff"]["time"] < 0.5 * r[f"{split}/FedAvg"]["time"]
+        assert r[f"{split}/FedBuff"]["reports"] == [50, 50]
+        assert r[f"{split}/FedAvg"]["reports"][1] == 100
+    assert r["Dirichlet 0.1/FedAvg"]["loss"] > r["iid/FedAvg"]["loss"]
+    assert r["Dirichlet 0.1/SCAFFOLD"]["loss"] <= r["Dirichlet 0.1/FedAvg"]["loss"]
 
 
 def test_18_epsilon_falls_with_the_noise_and_secure_aggregation_s_bytes_are_its_formula(
