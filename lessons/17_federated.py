@@ -172,3 +172,6 @@ numbers = main(quick=QUICK)
 #    a quarter of the phones are on at any time. Does sampling still find 100 a round?
 # 3. Make FedBuff's buffer 110 (every report of the concurrency). How does it compare
 #    with synchronous FedAvg, and why (`tests/test_federated.py` has the contract)?
+# 4. Exercise 12.1 (`python -m simdml.check ex12`): write FedBuff's staleness weight
+#    `1 / sqrt(1 + s)` and the buffer's weighted step; the checker runs your weight in a
+#    FedBuff simulation (`simdml.run(s, staleness=weight)`).

@@ -23,7 +23,7 @@ from ._rules import optimizer_horizon
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
 from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, smaller_lr, tasks
-from .strategies.federated import Federation, uses_devices
+from .strategies.federated import STALENESS_WEIGHTS, Federation, uses_devices
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
 
@@ -164,7 +164,8 @@ def _federation(s: Scenario, job: Job, streams: Streams) -> Federation:
         job.own_data = True                 # a device holds its client's shard while bound
     return Federation(c, population, rng, lambda client, version: streams.child(
         "clients", 1, client, version), s.network.latency,
-        key_rng=lambda client, version: streams.child("clients", 2, client, version))
+        key_rng=lambda client, version: streams.child("clients", 2, client, version),
+        weight=STALENESS_WEIGHTS[job.options.staleness])
 
 
 def _in_dtype(s: Scenario, model, split: DataSplit) -> tuple:

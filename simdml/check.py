@@ -23,7 +23,8 @@ EXERCISES = {"ex01": "ex01_round_time", "ex02": "ex02_policy", "ex03": "ex03_fus
              "ex04": "ex04_partitioner", "ex05": "ex05_compression",
              "ex06": "ex06_straggler_aggregation", "ex07": "ex07_bucket_time",
              "ex08": "ex08_zero_memory", "ex09": "ex09_pipeline_bubble",
-             "ex10": "ex10_factorisation_memory", "ex11": "ex11_privacy_epsilon"}
+             "ex10": "ex10_factorisation_memory", "ex11": "ex11_privacy_epsilon",
+             "ex12": "ex12_staleness_weight"}
 
 
 def _folder() -> Path:
@@ -442,9 +443,10 @@ CHECKERS = {"ex01": _check_round_time, "ex02": _check_policy, "ex03": _check_fus
             "ex04": _check_partitioner, "ex05": _check_compression,
             "ex06": _check_straggler_aggregation, "ex07": _check_bucket_time,
             "ex08": _check_zero_memory, "ex09": _par.check_pipeline_bubble,
-            "ex10": _par.check_factorisation_memory, "ex11": _fed.check_privacy_epsilon}
+            "ex10": _par.check_factorisation_memory, "ex11": _fed.check_privacy_epsilon,
+            "ex12": _fed.check_staleness_weight}
 #: what a passed exercise shows next: its code at work in a simulation
-REPORTS = {"ex05": _report_compression}
+REPORTS = {"ex05": _report_compression, "ex12": _fed.report_staleness_weight}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ __all__ = ["run", "Result", "prepare_data", "DataSplit"]
 
 
 def run(scenario: Scenario | str | Path, *, seed: int | None = None,
-        progress: bool | None = False, compression=None) -> Result:
+        progress: bool | None = False, compression=None, staleness=None) -> Result:
     """Run a scenario (an object, a TOML path or a bundled name) and return its Result.
 
     ``seed`` overrides ``scenario.seed``. ``progress``: a line on stderr with the
@@ -34,7 +34,9 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
     terminal; default False (a library prints nothing unasked). ``compression``: a
     ``simdml.compression.Compression`` of your own (``Compression.custom(compress,
     decompress)``, exercise 5.1) in place of ``[compression]``, in any strategy that
-    compresses (``_rules.COMPRESSING``).
+    compresses (``_rules.COMPRESSING``). ``staleness``: FedBuff's weight of an update
+    ``s`` versions old, a function ``s -> float`` of your own (exercise 12.1) in place of
+    ``strategy.staleness``, in ``strategy.kind = "fedavg"`` with ``mode = "buffered"``.
 
     Examples
     --------
@@ -54,14 +56,35 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None,
                    compression_problem(s, "compression="))
         if problem:
             raise ScenarioError(problem)
+    if staleness is not None:
+        problem = _staleness_problem(s, staleness)
+        if problem:
+            raise ScenarioError(problem)
     began = time.monotonic()                       # stop.wall_time counts from here
     split, job, training = within_wall_time(s, lambda: _prepare(s))  # 1.-5.
     if compression is not None:                    # read by the workers as they run
         job.compression = compression
+    if staleness is not None:
+        job.federation.weight = staleness
     with watching(_reached(s, job, began), enabled=is_wanted(progress)):
         stop_reason = simulate(job.sim, training, s, job,  # 6. run the clock until it stops
                                spent=time.monotonic() - began)
     return report(s, job, split, stop_reason)      # 7. history, trace, summary
+
+
+def _staleness_problem(s: Scenario, staleness) -> str | None:
+    """Why ``run(s, staleness=...)`` cannot weigh FedBuff's updates, or None."""
+    options = s.strategy.options
+    if s.strategy.kind != "fedavg" or options.get("mode", "sync") != "buffered":
+        return (f"staleness= weighs FedBuff's updates: strategy.kind = 'fedavg' with "
+                f"strategy.mode = 'buffered'; got strategy.kind={s.strategy.kind!r}, "
+                f"strategy.mode={options.get('mode', 'sync')!r}")
+    if "staleness" in options:
+        return (f"staleness= stands in place of strategy.staleness; leave it out (it is "
+                f"{options['staleness']!r})")
+    if not callable(staleness):
+        return f"staleness= takes a function s -> weight; got {shown(staleness)}"
+    return None
 
 
 def _reached(s: Scenario, job, began: float):

@@ -54,6 +54,12 @@ def _one_step(q, sigma, delta):
         (i + 1) * o for i, o in layers) / (D * P)), "the first ones one layer longer"),
     ("ex11", _module(epsilon=lambda q, sigma, steps, delta: _one_step(q, sigma, delta)),
      "composes by addition"),
+    ("ex12", _module(weight=lambda s: 1 / (1 + s), buffered_change=None), "1 / (1 + s)"),
+    ("ex12", _module(weight=lambda s: (1 + s) ** -0.5, buffered_change=lambda d, n, s: sum(
+        ni * (1 + si) ** -0.5 * di for di, ni, si in zip(d, n, s)) / sum(
+        ni * (1 + si) ** -0.5 for ni, si in zip(n, s))), "divide by the rows only"),
+    ("ex12", _module(weight=lambda s: (1 + s) ** -0.5, buffered_change=lambda d, n, s: sum(
+        (1 + si) ** -0.5 * di for di, si in zip(d, s)) / len(d)), "not 1 / K"),
 ])
 def test_checkers_explain_a_wrong_answer(name, wrong, says):
     problems = check(name, wrong)
@@ -217,3 +223,17 @@ def test_a_passed_ex05_shows_its_compressor_in_a_simulation(capsys):
     assert set(lines) == {"no compression", "simdml's topk + EF", "yours + EF"}
     loss = lambda name: float(lines[name].rsplit(" ", 1)[1])   # noqa: E731
     assert loss("yours + EF") == loss("simdml's topk + EF") < loss("no compression")
+
+
+def test_ex12_runs_the_answer_s_weight_inside_the_simulation(capsys):
+    """A weight right at s = 0, 1, 3, 8, 99 but wrong elsewhere (1 at s = 2) passes the
+    cases and is caught by the FedBuff simulation, where staleness 2 occurs; a passed
+    answer's report shows its run beside no weighting."""
+    from simdml import check as checker
+    solution = load("ex12", solution=True)
+    odd = _module(weight=lambda s: 1.0 if s == 2 else solution.weight(s),
+                  buffered_change=solution.buffered_change)
+    assert any("another model" in p for p in check("ex12", odd))
+    assert checker.main(["ex12", "--solution"]) == 0
+    out = capsys.readouterr().out
+    assert "no weighting:" in out and "yours:" in out and "stale updates" in out

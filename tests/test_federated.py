@@ -267,6 +267,37 @@ def test_a_bad_federated_setting_is_refused_by_name(changes, match):
         run(s)
 
 
+@pytest.mark.parametrize("changes, staleness, match", [
+    ({}, lambda s: 1.0, "strategy.mode = 'buffered'; got strategy.kind='fedavg', strategy.mode='sync'"),
+    ({"strategy.kind": "sync"}, lambda s: 1.0, "got strategy.kind='sync'"),
+    ({"strategy.mode": "buffered", "strategy.staleness": "none"}, lambda s: 1.0,
+     "in place of strategy.staleness"),
+    ({"strategy.mode": "buffered"}, 0.5, "takes a function s -> weight; got 0.5"),
+])
+def test_a_staleness_weight_of_your_own_is_refused_where_it_cannot_apply(changes, staleness,
+                                                                          match):
+    with pytest.raises(ScenarioError, match=match):
+        run(Scenario().replace(**{**FED, **changes}), staleness=staleness)
+
+
+def test_a_staleness_weight_of_your_own_weighs_fedbuff_s_updates():
+    """``run(s, staleness=f)`` puts f in place of strategy.staleness: 1/sqrt(1 + s)
+    written out is simdml's model to rounding, a constant 1 is ``staleness = "none"``
+    bit for bit, and a weight that is negative stops the run with its value named."""
+    pop = {**POPULATION, "clients.speed_sigma": 1.0, "clients.speed": 1e6,
+           "strategy.mode": "buffered", "strategy.buffer_size": 10, "stop.rounds": 10}
+    s = Scenario().replace(**pop)
+    ours = run(s)
+    assert ours.summary["stale_updates"] > 0
+    yours = run(s, staleness=lambda k: (1 + k) ** -0.5)
+    np.testing.assert_allclose(yours.model.params_, ours.model.params_, rtol=1e-12)
+    flat = run(s.replace(**{"strategy.staleness": "none"}))
+    assert np.array_equal(run(s, staleness=lambda k: 1).model.params_, flat.model.params_)
+    assert not np.array_equal(flat.model.params_, ours.model.params_)
+    with pytest.raises(ValueError, match="weight of an update 1 versions old is -1.0"):
+        run(s, staleness=lambda k: -1.0 if k else 1.0)
+
+
 def test_a_deadline_shorter_than_any_round_trip_stops_the_run_at_once():
     r = run(Scenario().replace(**{**FED, "clients.deadline": 1e-5}))
     assert "; raise clients.deadline" in r.summary["stop_reason"]

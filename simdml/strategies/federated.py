@@ -71,7 +71,9 @@ __all__ = ["ALGORITHMS", "FedAvgOptions", "Federation", "Report", "Task", "start
 
 ALGORITHMS = ("fedavg", "scaffold")
 MODES = ("sync", "buffered")
-STALENESS = ("sqrt", "none")
+#: FedBuff's staleness weights by ``strategy.staleness``: an update ``s`` versions old
+STALENESS_WEIGHTS = {"sqrt": lambda s: 1 / math.sqrt(1 + s), "none": lambda s: 1.0}
+STALENESS = tuple(STALENESS_WEIGHTS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +192,7 @@ class Federation:
     """A run's clients: the population, its streams, and the devices they train on."""
 
     def __init__(self, config, population, rng: np.random.Generator, round_rng,
-                 latency: float, key_rng=None):
+                 latency: float, key_rng=None, weight=STALENESS_WEIGHTS["sqrt"]):
         self.config, self.population, self.rng = config, population, rng
         self.round_rng = round_rng            # (client, round) -> that client's stream
         self.key_rng = key_rng                # ... of its secure-aggregation secrets
@@ -200,6 +202,7 @@ class Federation:
         self.controls: dict[int, np.ndarray] = {}  # SCAFFOLD: each client's c_i, kept
         self.device_of: dict = {}             # client -> the node it trains on now
         self.last_received: dict = {}         # secure aggregation: the last round's inputs
+        self.weight = weight                  # FedBuff: an update's staleness -> its weight
 
     def per_round(self) -> tuple[int, int]:
         """``(K, m)``: the reports a round keeps and the clients it samples."""
@@ -265,7 +268,7 @@ def buffered_server(job: Job, fed: Federation):
     training: dict[int, int] = {}                   # client -> the version it started on
     models: dict[int, np.ndarray] = {}              # version -> its model, while in use
     reported: set[int] = set()                      # ... and reported on, this version
-    buffer, weights, sampled = [], [], 0
+    buffer, rows, stalenesses, sampled = [], [], [], 0
     while True:
         missing = m - len(training)                 # fill the free places
         if missing:
@@ -287,16 +290,15 @@ def buffered_server(job: Job, fed: Federation):
         reported.add(msg.worker)
         stale = version - began
         job.stats.count("stale_updates", stale > 0)
-        factor = 1.0 if job.options.staleness == "none" else 1 / np.sqrt(1 + stale)
         buffer.append(msg.params - models[began])
         if began != version and began not in training.values():
             del models[began]                       # no client trains from it any more
-        weights.append((job.shard_weights[msg.worker], factor))
+        rows.append(job.shard_weights[msg.worker])
+        stalenesses.append(stale)
         node.memory.hold("params", msg.params.nbytes)
         if len(buffer) < k:
             continue
-        share = sum(w for w, _ in weights)
-        change = weighted_sum([w / share * f for w, f in weights], buffer)
+        change = buffered_change(buffer, rows, stalenesses, fed.weight)
         yield node.compute(aggregate_flops(len(buffer), params.size, average=True,
                                            step=opt.flops(params.size)))
         params, state = opt.step(params, -change, state, version)
@@ -307,8 +309,22 @@ def buffered_server(job: Job, fed: Federation):
         if job.monitor.update(params, version, sampled=sampled, participants=len(buffer),
                               dropped=0):
             return
-        buffer, weights, sampled = [], [], 0
+        buffer, rows, stalenesses, sampled = [], [], [], 0
         reported = set()
+
+
+def buffered_change(changes, rows, stalenesses, weight) -> np.ndarray:
+    """FedBuff's step from a full buffer: ``sum_i (n_i / sum_j n_j) weight(s_i) Delta_i``,
+    each change ``Delta_i`` weighted by its client's share of the buffer's rows and by its
+    staleness ``s_i`` (Nguyen et al. 2022, eq. 2 with rows as in FedAvg); in the order the
+    changes arrived. ``weight``: one of ``STALENESS_WEIGHTS`` or your own (exercise 12.1)."""
+    factors = [float(weight(s)) for s in stalenesses]
+    for s, f in zip(stalenesses, factors):
+        if not 0 <= f < math.inf:                   # a weight of your own, exercise 12.1
+            raise ValueError(f"FedBuff's staleness weight of an update {s} versions old is "
+                             f"{f}; a weight is finite and >= 0")
+    share = sum(rows)
+    return weighted_sum([n / share * f for n, f in zip(rows, factors)], changes)
 
 
 def server(job: Job, fed: Federation):
