@@ -400,6 +400,7 @@ class ClientsConfig:
     deadline: float = math.inf   # s from a round's start; reports after it are dropped
     retry: float = 1.0           # s the server waits when no client is available
     dropout: float = 0.0         # probability a participant leaves during its round
+    unmask_dropout: float = 0.0  # secure aggregation: ... leaves before revealing its shares
     speed: float = 1e9           # population: a client's median speed (flop/s)
     speed_sigma: float = 0.0     # population: lognormal spread of the speeds
     bandwidth: float | None = None  # population: median bandwidth (bytes/s); None: network's
@@ -419,6 +420,7 @@ class ClientsConfig:
         if self.dropout >= 1:
             raise ScenarioError(f"clients.dropout must be < 1 (a probability that leaves "
                                 f"someone to report); got {self.dropout!r}")
+        _number("clients.unmask_dropout", self.unmask_dropout, low=0, high=1)
         _number("clients.speed", self.speed, low=0, strict_low=True)
         _number("clients.speed_sigma", self.speed_sigma, low=0, high=5)
         if self.bandwidth is not None:

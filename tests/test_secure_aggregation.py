@@ -75,6 +75,52 @@ def test_dropouts_below_the_threshold_are_recovered_from_the_shares(monkeypatch)
     assert r.summary.get("rounds_without_reports", 0) == len(failed) > 0
 
 
+def test_clients_that_leave_before_revealing_are_summed_and_unmasked_by_the_others(
+        monkeypatch):
+    """``clients.unmask_dropout``: a client leaves after sending its masked input. Its
+    input is in the sum, which is exactly the plain sum of every input of ``U3`` (to fixed
+    point): the others' shares of its ``b_u`` unmask it. A round where fewer than ``t``
+    clients reveal is abandoned (``unmask_failures``); the leavers are counted."""
+    import simdml.strategies.federated as federated
+    inputs, sums, revealed = {}, [], []
+    real_train, real_round, real_reveal = federated._train, protocol.server_round, protocol.Reveal
+
+    def train(job, node, fed, task):
+        params = yield from real_train(job, node, fed, task)
+        inputs[(task.version, task.client)] = (job.shards[task.client].n_rows, params)
+        return params
+
+    def watched(job, fed, version, *args):
+        out = yield from real_round(job, fed, version, *args)
+        sums.append((version, out))
+        return out
+
+    class Watched(real_reveal):
+        def __new__(cls, worker, version, b, s):
+            revealed.append(len(sums))                     # the round it belongs to
+            return real_reveal.__new__(cls, worker, version, b, s)
+    monkeypatch.setattr(federated, "_train", train)
+    monkeypatch.setattr(protocol, "server_round", watched)
+    monkeypatch.setattr(protocol, "Reveal", Watched)
+    r = run(Scenario().replace(**{**SECURE, "clients.unmask_dropout": 0.4,
+                                  "clients.deadline": 10.0, "cluster.workers": 8,
+                                  "stop.rounds": 6}))
+    done = [(i, v, out) for i, (v, out) in enumerate(sums) if out is not None]
+    assert len(done) == 6
+    left = 0
+    for i, version, (kept, weighted, rows) in done:
+        assert len(kept) == 8                                  # every input is summed
+        gone = 8 - revealed.count(i)
+        assert 0 <= gone <= 3                                  # t = 5 revealed
+        left += gone
+        expected = sum(n * p for n, p in (inputs[(version, c)] for c in kept))
+        np.testing.assert_allclose(weighted, expected, rtol=0, atol=1e-5)
+    assert left > 0
+    failed = [v for v, out in sums if out is None]
+    assert r.summary.get("unmask_failures", 0) == len(failed) > 0
+    assert r.summary["unmask_dropouts"] == 8 * len(sums) - len(revealed)
+
+
 def test_the_server_holds_only_masked_inputs_and_never_both_secrets(monkeypatch):
     """What the server received, decoded, is noise of the ring's size (|y| ~ 2^39 after
     the fixed point), not an input (|n_u w_u| < 10^4); and what it asks a client to reveal
@@ -124,6 +170,10 @@ def test_a_round_s_bytes_are_the_protocol_s_linear_in_the_clients_per_client():
     ({"strategy.algorithm": "scaffold"}, "strategy.algorithm"),
     ({"aggregation.rule": "median"}, "aggregation.rule"),
     ({"privacy.clip": 1.0}, "\\[privacy\\]"),
+    ({"clients.unmask_dropout": 0.1}, "needs a finite clients.deadline"),
+    ({"strategy.secure_aggregation": False, "clients.unmask_dropout": 0.1,
+      "clients.deadline": 5.0}, "set strategy.secure_aggregation"),
+    ({"clients.unmask_dropout": 1.5}, "clients.unmask_dropout"),
 ])
 def test_a_secure_aggregation_that_cannot_be_is_refused_by_name(changes, match):
     with pytest.raises(ScenarioError, match=match):

@@ -123,6 +123,13 @@ def clients_fit(s) -> None:
                          f"round waits for reports until then, and a client that left "
                          f"never sends one")
     o = s.strategy.options
+    if c.unmask_dropout and not o.get("secure_aggregation"):
+        raise ValueError(f"clients.unmask_dropout={c.unmask_dropout} is a client leaving "
+                         f"secure aggregation's unmasking; set strategy.secure_aggregation "
+                         f"= true (or clients.dropout for a client leaving while it trains)")
+    if c.unmask_dropout and c.deadline == math.inf:
+        raise ValueError(f"clients.unmask_dropout={c.unmask_dropout} needs a finite "
+                         f"clients.deadline: the unmasking waits for shares until then")
     if o.get("secure_aggregation"):
         for key, bad in (("strategy.mode", o.get("mode", "sync") != "sync"),
                          ("strategy.algorithm", o.get("algorithm", "fedavg") != "fedavg"),
@@ -159,13 +166,15 @@ def uses_devices(s) -> bool:
 class Task(NamedTuple):
     """Server -> client: train from the model ``params`` of round ``version`` (SCAFFOLD:
     and the server's control variate ``control``). ``leave`` is the client's fate, drawn
-    by the simulator (the steps after which it drops out, or -1): not on the wire."""
+    by the simulator (the steps after which it drops out, or -1): not on the wire; so is
+    ``unmask_leave``, whether it leaves secure aggregation before revealing its shares."""
 
     version: int
     client: int
     params: np.ndarray
     control: np.ndarray | None
     leave: int
+    unmask_leave: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -355,7 +364,8 @@ def server(job: Job, fed: Federation):
             if cfg.dropout and fed.rng.random() < cfg.dropout:
                 leave = int(fed.rng.integers(0, steps[c]))  #    ... its fate, drawn
                 dropped += 1
-            node.send(fed.device_for(job, c), Task(version, c, params, control, leave))
+            gone = bool(cfg.unmask_dropout) and fed.rng.random() < cfg.unmask_dropout
+            node.send(fed.device_for(job, c), Task(version, c, params, control, leave, gone))
         deadline = began + cfg.deadline
         if job.options.secure_aggregation:                  # 3. only the sum, masked
             summed = yield from secure.server_round(job, fed, version, chosen, k, deadline,

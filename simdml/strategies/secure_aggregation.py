@@ -20,9 +20,12 @@ A round, after the server has sent its task to each sampled client:
    has ``sum_u n_u w_u`` and ``sum_u n_u``: FedAvg's average, and nothing else.
 
 Each message costs its bytes (keys and shares 16 bytes, ``simdml.secagg``), each step its
-modelled compute. Simplifications: clients drop out only while they train (after sharing
-their keys), so the key rounds wait for every sampled client and the unmasking for every
-client of ``U3``; a client in ``U2 \\ U3`` whose input comes late is not summed.
+modelled compute. Clients drop out while they train (``clients.dropout``, after sharing
+their keys: they are ``U2 \\ U3``, their pairwise masks are rebuilt from the shares of
+``s_sk``) or after sending their masked input (``clients.unmask_dropout``: their input is
+summed and the others' shares of ``b_u`` unmask it); the unmasking then waits a second
+``clients.deadline`` and needs ``t`` revealers. Simplifications: the key rounds wait for
+every sampled client; a client in ``U2 \\ U3`` whose input comes late is not summed.
 """
 from __future__ import annotations
 
@@ -158,9 +161,14 @@ def server_round(job, fed, version: int, chosen: list, k: int, deadline: float,
     dropped = tuple(v for v in u2 if v not in masked)   # left, or too late: no input summed
     for u in u2:                                                                   # round 3
         node.send(fed.device_of[u], Unmask(version, tuple(u3), dropped))
-    # no one leaves while unmasking (the module docstring): wait for every share, past
-    # the deadline that closed the inputs
-    reveals = yield from _collect(node, Reveal, version, set(u3), math.inf, [])
+    # wait for every share, past the deadline that closed the inputs; when clients may
+    # leave here (clients.unmask_dropout), until a second deadline as long as the first
+    cfg = fed.config
+    closes = node.sim.now + cfg.deadline if cfg.unmask_dropout else math.inf
+    reveals = yield from _collect(node, Reveal, version, set(u3), closes, [])
+    if len(reveals) < t:                               # too few shares to unmask
+        job.stats.count("unmask_failures")
+        return None
     fed.last_received = dict(masked)                   # what it holds (the tests look)
     total = np.zeros(d, dtype=np.uint64)
     for u in u3:
@@ -224,6 +232,9 @@ def client_round(job, node, fed, task, train):
         return msg                                     # the next task already
     if c not in msg.alive:
         return None                                    # too late: my input is not summed
+    if task.unmask_leave:                              # I leave: my input is summed, and
+        job.stats.count("unmask_dropouts")             # the others' shares unmask it
+        return None
     reveal = Reveal(c, version, {v: mine[v][0] for v in msg.alive if v in mine},
                     {v: mine[v][1] for v in msg.dropped if v in mine})
     yield node.send(job.server, reveal)
