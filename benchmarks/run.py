@@ -19,6 +19,9 @@ are shared and noisy: absolute times drift, ratios measured side by side hold.
    with 4 workers, against the centralized fit of the same learner (the limit).
 5. timing: timing-only runs (``math = false``) against the same run with math, and 1,024
    nodes of 3D parallelism on 96 layers of 12,288 (node-layer micro-batch steps per second).
+6. federated: FedAvg over 10^4, 10^5 and 10^6 clients, 100 a round: wall time per round
+   (it must not grow with the population), and 1,000 rounds of 10^6 clients: wall time
+   and peak memory against the dataset.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
@@ -397,7 +401,6 @@ def _count_events():
 def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
     """Peak traced memory of a sync run in a fresh process against the dataset's size,
     and of its data preparation alone (generate, split, standardize)."""
-    import subprocess
     # tracemalloc sees numpy's buffers too; ru_maxrss would not do: a child inherits its
     # parent's high-water mark across fork and exec on Linux.
     code = (
@@ -422,6 +425,54 @@ def _peak_memory(n_workers, n_samples, rounds) -> list[dict]:
              "peak_bytes": prepare, "dataset_bytes": dataset, "vs_dataset": prepare / dataset},
             {"group": "memory", "name": f"whole sync run, {n_workers:,} workers, {rounds} rounds",
              "peak_bytes": whole, "dataset_bytes": dataset, "vs_dataset": whole / dataset}]
+
+
+# -- 6. federated populations ----------------------------------------------------------
+def federated_scenario(population: int, rounds: int) -> simdml.Scenario:
+    """FedAvg over ``population`` clients of 10 synthetic rows (5 features) each, 100 a
+    round, one full-shard epoch each, evaluated only at the end."""
+    return simdml.Scenario(name="bench_federated").replace(**{
+        "strategy.kind": "fedavg", "strategy.lr": 0.5, "clients.population": population,
+        "clients.per_round": 100, "data.dataset": "synthetic",
+        "data.n_samples": 10 * population, "data.n_features": 5, "data.partition": "iid",
+        "data.test_size": 0.01, "stop.rounds": rounds, "eval_every": rounds,
+        "trace_spans": False})
+
+
+def bench_federated(quick: bool, repeat: int) -> list[dict]:
+    """Wall time per simulated round (a long run minus a short one, so set-up cancels)
+    for growing populations: it should not grow with N; then the whole run of the
+    largest, 1,000 rounds, and its peak memory against the dataset (a fresh process)."""
+    sizes, short, long = ((1_000, 10_000), 5, 25) if quick else ((10_000, 100_000, 1_000_000),
+                                                                 10, 110)
+    rows = []
+    for n in sizes:
+        t = {}
+        for rounds in (short, long):
+            began = time.perf_counter()
+            simdml.run(federated_scenario(n, rounds))
+            t[rounds] = time.perf_counter() - began
+        rows.append({"group": "federated", "name": f"{n:,} clients, 100 a round",
+                     "per_round_ms": 1e3 * (t[long] - t[short]) / (long - short),
+                     "setup_s": t[short] - short * (t[long] - t[short]) / (long - short)})
+    rounds = 50 if quick else 1_000
+    code = (
+        "import sys, time, tracemalloc; sys.path.insert(0, %r)\n"
+        "from run import federated_scenario\n"
+        "import simdml\n"
+        "tracemalloc.start()\n"
+        "t = time.perf_counter()\n"
+        "simdml.run(federated_scenario(%d, %d))\n"
+        "print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1])\n"
+    ) % (str(HERE), sizes[-1], rounds)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    wall, peak = out.split()[-2:]
+    dataset = 10 * sizes[-1] * (5 + 1) * 8                  # features and labels
+    rows.append({"group": "federated", "name": f"{sizes[-1]:,} clients, {rounds:,} rounds",
+                 "simdml_s": float(wall), "peak_bytes": int(peak), "dataset_bytes": dataset,
+                 "vs_dataset": int(peak) / dataset})
+    return rows
 
 
 # -- 4. distributed learners against their centralized fit ------------------------------
@@ -491,12 +542,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
     p.add_argument("--out", default=str(HERE / "results.json"))
     p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory", "learners",
-                                      "timing"),
+                                      "timing", "federated"),
                    action="append")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale,
-              "memory": bench_memory, "learners": bench_learners, "timing": bench_timing}
+              "memory": bench_memory, "learners": bench_learners, "timing": bench_timing,
+              "federated": bench_federated}
     rows = []
     for name, bench in groups.items():
         if args.only and name not in args.only:
@@ -524,7 +576,8 @@ def _print(last: dict) -> None:
             ("vs_dataset", "{:.2f}x the dataset"), ("vs_same_fits", "{:.2f}x its fits replayed"),
             ("smo_steps_vs_central", "{:.1f}x the central SMO steps"),
             ("steps_per_s", "{:,.0f} node-layer micro-batch steps/s"),
-            ("events_per_step", "{:.1f} events/step"), ("peak_gb", "{:.2f} GB booked on worker0")]
+            ("events_per_step", "{:.1f} events/step"),
+            ("per_round_ms", "{:.1f} ms a round"), ("setup_s", "set-up {:.1f} s"), ("peak_gb", "{:.2f} GB booked on worker0")]
     cells = [fmt.format(last[k]) for k, fmt in cols if last.get(k) is not None]
     print(f"{last['group']:9} {last['name']:38} " + "  ".join(cells), flush=True)
 

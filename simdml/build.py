@@ -20,9 +20,10 @@ from .messages import Rows
 from .models import GRADIENT_MODELS
 from .models._validation import class_weights
 from ._rules import optimizer_horizon
+from .data import sizes_of
 from .pipeline import DataSplit
 from .scenario import Scenario, ScenarioError, build_model
-from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shard, Stats, smaller_lr, tasks
+from .strategies import STRATEGIES, Checkpoints, Job, Monitor, Shards, Stats, smaller_lr, tasks
 from .strategies.federated import STALENESS_WEIGHTS, Federation, uses_devices
 
 __all__ = ["build_cluster", "start_faults", "build_job", "start_training"]
@@ -88,8 +89,7 @@ def build_job(s: Scenario, cluster: Cluster, split: DataSplit, streams: Streams)
     is_gradient = s.model.kind in GRADIENT_MODELS
     X_train, y_train, X_test = _in_dtype(s, model, split) if is_gradient else (
         split.X_train, split.y_train, split.X_test)
-    bounds = np.cumsum([0] + [len(p) for p in split.parts])  # parts are contiguous ranges
-    shards = [Shard(X_train[a:b], y_train[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    shards = Shards(X_train, y_train, sizes_of(split.parts))  # parts: contiguous ranges
     _check_model_for_data(model, y_train.size)
     n_outputs = (int(max(y_train.max(), split.y_test.max())) + 1 if model.is_classifier
                  else 1)
@@ -154,7 +154,7 @@ def _optimizer_lr(s: Scenario) -> float:
 def _federation(s: Scenario, job: Job, streams: Streams) -> Federation:
     """The clients of a federated run: a drawn population, or the cluster's workers."""
     c = s.clients
-    sizes = [shard.n_rows for shard in job.shards]
+    sizes = job.shard_sizes
     rng = streams.rng("clients")
     population = Population(sizes, speed=c.speed, speed_sigma=c.speed_sigma,
                             bandwidth=s.network.bandwidth if c.bandwidth is None else c.bandwidth,

@@ -2,6 +2,7 @@
 resample -- all before the clock starts (rebalancing's messages are sent by ``build``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ class DataSplit:
     X_test: np.ndarray
     y_train: np.ndarray
     y_test: np.ndarray
-    parts: list
+    parts: Sequence          # of index arrays: a ``simdml.data.Parts``
     scaling: tuple | None = None  # (mean, scale) per column applied to both; None: raw
     resampling: dict | None = None  # rows_added, rows_removed, resample_flops (imbalance)
     moves: tuple = ()  # rebalancing: (from worker, to worker, rows) sent before training
@@ -61,7 +62,7 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     _no_empty_split(s, ds.y, test)
     parts = _partition(s, ds.y[train], rng)
     # Index the features once, in shard order, so that every shard is a view (no copies)
-    order = train[np.concatenate(parts)]
+    order = train[_data.concatenated(parts)]
     if ds.X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
         y_train, y_test = ds.y[order], ds.y[test]
         _data.permute_rows(ds.X, np.concatenate([order, test]))
@@ -73,8 +74,7 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     if d.standardize:
         scaling = _data.scaling(X_train)
         _data.standardize(X_train, X_test, copy=False)
-    bounds = np.cumsum([0] + [len(p) for p in parts])
-    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    ranges = _data.Parts(None, _data.sizes_of(parts))     # each shard's range of rows
     split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
     if d.rebalance:
         split = _rebalance(split)
@@ -154,11 +154,9 @@ def _shapes_only(s: Scenario, rng) -> DataSplit:
                                            stratify=not is_regression, rng=rng)
     _no_empty_split(s, y, test)
     parts = _partition(s, y[train], rng)
-    order = train[np.concatenate(parts)]
-    bounds = np.cumsum([0] + [len(p) for p in parts])
-    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    order = train[_data.concatenated(parts)]
     return DataSplit(Phantom((order.size, shape[1])), Phantom((test.size, shape[1])),
-                     y[order], y[test], ranges, None)
+                     y[order], y[test], _data.Parts(None, _data.sizes_of(parts)), None)
 
 
 def _rebalance(split: DataSplit) -> DataSplit:
@@ -186,8 +184,7 @@ def _rebalance(split: DataSplit) -> DataSplit:
             surplus = surplus[need:]
     order = [np.concatenate(keep[i] + receive[i]) for i in range(k)]
     X, y2 = split.X_train[np.concatenate(order)], y[np.concatenate(order)]
-    bounds = np.cumsum([0] + [o.size for o in order])
-    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    ranges = _data.Parts(None, [o.size for o in order])
     return DataSplit(X, split.X_test, y2, split.y_test, ranges, split.scaling,
                      split.resampling, tuple((a, b, n) for (a, b), n in sorted(moves.items())))
 
@@ -204,9 +201,9 @@ def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:
                                 f"rows for cluster.workers={s.cluster.workers}; use fewer "
                                 f"workers or another method")
         parts = _data.partition(s.data.partition, y, s.cluster.workers, rng=rng, **options)
-        order = np.concatenate(parts)
+        order = _data.concatenated(parts)
         X, y = X[order], y[order]
-        sizes = [len(p) for p in parts]
+        sizes = _data.sizes_of(parts)
     else:
         pieces = [resample(im.method, split.X_train[p], split.y_train[p], rng, **kwargs)
                   for p in split.parts]
@@ -224,6 +221,5 @@ def _resample(s: Scenario, split: DataSplit, rng, options: dict) -> DataSplit:
         before = [len(p) for p in split.parts]
         counts["rows_added"] = int(sum(max(0, a - b) for a, b in zip(sizes, before)))
         counts["rows_removed"] = int(sum(max(0, b - a) for a, b in zip(sizes, before)))
-    bounds = np.cumsum([0] + sizes)
-    ranges = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    return DataSplit(X, split.X_test, y, split.y_test, ranges, split.scaling, counts)
+    return DataSplit(X, split.X_test, y, split.y_test, _data.Parts(None, sizes),
+                     split.scaling, counts)

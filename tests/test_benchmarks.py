@@ -50,3 +50,19 @@ def test_the_timing_only_benchmark_runs():
     rows = module.bench_timing(quick=True, repeat=1)
     assert rows[0]["vs_limit"] > 0 and rows[1]["steps_per_s"] > 0
     assert rows[1]["peak_gb"] > 1 and rows[1]["events_per_step"] > 1
+
+
+def test_the_federated_benchmark_runs_its_populations(tmp_path):
+    """`--quick --only federated` times two populations' rounds and the largest's whole
+    run with its peak memory against the dataset."""
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "results.json"
+    assert module.main(["--quick", "--only", "federated", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["1,000 clients, 100 a round",
+                                         "10,000 clients, 100 a round",
+                                         "10,000 clients, 50 rounds"]
+    assert all(r["per_round_ms"] > 0 for r in rows[:2])
+    assert rows[2]["peak_bytes"] > 0 and rows[2]["vs_dataset"] > 0

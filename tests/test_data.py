@@ -570,16 +570,58 @@ def test_breast_cancer_rare_is_a_view_with_a_rare_class():
 
 
 def test_permute_rows_in_place_equals_fancy_indexing():
-    """permute_rows(X, perm) leaves X[perm] in X, without a second copy of X."""
+    """permute_rows(X, perm) leaves X[perm] in X, without a second copy of X: its
+    scratch is at most an eighth of X's columns (one, for fewer than 9)."""
+    import tracemalloc
     from simdml.data import permute_rows
     rng = rng_of(3)
-    for n in (1, 2, 7, 1000):
-        X = rng.normal(size=(n, 3))
+    for n, d in ((1, 3), (2, 3), (7, 3), (1000, 3), (1000, 1), (500, 17), (300, 64)):
+        X = rng.normal(size=(n, d))
+        if d == 17:
+            X = np.asfortranarray(X)
         perm = rng.permutation(n)
         expected = X[perm]
         permute_rows(X, perm)
         np.testing.assert_array_equal(X, expected)
+    X = rng.normal(size=(20_000, 64))
+    perm = rng.permutation(20_000)
+    expected = X[perm]
+    tracemalloc.start()
+    permute_rows(X, perm)
+    scratch = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(X, expected)
+    assert scratch <= X.nbytes / 8 + 20_000 * 8 + 10_000     # a block, and bincount's counts
+    x = rng.normal(size=50)
+    perm = rng.permutation(50)
+    expected = x[perm]
+    permute_rows(x, perm)
+    np.testing.assert_array_equal(x, expected)
     with pytest.raises(ValueError, match=r"perm has 2 entries for 3 rows"):
         permute_rows(np.zeros((3, 1)), np.arange(2))
     with pytest.raises(ValueError, match=r"perm must hold every row index exactly once"):
         permute_rows(np.zeros((3, 1)), np.array([0, 0, 1]))
+
+
+def test_iid_cuts_one_permutation_as_array_split_does_without_an_array_per_shard():
+    """iid's shards are views of one permutation cut at np.array_split's sizes (the same
+    indices, bit for bit), held as two arrays: a Parts, indexable like a list."""
+    from simdml.data import Parts, concatenated, sizes_of
+    y = np.zeros(103)
+    parts = iid(y, 10, rng=rng_of(5))
+    order = rng_of(5).permutation(103)
+    expected = np.array_split(order, 10)
+    assert isinstance(parts, Parts) and len(parts) == 10
+    for got, want in zip(parts, expected):
+        np.testing.assert_array_equal(got, want)
+        assert got.base is parts.order or got.base is parts.order.base   # a view
+    np.testing.assert_array_equal(parts[-1], expected[-1])
+    assert [p.tolist() for p in parts[2:4]] == [e.tolist() for e in expected[2:4]]
+    assert sizes_of(parts).tolist() == [len(e) for e in expected]
+    np.testing.assert_array_equal(concatenated(parts), order)
+    ranges = Parts(None, [2, 0, 3])
+    assert [r.tolist() for r in ranges] == [[0, 1], [], [2, 3, 4]]
+    with pytest.raises(IndexError):
+        parts[10]
+    with pytest.raises(ValueError, match="sizes sum to 3 for"):
+        Parts(np.arange(4), [1, 2])

@@ -11,8 +11,8 @@ from .apportion import apportion
 from .dataset import Dataset
 from .files import check_dataset, describe_file, load_file, parse_source
 from .load import DATASETS, describe, load
-from .partition import (PARTITION_ALIASES, PARTITIONERS, by_label, iid, label_skew, partition,
-                        proportional, size_skew)
+from .partition import (PARTITION_ALIASES, PARTITIONERS, Parts, by_label, concatenated, iid,
+                        label_skew, partition, proportional, size_skew, sizes_of)
 from .permute import permute_rows
 from .split import scaling, standardize, train_test_indices, train_test_split
 from .synthetic import make_classification, make_regression
@@ -21,4 +21,5 @@ __all__ = ["Dataset", "DATASETS", "describe", "load", "load_file", "describe_fil
            "check_dataset", "make_classification", "make_regression",
            "train_test_split", "train_test_indices", "scaling", "standardize",
            "PARTITIONERS", "PARTITION_ALIASES", "partition", "iid", "proportional",
-           "label_skew", "size_skew", "by_label", "apportion", "permute_rows"]
+           "label_skew", "size_skew", "by_label", "apportion", "permute_rows", "Parts",
+           "sizes_of", "concatenated"]

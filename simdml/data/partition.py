@@ -3,7 +3,7 @@ speed, label skew, size skew, by label), registered by name."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,55 @@ def iid(y, n_parts: int, *, rng: np.random.Generator) -> list[np.ndarray]:
     """
     n_samples = _check_partition(y, n_parts, rng)
     order = rng.permutation(n_samples).astype(np.int64)
-    return np.array_split(order, n_parts)
+    q, r = divmod(n_samples, n_parts)               # np.array_split's sizes
+    sizes = np.full(n_parts, q, dtype=np.int64)
+    sizes[:r] += 1
+    return Parts(order, sizes)
+
+
+class Parts(Sequence):
+    """Shards as one index array cut at bounds: ``parts[i]`` is a view of ``order``
+    (or, with ``order = None``, the range of rows it stands for), made when asked for.
+    A million shards cost two arrays, not a million objects.
+
+    >>> p = Parts(np.array([4, 2, 0, 1, 3]), [2, 0, 3]); [q.tolist() for q in p], p.sizes.tolist()
+    ([[4, 2], [], [0, 1, 3]], [2, 0, 3])
+    """
+
+    def __init__(self, order, sizes):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.bounds = np.zeros(self.sizes.size + 1, dtype=np.int64)
+        np.cumsum(self.sizes, out=self.bounds[1:])
+        self.order = None if order is None else np.asarray(order)
+        if self.order is not None and self.order.shape != (self.bounds[-1],):
+            raise ValueError(f"Parts: sizes sum to {self.bounds[-1]} for "
+                             f"{self.order.shape} indices")
+
+    def __len__(self) -> int:
+        return self.sizes.size
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]                        # negative indices, IndexError
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        return np.arange(a, b) if self.order is None else self.order[a:b]
+
+    def concatenated(self) -> np.ndarray:
+        """Every shard's indices, one after another."""
+        return np.arange(self.bounds[-1]) if self.order is None else self.order
+
+
+def sizes_of(parts) -> np.ndarray:
+    """The number of indices of each part (of a ``Parts`` or a list of arrays)."""
+    if isinstance(parts, Parts):
+        return parts.sizes
+    return np.array([len(p) for p in parts], dtype=np.int64)
+
+
+def concatenated(parts) -> np.ndarray:
+    """Every part's indices, one after another (of a ``Parts`` or a list of arrays)."""
+    return parts.concatenated() if isinstance(parts, Parts) else np.concatenate(parts)
 
 
 def proportional(y, n_parts: int, *, rng: np.random.Generator, weights) -> list[np.ndarray]:

@@ -201,7 +201,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
             A, cache = model.forward_layer(l, params, A)
             caches.append(cache)
             yield node.compute(flops[l][0])
-        copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes   # a mini-batch's rows
+        copied = job.copied_nbytes(i, X, y)                       # a mini-batch's rows
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
         grad = np.empty_like(params)                        # the buckets, all-reduced in place

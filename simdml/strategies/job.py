@@ -16,6 +16,7 @@ where they change.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ from .checkpoints import Checkpoints
 from .monitor import Monitor
 from .stats import Stats
 
-__all__ = ["Job", "Shard", "weighted_sum"]
+__all__ = ["Job", "Shard", "Shards", "weighted_sum"]
 
 
 def weighted_sum(weights, arrays) -> np.ndarray:
@@ -69,6 +70,30 @@ class Shard:
         return self.X.nbytes + self.y.nbytes
 
 
+class Shards(Sequence):
+    """Every worker's (or client's) shard: the training rows ``X, y`` cut into pieces of
+    ``sizes`` rows, ``shards[i]`` a ``Shard`` of views made when asked for. A population
+    of a million clients costs these arrays, not a million objects."""
+
+    def __init__(self, X, y, sizes):
+        self.X, self.y = X, y
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.bounds = np.zeros(self.sizes.size + 1, dtype=np.int64)
+        np.cumsum(self.sizes, out=self.bounds[1:])
+        if self.bounds[-1] != y.shape[0]:
+            raise ValueError(f"Shards: sizes sum to {self.bounds[-1]} for {y.shape[0]} rows")
+
+    def __len__(self) -> int:
+        return self.sizes.size
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]                        # negative indices, IndexError
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        return Shard(self.X[a:b], self.y[a:b])
+
+
 @dataclass
 class Job:
     """Everything a strategy needs to train on a cluster."""
@@ -105,12 +130,18 @@ class Job:
         if self.checkpoints is None:
             self.checkpoints = Checkpoints(every=0, seconds=0.0, initial=self.params,
                                            monitor=self.monitor, stats=self.stats)
-        self.n_train = sum(s.n_rows for s in self.shards)
+        self.shard_sizes = (self.shards.sizes if isinstance(self.shards, Shards) else
+                            np.array([s.n_rows for s in self.shards], dtype=np.int64))
+        self.n_train = int(self.shard_sizes.sum())
         self._activations: dict[int, int] = {}  # n_rows -> bytes (activation_nbytes)
         self._group = None
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
-        total = sum(self.weight_of(s.y) for s in self.shards)
-        self.shard_weights = [self.weight_of(s.y) / total for s in self.shards]
+        if self.class_weight is None:           # n_i / n, as float(n_i) / float(n); Python
+            # floats (numpy's float64 scalars would promote a float32 model's arrays)
+            self.shard_weights = (self.shard_sizes / float(self.n_train)).tolist()
+        else:
+            total = sum(self.weight_of(s.y) for s in self.shards)
+            self.shard_weights = [self.weight_of(s.y) / total for s in self.shards]
 
     @property
     def group(self) -> Group:
@@ -159,12 +190,19 @@ class Job:
         self.monitor.rows += y.shape[0]
         return X, y
 
+    def copied_nbytes(self, i: int, X: np.ndarray, y: np.ndarray) -> int:
+        """The bytes of worker ``i``'s ``batch`` ``(X, y)`` beyond its shard: a
+        mini-batch is a copy of its rows (fancy indexing), the whole shard a view (0)."""
+        b = self.batch_size
+        return X.nbytes + y.nbytes if b is not None and b < self.shard_sizes[i] else 0
+
     def epoch_after(self, iterations: int) -> float:
         """Passes over the training set in ``iterations`` gradients of every worker, each
         on a ``batch`` (for the history of strategies whose workers run ahead of the
         record: ddp and ZeRO record when an iteration is done, not when rows are drawn)."""
         b = self.batch_size
-        rows = sum(s.n_rows if b is None or b >= s.n_rows else b for s in self.shards)
+        rows = int(self.shard_sizes.sum() if b is None else
+                   np.minimum(self.shard_sizes, b).sum())
         return iterations * rows / self.n_train
 
     def payload(self, i: int, grad: np.ndarray, part: int = 0, state_nbytes: int = 0):
@@ -212,7 +250,7 @@ class Job:
         X, y = self.batch(i)
         _, grad = self.loss_grad(params, X, y)
         n_rows = y.shape[0]
-        copied = 0 if X is self.shards[i].X else X.nbytes + y.nbytes  # fancy indexing copies
+        copied = self.copied_nbytes(i, X, y)
         memory = self.workers[i].memory
         memory.set("activations", copied + self.activation_nbytes(n_rows))
         memory.set("grads", grad.nbytes)

@@ -206,7 +206,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board, blanks: l
                 done_with(j)
                 if not overlap:
                     fetch(j + 1)
-        copied = 0 if X is job.shards[i].X else X.nbytes + y.nbytes
+        copied = job.copied_nbytes(i, X, y)
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
         _, dA = model.loss_head(A, y, job.row_weights(y))
         grad = np.empty_like(params) if stage == 1 else None  # stage 1: the whole gradient
