@@ -159,7 +159,7 @@ numbers = main(quick=QUICK)
 # partly stale changes, and end at a higher loss (0.55 and 0.65).
 #
 # **Over-selection and deadlines.** A round keeps the first 100 of 110 reports; when more
-# than 10 participants drop out it waits for the 2 s deadline and keeps what came (97 in
+# than 10 participants drop out it waits for the 2 s deadline and keeps what came (96 in
 # the worst round here): in seed 0 that happened once (the flat stretch in both panels).
 
 

@@ -89,7 +89,8 @@ def check_staleness_weight(m) -> list[str]:
     """The problems of ``m.weight`` and ``m.buffered_change`` as an answer to 12.1."""
     import numpy as np
     from simdml import Scenario, run
-    from simdml.strategies.federated import STALENESS_WEIGHTS, buffered_change
+    from simdml.strategies.fedbuff import buffered_change
+    from simdml.strategies.federated import STALENESS_WEIGHTS
     sqrt = STALENESS_WEIGHTS["sqrt"]
     problems = []
     for s in (0, 1, 3, 8, 99):

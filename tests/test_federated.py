@@ -139,6 +139,9 @@ def test_a_round_samples_k_times_one_plus_over_select_and_keeps_the_first_k():
     assert {h["sampled"] for h in rows} == {26} and {h["participants"] for h in rows} == {20}
     assert r.summary["participants"] == 20 * 8
     assert r.summary["late_reports"] >= 6 * 7               # the slow 6 of each closed round
+    tenth = run(s.replace(**{"clients.population": 1000, "clients.per_round": 100,
+                             "clients.over_select": 0.1, "stop.rounds": 2}))
+    assert {h["sampled"] for h in tenth.history[1:]} == {110}   # not ceil(110.00000000000001)
 
 
 def test_a_round_closes_at_its_deadline_with_what_has_come():
@@ -302,3 +305,23 @@ def test_a_deadline_shorter_than_any_round_trip_stops_the_run_at_once():
     r = run(Scenario().replace(**{**FED, "clients.deadline": 1e-5}))
     assert "; raise clients.deadline" in r.summary["stop_reason"]
     assert r.summary["updates"] == 0
+
+
+def test_a_population_costs_arrays_not_an_object_per_client():
+    """200,000 clients: preparing the run makes a few hundred Python objects, not one or
+    more per client (shards are views made when a client trains; the population and the
+    partition are arrays), and a client's shard is its rows."""
+    import gc
+    from simdml.experiment import _prepare
+    s = Scenario().replace(**{**FED, "data.n_samples": 404_100, "data.partition": "iid",
+                              "clients.population": 200_000, "clients.per_round": 10,
+                              "stop.rounds": 1})
+    gc.collect()
+    before = len(gc.get_objects())
+    split, job, _ = _prepare(s)
+    made = len(gc.get_objects()) - before
+    assert made < 20_000
+    assert len(job.shards) == 200_000 and job.shards.sizes.sum() == split.y_train.size
+    shard = job.shards[123_456]
+    np.testing.assert_array_equal(shard.X, split.X_train[split.parts[123_456]])
+    assert shard.X.base is not None                     # a view, no copy

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import GRADIENT_MODELS
-from . import (admm, allreduce, asynchronous, cascade, ddp, federated, gossip, hist_tree, hybrid,
-               local_fusion, local_sgd, pipeline_parallel, sync, tensor_parallel, voting_tree)
+from . import (admm, allreduce, asynchronous, cascade, ddp, federated, fedbuff, gossip, hist_tree,
+               hybrid, local_fusion, local_sgd, pipeline_parallel, sync, tensor_parallel,
+               voting_tree)
 from .checkpoints import Checkpoints
-from .job import Job, Shard
+from .job import Job, Shard, Shards
 from .monitor import Monitor
 from .stats import Stats
 
-__all__ = ["STRATEGIES", "StrategySpec", "smaller_lr", "one_step", "Job", "Monitor", "Shard", "Stats", "Checkpoints"]
+__all__ = ["STRATEGIES", "StrategySpec", "smaller_lr", "one_step", "Job", "Monitor", "Shard", "Shards", "Stats", "Checkpoints"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ STRATEGIES: dict[str, StrategySpec] = {
                               "local SGD / federated averaging: local_steps, then an average",
                               divergence_hint=local_sgd.divergence_hint,
                               timing_only=True, optimizer_steps=local_sgd.local_steps),
-    "fedavg": StrategySpec(federated.FedAvgOptions, federated.start,
+    "fedavg": StrategySpec(federated.FedAvgOptions, fedbuff.start,
                            "federated averaging: sampled clients, local epochs, a server "
                            "optimizer on the average model's change (FedProx with mu)",
                            survives_faults=False, rules=(federated.clients_fit,),
