@@ -63,19 +63,21 @@ def split_data(s: Scenario, streams: Streams) -> DataSplit:
     parts = _partition(s, ds.y[train], rng)
     # Index the features once, in shard order, so that every shard is a view (no copies)
     order = train[_data.concatenated(parts)]
-    if ds.X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
-        y_train, y_test = ds.y[order], ds.y[test]
-        _data.permute_rows(ds.X, np.concatenate([order, test]))
-        X_train, X_test = ds.X[:order.size], ds.X[order.size:]  # views, in shard order
+    sizes = _data.sizes_of(parts)
+    del train, parts                 # index arrays of the rows' size: freed before the rows move
+    X, y_train, y_test = ds.X, ds.y[order], ds.y[test]
+    del ds                           # ... and a generated dataset's labels
+    if X.flags.writeable:  # a generated dataset: reorder its rows in place (no 2nd copy)
+        _data.permute_rows(X, np.concatenate([order, test]))
+        X_train, X_test = X[:order.size], X[order.size:]  # views, in shard order
     else:  # a bundled dataset or a data file is shared (read-only, cached): copy the rows
-        X_train, y_train, X_test, y_test = ds.X[order], ds.y[order], ds.X[test], ds.y[test]
-    del ds  # a generated dataset is not kept twice
+        X_train, X_test = X[order], X[test]
+    del X, order, test
     scaling = None
     if d.standardize:
         scaling = _data.scaling(X_train)
         _data.standardize(X_train, X_test, copy=False)
-    ranges = _data.Parts(None, _data.sizes_of(parts))     # each shard's range of rows
-    split = DataSplit(X_train, X_test, y_train, y_test, ranges, scaling)
+    split = DataSplit(X_train, X_test, y_train, y_test, _data.Parts(None, sizes), scaling)
     if d.rebalance:
         split = _rebalance(split)
         n_empty = sum(len(p) == 0 for p in split.parts)
