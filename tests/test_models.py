@@ -725,3 +725,22 @@ def test_svm_grad_flops_matches_documented_count():
     model = LinearSVM()
     model.init_params(4, 3)
     assert model.grad_flops(10) == 4 * 10 * 5 * 3 + 6 * 10 * 3 + 2 * 4 * 3
+
+
+@pytest.mark.parametrize("make, n_outputs", [
+    (lambda: LogisticRegression(l2=1e-3), 3), (lambda: LogisticRegression(l2=0.0), 2),
+    (lambda: LinearSVM(l2=1e-3), 3), (lambda: LinearRegression(l2=1e-3), 1)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_gradient_alone_is_loss_grad_s_gradient_bit_for_bit(make, n_outputs, weighted):
+    """``grad`` skips the loss (a worker sends only the gradient) and keeps every bit of
+    ``loss_grad``'s gradient, with and without row weights."""
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(57, 4))
+    model = make()
+    regression = n_outputs == 1
+    y = X @ rng.normal(size=4) if regression else rng.integers(0, n_outputs, 57)
+    params = rng.normal(size=5 if regression else 5 * n_outputs)
+    w = rng.uniform(0.5, 2.0, 57) if weighted else None
+    loss, expected = model.loss_grad(params, X, y, w)
+    assert isinstance(loss, float)
+    assert np.array_equal(model.grad(params, X, y, w), expected)

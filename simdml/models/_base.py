@@ -196,6 +196,16 @@ class GradientModel:
             )
         return X
 
+    def grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray,
+             sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """``loss_grad``'s gradient alone, bit for bit: what a worker computes and sends
+        (the loss is read only where the monitor records it). A learner whose loss costs
+        work of its own skips it here (``_loss_grad(..., with_loss=False)``)."""
+        inner = getattr(self, "_loss_grad", None)
+        if inner is None:
+            return self.loss_grad(params, X, y, sample_weight)[1]
+        return inner(params, X, y, sample_weight, with_loss=False)[1]
+
 
 class GradientClassifier(GradientModel):
     """Base for classifiers: ``predict`` is the argmax of ``decision_function(X, params)``.
@@ -297,22 +307,27 @@ class LinearClassifier(GradientClassifier):
         """What every linear classifier's ``loss_grad`` ends with: the (weighted) mean of
         the row losses, the chain rule through the scores ``X @ W + b`` for the derivative
         ``G`` of each row's loss in its scores (class-major, (n_classes, n_samples); scaled
-        in place), and the L2 term on ``W``."""
+        in place), and the L2 term on ``W``. ``row_loss = None`` (``grad``): the gradient
+        alone, the same bits, and None for the loss."""
         n_samples, n_features = X.shape
+        loss = None
         if sample_weight is None:
-            loss = _sum(row_loss) / n_samples
+            if row_loss is not None:
+                loss = _sum(row_loss) / n_samples
             G *= 1.0 / n_samples
         else:
             scale = sample_weight / _sum(sample_weight)
-            loss = row_loss @ scale
+            if row_loss is not None:
+                loss = row_loss @ scale
             G *= scale
         grad = np.empty_like(W, shape=(n_features + 1, W.shape[1]), order="C")
         np.matmul(X.T, G.T, out=grad[:-1])
         _sum(G, axis=1, out=grad[-1])
         if self.l2:
-            loss += 0.5 * self.l2 * np.vdot(W, W)
+            if loss is not None:
+                loss += 0.5 * self.l2 * np.vdot(W, W)
             grad[:-1] += self.l2 * W
-        return float(loss), grad.reshape(-1)
+        return (None if loss is None else float(loss)), grad.reshape(-1)
 
     def activation_nbytes(self, n_rows: int) -> int:
         """Bytes a gradient on ``n_rows`` rows keeps from its forward pass for its backward:

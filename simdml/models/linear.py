@@ -135,6 +135,9 @@ class LinearRegression(GradientRegressor):
         .. [1] Hastie, Tibshirani and Friedman (2009), eq. (3.4): the gradient of the
            residual sum of squares, ``-2 X' (y - X beta)``, here halved and averaged.
         """
+        return self._loss_grad(params, X, y, sample_weight)
+
+    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
         n_samples, n_features = X.shape
         if params.size != n_features + 1:
             raise ValueError(
@@ -148,14 +151,15 @@ class LinearRegression(GradientRegressor):
             G = residual * (1.0 / n_samples)
         else:
             G = residual * (sample_weight / sample_weight.sum())
-        loss = 0.5 * (G @ residual)
+        loss = 0.5 * (G @ residual) if with_loss else None
         grad = np.empty_like(w, shape=n_features + 1)
         np.matmul(X.T, G, out=grad[:-1])
         grad[-1] = G.sum()
         if self.l2:
-            loss += 0.5 * self.l2 * (w @ w)
+            if with_loss:
+                loss += 0.5 * self.l2 * (w @ w)
             grad[:-1] += self.l2 * w
-        return float(loss), grad
+        return (float(loss) if with_loss else None), grad
 
     def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each row's gradient of its own data term ``0.5 r_i^2`` (no mean, no L2): shape

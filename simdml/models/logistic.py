@@ -116,6 +116,9 @@ class LogisticRegression(LinearClassifier):
         ----------
         .. [1] Bishop (2006), eq. (4.109): gradient ``sum_n (y_nj - t_nj) phi_n``.
         """
+        return self._loss_grad(params, X, y, sample_weight)
+
+    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
         n_samples, n_features = X.shape
         W, b = _split(params, n_features)
         Z = _class_major_scores(X, W, b)  # (n_classes, n_samples)
@@ -123,7 +126,7 @@ class LogisticRegression(LinearClassifier):
         P = np.exp(Z)
         norm = _sum(P, axis=0)
         target = _target_index(y, n_samples)
-        row_loss = np.log(norm) - Z.reshape(-1)[target]
+        row_loss = np.log(norm) - Z.reshape(-1)[target] if with_loss else None
         P /= norm  # softmax probabilities
         P.reshape(-1)[target] -= 1.0  # minus the one-hot target, by indexing
         return self._mean_and_backprop(X, W, row_loss, P, sample_weight)

@@ -139,6 +139,9 @@ class LinearSVM(LinearClassifier):
         .. [1] Shalev-Shwartz et al. (2011), Sec. 2: subgradient
            ``lambda w - 1[y <w, x> < 1] y x`` of one row's objective.
         """
+        return self._loss_grad(params, X, y, sample_weight)
+
+    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
         n_samples, n_features = X.shape
         W, b = _split(params, n_features)
         target = _target_index(y, n_samples)
@@ -147,7 +150,7 @@ class LinearSVM(LinearClassifier):
         H += 1.0  # h_ic = 1 - t_ic z_ic, computed in place: no second (k, n) array
         is_active = H > 0.0  # margin violated; the kink h = 0 gets subgradient 0
         np.maximum(H, 0.0, out=H)
-        row_loss = _sum(H, axis=0)
+        row_loss = _sum(H, axis=0) if with_loss else None
         G = is_active.astype(np.float64)  # -t_ic where active: +1 off the true class ...
         G.reshape(-1)[target] *= -1.0  # ... and -1 on it
         return self._mean_and_backprop(X, W, row_loss, G, sample_weight)

@@ -405,7 +405,7 @@ def _train(job: Job, node, fed: Federation, task: Task):
                 return None                                 #    I leave: no report
             rows = None if order is None else order[a:a + b]
             X, y = (shard.X, shard.y) if rows is None else (shard.X[rows], shard.y[rows])
-            _, grad = job.loss_grad(params, X, y)
+            grad = job.grad(params, X, y)
             job.monitor.rows += y.shape[0]
             if job.options.mu:
                 grad = grad + job.options.mu * (params - anchor)

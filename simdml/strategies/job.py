@@ -166,6 +166,13 @@ class Job:
         """The learner's loss and gradient on rows ``(X, y)``, with the class weights."""
         return self.model.loss_grad(params, X, y, self.row_weights(y))
 
+    def grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``loss_grad``'s gradient alone (the same bits): a worker needs no loss."""
+        model = self.model
+        if hasattr(model, "grad"):
+            return model.grad(params, X, y, self.row_weights(y))
+        return model.loss_grad(params, X, y, self.row_weights(y))[1]
+
     def row_weights(self, y: np.ndarray) -> np.ndarray | None:
         """Each row's weight in the loss (its class weight), or None: all weigh 1."""
         return None if self.class_weight is None else self.class_weight[y]
@@ -248,7 +255,7 @@ class Job:
         them when the compute is done and the gradient sent.
         """
         X, y = self.batch(i)
-        _, grad = self.loss_grad(params, X, y)
+        grad = self.grad(params, X, y)
         n_rows = y.shape[0]
         copied = self.copied_nbytes(i, X, y)
         memory = self.workers[i].memory

@@ -300,7 +300,7 @@ def worker(job: Job, i: int, blocks: list):
         if msg.tag != tag:                   # a block of a round whose model I lack
             continue
         X, y = blocks[msg.block]             # read from shared storage, for this block
-        _, grad = job.loss_grad(params, X, y)
+        grad = job.grad(params, X, y)
         job.monitor.rows += y.size
         _hold_block(job, node, X, y, grad)
         began = node.sim.now
