@@ -625,3 +625,35 @@ def test_iid_cuts_one_permutation_as_array_split_does_without_an_array_per_shard
         parts[10]
     with pytest.raises(ValueError, match="sizes sum to 3 for"):
         Parts(np.arange(4), [1, 2])
+
+
+def _label_skew_reference(y, n_parts, rng, alpha):
+    """label_skew as it was first written: per class, the shuffled members split by the
+    apportioned Dirichlet shares; each shard sorted; each empty one, in order, takes the
+    last sample of the (first) largest."""
+    from simdml.data import apportion
+    parts = [[] for _ in range(n_parts)]
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        shares = np.maximum(rng.dirichlet(np.full(n_parts, float(alpha))), np.finfo(float).tiny)
+        for part, chunk in zip(parts, np.split(members, np.cumsum(apportion(members.size, shares))[:-1])):
+            part.append(chunk)
+    shards = [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+    for i in range(n_parts):
+        if shards[i].size == 0:
+            j = int(np.argmax([s.size for s in shards]))
+            shards[i], shards[j] = shards[j][-1:], shards[j][:-1]
+    return shards
+
+
+@pytest.mark.parametrize("n, n_parts, alpha, k", [(200, 7, 0.5, 3), (300, 150, 0.05, 4),
+                                                   (1000, 900, 0.1, 10), (50, 50, 0.01, 2)])
+def test_label_skew_is_its_per_shard_construction(n, n_parts, alpha, k):
+    """The vectorized label_skew (one sort by shard, a heap for the empty shards) gives
+    exactly the shards of the per-shard construction, many empty ones included."""
+    y = rng_of(n).integers(0, k, n)
+    got = label_skew(y, n_parts, rng=rng_of(1), alpha=alpha)
+    want = _label_skew_reference(y, n_parts, rng_of(1), alpha)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

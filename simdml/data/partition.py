@@ -2,6 +2,7 @@
 speed, label skew, size skew, by label), registered by name."""
 from __future__ import annotations
 
+import heapq
 import inspect
 from collections.abc import Callable, Sequence
 
@@ -165,14 +166,17 @@ def label_skew(y, n_parts: int, *, rng: np.random.Generator, alpha: float) -> li
     if not (_checks.is_real(alpha) and np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0; got {alpha!r}")
     y = np.asarray(y)
-    parts: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+    part_of = np.empty(n_samples, dtype=np.int64)   # each sample's shard
     for c in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == c))
         shares = rng.dirichlet(np.full(n_parts, float(alpha)))
         shares = np.maximum(shares, np.finfo(float).tiny)  # small alpha can underflow to 0
-        for part, chunk in zip(parts, np.split(members, np.cumsum(apportion(members.size, shares))[:-1])):
-            part.append(chunk)
-    shards = [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+        part_of[members] = np.repeat(np.arange(n_parts), apportion(members.size, shares))
+    # perf: one stable sort by shard, not a concatenation and a sort per shard: each
+    # shard's samples in increasing order, as before
+    order = np.argsort(part_of, kind="stable")
+    sizes = np.bincount(part_of, minlength=n_parts)
+    shards = np.split(order, np.cumsum(sizes)[:-1])
     return _fill_empty(shards, n_samples)
 
 
@@ -237,12 +241,23 @@ def by_label(y, n_parts: int, *, rng: np.random.Generator, classes_per_part: int
 
 
 def _fill_empty(shards: list[np.ndarray], n_samples: int) -> list[np.ndarray]:
-    """No empty shard: each borrows one sample from the largest."""
+    """No empty shard: each, in order, borrows the last sample of the largest shard then
+    (the first of the largest, as ``argmax``). perf: the largest from a heap of (size,
+    index) with stale entries skipped, not a scan of every shard per empty one."""
+    sizes = [s.size for s in shards]
+    heap = [(-n, j) for j, n in enumerate(sizes)]
+    heapq.heapify(heap)
     for i in range(len(shards)):
-        if shards[i].size == 0:
-            j = int(np.argmax([s.size for s in shards]))
-            shards[i], shards[j] = shards[j][-1:], shards[j][:-1]
-    assert sum(s.size for s in shards) == n_samples
+        if sizes[i]:
+            continue
+        while -heap[0][0] != sizes[heap[0][1]]:      # an entry from before a change
+            heapq.heappop(heap)
+        j = heap[0][1]
+        shards[i], shards[j] = shards[j][-1:], shards[j][:-1]
+        sizes[i], sizes[j] = 1, sizes[j] - 1
+        heapq.heappush(heap, (-sizes[j], j))
+        heapq.heappush(heap, (-1, i))
+    assert sum(sizes) == n_samples
     return shards
 
 
