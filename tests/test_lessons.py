@@ -787,10 +787,11 @@ def test_19_the_mean_fails_from_two_attackers_and_the_robust_rules_do_not(tmp_pa
                                                          "multi_krum"))
 
 
-#: the lessons whose quick run is the longest (15-25 s): their second run of the audit is
+#: the lessons whose quick run is the longest (10-40 s): their second run of the audit is
 #: left to `pytest -m slow`, to keep the default suite within its time (their runs'
-#: determinism is held by their modules' own tests)
-HEAVY = {"15_compression", "16_gossip", "17_federated"}
+#: determinism is held by their modules' own tests, and test_reliability's for the
+#: privacy, attack and federated paths)
+HEAVY = {"15_compression", "16_gossip", "17_federated", "18_privacy", "19_byzantine"}
 
 
 # last in the file: the lessons' claim tests above have run each lesson once already
