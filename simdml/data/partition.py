@@ -73,11 +73,15 @@ class Parts(Sequence):
     def __len__(self) -> int:
         return self.sizes.size
 
+    def span(self, i: int) -> tuple[int, int]:
+        """Where part ``i`` starts and ends in ``order`` (negative ``i`` from the end)."""
+        i = range(len(self))[i]                        # negative indices, IndexError
+        return int(self.bounds[i]), int(self.bounds[i + 1])
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        i = range(len(self))[i]                        # negative indices, IndexError
-        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        a, b = self.span(i)
         return np.arange(a, b) if self.order is None else self.order[a:b]
 
     def concatenated(self) -> np.ndarray:

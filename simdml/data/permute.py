@@ -23,9 +23,12 @@ def permute_rows(X: np.ndarray, perm: np.ndarray) -> None:
     n = perm.size
     if X.shape[0] != n:
         raise ValueError(f"perm has {n} entries for {X.shape[0]} rows")
+    if n and (perm.min() < 0 or perm.max() >= n):
+        raise ValueError("perm must hold every row index exactly once")
     if n:
         seen = np.zeros(n, dtype=bool)   # n entries in [0, n) that hit every row: a permutation
-        if perm.min() < 0 or perm.max() >= n or not _marks_all(seen, perm):
+        seen[perm] = True
+        if not seen.all():
             raise ValueError("perm must hold every row index exactly once")
     if X.ndim == 1:
         X[:] = X[perm]
@@ -34,8 +37,3 @@ def permute_rows(X: np.ndarray, perm: np.ndarray) -> None:
     width = max(1, math.ceil(d / BLOCKS))
     for a in range(0, d, width):
         X[:, a:a + width] = X[perm, a:a + width]
-
-
-def _marks_all(seen: np.ndarray, perm: np.ndarray) -> bool:
-    seen[perm] = True
-    return bool(seen.all())

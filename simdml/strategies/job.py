@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cluster import Cluster, Node
 from ..collectives import Group, ring_allgather_items
+from ..data import Parts
 from ..engine import Simulator
 from ..optim import Optimizer
 from .checkpoints import Checkpoints
@@ -77,20 +78,19 @@ class Shards(Sequence):
 
     def __init__(self, X, y, sizes):
         self.X, self.y = X, y
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.bounds = np.zeros(self.sizes.size + 1, dtype=np.int64)
-        np.cumsum(self.sizes, out=self.bounds[1:])
-        if self.bounds[-1] != y.shape[0]:
-            raise ValueError(f"Shards: sizes sum to {self.bounds[-1]} for {y.shape[0]} rows")
+        self.ranges = Parts(None, sizes)             # each shard's range of the rows
+        self.sizes = self.ranges.sizes
+        if self.ranges.bounds[-1] != y.shape[0]:
+            raise ValueError(f"Shards: sizes sum to {self.ranges.bounds[-1]} for "
+                             f"{y.shape[0]} rows")
 
     def __len__(self) -> int:
-        return self.sizes.size
+        return len(self.ranges)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        i = range(len(self))[i]                        # negative indices, IndexError
-        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        a, b = self.ranges.span(i)
         return Shard(self.X[a:b], self.y[a:b])
 
 
