@@ -301,6 +301,14 @@ def test_a_staleness_weight_of_your_own_weighs_fedbuff_s_updates():
         run(s, staleness=lambda k: -1.0 if k else 1.0)
 
 
+def test_a_staleness_weight_that_is_not_finite_stops_the_run_by_name():
+    s = Scenario().replace(**{**POPULATION, "clients.speed_sigma": 1.0, "clients.speed": 1e6,
+                              "strategy.mode": "buffered", "strategy.buffer_size": 10,
+                              "stop.rounds": 3})
+    with pytest.raises(ValueError, match="versions old is inf; a weight is finite and >= 0"):
+        run(s, staleness=lambda k: math.inf if k else 1.0)
+
+
 def test_a_deadline_shorter_than_any_round_trip_stops_the_run_at_once():
     r = run(Scenario().replace(**{**FED, "clients.deadline": 1e-5}))
     assert "; raise clients.deadline" in r.summary["stop_reason"]

@@ -225,6 +225,19 @@ def test_a_mini_batch_counts_its_copy_of_the_rows_among_the_activations():
         assert r.memory[f"worker{i}"]["breakdown"]["activations"] == expected["activations"] + copy
 
 
+def test_a_batch_as_large_as_the_shard_is_the_shard_itself_and_copies_nothing():
+    """batch_size = the smallest shard's rows: that worker's batch is its whole shard (a
+    view), so its activations are the full-shard run's; one row fewer is a copy."""
+    rows = [p.size for p in prepare_data(BASE).parts]
+    k = min(rows)
+    i = rows.index(k)
+    whole = simdml.run(BASE).memory[f"worker{i}"]["breakdown"]["activations"]
+    same = simdml.run(BASE.replace(**{"strategy.batch_size": k}))
+    assert same.memory[f"worker{i}"]["breakdown"]["activations"] == whole
+    fewer = simdml.run(BASE.replace(**{"strategy.batch_size": k - 1}))
+    assert fewer.memory[f"worker{i}"]["breakdown"]["activations"] > whole
+
+
 @pytest.mark.parametrize("batch_size", [None, 5])
 def test_an_mlp_worker_books_the_activations_its_layers_keep(batch_size):
     """An MLP's activations are the sum of ``activation_bytes`` of its batch, less layer

@@ -42,11 +42,9 @@ def test_the_secure_aggregate_is_fedavg_s_to_fixed_point():
     assert secure.summary["sim_time"] > plain.summary["sim_time"]   # four rounds of messages
 
 
-def test_dropouts_below_the_threshold_are_recovered_from_the_shares(monkeypatch):
-    """Up to half the participants leave while training (after sharing their keys): in
-    every round the server unmasks, the sum it gets is exactly the plain sum of the
-    survivors' inputs (to fixed point), their mask keys rebuilt from the others' shares;
-    a round with fewer survivors than the threshold t = floor(n / 2) + 1 is abandoned."""
+def _watch_inputs_and_sums(monkeypatch):
+    """Record every client's input ``(n_u, w_u)`` by (round, client) and every round's
+    ``(version, server_round's result)``, as the run makes them."""
     import simdml.strategies.federated as federated
     inputs, sums = {}, []
     real_train, real_round = federated._train, protocol.server_round
@@ -63,6 +61,15 @@ def test_dropouts_below_the_threshold_are_recovered_from_the_shares(monkeypatch)
         return out
     monkeypatch.setattr(federated, "_train", train)
     monkeypatch.setattr(protocol, "server_round", watched)
+    return inputs, sums
+
+
+def test_dropouts_below_the_threshold_are_recovered_from_the_shares(monkeypatch):
+    """Up to half the participants leave while training (after sharing their keys): in
+    every round the server unmasks, the sum it gets is exactly the plain sum of the
+    survivors' inputs (to fixed point), their mask keys rebuilt from the others' shares;
+    a round with fewer survivors than the threshold t = floor(n / 2) + 1 is abandoned."""
+    inputs, sums = _watch_inputs_and_sums(monkeypatch)
     r = run(Scenario().replace(**{**SECURE, "clients.dropout": 0.3, "clients.deadline": 10.0,
                                   "cluster.workers": 8, "stop.rounds": 6}))
     done = [(v, out) for v, out in sums if out is not None]
@@ -81,26 +88,13 @@ def test_clients_that_leave_before_revealing_are_summed_and_unmasked_by_the_othe
     input is in the sum, which is exactly the plain sum of every input of ``U3`` (to fixed
     point): the others' shares of its ``b_u`` unmask it. A round where fewer than ``t``
     clients reveal is abandoned (``unmask_failures``); the leavers are counted."""
-    import simdml.strategies.federated as federated
-    inputs, sums, revealed = {}, [], []
-    real_train, real_round, real_reveal = federated._train, protocol.server_round, protocol.Reveal
-
-    def train(job, node, fed, task):
-        params = yield from real_train(job, node, fed, task)
-        inputs[(task.version, task.client)] = (job.shards[task.client].n_rows, params)
-        return params
-
-    def watched(job, fed, version, *args):
-        out = yield from real_round(job, fed, version, *args)
-        sums.append((version, out))
-        return out
+    inputs, sums = _watch_inputs_and_sums(monkeypatch)
+    revealed, real_reveal = [], protocol.Reveal
 
     class Watched(real_reveal):
         def __new__(cls, worker, version, b, s):
             revealed.append(len(sums))                     # the round it belongs to
             return real_reveal.__new__(cls, worker, version, b, s)
-    monkeypatch.setattr(federated, "_train", train)
-    monkeypatch.setattr(protocol, "server_round", watched)
     monkeypatch.setattr(protocol, "Reveal", Watched)
     r = run(Scenario().replace(**{**SECURE, "clients.unmask_dropout": 0.4,
                                   "clients.deadline": 10.0, "cluster.workers": 8,
