@@ -22,6 +22,9 @@ are shared and noisy: absolute times drift, ratios measured side by side hold.
 6. federated: FedAvg over 10^4, 10^5 and 10^6 clients, 100 a round: wall time per round
    (it must not grow with the population), and 1,000 rounds of 10^6 clients: wall time
    and peak memory against the dataset.
+7. math: each learner's ``grad`` on 100, 1,000 and 10,000 rows against plain numpy doing
+   the same math (``learner_math.py``), and DP-SGD's clipped sum against the batch
+   gradient.
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ import simdml  # noqa: E402
 from simdml.engine import Simulator  # noqa: E402
 from simdml.experiment import prepare_data  # noqa: E402
 from simdml.models import DecisionTree, KernelSVM, LogisticRegression  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learner_math import bench_math  # noqa: E402
 
 try:
     import simpy
@@ -543,13 +549,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=None, help="repetitions per figure")
     p.add_argument("--out", default=str(HERE / "results.json"))
     p.add_argument("--only", choices=("kernel", "overhead", "scale", "memory", "learners",
-                                      "timing", "federated"),
+                                      "timing", "federated", "math"),
                    action="append")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     groups = {"kernel": bench_kernel, "overhead": bench_overhead, "scale": bench_scale,
               "memory": bench_memory, "learners": bench_learners, "timing": bench_timing,
-              "federated": bench_federated}
+              "federated": bench_federated, "math": bench_math}
     rows = []
     for name, bench in groups.items():
         if args.only and name not in args.only:
@@ -569,7 +575,12 @@ def main(argv=None) -> int:
 
 
 def _print(last: dict) -> None:
-    cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"), ("vs_limit", "{:.2f}x limit"),
+    cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"),
+            ("simdml_us", "{:.1f} us"), ("limit_us", "limit {:.1f} us"),
+            ("vs_limit", "{:.2f}x limit"),
+            ("first_step_vs_batch", "first step {:.2f}x"),
+            ("spelled_out_vs_batch", "spelled out {:.2f}x"),
+            ("plain_per_example_vs_batch", "plain numpy spelled out {:.2f}x"),
             ("speedup_vs_simpy", "{:.2f}x SimPy's speed"),
             ("minimal_vs_limit", "minimal event kernel {:.2f}x limit"),
             ("events_per_s", "{:,.0f} events/s"),
@@ -580,7 +591,7 @@ def _print(last: dict) -> None:
             ("events_per_step", "{:.1f} events/step"),
             ("per_round_ms", "{:.1f} ms a round"), ("setup_s", "set-up {:.1f} s"), ("peak_gb", "{:.2f} GB booked on worker0")]
     cells = [fmt.format(last[k]) for k, fmt in cols if last.get(k) is not None]
-    print(f"{last['group']:9} {last['name']:38} " + "  ".join(cells), flush=True)
+    print(f"{last['group']:9} {last['name']:52} " + "  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

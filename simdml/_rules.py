@@ -311,8 +311,8 @@ def privacy_fits_the_strategy(s) -> None:
         raise ValueError(f"[privacy] runs DP-SGD in strategy.kind = 'sync' (every worker, no "
                          f"compression, the mean, no scheduling.policy) and DP-FedAvg in "
                          f"'fedavg'; got strategy.kind={kind!r}")
-    if not hasattr(MODELS[s.model.kind], "per_example_grads"):
-        have = [k for k, m in MODELS.items() if hasattr(m, "per_example_grads")]
+    if not hasattr(MODELS[s.model.kind], "per_example_factors"):
+        have = [k for k, m in MODELS.items() if hasattr(m, "per_example_factors")]
         raise ValueError(f"[privacy] clips each example's gradient: model.kind in "
                          f"{', '.join(map(repr, have))}; got model.kind={s.model.kind!r}")
 

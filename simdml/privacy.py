@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ORDERS", "CONVERSIONS", "rdp", "epsilon", "clip_rows", "Accountant", "Mechanism"]
+__all__ = ["ORDERS", "CONVERSIONS", "rdp", "epsilon", "clip_rows", "clipped_outer_sum", "Accountant", "Mechanism"]
 
 ORDERS = tuple([1 + x / 10 for x in range(1, 100)] + list(range(12, 64)))
 
@@ -118,6 +118,32 @@ def clip_rows(G: np.ndarray, clip: float) -> np.ndarray:
     return G * np.minimum(1.0, clip / np.maximum(norms, 1e-300))[:, None]
 
 
+def clipped_outer_sum(X: np.ndarray, R: np.ndarray, clip: float,
+                      row_sq: np.ndarray | None = None) -> np.ndarray:
+    """DP-SGD's clipped sum for a learner whose example gradients are outer products:
+    ``sum_i s_i [x_i, 1] R[:, i]'`` with ``s_i = min(1, clip / ||[x_i, 1] R[:, i]'||)``,
+    flattened in the layout of the linear learners' parameters (``R`` class-major,
+    (n_columns, n_samples), from the learner's ``per_example_factors``).
+
+    The norm of an outer product is the product of its factors' norms,
+    ``||u v'|| = ||u|| ||v||`` (Goodfellow 2015, "Efficient per-example gradient
+    computations"), so the n x (d + 1) k gradients are never made: one pass for the rows'
+    norms and one product ``[X, 1]' (R s)'``, as ``loss_grad`` does. Equal to
+    ``clip_rows(per_example_grads).sum(0)`` in exact arithmetic; in floating point to
+    rounding (another order of summation; tests/test_privacy.py holds 1e-12).
+    ``row_sq``: the rows' squared norms ``||x_i||^2`` if known (a shard's are the same at
+    every step; computing them is the most of this function's own cost).
+    """
+    if row_sq is None:
+        row_sq = np.einsum("ij,ij->i", X, X)
+    norms = np.sqrt((row_sq + 1.0) * np.einsum("ki,ki->i", R, R))
+    S = R * np.minimum(1.0, clip / np.maximum(norms, 1e-300))
+    out = np.empty((X.shape[1] + 1, R.shape[0]))
+    np.matmul(X.T, S.T, out=out[:-1])
+    np.add.reduce(S, axis=1, out=out[-1])
+    return out.reshape(-1)
+
+
 class Accountant:
     """The privacy spent so far by a run's steps of one sampled Gaussian mechanism."""
 
@@ -147,8 +173,9 @@ class Mechanism:
         self.clip, self.sigma, self.q, self.rng = clip, sigma, q, rng
         self.accountant = Accountant(q, sigma, delta)
 
-    def clip_rows(self, G: np.ndarray) -> np.ndarray:
-        return G if self.clip == math.inf else clip_rows(G, self.clip)
+    def clipped_sum(self, X: np.ndarray, R: np.ndarray, row_sq=None) -> np.ndarray:
+        """The sum of the rows' gradients ``[x_i, 1] R[:, i]'``, each clipped."""
+        return clipped_outer_sum(X, R, self.clip, row_sq)
 
     def clip_vector(self, v: np.ndarray) -> np.ndarray:
         return v if self.clip == math.inf else clip_rows(v[None, :], self.clip)[0]

@@ -1,6 +1,7 @@
 """The benchmark script keeps working (smoke test: no timings are asserted here)."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
@@ -66,3 +67,44 @@ def test_the_federated_benchmark_runs_its_populations(tmp_path):
                                          "10,000 clients, 50 rounds"]
     assert all(r["per_round_ms"] > 0 for r in rows[:2])
     assert rows[2]["peak_bytes"] > 0 and rows[2]["vs_dataset"] > 0
+
+
+def test_the_learner_math_limits_compute_what_simdml_computes():
+    """Each plain-numpy limit of `--only math` returns simdml's ``grad`` (1e-12; the
+    binary sigmoid the gradient of the class difference) and the plain DP-SGD sum is
+    ``clipped_outer_sum``: the ratios compare the same math. Then a one-size run."""
+    import numpy as np
+    from simdml.models import MODELS
+    from simdml.privacy import clipped_outer_sum
+    sys.path.insert(0, str(RUN.parent))
+    import learner_math as lm
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, lm.N_FEATURES))
+    y, yf = rng.integers(0, 2, 40), rng.standard_normal(40)
+    for kind, classes in (("logistic", 2), ("svm", 2), ("linear", 1), ("mlp", 2)):
+        model = MODELS[kind](l2=lm.L2)
+        params = 0.3 * rng.standard_normal(model.init_params(lm.N_FEATURES, classes).size)
+        target = yf if kind == "linear" else y
+        ours = model.grad(params, X, target)
+        for label, plain in lm.limits(kind, model, params, X, target).items():
+            got, want = plain(), ours
+            if kind == "mlp":
+                got = np.concatenate([np.append(gW.ravel(), gb) for gW, gb in got[::-1]])
+            elif "sigmoid" in label:   # the data term of class 1's column: p_1 - y, one column
+                table, W = ours.reshape(-1, 2), params.reshape(-1, 2)
+                w = W[:-1, 1] - W[:-1, 0]
+                got = np.append(got[0] - lm.L2 * w, got[1])
+                want = np.append(table[:-1, 1] - lm.L2 * W[:-1, 1], table[-1, 1])
+            elif kind == "linear":
+                got = np.append(got[0], got[1])
+            else:
+                got = np.vstack([got[0], got[1]]).ravel()
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=label)
+    model = MODELS["logistic"](l2=lm.L2)
+    params = 0.3 * rng.standard_normal(model.init_params(lm.N_FEATURES, 2).size)
+    W = params.reshape(lm.N_FEATURES + 1, 2)
+    np.testing.assert_allclose(lm.plain_per_example_logistic(W[:-1], W[-1], X, y),
+                               clipped_outer_sum(X, model.per_example_factors(params, X, y), 1.0),
+                               rtol=1e-12, atol=1e-14)
+    rows = lm.bench_math(quick=True, repeat=1, rows=(50,))
+    assert len(rows) == 7 and all(r["vs_limit"] > 0 for r in rows)

@@ -744,3 +744,21 @@ def test_the_gradient_alone_is_loss_grad_s_gradient_bit_for_bit(make, n_outputs,
     loss, expected = model.loss_grad(params, X, y, w)
     assert isinstance(loss, float)
     assert np.array_equal(model.grad(params, X, y, w), expected)
+
+
+@pytest.mark.parametrize("regressor", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_network_s_gradient_alone_is_loss_grad_s_bit_for_bit(regressor, dtype, weighted):
+    """The MLPs' ``grad`` (the loss head and the penalty skipped) keeps every bit."""
+    from simdml.models import MLPClassifier, MLPRegressor
+    rng = np.random.default_rng(23)
+    X = rng.normal(size=(41, 4))
+    model = (MLPRegressor if regressor else MLPClassifier)(hidden=[6, 5], l2=1e-3, dtype=dtype)
+    params = model.init_params(4, 1 if regressor else 3)
+    y = X @ rng.normal(size=4) if regressor else rng.integers(0, 3, 41)
+    w = rng.uniform(0.5, 2.0, 41) if weighted else None
+    loss, expected = model.loss_grad(params, X, y, w)
+    assert isinstance(loss, float) and loss > 0
+    got = model.grad(params, X, y, w)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)

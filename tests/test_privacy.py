@@ -11,7 +11,8 @@ import pytest
 
 from simdml import Scenario, ScenarioError, run
 from simdml.models import MODELS
-from simdml.privacy import ORDERS, _log_a_frac, _log_a_int, clip_rows, epsilon, rdp
+from simdml.models._base import _outer_rows
+from simdml.privacy import ORDERS, _log_a_frac, _log_a_int, clip_rows, clipped_outer_sum, epsilon, rdp
 
 BASE = {"data.dataset": "synthetic", "data.n_samples": 2000, "data.n_features": 10,
         "cluster.workers": 4, "stop.rounds": 30, "model.l2": 0.01}
@@ -106,20 +107,48 @@ def test_clipping_bounds_every_row_s_norm_and_leaves_the_short_ones():
                                G[before > 1.0], rtol=1e-12)       # the direction kept
 
 
+@pytest.mark.parametrize("kind", ["logistic", "linear"])
+def test_the_clipped_sum_from_factors_is_the_sum_of_the_clipped_example_gradients(kind):
+    """``clipped_outer_sum`` (norms of outer products from their factors, one product)
+    against the gradients spelled out, clipped one by one and summed: 1e-12 at clips
+    below, among and above the rows' norms, with a zero row and an all-zero factor."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 6)) * rng.uniform(0.01, 3.0, (300, 1))
+    X[7] = 0.0                                          # its gradient: the intercept's alone
+    model = MODELS[kind](l2=0.3)
+    y = rng.integers(0, 3, 300) if kind == "logistic" else rng.standard_normal(300)
+    params = rng.standard_normal(model.init_params(6, 3 if kind == "logistic" else 1).size)
+    if kind == "linear":
+        y[11] = X[11] @ params[:-1] + params[-1]          # a zero residual: a zero gradient
+    R = model.per_example_factors(params, X, y)
+    G = model.per_example_grads(params, X, y)
+    norms = np.linalg.norm(G, axis=1)
+    for clip in (norms.min() / 2, np.median(norms), 2 * norms.max(), np.inf):
+        np.testing.assert_allclose(clipped_outer_sum(X, R, clip), clip_rows(G, clip).sum(axis=0),
+                                   rtol=1e-12, atol=1e-12 * max(1.0, min(clip, norms.max())))
+    half = clipped_outer_sum(X, R, np.median(norms))
+    assert not np.allclose(half, G.sum(axis=0))              # the median clip clips
+
+
 def test_dp_sgd_clips_every_example_s_gradient_in_a_run(monkeypatch):
-    """Every per-example gradient a worker sums has norm <= clip (watched in a run)."""
+    """Every worker's clipped sum in a run is the sum of its rows' gradients spelled out
+    and clipped one by one (1e-12), each of norm <= clip (watched in a run)."""
     import simdml.privacy as privacy
     seen = []
-    real = privacy.clip_rows
+    real = privacy.clipped_outer_sum
 
-    def watched(G, clip):
-        out = real(G, clip)
-        seen.append(float(np.linalg.norm(out, axis=1).max()))
+    def watched(X, R, clip, row_sq=None):
+        np.testing.assert_allclose(row_sq, np.einsum("ij,ij->i", X, X), rtol=1e-15)
+        out = real(X, R, clip, row_sq)
+        G = clip_rows(_outer_rows(X, R), clip)
+        np.testing.assert_allclose(out, G.sum(axis=0), rtol=1e-12, atol=1e-12)
+        seen.append(float(np.linalg.norm(G, axis=1).max()))
         return out
-    monkeypatch.setattr(privacy, "clip_rows", watched)
+    monkeypatch.setattr(privacy, "clipped_outer_sum", watched)
     run(Scenario().replace(**{**BASE, "privacy.clip": 0.05, "privacy.noise_multiplier": 1.0,
                               "privacy.sample_rate": 0.1, "stop.rounds": 5}))
     assert len(seen) == 5 * 4 and max(seen) <= 0.05 * (1 + 1e-12)
+    assert max(seen) > 0.05 * (1 - 1e-9)                     # some were clipped to 0.05
 
 
 # -- DP-SGD and DP-FedAvg in a run ------------------------------------------------------
@@ -166,7 +195,7 @@ def test_dp_fedavg_without_noise_or_clipping_is_fedavg_on_equal_shards():
 @pytest.mark.parametrize("changes, match", [
     ({"privacy.noise_multiplier": 1.0}, "set privacy.clip"),
     ({"privacy.clip": 1.0, "strategy.kind": "async"}, "runs DP-SGD"),
-    ({"privacy.clip": 1.0, "model.kind": "mlp"}, "per_example_grads|clips each example"),
+    ({"privacy.clip": 1.0, "model.kind": "mlp"}, "per_example_factors|clips each example"),
     ({"privacy.clip": 1.0, "strategy.wait_for": 2}, "runs DP-SGD"),
     ({"privacy.sample_rate": 0.0}, "privacy.sample_rate"),
     ({"privacy.delta": 1.0}, "privacy.delta"),

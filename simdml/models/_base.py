@@ -59,6 +59,17 @@ def _class_major_scores(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarr
     return np.add((X @ W).T, b[:, None], order="C")  # the copy is the intercept's sum
 
 
+def _outer_rows(X: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """The rows' gradients of a linear learner spelled out: row ``i`` of the (n_samples,
+    (n_features + 1) * n_columns) result is ``[x_i, 1] R[:, i]'`` flattened in the layout
+    of ``_split`` (``R`` class-major, (n_columns, n_samples))."""
+    n_samples, n_features = X.shape
+    out = np.empty((n_samples, n_features + 1, R.shape[0]))
+    np.multiply(X[:, :, None], R.T[:, None, :], out=out[:, :-1])
+    out[:, -1] = R.T
+    return out.reshape(n_samples, -1)
+
+
 def _target_index(y: np.ndarray, n_samples: int) -> np.ndarray:
     """Flat indices of the true-class entries ``(y_i, i)`` of a class-major (k, n) array."""
     target = np.multiply(y, n_samples, dtype=np.intp)  # any integer dtype of y, no overflow

@@ -89,12 +89,13 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return P
 
 
-def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray,
-                          sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                          with_loss: bool = True) -> tuple[float | None, np.ndarray]:
     """Mean cross-entropy of ``softmax(scores)`` against class indices ``y``, and its
     derivative in the scores, ``s_i (softmax(z_i) - onehot(y_i))`` with row weights
     ``s_i = w_i / sum w`` (``1 / n`` by default). About ``5 n k`` flop (max, subtract,
-    exp, sum, divide), the count of ``LogisticRegression``.
+    exp, sum, divide), the count of ``LogisticRegression``. ``with_loss=False``: None for
+    the loss, not computed (the derivative's bits are the same).
 
     References: C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006, eq. (4.109).
     """
@@ -103,35 +104,38 @@ def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray,
     P = np.exp(Z)
     norm = np.add.reduce(P, axis=1)
     rows = np.arange(n_samples)
-    row_loss = np.log(norm) - Z[rows, y]
+    row_loss = np.log(norm) - Z[rows, y] if with_loss else None
     P /= norm[:, None]
     P[rows, y] -= 1.0
     return _weighted_mean(row_loss, P, sample_weight)
 
 
-def squared_error(scores: np.ndarray, y: np.ndarray,
-                  sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
+def squared_error(scores: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                  with_loss: bool = True) -> tuple[float | None, np.ndarray]:
     """Half mean squared error ``0.5 sum_i s_i (z_i - y_i)^2`` of one output column,
     and its derivative ``s_i (z_i - y_i)``, in the dtype of ``scores`` (``y`` and the
-    weights are cast to it); about ``4 n`` flop, the count of ``LinearRegression``."""
+    weights are cast to it); about ``4 n`` flop, the count of ``LinearRegression``.
+    ``with_loss=False``: None for the loss, not computed."""
     residual = scores[:, 0] - y.astype(scores.dtype, copy=False)
     if sample_weight is None:
         G = residual * (1.0 / scores.shape[0])
     else:
         G = residual * (sample_weight / sample_weight.sum()).astype(scores.dtype, copy=False)
-    return 0.5 * float(_f64(G) @ _f64(residual)), G[:, None]
+    loss = 0.5 * float(_f64(G) @ _f64(residual)) if with_loss else None
+    return loss, G[:, None]
 
 
 def _weighted_mean(row_loss, G, sample_weight) -> tuple[float, np.ndarray]:
     """The (weighted) mean of the row losses, summed in float64; ``G``, one row per
-    sample, scaled in place (keeping its dtype)."""
-    row_loss = _f64(row_loss)
+    sample, scaled in place (keeping its dtype). ``row_loss = None``: None for the loss."""
+    n_samples = G.shape[0]
     if sample_weight is None:
-        G *= 1.0 / row_loss.shape[0]
-        return float(np.add.reduce(row_loss) / row_loss.shape[0]), G
+        G *= 1.0 / n_samples
+        return (None if row_loss is None
+                else float(np.add.reduce(_f64(row_loss)) / n_samples)), G
     scale = sample_weight / sample_weight.sum()
     G *= scale[:, None]
-    return float(row_loss @ scale), G
+    return (None if row_loss is None else float(_f64(row_loss) @ scale)), G
 
 
 #: flop per output entry of each loss head (see the functions above)

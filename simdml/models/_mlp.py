@@ -319,6 +319,9 @@ class _MLP(GradientModel):
             Summed in float64 (a reported number, never sent).
         grad : ndarray of shape (n_params,), in ``dtype``
         """
+        return self._loss_grad(params, X, y, sample_weight)
+
+    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
         dtype = self.float_dtype
         if X.dtype != dtype:
             X = X.astype(dtype)
@@ -326,12 +329,12 @@ class _MLP(GradientModel):
         for l in range(self.n_layers):
             A, cache = self.forward_layer(l, params, A)
             caches.append(cache)
-        loss, dA = self.loss_head(A, y, sample_weight)
+        loss, dA = self.loss_head(A, y, sample_weight, with_loss=with_loss)
         grad = np.empty_like(params, dtype=dtype, shape=self.n_params)
         for l in reversed(range(self.n_layers)):
             w, b = self.layer_slices(l)
             dA, grad[w.start:b.stop] = self.backward_layer(l, params, caches.pop(), dA)
-        return loss + self.penalty(params), grad
+        return (loss + self.penalty(params) if with_loss else None), grad
 
     def grad_flops(self, n_rows: int) -> float:
         """Flop of one ``loss_grad`` call on ``n_rows`` rows: the sum of ``layer_flops``,

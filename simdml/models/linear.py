@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simdml.models._base import GradientRegressor, _split
+from simdml.models._base import GradientRegressor, _outer_rows, _split
 from simdml.models._validation import _check_int
 
 
@@ -161,16 +161,20 @@ class LinearRegression(GradientRegressor):
             grad[:-1] += self.l2 * w
         return (float(loss) if with_loss else None), grad
 
-    def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Each row's gradient of its own data term ``0.5 r_i^2`` (no mean, no L2): shape
-        (n_samples, n_features + 1), row ``i`` being ``r_i [x_i, 1]`` (DP-SGD clips these;
-        their mean plus ``reg_grad`` is ``loss_grad``'s gradient)."""
+    def per_example_factors(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``R`` of shape (1, n_samples), the residuals ``r_i = x_i w + b - y_i``: row
+        ``i``'s gradient of its own data term ``0.5 r_i^2`` (no mean, no L2) is
+        ``[x_i, 1] r_i`` (``per_example_grads`` spells them out; DP-SGD's clipped sum
+        needs only ``R``, ``privacy.clipped_outer_sum``)."""
         residual = X @ params[:-1]
         residual += params[-1] - y
-        out = np.empty((X.shape[0], X.shape[1] + 1))
-        np.multiply(X, residual[:, None], out=out[:, :-1])
-        out[:, -1] = residual
-        return out
+        return residual[None, :]
+
+    def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's gradient of its own data term ``0.5 r_i^2`` (no mean, no L2): shape
+        (n_samples, n_features + 1), row ``i`` being ``r_i [x_i, 1]`` (their mean plus
+        ``reg_grad`` is ``loss_grad``'s gradient)."""
+        return _outer_rows(X, self.per_example_factors(params, X, y))
 
     def reg_grad(self, params: np.ndarray) -> np.ndarray:
         """The gradient of the L2 term alone (the intercept is not penalized)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from simdml.models._base import (
-    LinearClassifier, _class_major_scores, _max, _split, _sum, _target_index,
+    LinearClassifier, _class_major_scores, _max, _outer_rows, _split, _sum, _target_index,
 )
 from simdml.models._layers import softmax
 
@@ -119,6 +119,13 @@ class LogisticRegression(LinearClassifier):
         return self._loss_grad(params, X, y, sample_weight)
 
     def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
+        W = _split(params, X.shape[1])[0]
+        row_loss, P = self._row_loss_and_scores_grad(params, X, y, with_loss)
+        return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
+
+    def _row_loss_and_scores_grad(self, params, X, y, with_loss):
+        """Each row's cross-entropy (None without ``with_loss``) and its derivative in the
+        row's scores, ``softmax(z_i) - onehot(y_i)``, class-major (n_classes, n_samples)."""
         n_samples, n_features = X.shape
         W, b = _split(params, n_features)
         Z = _class_major_scores(X, W, b)  # (n_classes, n_samples)
@@ -129,24 +136,21 @@ class LogisticRegression(LinearClassifier):
         row_loss = np.log(norm) - Z.reshape(-1)[target] if with_loss else None
         P /= norm  # softmax probabilities
         P.reshape(-1)[target] -= 1.0  # minus the one-hot target, by indexing
-        return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
+        return row_loss, P
+
+    def per_example_factors(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``R``, class-major (n_classes, n_samples): row ``i``'s gradient of its own
+        cross-entropy (no mean, no L2) is the outer product ``[x_i, 1] R[:, i]'`` in the
+        layout of ``params`` (``per_example_grads`` spells them out; DP-SGD's clipped sum
+        needs only ``R``, ``privacy.clipped_outer_sum``)."""
+        return self._row_loss_and_scores_grad(params, X, y, False)[1]
 
     def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each row's gradient of its own cross-entropy (no mean, no L2): shape
         (n_samples, params.size), row ``i`` being ``[x_i, 1] (softmax(z_i) - onehot(y_i))'``
-        flattened in the layout of ``params`` (DP-SGD clips these; their mean plus
-        ``reg_grad`` is ``loss_grad``'s gradient)."""
-        n_samples, n_features = X.shape
-        W, b = _split(params, n_features)
-        Z = X @ W + b
-        Z -= Z.max(axis=1, keepdims=True)
-        P = np.exp(Z)
-        P /= P.sum(axis=1, keepdims=True)
-        P[np.arange(n_samples), y] -= 1.0
-        out = np.empty((n_samples, n_features + 1, W.shape[1]))
-        np.multiply(X[:, :, None], P[:, None, :], out=out[:, :-1])
-        out[:, -1] = P
-        return out.reshape(n_samples, -1)
+        flattened in the layout of ``params`` (their mean plus ``reg_grad`` is
+        ``loss_grad``'s gradient)."""
+        return _outer_rows(X, self.per_example_factors(params, X, y))
 
     def reg_grad(self, params: np.ndarray) -> np.ndarray:
         """The gradient of the L2 term alone (the intercepts are not penalized)."""

@@ -124,11 +124,12 @@ class MLPClassifier(_MLP, GradientClassifier):
         return params
 
     def loss_head(self, scores: np.ndarray, y: np.ndarray,
-                  sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                  sample_weight: np.ndarray | None = None, *,
+                  with_loss: bool = True) -> tuple[float | None, np.ndarray]:
         """The data term of the loss on the last layer's ``scores`` (n_rows, n_classes)
         and its derivative in them, ``dA`` for ``backward_layer(n_layers - 1, ...)``:
         the (weighted) mean softmax cross-entropy against class indices ``y``."""
-        return softmax_cross_entropy(scores, y, sample_weight)
+        return softmax_cross_entropy(scores, y, sample_weight, with_loss)
 
     def predict_proba(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Softmax probabilities of shape (n_samples, n_classes); rows sum to 1."""
@@ -194,10 +195,11 @@ class MLPRegressor(_MLP, GradientRegressor):
         return self._bind(n_features, 1, shape_only)
 
     def loss_head(self, scores: np.ndarray, y: np.ndarray,
-                  sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                  sample_weight: np.ndarray | None = None, *,
+                  with_loss: bool = True) -> tuple[float | None, np.ndarray]:
         """The data term of the loss on the last layer's ``scores`` (n_rows, 1) and its
         derivative in them: the (weighted) half mean squared error against ``y``."""
-        return squared_error(scores, y, sample_weight)
+        return squared_error(scores, y, sample_weight, with_loss)
 
     def predict(self, X, params: np.ndarray | None = None) -> np.ndarray:
         """Predicted targets, of shape (n_samples,)."""

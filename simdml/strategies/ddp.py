@@ -203,7 +203,7 @@ def worker(job: Job, i: int, buckets: list[Bucket]):
             yield node.compute(flops[l][0])
         copied = job.copied_nbytes(i, X, y)                       # a mini-batch's rows
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
-        _, dA = model.loss_head(A, y, job.row_weights(y))
+        _, dA = model.loss_head(A, y, job.row_weights(y), with_loss=False)
         grad = np.empty_like(params)                        # the buckets, all-reduced in place
         memory.set("grads", grad.nbytes)
         ready = [node.sim.event() for _ in buckets]

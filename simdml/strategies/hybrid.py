@@ -344,7 +344,8 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                     held += stage_input.nbytes                # a drawn batch is a copy
                 memory.hold("activations", held)
                 if last:
-                    _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]))
+                    _, heads[op.j] = model.loss_head(A, y[part], job.row_weights(y[part]),
+                                                     with_loss=False)
                     memory.hold("activations", heads[op.j].nbytes)  # until its backward
                 else:
                     node.send(links.next, ("F", A), A.nbytes)

@@ -134,6 +134,7 @@ class Job:
                             np.array([s.n_rows for s in self.shards], dtype=np.int64))
         self.n_train = int(self.shard_sizes.sum())
         self._activations: dict[int, int] = {}  # n_rows -> bytes (activation_nbytes)
+        self._row_sq: dict[int, np.ndarray] = {}  # worker -> its rows' squared norms (DP)
         self._group = None
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
         if self.class_weight is None:           # n_i / n, as float(n_i) / float(n); Python
@@ -267,19 +268,28 @@ class Job:
         """DP-SGD's part on worker ``i``: its shard's rows drawn each with probability
         ``q`` (Poisson, from its stream), each row's gradient clipped, their **sum** (the
         server adds the noise and divides); and the flops (the gradient's, and the norms
-        and scaling of the rows' gradients)."""
+        and scaling of the rows' gradients).
+
+        The simulated device is one that spells out every row's gradient (as Opacus does
+        by default): its flops and its booked activations count all n x p of them. The
+        host computes the same sum from their factors without making them
+        (``privacy.clipped_outer_sum``): the clock and the ledger model the device, not
+        the simulator's shortcut."""
         shard, dp = self.shards[i], self.privacy
         X, y = shard.X, shard.y
+        row_sq = self._row_sq.get(i)
+        if row_sq is None:  # perf: the rows' norms do not change from step to step
+            row_sq = self._row_sq[i] = np.einsum("ij,ij->i", X, X)
         if dp.q < 1:
             keep = self.batch_rngs[i].random(shard.n_rows) < dp.q
-            X, y = X[keep], y[keep]
+            X, y, row_sq = X[keep], y[keep], row_sq[keep]
         self.monitor.rows += y.shape[0]
-        G = dp.clip_rows(self.model.per_example_grads(params, X, y))
+        total = dp.clipped_sum(X, self.model.per_example_factors(params, X, y), row_sq)
         memory = self.workers[i].memory
-        memory.set("activations", G.nbytes)
-        total = G.sum(axis=0)
+        per_example = y.shape[0] * total.size  # the device's model holds them all (below)
+        memory.set("activations", 8 * per_example)
         memory.set("grads", total.nbytes)
-        return total, self.model.grad_flops(y.shape[0]) + 4 * G.size
+        return total, self.model.grad_flops(y.shape[0]) + 4 * per_example
 
     def activation_nbytes(self, n_rows: int) -> int:
         """The learner's ``activation_nbytes(n_rows)`` (0 for a learner without one),

@@ -208,7 +208,7 @@ def worker(job: Job, i: int, buckets: list, mine: Shard, board: Board, blanks: l
                     fetch(j + 1)
         copied = job.copied_nbytes(i, X, y)
         memory.set("activations", copied + job.activation_nbytes(y.shape[0]))
-        _, dA = model.loss_head(A, y, job.row_weights(y))
+        _, dA = model.loss_head(A, y, job.row_weights(y), with_loss=False)
         grad = np.empty_like(params) if stage == 1 else None  # stage 1: the whole gradient
         g_own = np.empty_like(own) if grad is None else None  # else my shard of the sum
         memory.set("grads", (g_own if grad is None else grad).nbytes)
