@@ -214,7 +214,8 @@ def main(quick: bool = False, out_dir: Path = FIGURES) -> dict:
 
 
 # %%
-numbers = main(quick=QUICK)
+if __name__ == "__main__":  # a notebook, or `python` on this file; an import runs nothing
+    numbers = main(quick=QUICK)
 
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 """Every lesson runs (quick mode), writes its figure, and its headline claim holds."""
 import math
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ def test_every_lesson_has_a_test():
               "15_compression", "16_gossip", "17_federated", "18_privacy",
               "19_byzantine"}
     assert set(names) == tested
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py")))
+def test_importing_a_lesson_runs_nothing(name, monkeypatch):
+    """A lesson runs under ``__main__`` only (a notebook, ``python lessons/NN_*.py``): an
+    import defines its functions and stops, so a test's quick run is the only run (and
+    never writes the repository's figures)."""
+    import simdml
+    called = []
+    monkeypatch.setattr(simdml, "run", lambda *a, **k: called.append(a) or 1 / 0)
+    module = lesson(name)
+    assert callable(module.main) and not called and not hasattr(module, "numbers")
 
 
 def test_01_sync_runs_at_the_pace_of_the_straggler(tmp_path):
@@ -791,6 +804,21 @@ def test_19_the_mean_fails_from_two_attackers_and_the_robust_rules_do_not(tmp_pa
 #: left to `pytest -m slow`, to keep the default suite within its time (their runs'
 #: determinism is held by their modules' own tests, and test_reliability's for the
 #: privacy, attack and federated paths)
+UNSEEDED = re.compile(r"np\.random\.(?!default_rng\(\s*\w)|^\s*(import|from) random\b"
+                      r"|default_rng\(\s*\)|\btime\.(time|perf_counter|monotonic)\("
+                      r"|\bhash\(|\bid\(|\buuid", re.M)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py")))
+def test_a_lesson_s_numbers_come_from_seeds_alone(name):
+    """A lesson's own code draws no randomness but from seeded generators and reads no
+    clock, address or hash: with ``run``'s purity (test_reliability's audit of every
+    path) that makes its numbers a function of its seeds. The audit below runs each
+    lesson twice."""
+    source = (LESSONS / f"{name}.py").read_text()
+    assert not UNSEEDED.findall(source), UNSEEDED.findall(source)
+
+
 HEAVY = {"15_compression", "16_gossip", "17_federated", "18_privacy", "19_byzantine"}
 
 
@@ -800,7 +828,8 @@ HEAVY = {"15_compression", "16_gossip", "17_federated", "18_privacy", "19_byzant
     for stem in sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py"))])
 def test_every_lesson_is_reproducible(name, tmp_path):
     """Determinism audit: a lesson run twice (quick) returns the same numbers exactly --
-    the run of its claim test above, when it ran in this session, and one more."""
+    the run of its claim test above, when it ran in this session, and one more. The
+    heaviest lessons' second runs are in ``-m slow``; their sources are checked above."""
     module = lesson(name)
     first = _QUICK_RUNS.get(name)
     if first is None:
