@@ -657,3 +657,20 @@ def test_label_skew_is_its_per_shard_construction(n, n_parts, alpha, k):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(1600, 2000), (37, 5), (1000, 513), (70_000, 3)])
+def test_scaling_by_blocks_has_the_bits_of_column_by_column(shape, monkeypatch):
+    """``scaling``'s blocks of columns (a copy of at most SCRATCH bytes, reduced along
+    its rows) give each column's ``std`` bit for bit, at any block width."""
+    import simdml.data.split as split
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal(shape) * rng.uniform(0.1, 100, shape[1]) + rng.uniform(-50, 50, shape[1])
+    want = np.array([X[:, j].std() for j in range(shape[1])])
+    for scratch in (1, 8 * shape[0] * 3 + 5, split.SCRATCH):
+        monkeypatch.setattr(split, "SCRATCH", scratch)
+        mean, scale = split.scaling(X)
+        assert np.array_equal(scale, want) and np.array_equal(mean, X.mean(axis=0))
+    X[shape[0] // 2, shape[1] - 1] = np.nan                 # in the last block
+    with pytest.raises(ValueError, match="must be finite"):
+        split.scaling(X)

@@ -314,6 +314,38 @@ class LinearClassifier(GradientClassifier):
             self.classes_ = np.arange(n_classes)
         return np.zeros((n_features + 1) * n_classes, dtype=np.float64)
 
+    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
+        """``loss_grad`` (and ``grad``, ``with_loss=False``): the class-major scores, the
+        subclass's ``_scores_grad`` of them (each row's loss and its derivative in its
+        scores), then ``_mean_and_backprop``."""
+        W, b = _split(params, X.shape[1])
+        row_loss, G = self._scores_grad(_class_major_scores(X, W, b), y, with_loss)
+        return self._mean_and_backprop(X, W, row_loss, G, sample_weight)
+
+    def stacked_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray,
+                      m: int) -> np.ndarray:
+        """The gradients of ``len(y) // m`` shards of ``m`` rows each, ``X, y`` their rows
+        one shard after the other: row ``s`` of the result is ``grad`` on shard ``s``
+        (unweighted), **bit for bit**. One stacked product forward and one backward
+        (numpy's stacked ``matmul`` makes each shard's own BLAS call, in a C loop, not a
+        Python one); the steps between act entry by entry or over the classes of a row,
+        which is the same arithmetic on one array of all the rows as on each shard's."""
+        n, d = X.shape
+        K = n // m
+        W, b = _split(params, d)
+        k = W.shape[1]
+        X3 = X.reshape(K, m, d)
+        Z = np.add(np.matmul(X3, W).reshape(n, k).T, b[:, None], order="C")  # (k, n)
+        G = self._scores_grad(Z, y, False)[1]
+        G *= 1.0 / m
+        G3 = np.ascontiguousarray(G.reshape(k, K, m).transpose(1, 0, 2))  # each shard's (k, m)
+        out = np.empty((K, d + 1, k))
+        np.matmul(X3.transpose(0, 2, 1), G3.transpose(0, 2, 1), out=out[:, :-1])
+        _sum(G3, axis=2, out=out[:, -1])
+        if self.l2:
+            out[:, :-1] += self.l2 * W
+        return out.reshape(K, -1)
+
     def _mean_and_backprop(self, X, W, row_loss, G, sample_weight) -> tuple[float, np.ndarray]:
         """What every linear classifier's ``loss_grad`` ends with: the (weighted) mean of
         the row losses, the chain rule through the scores ``X @ W + b`` for the derivative

@@ -161,6 +161,25 @@ class LinearRegression(GradientRegressor):
             grad[:-1] += self.l2 * w
         return (float(loss) if with_loss else None), grad
 
+    def stacked_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray,
+                      m: int) -> np.ndarray:
+        """The gradients of ``len(y) // m`` shards of ``m`` rows each (``X, y`` one shard
+        after the other), row ``s`` being ``grad`` on shard ``s`` (unweighted), bit for
+        bit: each shard's own BLAS products in numpy's stacked ``matmul``."""
+        n, d = X.shape
+        K = n // m
+        w, b = params[:-1], params[-1]
+        X3 = X.reshape(K, m, d)
+        residual = np.matmul(X3, w)                     # (K, m)
+        residual += b - y.reshape(K, m)
+        G = residual * (1.0 / m)
+        out = np.empty((K, d + 1))
+        np.matmul(X3.transpose(0, 2, 1), G[:, :, None], out=out[:, :-1, None])
+        np.add.reduce(G, axis=1, out=out[:, -1])
+        if self.l2:
+            out[:, :-1] += self.l2 * w
+        return out
+
     def per_example_factors(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``R`` of shape (1, n_samples), the residuals ``r_i = x_i w + b - y_i``: row
         ``i``'s gradient of its own data term ``0.5 r_i^2`` (no mean, no L2) is

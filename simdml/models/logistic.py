@@ -118,21 +118,14 @@ class LogisticRegression(LinearClassifier):
         """
         return self._loss_grad(params, X, y, sample_weight)
 
-    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
-        W = _split(params, X.shape[1])[0]
-        row_loss, P = self._row_loss_and_scores_grad(params, X, y, with_loss)
-        return self._mean_and_backprop(X, W, row_loss, P, sample_weight)
-
-    def _row_loss_and_scores_grad(self, params, X, y, with_loss):
+    def _scores_grad(self, Z, y, with_loss):
         """Each row's cross-entropy (None without ``with_loss``) and its derivative in the
-        row's scores, ``softmax(z_i) - onehot(y_i)``, class-major (n_classes, n_samples)."""
-        n_samples, n_features = X.shape
-        W, b = _split(params, n_features)
-        Z = _class_major_scores(X, W, b)  # (n_classes, n_samples)
+        row's scores, ``softmax(z_i) - onehot(y_i)``, both from the class-major scores
+        ``Z`` (n_classes, n_samples), which it overwrites (``LinearClassifier``'s step)."""
         Z -= _max(Z, axis=0)  # stable: exp(.) <= 1, and lse - z_y is unchanged
         P = np.exp(Z)
         norm = _sum(P, axis=0)
-        target = _target_index(y, n_samples)
+        target = _target_index(y, Z.shape[1])
         row_loss = np.log(norm) - Z.reshape(-1)[target] if with_loss else None
         P /= norm  # softmax probabilities
         P.reshape(-1)[target] -= 1.0  # minus the one-hot target, by indexing
@@ -143,7 +136,8 @@ class LogisticRegression(LinearClassifier):
         cross-entropy (no mean, no L2) is the outer product ``[x_i, 1] R[:, i]'`` in the
         layout of ``params`` (``per_example_grads`` spells them out; DP-SGD's clipped sum
         needs only ``R``, ``privacy.clipped_outer_sum``)."""
-        return self._row_loss_and_scores_grad(params, X, y, False)[1]
+        W, b = _split(params, X.shape[1])
+        return self._scores_grad(_class_major_scores(X, W, b), y, False)[1]
 
     def per_example_grads(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each row's gradient of its own cross-entropy (no mean, no L2): shape

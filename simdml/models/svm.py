@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from simdml.models._base import (
-    LinearClassifier, _class_major_scores, _split, _sum, _target_index,
+    LinearClassifier, _sum, _target_index,
 )
 
 
@@ -141,11 +141,11 @@ class LinearSVM(LinearClassifier):
         """
         return self._loss_grad(params, X, y, sample_weight)
 
-    def _loss_grad(self, params, X, y, sample_weight=None, *, with_loss: bool = True):
-        n_samples, n_features = X.shape
-        W, b = _split(params, n_features)
-        target = _target_index(y, n_samples)
-        H = _class_major_scores(X, W, b)  # (n_classes, n_samples)
+    def _scores_grad(self, H, y, with_loss):
+        """Each row's hinge terms summed (None without ``with_loss``) and their
+        subgradient in the row's scores, both from the class-major scores ``H``
+        (n_classes, n_samples), which it overwrites (``LinearClassifier``'s step)."""
+        target = _target_index(y, H.shape[1])
         H.reshape(-1)[target] *= -1.0  # -t_ic * z_ic: t is +1 only in the true class's row
         H += 1.0  # h_ic = 1 - t_ic z_ic, computed in place: no second (k, n) array
         is_active = H > 0.0  # margin violated; the kink h = 0 gets subgradient 0
@@ -153,7 +153,7 @@ class LinearSVM(LinearClassifier):
         row_loss = _sum(H, axis=0) if with_loss else None
         G = is_active.astype(np.float64)  # -t_ic where active: +1 off the true class ...
         G.reshape(-1)[target] *= -1.0  # ... and -1 on it
-        return self._mean_and_backprop(X, W, row_loss, G, sample_weight)
+        return row_loss, G
 
     def grad_flops(self, n_rows: int) -> float:
         """Floating-point operations of one ``loss_grad`` call on ``n_rows`` rows.

@@ -94,6 +94,54 @@ class Shards(Sequence):
         return Shard(self.X[a:b], self.y[a:b])
 
 
+class Cohort:
+    """Batched cohorts: the gradients of every worker at one model, computed in one
+    vectorized pass when the first worker asks for its own (``stacked_grads``: runs of
+    consecutive shards of equal size, each run one stacked product; a shard in a run of
+    one is computed alone). Bit for bit each worker's ``grad``; the events, the flops and
+    so the clock are untouched (a worker still computes for its simulated time). A
+    strategy whose workers all compute at the very model it sent ``announce``s it (sync,
+    k of n); a worker asking at any other model computes alone."""
+
+    def __init__(self, job: Job):
+        self.job, self.params, self.grads = job, None, None
+        sizes = job.shard_sizes
+        cut = np.flatnonzero(np.diff(sizes)) + 1    # where the shard size changes
+        starts, ends = np.r_[0, cut], np.r_[cut, sizes.size]
+        self.runs = [(int(a), int(b)) for a, b in zip(starts, ends) if b - a > 1]
+        self.in_run = np.zeros(sizes.size, dtype=bool)
+        for a, b in self.runs:
+            self.in_run[a:b] = True
+
+    @staticmethod
+    def applies(job: Job) -> bool:
+        """Whole unweighted shards of one array, and a learner with ``stacked_grads``."""
+        whole = job.batch_size is None or job.batch_size >= job.shard_sizes.max(initial=0)
+        return (isinstance(job.shards, Shards) and whole
+                and job.class_weight is None and hasattr(job.model, "stacked_grads")
+                and job.privacy is None)
+
+    def announce(self, params: np.ndarray) -> None:
+        """The model the workers' next gradients are at (computed when first asked)."""
+        if params is not self.params:
+            self.params, self.grads = params, None
+
+    def grad(self, i: int, params: np.ndarray) -> np.ndarray | None:
+        """Worker ``i``'s gradient at ``params`` from the cohort's pass, or None (another
+        model, or a shard in no run: the caller computes it alone)."""
+        if params is not self.params or not self.in_run[i]:
+            return None
+        if self.grads is None:
+            job = self.job
+            shards, bounds = job.shards, job.shards.ranges.bounds
+            self.grads = np.empty((job.shard_sizes.size, params.size))
+            for a, b in self.runs:
+                lo, hi = bounds[a], bounds[b]
+                self.grads[a:b] = job.model.stacked_grads(params, shards.X[lo:hi],
+                                                          shards.y[lo:hi], int(job.shard_sizes[a]))
+        return self.grads[i].copy()    # the worker's own: a strategy may change it
+
+
 @dataclass
 class Job:
     """Everything a strategy needs to train on a cluster."""
@@ -136,6 +184,7 @@ class Job:
         self._activations: dict[int, int] = {}  # n_rows -> bytes (activation_nbytes)
         self._row_sq: dict[int, np.ndarray] = {}  # worker -> its rows' squared norms (DP)
         self._group = None
+        self.cohort = Cohort(self) if Cohort.applies(self) else None
         # each shard's share of the loss: n_i / n, or its share of the rows' weight
         if self.class_weight is None:           # n_i / n, as float(n_i) / float(n); Python
             # floats (numpy's float64 scalars would promote a float32 model's arrays)
@@ -256,7 +305,9 @@ class Job:
         them when the compute is done and the gradient sent.
         """
         X, y = self.batch(i)
-        grad = self.grad(params, X, y)
+        grad = None if self.cohort is None else self.cohort.grad(i, params)
+        if grad is None:
+            grad = self.grad(params, X, y)
         n_rows = y.shape[0]
         copied = self.copied_nbytes(i, X, y)
         memory = self.workers[i].memory

@@ -94,6 +94,8 @@ def server(job: Job):
         return job.finish()
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
+        if job.cohort is not None:                          #    every worker's gradient
+            job.cohort.announce(params)                     #    at it, in one pass
         sent = node.broadcast(job.workers, model)           # 1. broadcast the model
         grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
