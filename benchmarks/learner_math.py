@@ -14,6 +14,7 @@ import timeit
 import numpy as np
 
 from simdml.models import MODELS
+from simdml.privacy import clipped_outer_sum
 
 N_FEATURES = 50
 ROWS = (100, 1_000, 10_000)
@@ -30,14 +31,18 @@ def per_call(fn, repeat: int) -> float:
 
 # -- plain numpy: the same math, no simdml -----------------------------------------------
 
-def plain_softmax(W, b, X, y):
-    n = X.shape[0]
-    Z = X @ W + b
+def softmax_minus_onehot(Z, y):
+    """Each row's derivative of its cross-entropy in its scores ``Z`` (overwritten)."""
     Z -= Z.max(axis=1, keepdims=True)
     P = np.exp(Z)
     P /= P.sum(axis=1, keepdims=True)
-    P[np.arange(n), y] -= 1.0
-    P /= n
+    P[np.arange(Z.shape[0]), y] -= 1.0
+    return P
+
+
+def plain_softmax(W, b, X, y):
+    P = softmax_minus_onehot(X @ W + b, y)
+    P /= X.shape[0]
     return X.T @ P + L2 * W, P.sum(axis=0)
 
 
@@ -76,13 +81,7 @@ def plain_mlp(Ws, bs, X, y):
         masks.append(mask)
         A = Z * mask
     inputs.append(A)
-    n = X.shape[0]
-    Z = A @ Ws[-1] + bs[-1]
-    Z -= Z.max(axis=1, keepdims=True)
-    P = np.exp(Z)
-    P /= P.sum(axis=1, keepdims=True)
-    P[np.arange(n), y] -= 1.0
-    dZ = P / n
+    dZ = softmax_minus_onehot(A @ Ws[-1] + bs[-1], y) / X.shape[0]
     grads = []
     for l in reversed(range(len(Ws))):
         grads.append((inputs[l].T @ dZ + L2 * Ws[l], dZ.sum(axis=0)))
@@ -94,11 +93,7 @@ def plain_mlp(Ws, bs, X, y):
 def plain_per_example_logistic(W, b, X, y):
     """DP-SGD's clipped sum as written from its definition, the gradients spelled out."""
     n = X.shape[0]
-    Z = X @ W + b
-    Z -= Z.max(axis=1, keepdims=True)
-    P = np.exp(Z)
-    P /= P.sum(axis=1, keepdims=True)
-    P[np.arange(n), y] -= 1.0
+    P = softmax_minus_onehot(X @ W + b, y)
     Xt = np.hstack([X, np.ones((n, 1))])
     G = (Xt[:, :, None] * P[:, None, :]).reshape(n, -1)
     norms = np.linalg.norm(G, axis=1)
@@ -130,7 +125,6 @@ def bench_math(quick: bool, repeat: int, rows=None) -> list[dict]:
                             "simdml_us": 1e6 * t_ours, "limit_us": 1e6 * t,
                             "vs_limit": t_ours / t})
         for kind in ("logistic", "linear"):   # target 7: DP-SGD's clipped sum vs the batch
-            from simdml.privacy import clipped_outer_sum
             model = MODELS[kind](l2=L2)
             classes = 2 if kind == "logistic" else 1
             params = 0.01 * rng.standard_normal(model.init_params(N_FEATURES, classes).size)
