@@ -233,7 +233,7 @@ def _exchange(job: Job, w: int, moves: tuple):
     for src, dst, rows in moves:
         if src == w:
             msg = Rows(rows, row_nbytes)
-            node.send(job.workers[dst], msg)
+            node.post(job.workers[dst], msg)
     for _ in range(sum(1 for _, dst, _ in moves if dst == w)):
         yield node.recv()
 

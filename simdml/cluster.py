@@ -179,10 +179,20 @@ class Node:
         span.kind += suffix
 
     def send(self, dst: Node, payload, nbytes: int | None = None) -> Timeout:
-        """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC."""
+        """Send ``payload`` to ``dst``'s mailbox; the event fires when it has left this NIC
+        (a sender that does not wait for that uses ``post``)."""
         if nbytes is None:
             nbytes = payload_nbytes(payload)
         return self.sim.timeout(self._transmit(dst, payload, nbytes) - self.sim.now)
+
+    def post(self, dst: Node, payload, nbytes: int | None = None) -> float:
+        """``send`` without the event: the message goes the same way, at the same times;
+        returns when its last byte will have left this NIC. For a sender that goes on at
+        once (a ring step, a reply): an event nobody waits for is one the kernel need not
+        process (a message is then its arrival and its delivery)."""
+        if nbytes is None:
+            nbytes = payload_nbytes(payload)
+        return self._transmit(dst, payload, nbytes)
 
     def broadcast(self, dsts, payload, nbytes: int | None = None) -> Timeout:
         """Send ``payload`` to each node of ``dsts``, one copy after the other on this NIC

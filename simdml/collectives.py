@@ -156,9 +156,9 @@ def _ring_link(group: Group, i: int):
     n, node = len(group), group.nodes[i]
     right = group.nodes[(i + 1) % n]
     if group.tag is None:
-        return n, lambda array: node.send(right, array), node.recv
+        return n, lambda array: node.post(right, array), node.recv
     tag, inbox = group.tag, group.inboxes[i]
-    return n, lambda array: node.send(right, (tag, array), array.nbytes), inbox.get
+    return n, lambda array: node.post(right, (tag, array), array.nbytes), inbox.get
 
 
 def ring_reduce_scatter(group: Group, i: int, chunks: list[np.ndarray]):
@@ -214,7 +214,7 @@ class _Steps:
 
     def send(self, j: int, step: int, array: np.ndarray) -> None:
         piece = Piece(self.group.uid, self.call, step, array)
-        self.node.send(self.group.nodes[j],
+        self.node.post(self.group.nodes[j],
                        piece if self.group.tag is None else (self.group.tag, piece),
                        array.nbytes)
 

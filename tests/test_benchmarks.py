@@ -108,3 +108,22 @@ def test_the_learner_math_limits_compute_what_simdml_computes():
                                rtol=1e-12, atol=1e-14)
     rows = lm.bench_math(quick=True, repeat=1, rows=(50,))
     assert len(rows) == 7 and all(r["vs_limit"] > 0 for r in rows)
+
+
+def test_the_overhead_limit_is_the_run_s_own_math():
+    """`--only overhead` compares a simulated round with a round of plain numpy
+    (``plain_rounds``): its rounds reach the sync run's model (1e-12), so the ratio
+    compares the same gradients and steps; then the quick table runs."""
+    import numpy as np
+    import simdml
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    s = module.training_scenario("sync", 8, 2_000, 6, 7)
+    W, b = module.plain_rounds(s)(7)
+    params = simdml.run(s).model.params_.reshape(7, 2)
+    assert np.abs(params - np.vstack([W, b])).max() < 1e-12
+    rows = module.bench_overhead(quick=True, repeat=1)
+    assert [r["name"] for r in rows] == [f"{kind}, K={k}, a round" for k in (16, 256)
+                                         for kind in ("sync", "async")]
+    assert all(r["limit_ms"] > 0 and r["vs_limit"] > 0 for r in rows)

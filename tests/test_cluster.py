@@ -142,6 +142,27 @@ def test_messages_from_one_sender_arrive_in_send_order():
     assert got == [(LATENCY + float(f), i) for i, f in enumerate(finish)]
 
 
+def test_post_is_send_without_its_event():
+    """``post`` delivers the same messages at the same times as ``send``, returns when
+    each has left the NIC (the time ``send``'s event fires), and queues no event: a
+    message is then exactly its arrival and its delivery in the kernel's queue."""
+    sizes = [256, 64, 512]
+    got, queued = {}, {}
+    for how in ("send", "post"):
+        sim, cluster, (a, b) = make_cluster()
+        got[how] = []
+        b.start(listener, b, got[how])
+        sim.run(until=0.5)                        # the listener waits on its mailbox
+        before = len(sim._queue)
+        done = [getattr(a, how)(b, i, nbytes=n) for i, n in enumerate(sizes)]
+        queued[how] = len(sim._queue) - before
+        sim.run(until=100.0)
+        got[how + " done"] = [d if how == "post" else 0.5 + d.delay for d in done]
+    assert got["post"] == got["send"] and got["post done"] == got["send done"]
+    assert got["post done"] == [0.5 + float(f) for f in np.cumsum(sizes) / BANDWIDTH]
+    assert queued == {"send": 2 * len(sizes), "post": len(sizes)}   # arrivals (+ events)
+
+
 def test_infinite_bandwidth_costs_only_latency():
     """With bandwidth=inf a message of any size is delivered at exactly latency, and send fires at once."""
     sim, cluster, (a, b, c) = make_cluster(3, bandwidth=math.inf)

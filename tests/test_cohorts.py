@@ -79,3 +79,24 @@ def test_where_workers_do_not_share_whole_unweighted_shards_there_is_no_cohort(c
                                                                               monkeypatch):
     batched, alone, computed = _both(changes, monkeypatch)
     assert computed == 0 and batched.to_json() == alone.to_json()
+
+
+@pytest.mark.parametrize("rows", [250, 1, 10_000])
+def test_a_cohort_s_passes_are_bounded_in_rows_and_change_no_byte(rows, monkeypatch):
+    monkeypatch.setattr(job_module.Cohort, "ROWS", rows)
+    passes = []
+    model = MODELS["logistic"]
+    real = model.stacked_grads
+
+    def recorded(self, params, X, y, m):
+        passes.append(len(y))
+        return real(self, params, X, y, m)
+    monkeypatch.setattr(model, "stacked_grads", recorded)
+    s = Scenario().replace(**BASE)
+    batched = run(s)
+    # 1,500 training rows on 16 workers: 12 shards of 94, then 4 of 93 (two runs)
+    assert sum(passes) % 1500 == 0                             # every round, all rows
+    assert all(p <= max(rows, 94) for p in passes)             # bounded, a shard at least
+    assert max(passes) == min(max(rows // 94, 1), 12) * 94     # as full as whole shards go
+    monkeypatch.setattr(job_module.Cohort, "applies", staticmethod(lambda job: False))
+    assert batched.to_json() == run(s).to_json()

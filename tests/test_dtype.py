@@ -87,7 +87,7 @@ def test_a_float32_run_is_float32_end_to_end(monkeypatch, changes):
     float32, and so is the trained model."""
     seen = {"rows": set(), "step": set(), "sent": set()}
     loss_grad, step = MLPClassifier.loss_grad, Optimizer.step
-    send, broadcast = Node.send, Node.broadcast
+    transmit = Node._transmit                    # every message's one way onto a NIC
 
     def spy_loss_grad(self, params, X, y, sample_weight=None):
         seen["rows"].add(X.dtype)
@@ -99,18 +99,13 @@ def test_a_float32_run_is_float32_end_to_end(monkeypatch, changes):
         seen["step"].update(a.dtype for a in arrays)
         return new, after
 
-    def spy_send(self, dst, payload, nbytes=None):
+    def spy_transmit(self, dst, payload, nbytes):
         seen["sent"].update(a.dtype for a in _arrays(payload))
-        return send(self, dst, payload, nbytes)
-
-    def spy_broadcast(self, dsts, payload, nbytes=None):
-        seen["sent"].update(a.dtype for a in _arrays(payload))
-        return broadcast(self, dsts, payload, nbytes)
+        return transmit(self, dst, payload, nbytes)
 
     monkeypatch.setattr(MLPClassifier, "loss_grad", spy_loss_grad)
     monkeypatch.setattr(Optimizer, "step", spy_step)
-    monkeypatch.setattr(Node, "send", spy_send)
-    monkeypatch.setattr(Node, "broadcast", spy_broadcast)
+    monkeypatch.setattr(Node, "_transmit", spy_transmit)
     r = run(BASE.replace(**{**changes, "model.dtype": "float32"}))
     assert r.model.params_.dtype == np.float32
     assert seen == {"rows": {np.dtype(np.float32)}, "step": {np.dtype(np.float32)},

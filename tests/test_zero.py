@@ -146,14 +146,14 @@ def test_a_chunk_of_the_wrong_shape_is_an_error_not_a_broadcast(monkeypatch):
     """Were the ring's order ever broken, adding a 1-element chunk to a longer one would
     broadcast silently; the reduce-scatter refuses it instead."""
     from simdml.cluster import Node
-    send, sent = Node.send, []
+    post, sent = Node.post, []
 
     def shortened(self, dst, payload, nbytes=None):
         sent.append(payload)
         if len(sent) == 1:
             payload = payload[:1]
-        return send(self, dst, payload, nbytes)
-    monkeypatch.setattr(Node, "send", shortened)
+        return post(self, dst, payload, nbytes)
+    monkeypatch.setattr(Node, "post", shortened)
     with pytest.raises(RuntimeError, match="received a chunk of shape \\(1,\\)"):
         _run(2)
 

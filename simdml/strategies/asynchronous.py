@@ -85,7 +85,7 @@ def server(job: Job, bound: float = math.inf):
                     return
                 model = Model(version, params)      # 3. reply to whoever may go on
                 if clock.may_go(i):
-                    node.send(workers[i], model)
+                    node.post(workers[i], model)
                 else:
                     held.append(i)
                 if slowest_moved and held:          #    ... and to those it held back
@@ -93,7 +93,7 @@ def server(job: Job, bound: float = math.inf):
                     held = [j for j in held if not clock.may_go(j)]
                     node.broadcast([workers[j] for j in go], model)
             case Pull(i):                           #    a pull (at its start or restart)
-                node.send(workers[i], Model(version, params))
+                node.post(workers[i], Model(version, params))
 
 
 def worker(job: Job, i: int):
@@ -101,7 +101,7 @@ def worker(job: Job, i: int):
     is answered with a fresher model (under ssp, once the slowest worker is near)."""
     node, server_node = job.workers[i], job.server
     job.begin_worker(i)
-    node.send(server_node, Pull(i))                 # 0. ask for the model: at my start,
+    node.post(server_node, Pull(i))                 # 0. ask for the model: at my start,
                                                     #    and so again after a restart
     while True:
         model = node.skip_to_newest((yield node.recv()))  # 1. the freshest model I have

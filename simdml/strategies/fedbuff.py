@@ -58,7 +58,7 @@ def buffered_server(job: Job, fed: Federation):
                                            exclude=training.keys() | reported)
             for c in chosen:
                 training[c] = version
-                node.send(fed.device_for(job, c), Task(version, c, params, None, -1))
+                node.post(fed.device_for(job, c), Task(version, c, params, None, -1))
             if chosen:
                 models[version] = params            # kept while a client trains from it
             sampled += len(chosen)

@@ -286,7 +286,7 @@ def server(job: Job, fed: Federation):
                 leave = int(fed.rng.integers(0, steps[c]))  #    ... its fate, drawn
                 dropped += 1
             gone = bool(cfg.unmask_dropout) and fed.rng.random() < cfg.unmask_dropout
-            node.send(fed.device_for(job, c), Task(version, c, params, control, leave, gone))
+            node.post(fed.device_for(job, c), Task(version, c, params, control, leave, gone))
         deadline = began + cfg.deadline
         if job.options.secure_aggregation:                  # 3. only the sum, masked
             summed = yield from secure.server_round(job, fed, version, chosen, k, deadline,

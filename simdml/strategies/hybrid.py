@@ -348,7 +348,7 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                                                      with_loss=False)
                     memory.hold("activations", heads[op.j].nbytes)  # until its backward
                 else:
-                    node.send(links.next, ("F", A), A.nbytes)
+                    node.post(links.next, ("F", A), A.nbytes)
             else:
                 if last:
                     dA = heads.pop(op.j)
@@ -372,7 +372,7 @@ def worker(job: Job, r: int, layout: Layout, where, index: np.ndarray, board: Bo
                 memory.release("activations", held + (0 if first and rows is None
                                                       else stage_input.nbytes))
                 if not first:
-                    node.send(links.prev, ("B", dA), dA.nbytes)
+                    node.post(links.prev, ("B", dA), dA.nbytes)
         if D > 1:                                             # the replicas' sum
             grad = yield from links.allreduce(links.replicas, links.d, grad)
         yield node.compute(opt.flops(params.size))

@@ -101,7 +101,11 @@ class Cohort:
     one is computed alone). Bit for bit each worker's ``grad``; the events, the flops and
     so the clock are untouched (a worker still computes for its simulated time). A
     strategy whose workers all compute at the very model it sent ``announce``s it (sync,
-    k of n); a worker asking at any other model computes alone."""
+    k of n); a worker asking at any other model computes alone. A pass takes at most
+    ``ROWS`` rows (whole shards; at least one), so its scratch arrays stay small next to
+    the data however many workers there are."""
+
+    ROWS = 1 << 15
 
     def __init__(self, job: Job):
         self.job, self.params, self.grads = job, None, None
@@ -136,9 +140,13 @@ class Cohort:
             shards, bounds = job.shards, job.shards.ranges.bounds
             self.grads = np.empty((job.shard_sizes.size, params.size))
             for a, b in self.runs:
-                lo, hi = bounds[a], bounds[b]
-                self.grads[a:b] = job.model.stacked_grads(params, shards.X[lo:hi],
-                                                          shards.y[lo:hi], int(job.shard_sizes[a]))
+                m = int(job.shard_sizes[a])
+                step = max(1, self.ROWS // m)          # shards a pass: bounded scratch
+                for c in range(a, b, step):
+                    e = min(c + step, b)
+                    lo, hi = bounds[c], bounds[e]
+                    self.grads[c:e] = job.model.stacked_grads(params, shards.X[lo:hi],
+                                                              shards.y[lo:hi], m)
         return self.grads[i].copy()    # the worker's own: a strategy may change it
 
 

@@ -136,11 +136,11 @@ def server_round(job, fed, version: int, chosen: list, k: int, deadline: float,
     u1 = sorted(keys)
     table = {u: (keys[u].c_pk, keys[u].s_pk) for u in u1}
     for u in u1:
-        node.send(fed.device_of[u], KeyList(version, table))
+        node.post(fed.device_of[u], KeyList(version, table))
     shares = yield from _collect(node, Shares, version, set(u1), deadline, late)  # round 1
     u2 = sorted(shares)
     for v in u2:
-        node.send(fed.device_of[v], Forward(version, {u: shares[u].sealed[v] for u in u2
+        node.post(fed.device_of[v], Forward(version, {u: shares[u].sealed[v] for u in u2
                                                       if u != v and v in shares[u].sealed}))
     t = len(u1) // 2 + 1
     masked, d = {}, size + 1
@@ -160,7 +160,7 @@ def server_round(job, fed, version: int, chosen: list, k: int, deadline: float,
         return None
     dropped = tuple(v for v in u2 if v not in masked)   # left, or too late: no input summed
     for u in u2:                                                                   # round 3
-        node.send(fed.device_of[u], Unmask(version, tuple(u3), dropped))
+        node.post(fed.device_of[u], Unmask(version, tuple(u3), dropped))
     # wait for every share, past the deadline that closed the inputs; when clients may
     # leave here (clients.unmask_dropout), until a second deadline as long as the first
     cfg = fed.config
@@ -200,7 +200,7 @@ def client_round(job, node, fed, task, train):
     c_sk, c_pk = secagg.keypair(rng)
     s_sk, s_pk = secagg.keypair(rng)
     yield node.compute(2 * secagg.MODEXP_FLOPS)
-    node.send(job.server, Keys(c, version, c_pk, s_pk))                     # round 0
+    node.post(job.server, Keys(c, version, c_pk, s_pk))                     # round 0
     table = (yield node.recv()).keys
     n, t = len(table), len(table) // 2 + 1
     x_of = {u: i + 1 for i, u in enumerate(sorted(table))}
@@ -210,7 +210,7 @@ def client_round(job, node, fed, task, train):
                                   (b_shares[x_of[v] - 1], s_shares[x_of[v] - 1]))
               for v in table if v != c}
     yield node.compute((n - 1) * secagg.MODEXP_FLOPS + 2 * n * t * secagg.FIELD_FLOPS)
-    node.send(job.server, Shares(c, version, sealed))                        # round 1
+    node.post(job.server, Shares(c, version, sealed))                        # round 1
     inbox = (yield node.recv()).sealed
     mine = {u: secagg.xor_share(secagg.agree(c_sk, table[u][0]), pair)
             for u, pair in inbox.items()}

@@ -223,7 +223,7 @@ class _Round:
         self.holding[w].append(b)
         self.sent_at[b] = self.job.sim.now
         block = Block(self.tag, model, b)
-        self.job.server.send(self.job.workers[w], block)
+        self.job.server.post(self.job.workers[w], block)
 
     def done(self, w: int, b: int) -> None:
         """Block b is in (from w): every worker holding a copy of it is free of it."""
@@ -288,7 +288,7 @@ def worker(job: Job, i: int, blocks: list):
         retry = job.options.block_timeout    # and again if the hello may have been lost
         while first is None:
             hello = Hello(i, node.epoch)
-            node.send(job.server, hello)
+            node.post(job.server, hello)
             first = yield from recv_before(node, node.sim.now + retry)
     params, tag = None, None
     while True:
