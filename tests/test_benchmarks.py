@@ -121,9 +121,10 @@ def test_the_overhead_limit_is_the_run_s_own_math():
     spec.loader.exec_module(module)
     s = module.training_scenario("sync", 8, 2_000, 6, 7)
     W, b = module.plain_rounds(s)(7)
-    params = simdml.run(s).model.params_.reshape(7, 2)
-    assert np.abs(params - np.vstack([W, b])).max() < 1e-12
+    params = simdml.run(s).model.params_
+    assert np.abs(params.reshape(7, 2) - np.vstack([W, b])).max() < 1e-12
+    assert np.abs(params - module.plain_rounds(s, simdml_math=True)(7)).max() < 1e-12
     rows = module.bench_overhead(quick=True, repeat=1)
     assert [r["name"] for r in rows] == [f"{kind}, K={k}, a round" for k in (16, 256)
                                          for kind in ("sync", "async")]
-    assert all(r["limit_ms"] > 0 and r["vs_limit"] > 0 for r in rows)
+    assert all(r["limit_ms"] > 0 and r["vs_limit"] > 0 and r["vs_math"] > 0 for r in rows)

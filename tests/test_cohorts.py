@@ -69,6 +69,15 @@ def test_a_run_with_cohorts_is_the_run_without_byte_for_byte(changes, monkeypatc
         assert computed >= changes.get("stop.rounds", BASE["stop.rounds"]) * 2
 
 
+def test_shards_larger_than_the_cohort_s_bound_compute_alone(monkeypatch):
+    """Above ``SHARD_ROWS`` rows a shard's own products dwarf numpy's per-call cost: no
+    stacking (and nothing changes)."""
+    monkeypatch.setattr(job_module.Cohort, "SHARD_ROWS", 93)   # shards of 94 and 93 rows
+    batched, alone, computed = _both({}, monkeypatch)
+    assert batched.to_json() == alone.to_json()
+    assert computed == BASE["stop.rounds"] * 4                 # only the run of 93s
+
+
 @pytest.mark.parametrize("changes", [
     {"strategy.batch_size": 10},                                  # drawn rows: per worker
     {"model.class_weight": "balanced"},                           # weighted rows

@@ -103,16 +103,21 @@ class Cohort:
     strategy whose workers all compute at the very model it sent ``announce``s it (sync,
     k of n); a worker asking at any other model computes alone. A pass takes at most
     ``ROWS`` rows (whole shards; at least one), so its scratch arrays stay small next to
-    the data however many workers there are."""
+    the data however many workers there are. Only shards of at most ``SHARD_ROWS`` rows
+    are stacked: the pass saves numpy's per-call cost, which a larger shard's own
+    products dwarf (at 2,000 rows of 20-50 features the stacked pass is 1.1-1.25x
+    slower than the shard's own calls, at 250 rows 2-3x faster; benchmarks/README.md)."""
 
     ROWS = 1 << 15
+    SHARD_ROWS = 512
 
     def __init__(self, job: Job):
         self.job, self.params, self.grads = job, None, None
         sizes = job.shard_sizes
         cut = np.flatnonzero(np.diff(sizes)) + 1    # where the shard size changes
         starts, ends = np.r_[0, cut], np.r_[cut, sizes.size]
-        self.runs = [(int(a), int(b)) for a, b in zip(starts, ends) if b - a > 1]
+        self.runs = [(int(a), int(b)) for a, b in zip(starts, ends)
+                     if b - a > 1 and sizes[a] <= self.SHARD_ROWS]
         self.in_run = np.zeros(sizes.size, dtype=bool)
         for a, b in self.runs:
             self.in_run[a:b] = True
