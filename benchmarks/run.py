@@ -281,21 +281,40 @@ def training_scenario(kind: str, n_workers: int, n_samples: int, n_features: int
         "stop.rounds": updates, "eval_every": updates, "trace_spans": trace_spans})
 
 
-def numpy_loop(scenario, rounds: int):
+def numpy_loop(scenario, rounds: int, stacked: bool = False):
     """The limit of the scale group: the same data preparation and the same rounds x K
-    shard gradients (simdml's ``loss_grad``), in a plain loop with no simulation."""
+    shard gradients (simdml's ``grad``, a worker's call), in a plain loop with no
+    simulation. ``stacked``: each round's gradients as a sync run's cohort computes them
+    (``stacked_grads`` over runs of equal shards, in passes of ``Cohort.ROWS`` rows):
+    the math the run itself does."""
+    from simdml.strategies.job import Cohort
+
     def loop():
         split = prepare_data(scenario)
         model = LogisticRegression()
         w = model.init_params(split.X_train.shape[1], 2)
         order = np.concatenate(split.parts)
         X, y = split.X_train[order], split.y_train[order]
-        bounds = np.cumsum([0] + [len(p) for p in split.parts])
+        sizes = [len(p) for p in split.parts]
+        bounds = np.cumsum([0] + sizes)
         shards = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        weights = [len(p) / len(y) for p in split.parts]
+        weights = np.array(sizes) / len(y)
+        cut = [0] + [i for i in range(1, len(sizes)) if sizes[i] != sizes[i - 1]]
+        runs = list(zip(cut, cut[1:] + [len(sizes)]))
         for _ in range(rounds):
-            g = sum(wi * model.loss_grad(w, Xs, ys)[1] for wi, (Xs, ys) in zip(weights, shards))
+            if stacked:                               # runs of one size (iid: two)
+                G = np.empty((len(sizes), w.size))
+                for a, b in runs:
+                    m, step = sizes[a], max(1, Cohort.ROWS // sizes[a])
+                    for c in range(a, b, step):
+                        e = min(c + step, b)
+                        G[c:e] = model.stacked_grads(w, X[bounds[c]:bounds[e]],
+                                                     y[bounds[c]:bounds[e]], m)
+                g = weights @ G
+            else:
+                g = sum(wi * model.grad(w, Xs, ys) for wi, (Xs, ys) in zip(weights, shards))
             w = w - 0.5 * g
+        return w
     return loop
 
 
@@ -380,6 +399,7 @@ def bench_scale(quick: bool, repeat: int) -> list[dict]:
         if kind == "sync":  # how much of it is the math: the same gradients, no simulation
             row["limit_s"] = timed(numpy_loop(s, rounds), 1)
             row["vs_limit"] = wall / row["limit_s"]
+            row["stacked_s"] = timed(numpy_loop(s, rounds, stacked=True), 1)
         rows.append(row)
     return rows
 
@@ -626,6 +646,7 @@ def _print(last: dict) -> None:
     cols = [("simdml_s", "{:.3f} s"), ("limit_s", "limit {:.3f} s"),
             ("simdml_ms", "{:.2f} ms"), ("limit_ms", "limit {:.2f} ms"),
             ("math_ms", "simdml's grad, no simulation {:.2f} ms"),
+            ("stacked_s", "the cohorts' math {:.3f} s"),
             ("simdml_us", "{:.1f} us"), ("limit_us", "limit {:.1f} us"),
             ("vs_limit", "{:.2f}x limit"), ("vs_math", "{:.2f}x simdml's math"),
             ("first_step_vs_batch", "first step {:.2f}x"),

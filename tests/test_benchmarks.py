@@ -124,6 +124,10 @@ def test_the_overhead_limit_is_the_run_s_own_math():
     params = simdml.run(s).model.params_
     assert np.abs(params.reshape(7, 2) - np.vstack([W, b])).max() < 1e-12
     assert np.abs(params - module.plain_rounds(s, simdml_math=True)(7)).max() < 1e-12
+    s = module.training_scenario("sync", 7, 2_003, 6, 5)   # the scale group's two limits:
+    params = simdml.run(s).model.params_                   # shards of two sizes
+    for stacked in (False, True):
+        assert np.abs(params - module.numpy_loop(s, 5, stacked=stacked)()).max() < 1e-12
     rows = module.bench_overhead(quick=True, repeat=1)
     assert [r["name"] for r in rows] == [f"{kind}, K={k}, a round" for k in (16, 256)
                                          for kind in ("sync", "async")]
