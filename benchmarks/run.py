@@ -319,16 +319,19 @@ def numpy_loop(scenario, rounds: int, stacked: bool = False):
 
 
 def plain_rounds(scenario, simdml_math: bool = False):
-    """The limit of the overhead group: ``rounds(n)`` runs n synchronous rounds of plain
-    numpy (``learner_math.plain_softmax``, no simdml) over the scenario's shards, the
-    gradients weighted by shard size, ``W -= lr * g``, and returns ``(W, b)``; the data
-    preparation is done once, before, so a call times the rounds alone. With
+    """The limit of the overhead group: ``rounds(n)`` runs n rounds of plain numpy
+    (``learner_math.plain_softmax``, no simdml) over the scenario's shards and returns
+    ``(W, b)``. Sync: a round sums the shards' gradients weighted by shard size and steps
+    once, ``W -= lr * g``; async: a round is one push per shard, each applied at once as
+    ``W -= lr * (n_i / n) g_i`` (the same math's count: a gradient and an update each).
+    The data preparation is done once, before, so a call times the rounds alone. With
     ``simdml_math`` each gradient is simdml's ``grad`` instead (on the flat parameters):
     the same loop, no simulation, which isolates the simulation's own cost."""
     split = prepare_data(scenario)
     shards = [(np.ascontiguousarray(split.X_train[p]), split.y_train[p]) for p in split.parts]
     weights = [len(p) / len(split.y_train) for p in split.parts]
     lr, d = scenario.strategy.lr, split.X_train.shape[1]
+    per_push = scenario.strategy.kind == "async"
     model = LogisticRegression()
 
     def rounds(n):
@@ -337,10 +340,15 @@ def plain_rounds(scenario, simdml_math: bool = False):
             gW, gb = np.zeros_like(W), np.zeros_like(b)
             for wi, (Xs, ys) in zip(weights, shards):
                 dW, db = plain_softmax(W, b, Xs, ys)
-                gW += wi * dW
-                gb += wi * db
-            W -= lr * gW
-            b -= lr * gb
+                if per_push:
+                    W -= (lr * wi) * dW
+                    b -= (lr * wi) * db
+                else:
+                    gW += wi * dW
+                    gb += wi * db
+            if not per_push:
+                W -= lr * gW
+                b -= lr * gb
         return W, b
 
     def simdml_rounds(n):
@@ -348,7 +356,10 @@ def plain_rounds(scenario, simdml_math: bool = False):
         for _ in range(n):
             g = np.zeros_like(w)
             for wi, (Xs, ys) in zip(weights, shards):
-                g += wi * model.grad(w, Xs, ys)
+                if per_push:
+                    w -= (lr * wi) * model.grad(w, Xs, ys)
+                else:
+                    g += wi * model.grad(w, Xs, ys)
             w -= lr * g
         return w
     return simdml_rounds if simdml_math else rounds
@@ -359,7 +370,7 @@ def bench_overhead(quick: bool, repeat: int) -> list[dict]:
     set-up cancels) against a round of plain numpy over the same K shard gradients (the
     limit), and against the same loop calling simdml's ``grad`` (no simulation: what is
     left is the simulation's own cost, per gradient). An async round is K pushes, each
-    one gradient and one update (the same math's count)."""
+    one gradient and one update, in the limit as in the run (``plain_rounds``)."""
     n_samples, n_features, short, long = (20_000, 50, 5, 25) if quick else (100_000, 50, 20,
                                                                             100)
     rows = []

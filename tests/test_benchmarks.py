@@ -113,7 +113,9 @@ def test_the_learner_math_limits_compute_what_simdml_computes():
 def test_the_overhead_limit_is_the_run_s_own_math():
     """`--only overhead` compares a simulated round with a round of plain numpy
     (``plain_rounds``): its rounds reach the sync run's model (1e-12), so the ratio
-    compares the same gradients and steps; then the quick table runs."""
+    compares the same gradients and steps; its async rounds step at every push, with
+    simdml's ``grad`` as with plain numpy; the scale group's limits (a worker's ``grad``,
+    the cohorts' stacked passes) reach the run's model too. Then the quick table runs."""
     import numpy as np
     import simdml
     spec = importlib.util.spec_from_file_location("bench_run", RUN)
@@ -124,6 +126,11 @@ def test_the_overhead_limit_is_the_run_s_own_math():
     params = simdml.run(s).model.params_
     assert np.abs(params.reshape(7, 2) - np.vstack([W, b])).max() < 1e-12
     assert np.abs(params - module.plain_rounds(s, simdml_math=True)(7)).max() < 1e-12
+    a = module.training_scenario("async", 8, 2_000, 6, 7)  # a push at a time: both limits
+    W, b = module.plain_rounds(a)(3)                       # step as each gradient comes
+    assert np.abs(np.vstack([W, b]).ravel()
+                  - module.plain_rounds(a, simdml_math=True)(3)).max() < 1e-12
+    assert np.abs(np.vstack([W, b]) - np.vstack(module.plain_rounds(s)(3))).max() > 1e-6
     s = module.training_scenario("sync", 7, 2_003, 6, 5)   # the scale group's two limits:
     params = simdml.run(s).model.params_                   # shards of two sizes
     for stacked in (False, True):
