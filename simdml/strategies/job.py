@@ -106,7 +106,7 @@ class Cohort:
     the data however many workers there are. Only shards of at most ``SHARD_ROWS`` rows
     are stacked: the pass saves numpy's per-call cost, which a larger shard's own
     products dwarf (at 2,000 rows of 20-50 features the stacked pass is 1.1-1.25x
-    slower than the shard's own calls, at 250 rows 2-3x faster; benchmarks/README.md)."""
+    slower than the shards' own calls, at 250 rows 1.3-2.7x faster; benchmarks/README.md)."""
 
     ROWS = 1 << 15
     SHARD_ROWS = 512
