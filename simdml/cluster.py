@@ -229,7 +229,7 @@ class Node:
             t.duration, t.tx_end, t.src_epoch = duration, end, self.epoch
             sim._fire_at(t, start + latency, dst._arrive_cb)
         else:
-            self.cluster.messages_lost += 1
+            self.cluster.lose(end)
         return end
 
     def recv(self):
@@ -254,10 +254,10 @@ class Node:
     # -- message path (callbacks; they run inside the event loop) ----------------
     def _arrive(self, t: _Transfer) -> None:
         if t.is_cut_by_sender():
-            self.cluster.messages_lost += 1  # the sender crashed before the message left
+            self.cluster.lose(t.tx_end)  # the sender crashed before the message left
             return
         if not self.is_up:
-            self.cluster.messages_lost += 1
+            self.cluster.lose(t.tx_end)
             return
         now = self.sim.now
         start = self._rx_free if self._rx_free > now else now
@@ -272,7 +272,7 @@ class Node:
         """The first byte of ``t`` is here (its last link is booked): receive it until its
         last byte is in, ``t.duration`` from now."""
         if t.is_cut_by_sender() or not self.is_up:
-            self.cluster.messages_lost += 1
+            self.cluster.lose(t.tx_end)
             return
         now = self.sim.now
         self._span("recv", now, now + t.duration, t.nbytes)
@@ -282,12 +282,12 @@ class Node:
 
     def _deliver(self, t: _Transfer) -> None:
         if self.epoch != t.dst_epoch or not self.is_up:
-            self.cluster.messages_lost += 1  # crashed while receiving (the crash freed it)
+            self.cluster.lose(t.tx_end)  # crashed while receiving (the crash freed it)
             return
         if t.is_cut_by_sender():
             # when latency < b / bandwidth the first bit arrives before the last one
             # leaves: a sender crash in between must still lose the message
-            self.cluster.messages_lost += 1
+            self.cluster.lose(t.tx_end)
             self.memory.release("buffers", t.nbytes)
             return
         self.cluster.messages_delivered += 1
@@ -434,6 +434,16 @@ class Cluster:
         self.messages_lost = 0
         self.messages_delivered = 0
         self.messages_skipped = 0  # delivered, then superseded by a newer one unread
+
+    def lose(self, nic_busy_until: float) -> None:
+        """Count a lost message. Its sender's NIC is busy with it until ``nic_busy_until``
+        all the same, and ``Node.send``'s event marks that time: for a message sent with
+        ``post`` (no event) a bare event then does, so that a run never ends or stalls
+        before the last byte it counted has left (a delivered message's own events always
+        outlast its sending)."""
+        self.messages_lost += 1
+        if nic_busy_until > self.sim.now:                  # the very timeout send makes
+            self.sim.timeout(nic_busy_until - self.sim.now)
 
     def link_report(self) -> dict[str, dict]:
         """Per link of the topology that carried a message: bytes, messages, busy seconds

@@ -149,7 +149,7 @@ class Topology:
         node.messages_sent += 1
         node._span("send", start, end, nbytes)
         if network.drops() or (network.partitions and network.cut(node.index, dst.index)):
-            node.cluster.messages_lost += 1
+            node.cluster.lose(end)
         else:
             self._pass_on(t, now)
         return end
@@ -158,7 +158,7 @@ class Topology:
         """The first byte of ``t`` reaches the next link of its route: queue it there."""
         at, cluster = t.route[t.hop - 1].head, t.src.cluster  # a host forwards only while up
         if at < self.n_nodes and not cluster.nodes[at].is_up:
-            cluster.messages_lost += 1
+            cluster.lose(t.tx_end)
             return
         now = cluster.sim.now
         self._book(t, now)

@@ -163,6 +163,35 @@ def test_post_is_send_without_its_event():
     assert queued == {"send": 2 * len(sizes), "post": len(sizes)}   # arrivals (+ events)
 
 
+SMALL = {"data.dataset": "synthetic", "data.n_samples": 1200, "data.n_features": 8,
+         "cluster.workers": 6}
+
+
+@pytest.mark.parametrize("changes", [
+    {"strategy.kind": "async", "network.loss": 0.02, "stop.rounds": 200, "seed": 1},
+    {"strategy.kind": "async", "network.loss": 0.02, "stop.rounds": 200, "seed": 2},
+    {"strategy.kind": "async", "network.loss": 0.03, "stop.rounds": 200, "seed": 0,
+     "cluster.workers": 8, "network.topology": "racks", "network.hosts_per_rack": 4},
+    {"strategy.kind": "async", "stop.rounds": 100,
+     "faults.crash": [{"node": 2, "at": 3e-4, "recover_after": 1e-3}]},
+], ids=["lost_stall", "lost_stall_2", "racks_lost_stall", "crash"])
+def test_a_run_with_post_is_the_run_with_send_byte_for_byte(changes, monkeypatch):
+    """``post`` drops only an event nobody waits on: a run is the same, results and trace,
+    with every ``post`` spelled as ``send``. Lost messages included: a stalled run does not
+    stall before the last byte it counted has left its sender's NIC (``Cluster.lose``)."""
+    from simdml import Scenario, run
+    from simdml.cluster import Node
+    s = Scenario().replace(**{**SMALL, **changes})
+    posted = run(s)
+
+    def post_by_send(self, dst, payload, nbytes=None):
+        return self.sim.now + self.send(dst, payload, nbytes).delay
+    monkeypatch.setattr(Node, "post", post_by_send)
+    sent = run(s)
+    assert posted.to_json() == sent.to_json()
+    assert posted.trace.spans == sent.trace.spans
+
+
 def test_infinite_bandwidth_costs_only_latency():
     """With bandwidth=inf a message of any size is delivered at exactly latency, and send fires at once."""
     sim, cluster, (a, b, c) = make_cluster(3, bandwidth=math.inf)

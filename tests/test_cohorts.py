@@ -90,7 +90,7 @@ def test_where_workers_do_not_share_whole_unweighted_shards_there_is_no_cohort(c
     assert computed == 0 and batched.to_json() == alone.to_json()
 
 
-@pytest.mark.parametrize("rows", [250, 1, 10_000])
+@pytest.mark.parametrize("rows", [250, 470, 1, 10_000])
 def test_a_cohort_s_passes_are_bounded_in_rows_and_change_no_byte(rows, monkeypatch):
     monkeypatch.setattr(job_module.Cohort, "ROWS", rows)
     passes = []

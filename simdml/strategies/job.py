@@ -95,10 +95,10 @@ class Shards(Sequence):
 
 
 class Cohort:
-    """Batched cohorts: the gradients of every worker at one model, computed in one
-    vectorized pass when the first worker asks for its own (``stacked_grads``: runs of
-    consecutive shards of equal size, each run one stacked product; a shard in a run of
-    one is computed alone). Bit for bit each worker's ``grad``; the events, the flops and
+    """Batched cohorts: the gradients of every worker at one model, computed in a few
+    vectorized passes when the first worker asks for its own (``stacked_grads``: runs of
+    consecutive shards of equal size, each pass one stacked product; a shard in a run of
+    one, or larger than ``SHARD_ROWS``, is computed alone). Bit for bit each worker's ``grad``; the events, the flops and
     so the clock are untouched (a worker still computes for its simulated time). A
     strategy whose workers all compute at the very model it sent ``announce``s it (sync,
     k of n); a worker asking at any other model computes alone. A pass takes at most

@@ -95,7 +95,7 @@ def server(job: Job):
     while True:
         model = TaggedModel(Tag(node.epoch, version), params)
         if job.cohort is not None:                          #    every worker's gradient
-            job.cohort.announce(params)                     #    at it, in one pass
+            job.cohort.announce(params)                     #    at it, in stacked passes
         sent = node.broadcast(job.workers, model)           # 1. broadcast the model
         grads = yield from gather(job, model)               # 2. gather this round's gradients
         if not grads:                                       #    nobody answered:
