@@ -186,10 +186,8 @@ class Node:
         return self.sim.timeout(self._transmit(dst, payload, nbytes) - self.sim.now)
 
     def post(self, dst: Node, payload, nbytes: int | None = None) -> float:
-        """``send`` without the event: the message goes the same way, at the same times;
-        returns when its last byte will have left this NIC. For a sender that goes on at
-        once (a ring step, a reply): an event nobody waits for is one the kernel need not
-        process (a message is then its arrival and its delivery)."""
+        """``send`` without the event, for a sender that goes on at once (a ring step, a
+        reply): the same message at the same times; returns when it will have left."""
         if nbytes is None:
             nbytes = payload_nbytes(payload)
         return self._transmit(dst, payload, nbytes)
@@ -436,11 +434,9 @@ class Cluster:
         self.messages_skipped = 0  # delivered, then superseded by a newer one unread
 
     def lose(self, nic_busy_until: float) -> None:
-        """Count a lost message. Its sender's NIC is busy with it until ``nic_busy_until``
-        all the same, and ``Node.send``'s event marks that time: for a message sent with
-        ``post`` (no event) a bare event then does, so that a run never ends or stalls
-        before the last byte it counted has left (a delivered message's own events always
-        outlast its sending)."""
+        """Count a lost message; its sender's NIC is busy until ``nic_busy_until`` all the
+        same, so no run ends or stalls sooner (``send``'s event marks that, ``post`` has
+        none; a delivered message's own events always outlast its sending)."""
         self.messages_lost += 1
         if nic_busy_until > self.sim.now:                  # the very timeout send makes
             self.sim.timeout(nic_busy_until - self.sim.now)
