@@ -285,8 +285,8 @@ def numpy_loop(scenario, rounds: int, stacked: bool = False):
     """The limit of the scale group: the same data preparation and the same rounds x K
     shard gradients (simdml's ``grad``, a worker's call), in a plain loop with no
     simulation. ``stacked``: each round's gradients as a sync run's cohort computes them
-    (``stacked_grads`` over runs of equal shards of at most ``Cohort.SHARD_ROWS`` rows,
-    in passes of ``Cohort.ROWS`` rows; the other shards alone): the math the run does."""
+    (``stacked_grads`` over ``Cohort.plan``'s passes, the other shards alone): the math
+    the run does."""
     from simdml.strategies.job import Cohort
 
     def loop():
@@ -299,19 +299,14 @@ def numpy_loop(scenario, rounds: int, stacked: bool = False):
         bounds = np.cumsum([0] + sizes)
         shards = [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         weights = np.array(sizes) / len(y)
-        cut = [0] + [i for i in range(1, len(sizes)) if sizes[i] != sizes[i - 1]]
-        runs = [(a, b) for a, b in zip(cut, cut[1:] + [len(sizes)])   # Cohort's rule
-                if b - a > 1 and sizes[a] <= Cohort.SHARD_ROWS]
-        alone = [i for i in range(len(sizes)) if not any(a <= i < b for a, b in runs)]
+        passes = Cohort.plan(sizes)
+        alone = sorted(set(range(len(sizes))).difference(*(range(*p) for p in passes)))
         for _ in range(rounds):
             if stacked:                               # runs of one size (iid: two)
                 G = np.empty((len(sizes), w.size))
-                for a, b in runs:
-                    m, step = sizes[a], max(1, Cohort.ROWS // sizes[a])
-                    for c in range(a, b, step):
-                        e = min(c + step, b)
-                        G[c:e] = model.stacked_grads(w, X[bounds[c]:bounds[e]],
-                                                     y[bounds[c]:bounds[e]], m)
+                for a, b in passes:
+                    G[a:b] = model.stacked_grads(w, X[bounds[a]:bounds[b]],
+                                                 y[bounds[a]:bounds[b]], sizes[a])
                 for i in alone:
                     G[i] = model.grad(w, *shards[i])
                 g = weights @ G

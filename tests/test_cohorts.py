@@ -109,3 +109,9 @@ def test_a_cohort_s_passes_are_bounded_in_rows_and_change_no_byte(rows, monkeypa
     assert max(passes) == min(max(rows // 94, 1), 12) * 94     # as full as whole shards go
     monkeypatch.setattr(job_module.Cohort, "applies", staticmethod(lambda job: False))
     assert batched.to_json() == run(s).to_json()
+
+
+def test_a_cohort_s_plan_cuts_runs_of_one_size_into_bounded_passes(monkeypatch):
+    monkeypatch.setattr(job_module.Cohort, "ROWS", 470)            # five shards of 94
+    plan = job_module.Cohort.plan([94] * 12 + [93] * 4 + [50] + [600] * 3 + [7] * 2)
+    assert plan == [(0, 5), (5, 10), (10, 12), (12, 16), (20, 22)]  # 50 alone; 600 > 512

@@ -96,31 +96,41 @@ class Shards(Sequence):
 
 class Cohort:
     """Batched cohorts: the gradients of every worker at one model, computed in a few
-    vectorized passes when the first worker asks for its own (``stacked_grads``: runs of
-    consecutive shards of equal size, each pass one stacked product; a shard in a run of
-    one, or larger than ``SHARD_ROWS``, is computed alone). Bit for bit each worker's ``grad``; the events, the flops and
-    so the clock are untouched (a worker still computes for its simulated time). A
+    vectorized passes when the first worker asks for its own (``stacked_grads``, one
+    stacked product a pass). Bit for bit each worker's ``grad``; the events, the flops
+    and so the clock are untouched (a worker still computes for its simulated time). A
     strategy whose workers all compute at the very model it sent ``announce``s it (sync,
-    k of n); a worker asking at any other model computes alone. A pass takes at most
-    ``ROWS`` rows (whole shards; at least one), so its scratch arrays stay small next to
-    the data however many workers there are. Only shards of at most ``SHARD_ROWS`` rows
-    are stacked: the pass saves numpy's per-call cost, which a larger shard's own
-    products dwarf (at 2,000 rows of 20-50 features the stacked pass is 1.1-1.25x
-    slower than the shards' own calls, at 250 rows 1.3-2.7x faster; benchmarks/README.md)."""
+    k of n); a worker asking at any other model computes alone.
+
+    ``passes``: consecutive shards of one size, at most ``ROWS`` rows a pass (whole
+    shards, at least one), so the scratch arrays stay small next to the data however many
+    workers there are; only shards of at most ``SHARD_ROWS`` rows, as the pass saves
+    numpy's per-call cost, which a larger shard's own products dwarf (at 2,000 rows of
+    20-50 features the stacked pass is 1.1-1.25x slower than the shards' own calls, at
+    250 rows 1.3-2.7x faster; benchmarks/README.md). A shard alone in its size, or larger,
+    is in no pass: its worker computes it alone."""
 
     ROWS = 1 << 15
     SHARD_ROWS = 512
 
     def __init__(self, job: Job):
         self.job, self.params, self.grads = job, None, None
-        sizes = job.shard_sizes
-        cut = np.flatnonzero(np.diff(sizes)) + 1    # where the shard size changes
-        starts, ends = np.r_[0, cut], np.r_[cut, sizes.size]
-        self.runs = [(int(a), int(b)) for a, b in zip(starts, ends)
-                     if b - a > 1 and sizes[a] <= self.SHARD_ROWS]
-        self.in_run = np.zeros(sizes.size, dtype=bool)
-        for a, b in self.runs:
+        self.passes = self.plan(job.shard_sizes)
+        self.in_run = np.zeros(job.shard_sizes.size, dtype=bool)
+        for a, b in self.passes:
             self.in_run[a:b] = True
+
+    @classmethod
+    def plan(cls, sizes) -> list[tuple[int, int]]:
+        """The passes over shards of ``sizes``: ``(first, stop)`` shard ranges, in order."""
+        sizes = np.asarray(sizes)
+        cut = np.flatnonzero(np.diff(sizes)) + 1    # where the shard size changes
+        passes = []
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, sizes.size].tolist()):
+            if b - a > 1 and sizes[a] <= cls.SHARD_ROWS:
+                step = max(1, cls.ROWS // int(sizes[a]))
+                passes += [(c, min(c + step, b)) for c in range(a, b, step)]
+        return passes
 
     @staticmethod
     def applies(job: Job) -> bool:
@@ -144,14 +154,10 @@ class Cohort:
             job = self.job
             shards, bounds = job.shards, job.shards.ranges.bounds
             self.grads = np.empty((job.shard_sizes.size, params.size))
-            for a, b in self.runs:
-                m = int(job.shard_sizes[a])
-                step = max(1, self.ROWS // m)          # shards a pass: bounded scratch
-                for c in range(a, b, step):
-                    e = min(c + step, b)
-                    lo, hi = bounds[c], bounds[e]
-                    self.grads[c:e] = job.model.stacked_grads(params, shards.X[lo:hi],
-                                                              shards.y[lo:hi], m)
+            for a, b in self.passes:
+                lo, hi = bounds[a], bounds[b]
+                self.grads[a:b] = job.model.stacked_grads(params, shards.X[lo:hi],
+                                                          shards.y[lo:hi], int(job.shard_sizes[a]))
         return self.grads[i].copy()    # the worker's own: a strategy may change it
 
 
