@@ -163,6 +163,27 @@ def test_post_is_send_without_its_event():
     assert queued == {"send": 2 * len(sizes), "post": len(sizes)}   # arrivals (+ events)
 
 
+@pytest.mark.parametrize("lost", ["sender crashes", "receiver down"])
+@pytest.mark.parametrize("how", ["send", "post"])
+def test_a_lost_message_keeps_the_clock_until_it_has_left_its_sender(lost, how):
+    """1,024 bytes at 1,024 bytes/s with a latency of 0.25 s: the first byte arrives at
+    0.25 s, the last leaves at 1 s. Lost at its arrival, the message still holds its
+    sender's NIC until 1 s, with ``post`` as with ``send`` (``Cluster.lose``): the run
+    does not end sooner."""
+    sim, cluster, (a, b) = make_cluster(latency=0.25)
+    if lost == "receiver down":
+        b.crash()
+
+    def crash_sender():
+        yield sim.timeout(0.125)
+        a.crash()
+    if lost == "sender crashes":
+        sim.process(crash_sender())
+    getattr(a, how)(b, "m", nbytes=1024)
+    sim.run()
+    assert (sim.now, cluster.messages_lost) == (1.0, 1)
+
+
 SMALL = {"data.dataset": "synthetic", "data.n_samples": 1200, "data.n_features": 8,
          "cluster.workers": 6}
 
